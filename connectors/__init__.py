@@ -1,0 +1,1 @@
+"""hallpass connectors: SIS publishers (OneRoster, simulator) and the vendor consumer."""

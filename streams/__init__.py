@@ -1,0 +1,1 @@
+"""hallpass stream processing: policy, consent state, the processor, and the command line."""
