@@ -1,0 +1,100 @@
+"""Connection settings, resolved once into frozen objects.
+
+Where the bus is comes from, in order: explicit flags, the environment
+(``HALLPASS_BOOTSTRAP_SERVERS`` / ``HALLPASS_SCHEMA_REGISTRY_URL``), then the local runtime
+started by ``hallpass up`` in the data dir. Nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_BOOTSTRAP = "HALLPASS_BOOTSTRAP_SERVERS"
+ENV_REGISTRY = "HALLPASS_SCHEMA_REGISTRY_URL"
+ENV_DATA_DIR = "HALLPASS_DATA_DIR"
+DEFAULT_DATA_DIR = ".hallpass"
+RUNTIME_STATE_FILE = "runtime.json"
+
+
+class NotConfiguredError(RuntimeError):
+    """No bus to talk to: neither the environment nor a running local stack names one."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the Kafka cluster and the schema registry are, and how to authenticate."""
+
+    bootstrap_servers: str
+    schema_registry_url: str
+    client_properties: Mapping[str, str] = field(default_factory=dict)
+
+    def kafka_config(self, **extra: object) -> dict[str, object]:
+        """librdkafka configuration for confluent-kafka clients."""
+        config: dict[str, object] = {"bootstrap.servers": self.bootstrap_servers}
+        config.update(self.client_properties)
+        config.update(extra)
+        return config
+
+    def registry_config(self) -> dict[str, str]:
+        return {"url": self.schema_registry_url}
+
+
+def data_dir_from(value: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """The data dir: the flag, else ``HALLPASS_DATA_DIR``, else ``.hallpass`` in the cwd."""
+    if value is not None:
+        return Path(value).resolve()
+    return Path(env.get(ENV_DATA_DIR, DEFAULT_DATA_DIR)).resolve()
+
+
+def external_connection(env: Mapping[str, str]) -> Connection | None:
+    """An existing cluster named by the environment, or None."""
+    bootstrap = env.get(ENV_BOOTSTRAP, "").strip()
+    registry = env.get(ENV_REGISTRY, "").strip()
+    if not bootstrap and not registry:
+        return None
+    if not bootstrap or not registry:
+        missing = ENV_REGISTRY if bootstrap else ENV_BOOTSTRAP
+        raise NotConfiguredError(
+            f"{ENV_BOOTSTRAP} and {ENV_REGISTRY} go together: set {missing} as well "
+            "(or unset both to use the local runtime of `hallpass up`)"
+        )
+    return Connection(bootstrap_servers=bootstrap, schema_registry_url=registry.rstrip("/"))
+
+
+def local_connection(data_dir: Path) -> Connection | None:
+    """The connection recorded by ``hallpass up`` in ``data_dir``, or None."""
+    state_file = data_dir / RUNTIME_STATE_FILE
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return Connection(
+        bootstrap_servers=str(state["bootstrap_servers"]),
+        schema_registry_url=str(state["schema_registry_url"]),
+    )
+
+
+def resolve_connection(
+    env: Mapping[str, str],
+    data_dir: Path,
+    bootstrap_servers: str | None = None,
+    schema_registry_url: str | None = None,
+) -> Connection:
+    """The one place that decides which cluster a command talks to."""
+    if bootstrap_servers and schema_registry_url:
+        return Connection(bootstrap_servers, schema_registry_url.rstrip("/"))
+    found = external_connection(env) or local_connection(data_dir)
+    if found is None:
+        raise NotConfiguredError(
+            f"no Kafka to talk to: nothing runs under {data_dir} and {ENV_BOOTSTRAP} is not set. "
+            "Start the local bus with `hallpass up` (or set "
+            f"{ENV_BOOTSTRAP} and {ENV_REGISTRY} for an existing cluster)."
+        )
+    return Connection(
+        bootstrap_servers=bootstrap_servers or found.bootstrap_servers,
+        schema_registry_url=(schema_registry_url or found.schema_registry_url).rstrip("/"),
+    )
