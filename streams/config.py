@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: librdkafka configuration as confluent-kafka types it
+ConfigValue = str | int | float | bool
+KafkaConfig = dict[str, ConfigValue]
+
 ENV_BOOTSTRAP = "HALLPASS_BOOTSTRAP_SERVERS"
 ENV_REGISTRY = "HALLPASS_SCHEMA_REGISTRY_URL"
 ENV_DATA_DIR = "HALLPASS_DATA_DIR"
@@ -32,11 +36,11 @@ class Connection:
     schema_registry_url: str
     client_properties: Mapping[str, str] = field(default_factory=dict)
 
-    def kafka_config(self, **extra: object) -> dict[str, object]:
-        """librdkafka configuration for confluent-kafka clients."""
-        config: dict[str, object] = {"bootstrap.servers": self.bootstrap_servers}
+    def kafka_config(self, extra: Mapping[str, ConfigValue] | None = None) -> KafkaConfig:
+        """librdkafka configuration for confluent-kafka clients, with ``extra`` on top."""
+        config: KafkaConfig = {"bootstrap.servers": self.bootstrap_servers}
         config.update(self.client_properties)
-        config.update(extra)
+        config.update(extra or {})
         return config
 
     def registry_config(self) -> dict[str, str]:

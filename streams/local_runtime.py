@@ -73,7 +73,8 @@ class RuntimeState:
 def descriptor_path() -> Path:
     """``deploy/local/pom.xml`` in the repository, or its packaged copy in a wheel."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "deploy" / "local" / "pom.xml", here / "_deploy_local" / "pom.xml"):
+    repo_copy = here.parent / "deploy" / "local" / "pom.xml"
+    for candidate in (repo_copy, here / "_deploy_local" / "pom.xml"):
         if candidate.is_file():
             return candidate
     raise RuntimeProblem("deploy/local/pom.xml is missing: reinstall hallpass")
@@ -105,7 +106,7 @@ def _run_maven(pom: Path, args: list[str], what: str) -> None:
             "or point hallpass at an existing cluster with HALLPASS_BOOTSTRAP_SERVERS and "
             "HALLPASS_SCHEMA_REGISTRY_URL."
         )
-    result = subprocess.run(  # noqa: S603 - fixed arguments
+    result = subprocess.run(
         [mvn, "-B", "-q", "-f", str(pom), *args], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
@@ -164,7 +165,7 @@ def registry_home(env: Mapping[str, str], progress: Progress) -> tuple[Path, str
             f"Apicurio Registry {version}",
         )
         if not (home / "quarkus-run.jar").is_file():
-            raise RuntimeProblem(f"the Apicurio archive unpacked into {home} has no quarkus-run.jar")
+            raise RuntimeProblem(f"the Apicurio archive in {home} has no quarkus-run.jar")
         marker.write_text(version)
     return home, version
 
@@ -175,7 +176,7 @@ def registry_home(env: Mapping[str, str], progress: Progress) -> tuple[Path, str
 
 def java_major(java: Path) -> int | None:
     try:
-        out = subprocess.run(  # noqa: S603
+        out = subprocess.run(
             [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
         ).stderr
     except (OSError, subprocess.TimeoutExpired):
@@ -257,7 +258,7 @@ def _spawn(argv: list[str], log: Path, extra_env: Mapping[str, str], cwd: Path) 
     env = dict(os.environ)
     env.update(extra_env)
     with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=cwd, env=env, start_new_session=True,
         )
@@ -516,7 +517,7 @@ class LocalStack:
             return on_disk
         cluster_id = recorded or _kafka_uuid()
         self.progress(f"formatting a new KRaft cluster {cluster_id} in {self.kafka_dir} ...")
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [str(java), f"-Dlog4j2.configurationFile={self._log4j_file()}", "-cp", classpath,
              "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
              str(self._broker_file())],
@@ -535,10 +536,10 @@ class LocalStack:
         tmp.replace(self.state_file)
 
     def _wait_for_kafka(self, pid: int, bootstrap: str, log: Path, deadline: float) -> None:
+        from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0,
-                             "logger": _silent_logger()})
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         while time.monotonic() < deadline:
             if not pid_alive(pid):
                 raise RuntimeProblem(
@@ -547,7 +548,7 @@ class LocalStack:
             try:
                 admin.list_topics(timeout=1.0)
                 return
-            except Exception:  # noqa: BLE001, S112 - KafkaException until the broker answers
+            except KafkaException:
                 time.sleep(0.2)
         raise RuntimeProblem(f"Kafka did not answer in time; the end of {log}:\n{log_tail(log)}")
 
@@ -615,15 +616,6 @@ def _read_properties(path: Path) -> dict[str, str]:
             key, value = line.split("=", 1)
             props[key.strip()] = value.strip()
     return props
-
-
-def _silent_logger() -> object:
-    import logging
-
-    logger = logging.getLogger("hallpass.local_runtime.kafka")
-    logger.addHandler(logging.NullHandler())
-    logger.propagate = False
-    return logger
 
 
 def describe(state: RuntimeState | Mapping[str, object]) -> Iterable[str]:

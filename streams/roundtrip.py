@@ -43,7 +43,7 @@ def avro_roundtrip(conn: Connection, topic: str, record: dict[str, Any],
     assert payload is not None
     schema_id = int.from_bytes(payload[1:5], "big")
 
-    producer = Producer(conn.kafka_config(**{"enable.idempotence": True}))
+    producer = Producer(conn.kafka_config({"enable.idempotence": True}))
     delivered: list[tuple[int, int]] = []
 
     def on_delivery(err: Any, msg: Any) -> None:
@@ -58,11 +58,10 @@ def avro_roundtrip(conn: Connection, topic: str, record: dict[str, Any],
 
     from confluent_kafka import TopicPartition
 
-    consumer = Consumer(conn.kafka_config(**{
-        "group.id": f"hallpass-roundtrip-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-    }))
+    consumer = Consumer(conn.kafka_config(
+        {"group.id": f"hallpass-roundtrip-{uuid.uuid4()}", "enable.auto.commit": False,
+           "isolation.level": "read_committed"}
+    ))
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])
         msg = consumer.poll(timeout_s)

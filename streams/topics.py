@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from streams.config import Connection
 
@@ -30,7 +31,9 @@ class TopicSpec:
 COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
 
 
-def ensure_topics(conn: Connection, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(
+    conn: Connection, specs: Iterable[TopicSpec], timeout_s: float = 30.0
+) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     admin = AdminClient(conn.kafka_config())
     existing = set(admin.list_topics(timeout=timeout_s).topics)

@@ -6,7 +6,7 @@ import click
 
 
 def register_all(group: click.Group) -> None:
-    from streams.commands import roundtrip, runtime
+    from streams.commands import demo, roundtrip, runtime
 
-    for module in (runtime, roundtrip):
+    for module in (runtime, roundtrip, demo):
         module.register(group)

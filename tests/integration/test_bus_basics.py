@@ -28,7 +28,7 @@ STUDENT_V1 = {
 
 
 def _read_all(conn: Connection, topic: str, isolation: str, expect_at_most: int) -> list[bytes]:
-    consumer = Consumer(conn.kafka_config(**{
+    consumer = Consumer(conn.kafka_config({
         "group.id": f"t-{uuid.uuid4()}", "auto.offset.reset": "earliest",
         "enable.auto.commit": False, "isolation.level": isolation,
     }))
@@ -60,11 +60,11 @@ def test_avro_record_round_trips_through_the_registry(
     ctx = SerializationContext(topic, MessageField.VALUE)
     record = {"student_id": "NY-000123", "grade_level": "07"}
 
-    producer = Producer(bus.kafka_config(**{"enable.idempotence": True}))
+    producer = Producer(bus.kafka_config({"enable.idempotence": True}))
     producer.produce(topic, key=b"NY-000123", value=serializer(record, ctx))
     assert producer.flush(30) == 0
 
-    consumer = Consumer(bus.kafka_config(**{
+    consumer = Consumer(bus.kafka_config({
         "group.id": unique_name("g"), "auto.offset.reset": "earliest"}))
     consumer.subscribe([topic])
     try:
@@ -87,7 +87,7 @@ def test_read_committed_sees_committed_transactions_only(
 ) -> None:
     topic = unique_name("tx")
     ensure_topics(bus, [TopicSpec(topic, partitions=1)])
-    producer = Producer(bus.kafka_config(**{"transactional.id": unique_name("txid")}))
+    producer = Producer(bus.kafka_config({"transactional.id": unique_name("txid")}))
     producer.init_transactions(30)
 
     producer.begin_transaction()

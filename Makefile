@@ -1,0 +1,50 @@
+# The one place for developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HALLPASS := $(BIN)/hallpass
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	@command -v java >/dev/null || { echo "Java 17+ is needed (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is needed to fetch Kafka (apt-get install maven)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/.installed ## create the virtualenv and install hallpass with its dev tools
+
+lint: setup ## check style and types (changes nothing)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: setup ## fix what ruff can fix
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format streams connectors tests
+
+test: setup lint ## set up and run every test (starts a real local Kafka + registry)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: setup ## only the fast tests of pure logic
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+up: setup ## start the local Kafka broker and schema registry
+	@$(HALLPASS) status >/dev/null 2>&1 || $(HALLPASS) up
+
+down: setup ## stop them (data survives in .hallpass/)
+	$(HALLPASS) down
+
+demo: up ## set up everything, start the local bus and run the main job
+	$(HALLPASS) demo
+
+clean: ## remove the virtualenv and caches (not the data dir)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: help setup lint format test unit up down demo clean
