@@ -1,0 +1,250 @@
+"""The schemas on disk and the field catalog derived from them.
+
+Every leaf field of a student event schema carries one NDPA data category as the custom
+Avro attribute ``"category"``; never-share leaves also carry ``"never_share": true``.
+:func:`field_catalog` turns a schema into ``{field path: FieldInfo}`` and refuses a schema
+where any leaf lacks a valid category.
+
+Field paths are dotted from the top-level record; an array of records adds ``[]``:
+``names.first_name``, ``guardians[].email``, ``schedule.sections[].course_code``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMAS_DIR_ENV = "HALLPASS_SCHEMAS_DIR"
+
+CATEGORIES: frozenset[str] = frozenset(
+    {
+        "application_meta",
+        "application_use",
+        "assessment",
+        "attendance",
+        "communications",
+        "conduct",
+        "demographics",
+        "enrollment",
+        "parent_contact",
+        "parent_id",
+        "parent_name",
+        "schedule",
+        "special_ell",
+        "special_low_income",
+        "special_medical",
+        "special_disability",
+        "special_iep_504",
+        "special_living_situation",
+        "student_contact",
+        "student_identifiers",
+        "student_name",
+        "student_in_app_performance",
+        "student_program_membership",
+        "student_survey_responses",
+        "student_work",
+        "transcript",
+        "transportation",
+    }
+)
+
+SPECIAL_CATEGORIES: frozenset[str] = frozenset(
+    {c for c in CATEGORIES if c.startswith("special_")} | {"conduct", "student_survey_responses"}
+)
+"""Categories that may only be shared on the ``consent`` legal basis."""
+
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
+class SchemaCategoryError(ValueError):
+    """A schema field breaks the category rule; ``path`` names the field."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One leaf field of a schema."""
+
+    path: str
+    category: str
+    never_share: bool
+    avro_type: Any
+
+
+def schema_dir() -> Path:
+    """Where the ``.avsc`` files are.
+
+    ``$HALLPASS_SCHEMAS_DIR`` if set, else the repository's ``schemas/`` next to this package,
+    else the copy packaged as ``streams/_schemas``.
+    """
+    configured = os.environ.get(SCHEMAS_DIR_ENV)
+    if configured:
+        return Path(configured)
+    package_dir = Path(__file__).resolve().parent
+    repo_schemas = package_dir.parent / "schemas"
+    if repo_schemas.is_dir():
+        return repo_schemas
+    return package_dir / "_schemas"
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """Load ``<schema_dir>/<name>.avsc`` as a dict, e.g. ``load_schema("consent_changed")``."""
+    if not name or Path(name).name != name or name.startswith("."):
+        raise ValueError(f"schema name must be a file stem, got {name!r}")
+    path = schema_dir() / f"{name}.avsc"
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: an Avro schema file must hold a JSON object")
+    return loaded
+
+
+def field_catalog(schema: Mapping[str, Any]) -> dict[str, FieldInfo]:
+    """Map every leaf path of a record schema to its :class:`FieldInfo`.
+
+    A leaf is a field whose type, ignoring ``"null"`` in a union, is neither a record nor an
+    array of records. Raises :class:`SchemaCategoryError` naming the path of the first field
+    that lacks a valid category, carries one while being a container, or has a non-boolean
+    ``never_share``.
+    """
+    named: dict[str, Mapping[str, Any]] = {}
+    _register(schema, None, named)
+    if _resolve(schema, named).get("type") != "record":
+        raise SchemaCategoryError("<root>", "the top-level schema must be a record")
+    return {info.path: info for info in _walk_record(schema, "", named, ())}
+
+
+def never_share_paths(catalog: Mapping[str, FieldInfo]) -> frozenset[str]:
+    """Paths of the fields that no partner may ever receive."""
+    return frozenset(path for path, info in catalog.items() if info.never_share)
+
+
+def paths_by_category(catalog: Mapping[str, FieldInfo]) -> dict[str, frozenset[str]]:
+    """Category -> the leaf paths carrying it (only categories present in the catalog)."""
+    grouped: dict[str, set[str]] = {}
+    for path, info in catalog.items():
+        grouped.setdefault(info.category, set()).add(path)
+    return {category: frozenset(paths) for category, paths in grouped.items()}
+
+
+def _walk_record(
+    record: Mapping[str, Any],
+    prefix: str,
+    named: Mapping[str, Mapping[str, Any]],
+    seen: tuple[int, ...],
+) -> Iterator[FieldInfo]:
+    if id(record) in seen:
+        raise SchemaCategoryError(prefix or "<root>", "a recursive record has no finite paths")
+    fields = record.get("fields")
+    if not isinstance(fields, list):
+        raise SchemaCategoryError(prefix or "<root>", "record has no field list")
+    for field in fields:
+        if not isinstance(field, Mapping) or not isinstance(field.get("name"), str):
+            raise SchemaCategoryError(prefix or "<root>", "field without a name")
+        path = f"{prefix}{field['name']}"
+        container = _container_of(field.get("type"), named, path)
+        if container is None:
+            yield _leaf_info(field, path)
+            continue
+        for attribute in ("category", "never_share"):
+            if attribute in field:
+                raise SchemaCategoryError(
+                    path, f"container field carries {attribute!r}; put it on its leaves"
+                )
+        inner, is_array = container
+        child_prefix = f"{path}[]." if is_array else f"{path}."
+        yield from _walk_record(inner, child_prefix, named, (*seen, id(record)))
+
+
+def _leaf_info(field: Mapping[str, Any], path: str) -> FieldInfo:
+    if "category" not in field:
+        raise SchemaCategoryError(path, "leaf field has no 'category'")
+    category = field["category"]
+    if not isinstance(category, str):
+        raise SchemaCategoryError(path, f"'category' must be exactly one name, got {category!r}")
+    if category not in CATEGORIES:
+        raise SchemaCategoryError(path, f"unknown category {category!r}")
+    never_share = field.get("never_share", False)
+    if not isinstance(never_share, bool):
+        raise SchemaCategoryError(path, f"'never_share' must be true or false, got {never_share!r}")
+    return FieldInfo(path=path, category=category, never_share=never_share, avro_type=field["type"])
+
+
+def _container_of(
+    avro_type: Any, named: Mapping[str, Mapping[str, Any]], path: str
+) -> tuple[Mapping[str, Any], bool] | None:
+    """The record a container field holds and whether it is an array; None for a leaf."""
+    branches = avro_type if isinstance(avro_type, list) else [avro_type]
+    non_null = [b for b in branches if b != "null"]
+    containers: list[tuple[Mapping[str, Any], bool]] = []
+    for branch in non_null:
+        resolved = _resolve(branch, named)
+        if resolved.get("type") == "record":
+            containers.append((resolved, False))
+        elif resolved.get("type") == "array":
+            items = _resolve(resolved.get("items"), named)
+            if items.get("type") == "record":
+                containers.append((items, True))
+    if not containers:
+        return None
+    if len(non_null) > 1:
+        raise SchemaCategoryError(
+            path, "a union may hold a record or array of records only with null"
+        )
+    return containers[0]
+
+
+def _resolve(avro_type: Any, named: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The type as a mapping: named references looked up, primitives wrapped."""
+    if isinstance(avro_type, Mapping):
+        return avro_type
+    if isinstance(avro_type, str):
+        if avro_type in _PRIMITIVES:
+            return {"type": avro_type}
+        if avro_type in named:
+            return named[avro_type]
+        short = [schema for full, schema in named.items() if full.rsplit(".", 1)[-1] == avro_type]
+        if len(short) == 1:
+            return short[0]
+        return {"type": avro_type}
+    return {"type": "union"} if isinstance(avro_type, list) else {}
+
+
+def _register(avro_type: Any, namespace: str | None, named: dict[str, Mapping[str, Any]]) -> None:
+    """Collect the named types defined anywhere in a schema by their full names."""
+    if isinstance(avro_type, list):
+        for branch in avro_type:
+            _register(branch, namespace, named)
+        return
+    if not isinstance(avro_type, Mapping):
+        return
+    kind = avro_type.get("type")
+    if kind in ("record", "error", "enum", "fixed") and isinstance(avro_type.get("name"), str):
+        full = _full_name(avro_type, namespace)
+        named[full] = avro_type
+        namespace = full.rpartition(".")[0] or None
+    if kind in ("record", "error"):
+        for field in avro_type.get("fields", []):
+            if isinstance(field, Mapping):
+                _register(field.get("type"), namespace, named)
+    elif kind == "array":
+        _register(avro_type.get("items"), namespace, named)
+    elif kind == "map":
+        _register(avro_type.get("values"), namespace, named)
+    elif isinstance(kind, Mapping | list):
+        _register(kind, namespace, named)
+
+
+def _full_name(named_type: Mapping[str, Any], namespace: str | None) -> str:
+    name = str(named_type.get("name", ""))
+    if "." in name:
+        return name
+    own = named_type.get("namespace", namespace)
+    return f"{own}.{name}" if own else name
