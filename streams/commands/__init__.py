@@ -6,7 +6,7 @@ import click
 
 
 def register_all(group: click.Group) -> None:
-    from streams.commands import demo, roundtrip, runtime
+    from streams.commands import bus, demo, roundtrip, runtime
 
-    for module in (runtime, roundtrip, demo):
+    for module in (runtime, roundtrip, bus, demo):
         module.register(group)

@@ -1,0 +1,115 @@
+"""A vendor's side of the bus: read a partner topic with ``read_committed`` through the
+registry, keep a local copy keyed by the partner's student key, delete on tombstones.
+
+This is what a vendor runs (and what the tests and the demo use to see what a vendor sees).
+Any Confluent-compatible client works the same way; see the README's vendor section.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from streams.config import Connection
+from streams.wire import WireDecoder
+
+
+@dataclass
+class SyncReport:
+    upserts: int = 0
+    deletes: int = 0
+    delete_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class VendorCopy:
+    """The vendor's local copy: a small SQLite table of partner key -> latest record."""
+
+    def __init__(self, path: Path | str = ":memory:") -> None:
+        self._db = sqlite3.connect(str(path))
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS students (key TEXT PRIMARY KEY, record TEXT NOT NULL)"
+        )
+
+    def upsert(self, key: str, record: dict[str, Any]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO students VALUES (?, ?)",
+                         (key, json.dumps(record, sort_keys=True, default=str)))
+
+    def delete(self, key: str) -> None:
+        self._db.execute("DELETE FROM students WHERE key = ?", (key,))
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def keys(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT key FROM students")}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT record FROM students WHERE key = ?", (key,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def records(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for key, record in self._db.execute("SELECT key, record FROM students ORDER BY key"):
+            yield key, json.loads(record)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM students").fetchone()[0])
+
+
+def sync_partner_topic(conn: Connection, topic: str, copy: VendorCopy, group_id: str,
+                       timeout_s: float = 60.0) -> SyncReport:
+    """Read ``topic`` from the group's committed position to its end and apply it to ``copy``;
+    commit the group's offsets after the copy is saved."""
+    decoder = WireDecoder(SchemaRegistryClient(conn.registry_config()))
+    consumer = Consumer(conn.kafka_config({
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+    }))
+    report = SyncReport()
+    try:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        partitions = [TopicPartition(topic, p) for p in metadata.partitions]
+        committed = consumer.committed(partitions, timeout=30)
+        consumer.assign([
+            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2)
+            for tp in committed
+        ])
+        pending = {tp.partition for tp in partitions}
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=5000, timeout=1.0):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
+                        continue
+                    raise RuntimeError(f"reading {topic}: {err}")
+                pending.add(msg.partition() or 0)
+                key = (msg.key() or b"").decode()
+                if msg.value() is None:
+                    copy.delete(key)
+                    report.deletes += 1
+                    reason = dict(msg.headers() or []).get("hallpass.deletion.reason", b"?")
+                    text = reason.decode() if isinstance(reason, bytes) else str(reason)
+                    report.delete_reasons[text] = report.delete_reasons.get(text, 0) + 1
+                else:
+                    copy.upsert(key, decoder.decode(msg.value()))
+                    report.upserts += 1
+        if pending:
+            raise TimeoutError(f"did not reach the end of {topic} within {timeout_s}s")
+        copy.commit()
+        if report.upserts or report.deletes:
+            consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return report

@@ -1,0 +1,268 @@
+"""``hallpass contracts``, ``process``, ``consent``, ``disclosures``, ``vendor``."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import click
+
+from streams.catalog import field_catalog, load_schema
+from streams.commands.context import Context, pass_context, progress
+from streams.consent import ConsentEvent, ConsentKind
+from streams.contracts import check_contracts, contract_files
+from streams.disclosures import read_disclosures
+from streams.processor.app import (
+    ENV_SECRETS_FILE,
+    ProcessorSetupError,
+    apply_contracts,
+    run_processor,
+)
+from streams.processor.dlq import TooManyInvalidError
+from streams.processor.loop import LoopStats
+
+DEFAULT_CONTRACTS = Path("deploy/contracts")
+
+contracts_dir_option = click.option(
+    "--contracts", "contracts_dir", type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_CONTRACTS, show_default=True, envvar="HALLPASS_CONTRACTS_DIR",
+    show_envvar=True, help="Directory of partner contracts (one YAML file per partner).",
+)
+
+
+def _secrets_file(ctx: Context, given: Path | None) -> Path:
+    return given or Path(ctx.env.get(ENV_SECRETS_FILE) or ctx.data_dir / "partner-secrets.json")
+
+
+def register(group: click.Group) -> None:
+    @group.group()
+    def contracts() -> None:
+        """Partner contracts: check them, apply them to the bus."""
+
+    @contracts.command("check")
+    @click.argument("directory", required=False, type=click.Path(path_type=Path),
+                    default=DEFAULT_CONTRACTS)
+    def contracts_check(directory: Path) -> None:
+        """Validate every contract in DIRECTORY against the student schema.
+
+        Each problem is printed as `file: key: reason`; the exit status is 1 if any.
+        """
+        catalog = field_catalog(load_schema("student_record_changed"))
+        errors = check_contracts(directory, catalog)
+        for error in errors:
+            click.echo(str(error), err=True)
+        files = contract_files(directory) if directory.is_dir() else []
+        if errors:
+            raise click.ClickException(f"{len(errors)} problem(s) in {directory}")
+        click.echo(f"{len(files)} contract(s) in {directory}: OK")
+
+    @contracts.command("apply")
+    @contracts_dir_option
+    @pass_context
+    def contracts_apply(ctx: Context, contracts_dir: Path) -> None:
+        """Create each partner topic (compacted) and register the partner's view schema,
+        derived from its contract, under the topic's value subject."""
+        for applied in apply_contracts(ctx.connection(), contracts_dir):
+            click.echo(f"{applied.partner:<20} {applied.topic:<40} schema id "
+                       f"{applied.schema_id:<4} {applied.fields} fields")
+
+    @group.command()
+    @contracts_dir_option
+    @click.option("--until-idle", is_flag=True,
+                  help="Exit once every input partition is caught up (demo, tests, benchmarks).")
+    @click.option("--worker", type=int, default=0, show_default=True,
+                  help="Worker number; each concurrent worker needs its own.")
+    @click.option("--partner-secrets", type=click.Path(dir_okay=False, path_type=Path),
+                  default=None, help="JSON file {partner: hex secret} for pseudonymous ids "
+                  "(default: $" + ENV_SECRETS_FILE + " or <data dir>/partner-secrets.json; "
+                  "created if missing).")
+    @pass_context
+    def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
+                partner_secrets: Path | None) -> None:
+        """Run the consent-aware processor (exactly once, Kafka transactions).
+
+        Reads sis.student.changes and consent.events; writes each partner's contracted view to
+        partner.<id>.students, tombstones and deletion notices on retraction, one audit record
+        per decision to audit.disclosures, and bad input to sis.student.changes.dlq.
+        """
+        started = time.monotonic()
+        last = [0.0]
+
+        def show(stats: LoopStats) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 2.0:
+                last[0] = now
+                rate = stats.consumed / max(now - started, 1e-9)
+                progress(f"processed {stats.consumed} events ({rate:.0f}/s), "
+                         f"{stats.produced} records out")
+
+        try:
+            stats, handler = run_processor(
+                ctx.connection(), contracts_dir, _secrets_file(ctx, partner_secrets),
+                until_idle, worker, progress, show)
+        except (ProcessorSetupError, TooManyInvalidError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        elapsed = time.monotonic() - started
+        counters = handler.counters
+        click.echo(f"processed {stats.consumed} events in {elapsed:.1f}s "
+                   f"({counters.changes} changes, {counters.consent_events} consent events, "
+                   f"{counters.dead_letters} dead letters)")
+        for partner in sorted({r.partner for r in handler.routes}):
+            withheld = {r: n for (p, r), n in counters.withheld.items() if p == partner}
+            retracted = {r: n for (p, r), n in counters.retracted.items() if p == partner}
+            click.echo(f"  {partner:<18} disclosed {counters.disclosed.get(partner, 0):>6}  "
+                       f"withheld {sum(withheld.values()):>6} {withheld or ''}  "
+                       f"retracted {sum(retracted.values())} {retracted or ''}")
+
+    @group.group()
+    def consent() -> None:
+        """Publish parental consent, revocations and opt-outs (ConsentChanged events)."""
+
+    def _publish_consent(ctx: Context, event: ConsentEvent) -> None:
+        from connectors.publisher import EventPublisher
+        from streams.topics import CONSENT
+
+        publisher = EventPublisher(ctx.connection())
+        key = event.district_id if event.is_district_event else (event.student_id or "")
+        publisher.publish(CONSENT, key, event.to_avro())
+        publisher.close()
+        click.echo(f"published {event.kind.value} {event.event_id} "
+                   f"(key {key}, effective {event.effective_at})")
+
+    common = [
+        click.option("--district", required=True, help="District id of the student."),
+        click.option("--effective-at", type=int, default=None,
+                     help="Effective time, epoch milliseconds (default: now)."),
+        click.option("--recorded-by", default="hallpass-cli", show_default=True,
+                     help="Who recorded the decision."),
+    ]
+
+    def with_common(fn: click.decorators.FC) -> click.decorators.FC:
+        for option in reversed(common):
+            fn = option(fn)
+        return fn
+
+    def _event(kind: ConsentKind, district: str, effective_at: int | None, recorded_by: str,
+               **fields: object) -> ConsentEvent:
+        return ConsentEvent(
+            event_id=str(uuid.uuid4()), kind=kind, district_id=district,
+            effective_at=effective_at or int(time.time() * 1000), recorded_by=recorded_by,
+            source_system="hallpass-cli", **fields,  # type: ignore[arg-type]
+        )
+
+    @consent.command("grant")
+    @click.option("--student", required=True)
+    @click.option("--partner", required=True)
+    @click.option("--category", "categories", multiple=True, required=True,
+                  help="Data category granted (repeat for several).")
+    @click.option("--purpose", default=None)
+    @click.option("--expires-at", type=int, default=None, help="Epoch ms; none = no expiry.")
+    @with_common
+    @pass_context
+    def grant(ctx: Context, student: str, partner: str, categories: tuple[str, ...],
+              purpose: str | None, expires_at: int | None, district: str,
+              effective_at: int | None, recorded_by: str) -> None:
+        """A parent grants written consent to PARTNER for some categories."""
+        _publish_consent(ctx, _event(ConsentKind.GRANT, district, effective_at, recorded_by,
+                                     student_id=student, partner=partner,
+                                     categories=frozenset(categories), purpose=purpose,
+                                     expires_at=expires_at))
+
+    @consent.command("revoke")
+    @click.option("--student", required=True)
+    @click.option("--partner", required=True)
+    @click.option("--category", "categories", multiple=True,
+                  help="Category revoked (repeat; none = every category of the partner).")
+    @with_common
+    @pass_context
+    def revoke(ctx: Context, student: str, partner: str, categories: tuple[str, ...],
+               district: str, effective_at: int | None, recorded_by: str) -> None:
+        """A parent revokes a consent."""
+        _publish_consent(ctx, _event(ConsentKind.REVOKE, district, effective_at, recorded_by,
+                                     student_id=student, partner=partner,
+                                     categories=frozenset(categories)))
+
+    @consent.command("opt-out")
+    @click.option("--student", required=True)
+    @click.option("--partner", default=None, help="One partner; omit to opt out of all sharing.")
+    @with_common
+    @pass_context
+    def opt_out(ctx: Context, student: str, partner: str | None, district: str,
+                effective_at: int | None, recorded_by: str) -> None:
+        """A parent opts out of one partner, or of all sharing."""
+        kind = ConsentKind.PARTNER_OPT_OUT if partner else ConsentKind.ALL_OPT_OUT
+        _publish_consent(ctx, _event(kind, district, effective_at, recorded_by,
+                                     student_id=student, partner=partner))
+
+    @consent.command("directory-opt-out")
+    @click.option("--student", required=True)
+    @with_common
+    @pass_context
+    def directory_opt_out(ctx: Context, student: str, district: str,
+                          effective_at: int | None, recorded_by: str) -> None:
+        """A parent opts out of FERPA directory disclosure (34 CFR 99.37)."""
+        _publish_consent(ctx, _event(ConsentKind.DIRECTORY_OPT_OUT, district, effective_at,
+                                     recorded_by, student_id=student))
+
+    @consent.command("district-opt-out")
+    @click.option("--partner", required=True)
+    @with_common
+    @pass_context
+    def district_opt_out(ctx: Context, partner: str, district: str, effective_at: int | None,
+                         recorded_by: str) -> None:
+        """A district opts out of PARTNER: none of its students flows to it."""
+        _publish_consent(ctx, _event(ConsentKind.DISTRICT_OPT_OUT, district, effective_at,
+                                     recorded_by, partner=partner))
+
+    @group.command()
+    @click.option("--student", required=True, help="State student id.")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @pass_context
+    def disclosures(ctx: Context, student: str, as_json: bool) -> None:
+        """What was shared about a student (FERPA 34 CFR 99.32): every partner that received
+        data, which fields, when, on which basis and contract version, and every retraction."""
+        rows = read_disclosures(ctx.connection(), student)
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            click.echo(f"no disclosure of {student} is recorded")
+            return
+        for row in rows:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(row["decided_at"]) / 1000))
+            what = ", ".join(row["fields"]) if row["decision"] == "DISCLOSED" else row["reason"]
+            basis = "/".join(row["legal_basis"]) or "-"
+            click.echo(f"{when}Z  {row['partner']:<16} {row['decision']:<9} "
+                       f"v{row['contract_version']} {basis:<26} {what}")
+
+    @group.group()
+    def vendor() -> None:
+        """The vendor's side: what a partner sees on its topic."""
+
+    @vendor.command("pull")
+    @click.option("--partner", required=True)
+    @click.option("--group", "group_id", default=None,
+                  help="Consumer group (default: <partner>-vendor).")
+    @click.option("--copy", "copy_path", type=click.Path(dir_okay=False, path_type=Path),
+                  default=None, help="SQLite file for the local copy "
+                  "(default: <data dir>/vendor-<partner>.sqlite).")
+    @click.option("--show", type=int, default=1, show_default=True,
+                  help="Print this many records of the copy.")
+    @pass_context
+    def vendor_pull(ctx: Context, partner: str, group_id: str | None, copy_path: Path | None,
+                    show: int) -> None:
+        """Read partner.<PARTNER>.students (read_committed) into a local copy; tombstones
+        delete."""
+        from connectors.vendor import VendorCopy, sync_partner_topic
+        from streams.topics import partner_topic
+
+        copy = VendorCopy(copy_path or ctx.data_dir / f"vendor-{partner}.sqlite")
+        report = sync_partner_topic(ctx.connection(), partner_topic(partner), copy,
+                                    group_id or f"{partner}-vendor")
+        click.echo(f"{partner}: {report.upserts} upserts, {report.deletes} deletions "
+                   f"{report.delete_reasons or ''}; local copy holds {len(copy)} students")
+        for _, (key, record) in zip(range(show), copy.records(), strict=False):
+            click.echo(json.dumps({"key": key, **record}, indent=2, default=str))
+

@@ -1,0 +1,63 @@
+"""A parent's disclosure report (FERPA 34 CFR 99.32), read from the audit ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from streams.catalog import load_schema
+from streams.config import Connection
+from streams.topics import AUDIT
+from streams.wire import WireDecoder
+
+
+def read_ledger(conn: Connection, topic: str = AUDIT,
+                timeout_s: float = 60.0) -> Iterator[tuple[bytes | None, dict[str, Any]]]:
+    """Every committed record of the audit ledger, from the beginning to the current end."""
+    decoder = WireDecoder(SchemaRegistryClient(conn.registry_config()),
+                          reader_schema=load_schema("disclosure_record"))
+    consumer = Consumer(conn.kafka_config({
+        "group.id": "hallpass-disclosures-reader", "enable.auto.commit": False,
+        "isolation.level": "read_committed", "enable.partition.eof": True,
+    }))
+    try:
+        metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return
+        assignment = []
+        for p in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                assignment.append(TopicPartition(topic, p, low))
+        pending = {tp.partition for tp in assignment}
+        if not pending:
+            return
+        consumer.assign(assignment)
+        while pending:
+            msgs = consumer.consume(num_messages=10000, timeout=timeout_s)
+            if not msgs:
+                raise TimeoutError(f"no progress reading {topic} within {timeout_s}s")
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition() or 0)
+                        continue
+                    raise RuntimeError(f"reading {topic}: {err}")
+                yield msg.key(), decoder.decode(msg.value())
+    finally:
+        consumer.close()
+
+
+def read_disclosures(conn: Connection, student_id: str) -> list[dict[str, Any]]:
+    """The student's DISCLOSED and RETRACTED decisions, oldest first."""
+    wanted = student_id.encode()
+    rows = [
+        record for key, record in read_ledger(conn)
+        if key == wanted and record["decision"] in ("DISCLOSED", "RETRACTED")
+    ]
+    rows.sort(key=lambda r: (r["decided_at"], r["decision_id"]))
+    return rows

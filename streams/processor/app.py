@@ -1,0 +1,174 @@
+"""Assembling the processor: contracts, registered partner views, codecs, secrets, the loop."""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from streams.catalog import field_catalog, load_schema, never_share_paths
+from streams.config import Connection
+from streams.contracts import Contract, load_contracts
+from streams.policy import partner_key
+from streams.processor.dlq import DLQ_TOPIC
+from streams.processor.handlers import BusHandler, PartnerRoute, notices_topic
+from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
+from streams.processor.state import DISTRICT_TOPIC, STATE_TOPIC
+from streams.topics import AUDIT, CHANGES, COMPACTED, CONSENT, TopicSpec, ensure_topics
+from streams.views import compile_view, derive_view_schema
+from streams.wire import WireDecoder, WireEncoder
+
+ENV_SECRETS_FILE = "HALLPASS_PARTNER_SECRETS_FILE"
+
+
+class ProcessorSetupError(RuntimeError):
+    """The processor cannot start; the message says what to do."""
+
+
+def view_subject(contract: Contract) -> str:
+    return f"{contract.topic}-value"
+
+
+def contract_topics(contracts: list[Contract], partitions: int = 3) -> list[TopicSpec]:
+    specs = []
+    for contract in contracts:
+        specs.append(TopicSpec(contract.topic, partitions, COMPACTED))
+        specs.append(TopicSpec(notices_topic(contract.partner), partitions))
+    return specs
+
+
+def bus_topics(partitions: int = 3) -> list[TopicSpec]:
+    return [
+        TopicSpec(CHANGES, partitions),
+        TopicSpec(CONSENT, partitions, COMPACTED),
+        TopicSpec(AUDIT, partitions),
+        TopicSpec(DLQ_TOPIC, 1),
+        TopicSpec(STATE_TOPIC, partitions, COMPACTED),
+        TopicSpec(DISTRICT_TOPIC, 1, COMPACTED),
+    ]
+
+
+@dataclass(frozen=True)
+class AppliedContract:
+    partner: str
+    topic: str
+    subject: str
+    schema_id: int
+    fields: int
+
+
+def apply_contracts(conn: Connection, contracts_dir: Path) -> list[AppliedContract]:
+    """Create each partner topic (compacted) and register its view schema."""
+    source = load_schema("student_record_changed")
+    catalog = field_catalog(source)
+    contracts = load_contracts(contracts_dir, catalog)
+    ensure_topics(conn, bus_topics() + contract_topics(contracts))
+    registry = SchemaRegistryClient(conn.registry_config())
+    applied = []
+    for contract in contracts:
+        view_schema = derive_view_schema(source, contract)
+        encoder = WireEncoder(registry, view_subject(contract), view_schema)
+        applied.append(AppliedContract(contract.partner, contract.topic, view_subject(contract),
+                                       encoder.schema_id, len(compile_view(
+                                           view_schema, contract, catalog).leaves)))
+    return applied
+
+
+def load_partner_secrets(path: Path, partners: list[str],
+                         note: Callable[[str], None]) -> dict[str, bytes]:
+    """Per-partner HMAC secrets from a JSON file ({partner: hex secret}); partners without
+    one get a new random secret, saved with mode 600."""
+    found: dict[str, str] = {}
+    if path.exists():
+        try:
+            found = dict(json.loads(path.read_text()))
+        except ValueError as exc:
+            raise ProcessorSetupError(f"{path}: not a JSON object of partner secrets: {exc}") \
+                from exc
+    missing = [p for p in partners if p not in found]
+    if missing:
+        for partner in missing:
+            found[partner] = secrets.token_hex(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(found, indent=2, sort_keys=True))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        note(f"created pseudonym secrets for {', '.join(missing)} in {path} (keep it safe)")
+    return {partner: bytes.fromhex(found[partner]) for partner in partners}
+
+
+def _pseudonym(secret: bytes, student: str) -> str:
+    return partner_key(student, secret)
+
+
+def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
+                  note: Callable[[str], None]) -> BusHandler:
+    source = load_schema("student_record_changed")
+    catalog = field_catalog(source)
+    contracts = load_contracts(contracts_dir, catalog)  # refuses invalid contracts
+    registry = SchemaRegistryClient(conn.registry_config())
+    keys = load_partner_secrets(secrets_file, [c.partner for c in contracts], note)
+    routes = []
+    for contract in contracts:
+        try:
+            registered = registry.get_latest_version(view_subject(contract))
+        except SchemaRegistryError as exc:
+            raise ProcessorSetupError(
+                f"no view schema is registered for partner {contract.partner} "
+                f"({view_subject(contract)}): run `hallpass contracts apply` first"
+            ) from exc
+        view_schema: dict[str, Any] = json.loads(registered.schema.schema_str or "{}")
+        view = compile_view(view_schema, contract, catalog)
+        encoder = WireEncoder(registry, view_subject(contract), view_schema)
+        secret = keys[contract.partner]
+        routes.append(PartnerRoute(
+            contract=contract, view=view, encode_view=encoder.encode,
+            pseudonym=functools.partial(_pseudonym, secret),
+        ))
+    change_decoder = WireDecoder(registry)
+    consent_decoder = WireDecoder(registry, reader_schema=load_schema("consent_changed"))
+    audit = WireEncoder(registry, f"{AUDIT}-value", load_schema("disclosure_record"))
+    notice_schema = load_schema("deletion_notice")
+    notice_encoders = {
+        c.partner: WireEncoder(registry, f"{notices_topic(c.partner)}-value", notice_schema)
+        for c in contracts
+    }
+
+    def encode_notice(value: Any) -> bytes:
+        return notice_encoders[value["partner"]].encode(value)
+
+    return BusHandler(
+        routes=routes,
+        decode_change=change_decoder.decode,
+        decode_consent=consent_decoder.decode,
+        encode_audit=audit.encode,
+        encode_notice=encode_notice,
+        never_share=sorted(never_share_paths(catalog)),
+    )
+
+
+def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
+                  until_idle: bool, worker: int, note: Callable[[str], None],
+                  on_progress: Callable[[LoopStats], None] | None = None,
+                  batch_size: int = 1000) -> tuple[LoopStats, BusHandler]:
+    ensure_topics(conn, bus_topics())
+    handler = build_handler(conn, contracts_dir, secrets_file, note)
+    settings = LoopSettings(
+        transactional_id=f"hallpass-processor-{socket.gethostname()}-{worker}",
+        until_idle=until_idle, batch_size=batch_size,
+    )
+    loop = ProcessorLoop(conn, [CHANGES, CONSENT], handler, settings, on_progress)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+    stats = loop.run()
+    return stats, handler

@@ -1,0 +1,156 @@
+"""The processor's tables, in memory and in a compacted changelog topic.
+
+Every change to a table is also produced to the changelog in the same Kafka transaction as
+the outputs and the input offsets, so after a crash the restored tables match exactly what
+was committed. Student tables are partitioned like the input topics (the state of input
+partition p lives in changelog partition p); district opt-outs are a global table in a
+one-partition topic that every worker reads whole.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.consent import DistrictState, StudentConsentHistory
+
+STATE_TOPIC = "hallpass.processor.state"
+DISTRICT_TOPIC = "hallpass.processor.districts"
+
+_CONSENT = b"c|"
+_RECORD = b"r|"
+_HOLDERS = b"p|"
+_CLOCK = b"t|"
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One table write, to be produced to the changelog (value None deletes)."""
+
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes | None
+
+
+@dataclass
+class PartitionState:
+    """The student tables of one input partition."""
+
+    consent: dict[str, StudentConsentHistory] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: student -> partners that currently hold a record of that student
+    holders: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: the partition's event-time clock (latest event time seen)
+    clock: int = 0
+
+    def load(self, key: bytes, value: bytes | None) -> None:
+        """Apply one changelog record during restore."""
+        kind, student = key[:2], key[2:].decode()
+        if kind == _CONSENT:
+            if value is None:
+                self.consent.pop(student, None)
+            else:
+                self.consent[student] = StudentConsentHistory.from_bytes(value)
+        elif kind == _RECORD:
+            if value is None:
+                self.records.pop(student, None)
+            else:
+                self.records[student] = json.loads(value)
+        elif kind == _CLOCK:
+            self.clock = int(value or b"0")
+        elif kind == _HOLDERS:
+            if value is None:
+                self.holders.pop(student, None)
+            else:
+                self.holders[student] = frozenset(json.loads(value))
+
+
+class Tables:
+    """All tables this worker owns, and the changelog writes a transaction must carry."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[int, PartitionState] = {}
+        self.districts: dict[str, DistrictState] = {}
+        self._pending: list[StateChange] = []
+        self._dirty_clocks: set[int] = set()
+
+    def partition(self, number: int) -> PartitionState:
+        state = self.partitions.get(number)
+        if state is None:
+            state = self.partitions[number] = PartitionState()
+        return state
+
+    def drop_partition(self, number: int) -> None:
+        self.partitions.pop(number, None)
+
+    def take_changes(self) -> list[StateChange]:
+        self._flush_clocks()
+        changes, self._pending = self._pending, []
+        return changes
+
+    # writes: memory first, then the changelog record for the same transaction
+    def set_consent(self, partition: int, student: str, history: StudentConsentHistory) -> None:
+        self.partition(partition).consent[student] = history
+        self._pending.append(
+            StateChange(STATE_TOPIC, partition, _CONSENT + student.encode(), history.to_bytes())
+        )
+
+    def set_record(self, partition: int, student: str, record: dict[str, Any] | None) -> None:
+        state = self.partition(partition)
+        if record is None:
+            state.records.pop(student, None)
+            value = None
+        else:
+            state.records[student] = record
+            value = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+        self._pending.append(StateChange(STATE_TOPIC, partition, _RECORD + student.encode(), value))
+
+    def set_holders(self, partition: int, student: str, partners: frozenset[str]) -> None:
+        state = self.partition(partition)
+        if state.holders.get(student, frozenset()) == partners:
+            return
+        if partners:
+            state.holders[student] = partners
+            value: bytes | None = json.dumps(sorted(partners)).encode()
+        else:
+            state.holders.pop(student, None)
+            value = None
+        self._pending.append(
+            StateChange(STATE_TOPIC, partition, _HOLDERS + student.encode(), value)
+        )
+
+    def clock(self, partition: int) -> int:
+        return self.partition(partition).clock
+
+    def set_clock(self, partition: int, now: int) -> None:
+        state = self.partition(partition)
+        if now != state.clock:
+            state.clock = now
+            self._dirty_clocks.add(partition)
+
+    def _flush_clocks(self) -> None:
+        for number in sorted(self._dirty_clocks):
+            value = str(self.partition(number).clock).encode()
+            self._pending.append(StateChange(STATE_TOPIC, number, _CLOCK, value))
+        self._dirty_clocks.clear()
+
+    def set_district(self, district: str, state: DistrictState) -> None:
+        self.districts[district] = state
+        self._pending.append(StateChange(DISTRICT_TOPIC, 0, district.encode(), state.to_bytes()))
+
+    def load_district(self, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.districts.pop(key.decode(), None)
+        else:
+            self.districts[key.decode()] = DistrictState.from_bytes(value)
+
+    def students(self) -> Iterator[tuple[int, str]]:
+        for number, state in self.partitions.items():
+            for student in state.holders:
+                yield number, student
+
+    def consent_state_size(self) -> int:
+        return sum(len(p.consent) for p in self.partitions.values())
