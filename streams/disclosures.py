@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,10 +37,12 @@ def read_ledger(conn: Connection, topic: str = AUDIT,
         if not pending:
             return
         consumer.assign(assignment)
+        deadline = time.monotonic() + timeout_s
         while pending:
-            msgs = consumer.consume(num_messages=10000, timeout=timeout_s)
-            if not msgs:
-                raise TimeoutError(f"no progress reading {topic} within {timeout_s}s")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"did not reach the end of {topic} within {timeout_s}s")
+            # consume() waits for a full batch or the timeout: keep the timeout short
+            msgs = consumer.consume(num_messages=10000, timeout=0.5)
             for msg in msgs:
                 err = msg.error()
                 if err is not None:

@@ -6,7 +6,7 @@ import click
 
 
 def register_all(group: click.Group) -> None:
-    from streams.commands import bus, demo, roundtrip, runtime
+    from streams.commands import bus, demo, publish, roundtrip, runtime
 
-    for module in (runtime, roundtrip, bus, demo):
+    for module in (runtime, roundtrip, publish, bus, demo):
         module.register(group)

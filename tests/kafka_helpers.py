@@ -1,0 +1,89 @@
+"""Reading topics back in tests: everything committed, from the beginning to the end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY, Connection
+from streams.wire import WireDecoder
+
+
+@dataclass(frozen=True)
+class Read:
+    key: bytes | None
+    value: bytes | None
+    partition: int
+    offset: int
+    headers: dict[str, bytes]
+
+
+def read_topic(conn: Connection, topic: str, timeout_s: float = 60.0) -> list[Read]:
+    consumer = Consumer(conn.kafka_config({
+        "group.id": f"t-read-{uuid.uuid4()}", "enable.auto.commit": False,
+        "isolation.level": "read_committed", "enable.partition.eof": True,
+    }))
+    out: list[Read] = []
+    try:
+        meta = consumer.list_topics(topic, timeout=30).topics[topic]
+        assignment = []
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                assignment.append(TopicPartition(topic, p, low))
+        pending = {tp.partition for tp in assignment}
+        if not pending:
+            return out
+        consumer.assign(assignment)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            assert time.monotonic() < deadline, f"no end of {topic} within {timeout_s}s"
+            # consume() waits for a full batch or the timeout: keep the timeout short
+            msgs = consumer.consume(num_messages=10000, timeout=0.5)
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    assert err.code() == KafkaError._PARTITION_EOF, err
+                    pending.discard(msg.partition() or 0)
+                    continue
+                headers = {k: v for k, v in (msg.headers() or []) if isinstance(v, bytes)}
+                out.append(Read(msg.key(), msg.value(), msg.partition() or 0,
+                                msg.offset() or 0, headers))
+    finally:
+        consumer.close()
+    return out
+
+
+def decode_all(conn: Connection, reads: Sequence[Read]) -> list[dict[str, Any]]:
+    decoder = WireDecoder(SchemaRegistryClient(conn.registry_config()))
+    return [decoder.decode(r.value) for r in reads if r.value is not None]
+
+
+def latest_by_key(reads: Sequence[Read]) -> dict[bytes, bytes | None]:
+    """What a compacted topic holds once compacted: the last value per key (None = deleted)."""
+    state: dict[bytes, bytes | None] = {}
+    for r in sorted(reads, key=lambda r: (r.partition, r.offset)):
+        state[r.key or b""] = r.value
+    return state
+
+
+def hallpass_cli(conn: Connection, data_dir: Path, *args: str,
+                 timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the `hallpass` command as a user would, against ``conn``."""
+    import os
+
+    env = dict(os.environ)
+    env.update({ENV_BOOTSTRAP: conn.bootstrap_servers, ENV_REGISTRY: conn.schema_registry_url})
+    return subprocess.run(
+        [sys.executable, "-m", "streams", "--data-dir", str(data_dir), *args],
+        capture_output=True, text=True, timeout=timeout, env=env, check=False,
+    )
