@@ -34,6 +34,8 @@ class Progress:
 
 
 def register(group: click.Group) -> None:
+    register_simulate(group)
+
     @group.group()
     def publish() -> None:
         """Publish SIS exports as StudentRecordChanged events."""
@@ -98,3 +100,56 @@ def register(group: click.Group) -> None:
         if result.rejected:
             ctx_exit = click.get_current_context()
             ctx_exit.exit(2)
+
+
+def register_simulate(group: click.Group) -> None:
+    @group.command()
+    @click.option("--students", type=int, default=2000, show_default=True,
+                  help="Students in the simulated district(s).")
+    @click.option("--seed", type=int, default=1, show_default=True,
+                  help="Same seed, same district and same stream of changes.")
+    @click.option("--days", type=int, default=20, show_default=True,
+                  help="Simulated school days of changes after the initial load.")
+    @click.option("--districts", type=int, default=1, show_default=True,
+                  help="Districts (with two or more, one district opts out of a partner).")
+    @click.option("--oneroster-out", type=click.Path(file_okay=False, path_type=Path),
+                  default=None, help="Also write the initial district as a OneRoster 1.2 bulk "
+                  "package to this directory.")
+    @click.option("--no-publish", is_flag=True, help="Only write the OneRoster package.")
+    @pass_context
+    def simulate(ctx: Context, students: int, seed: int, days: int, districts: int,
+                 oneroster_out: Path | None, no_publish: bool) -> None:
+        """Publish a realistic, reproducible district: the initial records of every student,
+        then daily changes (attendance, grades, discipline, moves, withdrawals) and consent
+        events (grants, revocations, opt-outs, a district opt-out)."""
+        from connectors.oneroster_writer import write_oneroster_package
+        from connectors.publisher import EventPublisher, PublishError
+        from connectors.simulator import simulate as simulated_events
+
+        if oneroster_out is not None:
+            summary = write_oneroster_package(students, oneroster_out, seed=seed,
+                                              districts=districts)
+            click.echo(f"wrote a OneRoster 1.2 bulk package of {len(summary.student_ids)} "
+                       f"students to {oneroster_out}")
+        if no_publish:
+            return
+        publisher = EventPublisher(ctx.connection())
+        meter = Progress("publishing simulated events")
+        counts: dict[str, int] = {}
+        try:
+            for done, event in enumerate(
+                simulated_events(students, seed, days, districts=districts), 1
+            ):
+                publisher.publish(event.topic, event.key, event.value)
+                counts[event.topic] = counts.get(event.topic, 0) + 1
+                meter.tick(done)
+            report = publisher.close()
+        except PublishError as exc:
+            raise click.ClickException(str(exc)) from exc
+        elapsed = meter.elapsed()
+        click.echo(
+            f"simulated {students} students over {days} days (seed {seed}): published "
+            f"{report.acknowledged} events in {elapsed:.1f}s "
+            f"({report.acknowledged / max(elapsed, 1e-9):.0f}/s): "
+            + ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items()))
+        )
