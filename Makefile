@@ -36,7 +36,7 @@ unit: setup ## only the fast tests of pure logic
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 up: setup ## start the local Kafka broker and schema registry
-	@$(HALLPASS) status >/dev/null 2>&1 || $(HALLPASS) up
+	@$(HALLPASS) status --json 2>/dev/null | grep -q '"running": true' || $(HALLPASS) up
 
 down: setup ## stop them (data survives in .hallpass/)
 	$(HALLPASS) down
