@@ -7,6 +7,7 @@ on the same broker in the same run. Not part of `make test`.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
@@ -79,7 +80,7 @@ def main() -> None:
                 fp = fingerprint(event.value)
                 if store.changed(event.key, fp):
                     publisher.publish(topic, event.key, event.value,
-                                      lambda k=event.key, f=fp: store.mark_delivered(k, f))
+                                      functools.partial(store.mark_delivered, event.key, fp))
             publisher.close()
             or_rates.append(len(result.events) / (time.perf_counter() - started))
 
