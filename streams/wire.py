@@ -29,6 +29,17 @@ def parse(schema: Mapping[str, Any]) -> Any:
     return fastavro.parse_schema(dict(schema))
 
 
+def without_logical_types(schema: Any) -> Any:
+    """A copy of ``schema`` without ``logicalType``: dates and timestamps decode as the plain
+    ints they are on the wire (epoch days, epoch milliseconds), which is what the policy, the
+    tables and JSON want."""
+    if isinstance(schema, dict):
+        return {k: without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+    if isinstance(schema, list):
+        return [without_logical_types(v) for v in schema]
+    return schema
+
+
 class WireEncoder:
     """Encodes records of one schema for one subject; registers the schema once."""
 
@@ -50,13 +61,15 @@ class WireDecoder:
     """Decodes Confluent-framed Avro of any schema id, fetching each writer schema once.
 
     With ``reader_schema`` the record is resolved to that schema (Avro schema resolution),
-    so a consumer sees one stable shape whatever compatible version was written.
+    so a consumer sees one stable shape whatever compatible version was written. Logical
+    types are not converted: timestamps and dates come back as ints.
     """
 
     def __init__(self, registry: SchemaRegistryClient,
                  reader_schema: Mapping[str, Any] | None = None) -> None:
         self._registry = registry
-        self._reader = parse(reader_schema) if reader_schema is not None else None
+        self._reader = (parse(without_logical_types(reader_schema))
+                        if reader_schema is not None else None)
         self._writers: dict[int, Any] = {}
 
     def writer_schema(self, schema_id: int) -> Any:
@@ -66,7 +79,7 @@ class WireDecoder:
                 found = self._registry.get_schema(schema_id)
             except Exception as exc:  # registry errors are reported as bad input
                 raise WireFormatError(f"unknown schema id {schema_id}: {exc}") from exc
-            parsed = parse(json.loads(found.schema_str or "{}"))
+            parsed = parse(without_logical_types(json.loads(found.schema_str or "{}")))
             self._writers[schema_id] = parsed
         return parsed
 
