@@ -1,0 +1,55 @@
+"""``ConsentChanged`` values (schemas/consent_changed.avsc) made by the simulator."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+#: Sample partners of the local deployment (deploy/contracts/<partner>.yaml).
+LEARNWELL: Final = "learnwell"
+MEASURELY: Final = "measurely"
+CAREWELL: Final = "carewell-health"
+PARTNERS: Final[tuple[str, ...]] = (LEARNWELL, MEASURELY, CAREWELL)
+
+#: Categories the health partner asks consent for.
+HEALTH_CATEGORIES: Final[tuple[str, ...]] = ("special_medical", "special_iep_504")
+HEALTH_PURPOSE: Final = (
+    "Coordinate school health services: care plans, medication and accommodations"
+)
+
+#: Who records parent decisions, and from where.
+PARENT_PORTAL: Final = "parent-portal"
+REGISTRAR_SYSTEM: Final = "sis-registrar"
+PRIVACY_OFFICE: Final = "hallpass-cli"
+
+Kind = Literal[
+    "GRANT", "REVOKE", "PARTNER_OPT_OUT", "ALL_OPT_OUT", "DIRECTORY_OPT_OUT", "DISTRICT_OPT_OUT"
+]
+
+
+def consent_value(
+    *,
+    event_id: str,
+    kind: Kind,
+    student_id: str | None,
+    district_id: str,
+    effective_at: int,
+    recorded_by: str,
+    source_system: str,
+    partner: str | None = None,
+    categories: list[str] | None = None,
+    purpose: str | None = None,
+    expires_at: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "kind": kind,
+        "student_id": student_id,
+        "district_id": district_id,
+        "partner": partner,
+        "categories": categories if categories is not None else [],
+        "purpose": purpose,
+        "effective_at": effective_at,
+        "expires_at": expires_at,
+        "recorded_by": recorded_by,
+        "source_system": source_system,
+    }
