@@ -519,7 +519,8 @@ class LocalStack:
         self.progress(f"formatting a new KRaft cluster {cluster_id} in {self.kafka_dir} ...")
         result = subprocess.run(
             [str(java), f"-Dlog4j2.configurationFile={self._log4j_file()}", "-cp", classpath,
-             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
+             # `--cluster-id=` form: a random id may start with "-", which would read as a flag
+             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c",
              str(self._broker_file())],
             capture_output=True, text=True, check=False, cwd=self.data_dir,
         )

@@ -135,3 +135,17 @@ def test_external_cluster_means_up_starts_nothing(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "starting nothing" in result.stdout
     assert not (tmp_path / "kafka").exists()
+
+
+def test_cluster_id_starting_with_a_dash_formats(tmp_path: Path, bus: object) -> None:
+    """A random cluster id may start with "-"; the storage tool must not read it as a flag."""
+    from streams.local_runtime import LocalStack, find_java, kafka_classpath
+
+    stack = LocalStack(tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    stack.cluster_id_file.write_text("-dashFirstClusterId0Aw\n")
+    classpath, _ = kafka_classpath(os.environ, lambda _m: None)
+    java = find_java(os.environ, 17, "Kafka")
+    assert stack._format_storage(java, classpath) == "-dashFirstClusterId0Aw"
+    meta = (tmp_path / "kafka" / "meta.properties").read_text()
+    assert "cluster.id=-dashFirstClusterId0Aw" in meta
