@@ -55,11 +55,12 @@ def read_ledger(conn: Connection, topic: str = AUDIT,
         consumer.close()
 
 
-def read_disclosures(conn: Connection, student_id: str) -> list[dict[str, Any]]:
+def read_disclosures(conn: Connection, student_id: str,
+                     topic: str = AUDIT) -> list[dict[str, Any]]:
     """The student's DISCLOSED and RETRACTED decisions, oldest first."""
     wanted = student_id.encode()
     rows = [
-        record for key, record in read_ledger(conn)
+        record for key, record in read_ledger(conn, topic)
         if key == wanted and record["decision"] in ("DISCLOSED", "RETRACTED")
     ]
     rows.sort(key=lambda r: (r["decided_at"], r["decision_id"]))

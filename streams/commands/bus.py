@@ -64,7 +64,7 @@ def register(group: click.Group) -> None:
     def contracts_apply(ctx: Context, contracts_dir: Path) -> None:
         """Create each partner topic (compacted) and register the partner's view schema,
         derived from its contract, under the topic's value subject."""
-        for applied in apply_contracts(ctx.connection(), contracts_dir):
+        for applied in apply_contracts(ctx.connection(), contracts_dir, ctx.topics()):
             click.echo(f"{applied.partner:<20} {applied.topic:<40} schema id "
                        f"{applied.schema_id:<4} {applied.fields} fields")
 
@@ -78,14 +78,17 @@ def register(group: click.Group) -> None:
                   default=None, help="JSON file {partner: hex secret} for pseudonymous ids "
                   "(default: $" + ENV_SECRETS_FILE + " or <data dir>/partner-secrets.json; "
                   "created if missing).")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+                  help="Most input events per transaction.")
     @pass_context
     def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
-                partner_secrets: Path | None) -> None:
+                partner_secrets: Path | None, batch_size: int) -> None:
         """Run the consent-aware processor (exactly once, Kafka transactions).
 
         Reads sis.student.changes and consent.events; writes each partner's contracted view to
         partner.<id>.students, tombstones and deletion notices on retraction, one audit record
         per decision to audit.disclosures, and bad input to sis.student.changes.dlq.
+        With HALLPASS_TOPIC_PREFIX set, every topic name, subject and group takes the prefix.
         """
         started = time.monotonic()
         last = [0.0]
@@ -101,7 +104,7 @@ def register(group: click.Group) -> None:
         try:
             stats, handler = run_processor(
                 ctx.connection(), contracts_dir, _secrets_file(ctx, partner_secrets),
-                until_idle, worker, progress, show)
+                until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics())
         except (ProcessorSetupError, TooManyInvalidError) as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.monotonic() - started
@@ -122,11 +125,11 @@ def register(group: click.Group) -> None:
 
     def _publish_consent(ctx: Context, event: ConsentEvent) -> None:
         from connectors.publisher import EventPublisher
-        from streams.topics import CONSENT
 
-        publisher = EventPublisher(ctx.connection())
+        topic = ctx.topics().consent
+        publisher = EventPublisher(ctx.connection(), {topic: "consent_changed"})
         key = event.district_id if event.is_district_event else (event.student_id or "")
-        publisher.publish(CONSENT, key, event.to_avro())
+        publisher.publish(topic, key, event.to_avro())
         publisher.close()
         click.echo(f"published {event.kind.value} {event.event_id} "
                    f"(key {key}, effective {event.effective_at})")
@@ -223,7 +226,7 @@ def register(group: click.Group) -> None:
     def disclosures(ctx: Context, student: str, as_json: bool) -> None:
         """What was shared about a student (FERPA 34 CFR 99.32): every partner that received
         data, which fields, when, on which basis and contract version, and every retraction."""
-        rows = read_disclosures(ctx.connection(), student)
+        rows = read_disclosures(ctx.connection(), student, ctx.topics().audit)
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return
@@ -256,10 +259,9 @@ def register(group: click.Group) -> None:
         """Read partner.<PARTNER>.students (read_committed) into a local copy; tombstones
         delete."""
         from connectors.vendor import VendorCopy, sync_partner_topic
-        from streams.topics import partner_topic
 
         copy = VendorCopy(copy_path or ctx.data_dir / f"vendor-{partner}.sqlite")
-        report = sync_partner_topic(ctx.connection(), partner_topic(partner), copy,
+        report = sync_partner_topic(ctx.connection(), ctx.topics().partner(partner), copy,
                                     group_id or f"{partner}-vendor")
         click.echo(f"{partner}: {report.upserts} upserts, {report.deletes} deletions "
                    f"{report.delete_reasons or ''}; local copy holds {len(copy)} students")

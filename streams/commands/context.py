@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from streams.config import Connection, resolve_connection
+from streams.topics import Topics, topics_from
 
 
 class Context:
@@ -17,6 +18,10 @@ class Context:
 
     def connection(self) -> Connection:
         return resolve_connection(self.env, self.data_dir)
+
+    def topics(self) -> Topics:
+        """Topic names, under ``HALLPASS_TOPIC_PREFIX`` when set."""
+        return topics_from(self.env)
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import secrets
@@ -18,11 +19,9 @@ from streams.catalog import field_catalog, load_schema, never_share_paths
 from streams.config import Connection
 from streams.contracts import Contract, load_contracts
 from streams.policy import partner_key
-from streams.processor.dlq import DLQ_TOPIC
-from streams.processor.handlers import BusHandler, PartnerRoute, notices_topic
+from streams.processor.handlers import BusHandler, PartnerRoute
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
-from streams.processor.state import DISTRICT_TOPIC, STATE_TOPIC
-from streams.topics import AUDIT, CHANGES, COMPACTED, CONSENT, TopicSpec, ensure_topics
+from streams.topics import COMPACTED, DEFAULT_TOPICS, Topics, TopicSpec, ensure_topics
 from streams.views import compile_view, derive_view_schema
 from streams.wire import WireDecoder, WireEncoder
 
@@ -37,22 +36,30 @@ def view_subject(contract: Contract) -> str:
     return f"{contract.topic}-value"
 
 
-def contract_topics(contracts: list[Contract], partitions: int = 3) -> list[TopicSpec]:
+def prefixed(contracts: list[Contract], topics: Topics) -> list[Contract]:
+    """The contracts with their partner topics under ``topics.prefix``."""
+    if not topics.prefix:
+        return contracts
+    return [dataclasses.replace(c, topic=topics.name(c.topic)) for c in contracts]
+
+
+def contract_topics(contracts: list[Contract], partitions: int = 3,
+                    topics: Topics = DEFAULT_TOPICS) -> list[TopicSpec]:
     specs = []
     for contract in contracts:
         specs.append(TopicSpec(contract.topic, partitions, COMPACTED))
-        specs.append(TopicSpec(notices_topic(contract.partner), partitions))
+        specs.append(TopicSpec(topics.notices(contract.partner), partitions))
     return specs
 
 
-def bus_topics(partitions: int = 3) -> list[TopicSpec]:
+def bus_topics(partitions: int = 3, topics: Topics = DEFAULT_TOPICS) -> list[TopicSpec]:
     return [
-        TopicSpec(CHANGES, partitions),
-        TopicSpec(CONSENT, partitions, COMPACTED),
-        TopicSpec(AUDIT, partitions),
-        TopicSpec(DLQ_TOPIC, 1),
-        TopicSpec(STATE_TOPIC, partitions, COMPACTED),
-        TopicSpec(DISTRICT_TOPIC, 1, COMPACTED),
+        TopicSpec(topics.changes, partitions),
+        TopicSpec(topics.consent, partitions, COMPACTED),
+        TopicSpec(topics.audit, partitions),
+        TopicSpec(topics.changes_dlq, 1),
+        TopicSpec(topics.state, partitions, COMPACTED),
+        TopicSpec(topics.districts, 1, COMPACTED),
     ]
 
 
@@ -65,12 +72,13 @@ class AppliedContract:
     fields: int
 
 
-def apply_contracts(conn: Connection, contracts_dir: Path) -> list[AppliedContract]:
+def apply_contracts(conn: Connection, contracts_dir: Path,
+                    topics: Topics = DEFAULT_TOPICS) -> list[AppliedContract]:
     """Create each partner topic (compacted) and register its view schema."""
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
-    contracts = load_contracts(contracts_dir, catalog)
-    ensure_topics(conn, bus_topics() + contract_topics(contracts))
+    contracts = prefixed(load_contracts(contracts_dir, catalog), topics)
+    ensure_topics(conn, bus_topics(topics=topics) + contract_topics(contracts, topics=topics))
     registry = SchemaRegistryClient(conn.registry_config())
     applied = []
     for contract in contracts:
@@ -111,10 +119,10 @@ def _pseudonym(secret: bytes, student: str) -> str:
 
 
 def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
-                  note: Callable[[str], None]) -> BusHandler:
+                  note: Callable[[str], None], topics: Topics = DEFAULT_TOPICS) -> BusHandler:
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
-    contracts = load_contracts(contracts_dir, catalog)  # refuses invalid contracts
+    contracts = prefixed(load_contracts(contracts_dir, catalog), topics)  # refuses invalid
     registry = SchemaRegistryClient(conn.registry_config())
     keys = load_partner_secrets(secrets_file, [c.partner for c in contracts], note)
     routes = []
@@ -136,10 +144,10 @@ def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
         ))
     change_decoder = WireDecoder(registry)
     consent_decoder = WireDecoder(registry, reader_schema=load_schema("consent_changed"))
-    audit = WireEncoder(registry, f"{AUDIT}-value", load_schema("disclosure_record"))
+    audit = WireEncoder(registry, f"{topics.audit}-value", load_schema("disclosure_record"))
     notice_schema = load_schema("deletion_notice")
     notice_encoders = {
-        c.partner: WireEncoder(registry, f"{notices_topic(c.partner)}-value", notice_schema)
+        c.partner: WireEncoder(registry, f"{topics.notices(c.partner)}-value", notice_schema)
         for c in contracts
     }
 
@@ -153,20 +161,25 @@ def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
         encode_audit=audit.encode,
         encode_notice=encode_notice,
         never_share=sorted(never_share_paths(catalog)),
+        topics=topics,
     )
 
 
 def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
                   until_idle: bool, worker: int, note: Callable[[str], None],
                   on_progress: Callable[[LoopStats], None] | None = None,
-                  batch_size: int = 1000) -> tuple[LoopStats, BusHandler]:
-    ensure_topics(conn, bus_topics())
-    handler = build_handler(conn, contracts_dir, secrets_file, note)
+                  batch_size: int = 1000,
+                  topics: Topics = DEFAULT_TOPICS) -> tuple[LoopStats, BusHandler]:
+    ensure_topics(conn, bus_topics(topics=topics))
+    handler = build_handler(conn, contracts_dir, secrets_file, note, topics)
+    member = f"{topics.processor_group}-{socket.gethostname()}-{worker}"
     settings = LoopSettings(
-        transactional_id=f"hallpass-processor-{socket.gethostname()}-{worker}",
+        group_id=topics.processor_group, transactional_id=member, group_instance_id=member,
         until_idle=until_idle, batch_size=batch_size,
+        state_topic=topics.state, district_topic=topics.districts,
     )
-    loop = ProcessorLoop(conn, [CHANGES, CONSENT], handler, settings, on_progress)
+    loop = ProcessorLoop(conn, [topics.changes, topics.consent], handler, settings,
+                         on_progress)
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())

@@ -18,10 +18,10 @@ from typing import Any, Protocol
 from streams.consent import ConsentEvent, ConsentStatus, DistrictState, StudentConsentHistory
 from streams.contracts import Contract
 from streams.policy import Decision, Disclosed, Withheld, decide
-from streams.processor.dlq import DLQ_TOPIC, DlqLimit, InvalidMessage
+from streams.processor.dlq import DlqLimit, InvalidMessage
 from streams.processor.loop import Output
 from streams.processor.state import Tables
-from streams.topics import AUDIT, CHANGES, CONSENT
+from streams.topics import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
 from streams.views import PartnerView
 from streams.wire import WireFormatError
 
@@ -52,10 +52,6 @@ class PartnerRoute:
     @property
     def partner(self) -> str:
         return self.contract.partner
-
-
-def notices_topic(partner: str) -> str:
-    return f"partner.{partner}.notices"
 
 
 @dataclass
@@ -110,8 +106,10 @@ class BusHandler:
         never_share: Sequence[str],
         dlq_limit: DlqLimit | None = None,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        topics: Topics = DEFAULT_TOPICS,
     ) -> None:
         self.routes = list(routes)
+        self.topics = topics
         self.decode_change = decode_change
         self.decode_consent = decode_consent
         self.encode_audit = encode_audit
@@ -129,7 +127,7 @@ class BusHandler:
         topic = msg.topic() or ""
         partition = msg.partition() or 0
         try:
-            if topic == CONSENT:
+            if topic == self.topics.consent:
                 event = ConsentEvent.from_avro(self.decode_consent(msg.value()))
             else:
                 change = self.decode_change(msg.value())
@@ -138,15 +136,20 @@ class BusHandler:
                                  msg.value())
             self.counters.dead_letters += 1
             self.dlq_limit.record(False, bad)
-            return [Output(DLQ_TOPIC, bad.key, bad.value, bad.headers())]
+            return [Output(self.topics.changes_dlq, bad.key, bad.value, bad.headers())]
         self.dlq_limit.record(True)
-        if topic == CONSENT:
+        # Time first: what the clock passing changes (consent expiries, contract ends) is sent
+        # before the event's own decision, which then has the last word; the other way round,
+        # a sweep could send again what the event's decision had just sent.
+        event_ms = event.effective_at if topic == self.topics.consent else change["occurred_at"]
+        self._now(partition, int(event_ms), tables)
+        outputs = self._sweep(partition, tables, msg)
+        if topic == self.topics.consent:
             self.counters.consent_events += 1
-            outputs = self._on_consent(event, msg, partition, tables)
+            outputs.extend(self._on_consent(event, msg, partition, tables))
         else:
             self.counters.changes += 1
-            outputs = self._on_change(change, msg, partition, tables)
-        outputs.extend(self._sweep(partition, tables, msg))
+            outputs.extend(self._on_change(change, msg, partition, tables))
         return outputs
 
     def on_batch_end(self, tables: Tables) -> list[Output]:
@@ -158,7 +161,8 @@ class BusHandler:
             heap: list[tuple[int, str]] = []
             for student, history in state.consent.items():
                 for event in history.events:
-                    if event.expires_at is not None:
+                    # an expiry the restored clock passed was swept before the crash
+                    if event.expires_at is not None and event.expires_at > state.clock:
                         heap.append((event.expires_at, student))
             heapq.heapify(heap)
             self._expiries[number] = heap
@@ -198,21 +202,29 @@ class BusHandler:
     def _decide(self, route: PartnerRoute, record: Mapping[str, Any],
                 history: StudentConsentHistory, district: DistrictState, now: int) -> Decision:
         status: ConsentStatus = history.status_at(now, route.partner)
+        # A district event is decided on its own input partition's clock. Once processed, it
+        # binds every later decision about the district's students, even on a partition whose
+        # clock lags behind it: nothing would retract a record disclosed there when that clock
+        # passes the opt-out (districts are not swept like consent expiries).
+        district_now = max(now, district.events[-1].effective_at) if district.events else now
         return decide(record, route.contract, route.view, status,
-                      district.opted_out(now, route.partner), now, route.pseudonym)
+                      district.opted_out(district_now, route.partner), now, route.pseudonym)
 
     def _apply(self, route: PartnerRoute, decision: Decision, student: str,
                record: Mapping[str, Any], holders: set[str], msg: Message, now: int,
-               event_id: str, audit_always: bool) -> list[Output]:
+               event_id: str, audit_always: bool, per_student: bool = False) -> list[Output]:
+        """``per_student``: the event decides about many students (district opt-out, contract
+        end, consent expiry), so the decision id names the student too."""
         partner = route.partner
+        decision_id = f"{event_id}:{partner}" + (f":{student}" if per_student else "")
         outputs: list[Output] = []
         if isinstance(decision, Disclosed):
             outputs.append(Output(route.contract.topic, decision.partner_student_key.encode(),
                                   route.encode_view(decision.value)))
             holders.add(partner)
             self.counters.bump(self.counters.disclosed, partner)
-            outputs.append(self._audit(route, student, record, msg, event_id, "DISCLOSED", None,
-                                       decision.partner_student_key, decision))
+            outputs.append(self._audit(route, student, record, msg, event_id, decision_id,
+                                       "DISCLOSED", None, decision.partner_student_key, decision))
             return outputs
         assert isinstance(decision, Withheld)
         reason = decision.reason.value
@@ -224,7 +236,7 @@ class BusHandler:
                 ("hallpass.deletion.reason", reason.encode()),
                 ("hallpass.contract.version", str(route.contract.version).encode()),
             ]))
-            outputs.append(Output(notices_topic(partner), key.encode(), self.encode_notice({
+            outputs.append(Output(self.topics.notices(partner), key.encode(), self.encode_notice({
                 "event_id": event_id,
                 "partner": partner,
                 "partner_student_key": key,
@@ -233,22 +245,22 @@ class BusHandler:
                 "contract_version": route.contract.version,
                 "retracted_at": now,
             })))
-            outputs.append(self._audit(route, student, record, msg, event_id, "RETRACTED",
-                                       reason, key, None))
+            outputs.append(self._audit(route, student, record, msg, event_id, decision_id,
+                                       "RETRACTED", reason, key, None))
         elif audit_always:
             self.counters.bump(self.counters.withheld, (partner, reason))
-            outputs.append(self._audit(route, student, record, msg, event_id, "WITHHELD",
-                                       reason, None, None))
+            outputs.append(self._audit(route, student, record, msg, event_id, decision_id,
+                                       "WITHHELD", reason, None, None))
         return outputs
 
     def _key(self, route: PartnerRoute, student: str) -> str:
         return route.pseudonym(student) if route.contract.pseudonymous_ids else student
 
     def _audit(self, route: PartnerRoute, student: str, record: Mapping[str, Any],
-               msg: Message, event_id: str, decision: str, reason: str | None,
-               key: str | None, disclosed: Disclosed | None) -> Output:
+               msg: Message, event_id: str, decision_id: str, decision: str,
+               reason: str | None, key: str | None, disclosed: Disclosed | None) -> Output:
         value = {
-            "decision_id": f"{event_id}:{route.partner}",
+            "decision_id": decision_id,
             "event_id": event_id,
             "student_id": student,
             "district_id": record.get("district_id"),
@@ -265,7 +277,7 @@ class BusHandler:
             "source_partition": msg.partition() or 0,
             "source_offset": msg.offset() or 0,
         }
-        return Output(AUDIT, student.encode(), self.encode_audit(value))
+        return Output(self.topics.audit, student.encode(), self.encode_audit(value))
 
     # -- consent -----------------------------------------------------------------------------
     def _on_consent(self, event: ConsentEvent, msg: Message, partition: int,
@@ -276,20 +288,25 @@ class BusHandler:
             after = before.apply(event)
             tables.set_district(event.district_id, after)
             outputs: list[Output] = []
-            # this worker retracts the students of that district it holds
+            # this worker retracts the students of that district it holds, each decided at
+            # the clock of its own partition: this partition's clock may be behind events
+            # (a grant) the student's partition already applied
             for number, state in tables.partitions.items():
+                at = self._clock.get(number, tables.clock(number))
                 for student in list(state.holders):
                     record = state.records.get(student)
                     if record is not None and record.get("district_id") == event.district_id:
-                        outputs.extend(self._reevaluate(number, student, tables, msg, now,
-                                                        event.event_id, district_before=before))
+                        outputs.extend(self._reevaluate(number, student, tables, msg, at,
+                                                        event.event_id, district_before=before,
+                                                        per_student=True))
             return outputs
         student = event.student_id or ""
         state = tables.partition(partition)
         before_history = state.consent.get(student, StudentConsentHistory())
         after_history = before_history.apply(event)
         tables.set_consent(partition, student, after_history)
-        if event.expires_at is not None:
+        if event.expires_at is not None and event.expires_at > now:
+            # (an event already expired is decided as such right below)
             heapq.heappush(self._expiries.setdefault(partition, []), (event.expires_at, student))
         return self._reevaluate(partition, student, tables, msg, now, event.event_id,
                                 history_before=before_history)
@@ -297,9 +314,18 @@ class BusHandler:
     def _reevaluate(self, partition: int, student: str, tables: Tables, msg: Message, now: int,
                     event_id: str,
                     history_before: StudentConsentHistory | None = None,
-                    district_before: DistrictState | None = None) -> list[Output]:
+                    district_before: DistrictState | None = None,
+                    before_ms: int | None = None,
+                    only: str | None = None,
+                    per_student: bool = False) -> list[Output]:
         """Decide again for a student whose consent, district or contract changed; send only
-        what changes what a partner holds."""
+        what changes what a partner holds.
+
+        What changed is given as the state before (``history_before``, ``district_before``)
+        or the time before (``before_ms``); ``only`` restricts the decision to one partner.
+        """
+        compare = (history_before is not None or district_before is not None
+                   or before_ms is not None)
         state = tables.partition(partition)
         record = state.records.get(student)
         if record is None:
@@ -309,15 +335,18 @@ class BusHandler:
         holders = set(state.holders.get(student, frozenset()))
         outputs: list[Output] = []
         for route in self.routes:
+            if only is not None and route.partner != only:
+                continue
             decision = self._decide(route, record, history, district, now)
-            if history_before is not None or district_before is not None:
+            if compare:
                 before = self._decide(route, record, history_before or history,
-                                      district_before or district, now)
+                                      district_before or district,
+                                      now if before_ms is None else before_ms)
                 same = _same(before, decision)
                 if same and (isinstance(decision, Disclosed) == (route.partner in holders)):
                     continue
             outputs.extend(self._apply(route, decision, student, record, holders, msg, now,
-                                       event_id, audit_always=False))
+                                       event_id, audit_always=False, per_student=per_student))
         tables.set_holders(partition, student, frozenset(holders))
         return outputs
 
@@ -326,14 +355,17 @@ class BusHandler:
         now = self._clock.get(partition, 0)
         outputs: list[Output] = []
         heap = self._expiries.get(partition)
-        due: set[str] = set()
+        due: dict[str, int] = {}  # student -> earliest expiry passed
         while heap and heap[0][0] <= now:
-            due.add(heapq.heappop(heap)[1])
+            expires_at, student = heapq.heappop(heap)
+            due.setdefault(student, expires_at)
         state = tables.partition(partition)
-        trigger = f"expiry@{now}"
-        for student in sorted(due):
+        for student, expires_at in sorted(due.items()):
             if state.holders.get(student):
-                outputs.extend(self._reevaluate(partition, student, tables, msg, now, trigger))
+                # only what the expiry changes: the decision just before it against now
+                outputs.extend(self._reevaluate(partition, student, tables, msg, now,
+                                                f"expiry@{expires_at}", before_ms=expires_at - 1,
+                                                per_student=True))
         ended = self._ended.setdefault(partition, set())
         for route in self.routes:
             if route.partner not in ended and now >= route.contract.active_until_ms:
@@ -341,7 +373,8 @@ class BusHandler:
                 holding = sorted(s for s, p in state.holders.items() if route.partner in p)
                 for student in holding:
                     outputs.extend(self._reevaluate(partition, student, tables, msg, now,
-                                                    f"contract-end:{route.partner}"))
+                                                    f"contract-end:{route.partner}",
+                                                    only=route.partner, per_student=True))
         return outputs
 
 

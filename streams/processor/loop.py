@@ -65,6 +65,11 @@ class LoopStats:
 class LoopSettings:
     group_id: str = "hallpass-processor"
     transactional_id: str = "hallpass-processor-0"
+    #: static group membership: a worker restarted under the same id takes its partitions
+    #: back at once instead of waiting a session timeout for its dead predecessor to expire
+    group_instance_id: str | None = None
+    state_topic: str = STATE_TOPIC
+    district_topic: str = DISTRICT_TOPIC
     batch_size: int = 1000
     poll_timeout_s: float = 0.2
     until_idle: bool = False
@@ -85,7 +90,7 @@ class ProcessorLoop:
         self.input_topics = list(input_topics)
         self.handler = handler
         self.settings = settings
-        self.tables = Tables()
+        self.tables = Tables(settings.state_topic, settings.district_topic)
         self.stats = LoopStats()
         self._on_progress = on_progress
         self._running = True
@@ -99,7 +104,10 @@ class ProcessorLoop:
             "partitioner": "murmur2_random",
             "queue.buffering.max.messages": 500000,
         }))
+        static = ({"group.instance.id": settings.group_instance_id}
+                  if settings.group_instance_id else {})
         self._consumer = Consumer(conn.kafka_config({
+            **static,
             "group.id": settings.group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -154,7 +162,7 @@ class ProcessorLoop:
         def apply_student(partition: int, key: bytes, value: bytes | None) -> None:
             self.tables.partition(partition).load(key, value)
 
-        count = self._read_changelog(STATE_TOPIC, sorted(partitions), apply_student)
+        count = self._read_changelog(self.settings.state_topic, sorted(partitions), apply_student)
         self.stats.restored += count
         self.stats.restore_s += time.monotonic() - started
         log.info("restored %d table records for partitions %s in %.1fs", count,
@@ -163,7 +171,7 @@ class ProcessorLoop:
     def _restore_districts(self) -> None:
         self.tables.districts.clear()
         count = self._read_changelog(
-            DISTRICT_TOPIC, [0], lambda _p, k, v: self.tables.load_district(k, v))
+            self.settings.district_topic, [0], lambda _p, k, v: self.tables.load_district(k, v))
         self.stats.restored += count
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

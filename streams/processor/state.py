@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.consent import DistrictState, StudentConsentHistory
+from streams.topics import PROCESSOR_DISTRICTS, PROCESSOR_STATE
 
-STATE_TOPIC = "hallpass.processor.state"
-DISTRICT_TOPIC = "hallpass.processor.districts"
+STATE_TOPIC = PROCESSOR_STATE
+DISTRICT_TOPIC = PROCESSOR_DISTRICTS
 
 _CONSENT = b"c|"
 _RECORD = b"r|"
@@ -71,7 +72,10 @@ class PartitionState:
 class Tables:
     """All tables this worker owns, and the changelog writes a transaction must carry."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_topic: str = STATE_TOPIC,
+                 district_topic: str = DISTRICT_TOPIC) -> None:
+        self.state_topic = state_topic
+        self.district_topic = district_topic
         self.partitions: dict[int, PartitionState] = {}
         self.districts: dict[str, DistrictState] = {}
         self._pending: list[StateChange] = []
@@ -94,9 +98,8 @@ class Tables:
     # writes: memory first, then the changelog record for the same transaction
     def set_consent(self, partition: int, student: str, history: StudentConsentHistory) -> None:
         self.partition(partition).consent[student] = history
-        self._pending.append(
-            StateChange(STATE_TOPIC, partition, _CONSENT + student.encode(), history.to_bytes())
-        )
+        self._pending.append(StateChange(self.state_topic, partition,
+                                         _CONSENT + student.encode(), history.to_bytes()))
 
     def set_record(self, partition: int, student: str, record: dict[str, Any] | None) -> None:
         state = self.partition(partition)
@@ -106,7 +109,8 @@ class Tables:
         else:
             state.records[student] = record
             value = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
-        self._pending.append(StateChange(STATE_TOPIC, partition, _RECORD + student.encode(), value))
+        self._pending.append(
+            StateChange(self.state_topic, partition, _RECORD + student.encode(), value))
 
     def set_holders(self, partition: int, student: str, partners: frozenset[str]) -> None:
         state = self.partition(partition)
@@ -119,7 +123,7 @@ class Tables:
             state.holders.pop(student, None)
             value = None
         self._pending.append(
-            StateChange(STATE_TOPIC, partition, _HOLDERS + student.encode(), value)
+            StateChange(self.state_topic, partition, _HOLDERS + student.encode(), value)
         )
 
     def clock(self, partition: int) -> int:
@@ -134,12 +138,13 @@ class Tables:
     def _flush_clocks(self) -> None:
         for number in sorted(self._dirty_clocks):
             value = str(self.partition(number).clock).encode()
-            self._pending.append(StateChange(STATE_TOPIC, number, _CLOCK, value))
+            self._pending.append(StateChange(self.state_topic, number, _CLOCK, value))
         self._dirty_clocks.clear()
 
     def set_district(self, district: str, state: DistrictState) -> None:
         self.districts[district] = state
-        self._pending.append(StateChange(DISTRICT_TOPIC, 0, district.encode(), state.to_bytes()))
+        self._pending.append(
+            StateChange(self.district_topic, 0, district.encode(), state.to_bytes()))
 
     def load_district(self, key: bytes, value: bytes | None) -> None:
         if value is None:
