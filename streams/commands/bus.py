@@ -109,6 +109,9 @@ def register(group: click.Group) -> None:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.monotonic() - started
         counters = handler.counters
+        busy = max(stats.last_commit_at - stats.first_batch_at, 1e-9)
+        click.echo(f"restored {stats.restored} table records in {stats.restore_s:.1f}s; "
+                   f"busy {busy:.1f}s ({stats.consumed / busy:.0f} events/s)")
         click.echo(f"processed {stats.consumed} events in {elapsed:.1f}s "
                    f"({counters.changes} changes, {counters.consent_events} consent events, "
                    f"{counters.dead_letters} dead letters)")

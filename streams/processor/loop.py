@@ -58,6 +58,9 @@ class LoopStats:
     transactions: int = 0
     restored: int = 0
     restore_s: float = 0.0
+    #: monotonic times of the first batch's start and the last commit (the busy span)
+    first_batch_at: float = 0.0
+    last_commit_at: float = 0.0
     by_topic: dict[str, int] = field(default_factory=dict)
 
 
@@ -227,6 +230,8 @@ class ProcessorLoop:
 
     def _process(self, batch: list[Message]) -> None:
         producer = self._producer
+        if not self.stats.first_batch_at:
+            self.stats.first_batch_at = time.monotonic()
         producer.begin_transaction()
         outputs: list[Output] = []
         for msg in batch:
@@ -245,6 +250,7 @@ class ProcessorLoop:
         self.stats.consumed += len(batch)
         self.stats.produced += len(outputs)
         self.stats.transactions += 1
+        self.stats.last_commit_at = time.monotonic()
         for msg in batch:
             topic = msg.topic() or ""
             self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
