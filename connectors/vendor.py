@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Connection
+from streams.read_to_end import read_to_end
 from streams.wire import WireDecoder
 
 
@@ -80,33 +80,19 @@ def sync_partner_topic(conn: Connection, topic: str, copy: VendorCopy, group_id:
         metadata = consumer.list_topics(topic, timeout=30).topics[topic]
         partitions = [TopicPartition(topic, p) for p in metadata.partitions]
         committed = consumer.committed(partitions, timeout=30)
-        consumer.assign([
-            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2)
-            for tp in committed
-        ])
-        pending = {tp.partition for tp in partitions}
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=5000, timeout=1.0):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                        continue
-                    raise RuntimeError(f"reading {topic}: {err}")
-                pending.add(msg.partition() or 0)
-                key = (msg.key() or b"").decode()
-                if msg.value() is None:
-                    copy.delete(key)
-                    report.deletes += 1
-                    reason = dict(msg.headers() or []).get("hallpass.deletion.reason", b"?")
-                    text = reason.decode() if isinstance(reason, bytes) else str(reason)
-                    report.delete_reasons[text] = report.delete_reasons.get(text, 0) + 1
-                else:
-                    copy.upsert(key, decoder.decode(msg.value()))
-                    report.upserts += 1
-        if pending:
-            raise TimeoutError(f"did not reach the end of {topic} within {timeout_s}s")
+        start = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2)
+                 for tp in committed]
+        for msg in read_to_end(consumer, start, timeout_s):
+            key = (msg.key() or b"").decode()
+            if msg.value() is None:
+                copy.delete(key)
+                report.deletes += 1
+                reason = dict(msg.headers() or []).get("hallpass.deletion.reason", b"?")
+                text = reason.decode() if isinstance(reason, bytes) else str(reason)
+                report.delete_reasons[text] = report.delete_reasons.get(text, 0) + 1
+            else:
+                copy.upsert(key, decoder.decode(msg.value()))
+                report.upserts += 1
         copy.commit()
         if report.upserts or report.deletes:
             consumer.commit(asynchronous=False)

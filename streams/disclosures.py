@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.catalog import load_schema
 from streams.config import Connection
+from streams.read_to_end import nonempty_from_start, read_to_end
 from streams.topics import AUDIT
 from streams.wire import WireDecoder
 
@@ -28,29 +28,9 @@ def read_ledger(conn: Connection, topic: str = AUDIT,
         metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
         if metadata is None or metadata.error is not None:
             return
-        assignment = []
-        for p in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            if high > low:
-                assignment.append(TopicPartition(topic, p, low))
-        pending = {tp.partition for tp in assignment}
-        if not pending:
-            return
-        consumer.assign(assignment)
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"did not reach the end of {topic} within {timeout_s}s")
-            # consume() waits for a full batch or the timeout: keep the timeout short
-            msgs = consumer.consume(num_messages=10000, timeout=0.5)
-            for msg in msgs:
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition() or 0)
-                        continue
-                    raise RuntimeError(f"reading {topic}: {err}")
-                yield msg.key(), decoder.decode(msg.value())
+        assignment = nonempty_from_start(consumer, topic, metadata.partitions)
+        for msg in read_to_end(consumer, assignment, timeout_s):
+            yield msg.key(), decoder.decode(msg.value())
     finally:
         consumer.close()
 

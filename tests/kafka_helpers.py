@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY, Connection
+from streams.read_to_end import nonempty_from_start, read_to_end
 from streams.wire import WireDecoder
 
 
@@ -35,29 +35,11 @@ def read_topic(conn: Connection, topic: str, timeout_s: float = 60.0) -> list[Re
     out: list[Read] = []
     try:
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
-        assignment = []
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            if high > low:
-                assignment.append(TopicPartition(topic, p, low))
-        pending = {tp.partition for tp in assignment}
-        if not pending:
-            return out
-        consumer.assign(assignment)
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            assert time.monotonic() < deadline, f"no end of {topic} within {timeout_s}s"
-            # consume() waits for a full batch or the timeout: keep the timeout short
-            msgs = consumer.consume(num_messages=10000, timeout=0.5)
-            for msg in msgs:
-                err = msg.error()
-                if err is not None:
-                    assert err.code() == KafkaError._PARTITION_EOF, err
-                    pending.discard(msg.partition() or 0)
-                    continue
-                headers = {k: v for k, v in (msg.headers() or []) if isinstance(v, bytes)}
-                out.append(Read(msg.key(), msg.value(), msg.partition() or 0,
-                                msg.offset() or 0, headers))
+        for msg in read_to_end(consumer, nonempty_from_start(consumer, topic, meta.partitions),
+                               timeout_s):
+            headers = {k: v for k, v in (msg.headers() or []) if isinstance(v, bytes)}
+            out.append(Read(msg.key(), msg.value(), msg.partition() or 0,
+                            msg.offset() or 0, headers))
     finally:
         consumer.close()
     return out

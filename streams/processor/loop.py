@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     Message,
@@ -28,6 +27,7 @@ from confluent_kafka import (
 
 from streams.config import Connection
 from streams.processor.state import DISTRICT_TOPIC, STATE_TOPIC, Tables
+from streams.read_to_end import nonempty_from_start, read_to_end
 
 log = logging.getLogger("hallpass.processor")
 
@@ -135,26 +135,9 @@ class ProcessorLoop:
         }))
         count = 0
         try:
-            todo = set()
-            assignment = []
-            for p in partitions:
-                low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                if high > low:
-                    todo.add(p)
-                    assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-            if not assignment:
-                return 0
-            reader.assign(assignment)
-            while todo:
-                for msg in reader.consume(num_messages=10000, timeout=1.0):
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            todo.discard(msg.partition())
-                            continue
-                        raise RuntimeError(f"restoring {topic}: {err}")
-                    apply(msg.partition() or 0, msg.key() or b"", msg.value())
-                    count += 1
+            for msg in read_to_end(reader, nonempty_from_start(reader, topic, partitions)):
+                apply(msg.partition() or 0, msg.key() or b"", msg.value())
+                count += 1
         finally:
             reader.close()
         return count
