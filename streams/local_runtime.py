@@ -133,19 +133,25 @@ def kafka_classpath(env: Mapping[str, str], progress: Progress) -> tuple[str, st
     pom = descriptor_path()
     version = pinned_versions(pom)["kafka.version"]
     libs = cache_dir(env) / f"kafka-{version}" / "libs"
-    marker = libs / ".complete"
-    if not marker.exists():
-        progress(f"fetching Apache Kafka {version} from Maven Central into {libs} (once) ...")
-        if libs.exists():
-            shutil.rmtree(libs)
-        _run_maven(
-            pom,
-            ["-Pkafka", "dependency:copy-dependencies", "-DincludeScope=runtime",
-             f"-DoutputDirectory={libs}"],
-            f"Apache Kafka {version}",
-        )
-        marker.write_text(version)
+    _fetch_once(pom, libs, f"Apache Kafka {version}",
+                ["-Pkafka", "dependency:copy-dependencies", "-DincludeScope=runtime",
+                 f"-DoutputDirectory={libs}"], progress)
     return f"{libs}/*", version
+
+
+def _fetch_once(pom: Path, target: Path, what: str, maven_args: list[str], progress: Progress,
+                must_contain: str | None = None) -> None:
+    """Resolve ``what`` with Maven into ``target`` unless a completed copy is there."""
+    marker = target / ".complete"
+    if marker.exists():
+        return
+    progress(f"fetching {what} from Maven Central into {target} (once) ...")
+    if target.exists():
+        shutil.rmtree(target)
+    _run_maven(pom, maven_args, what)
+    if must_contain and not (target / must_contain).is_file():
+        raise RuntimeProblem(f"{what} in {target} has no {must_contain}")
+    marker.write_text(what)
 
 
 def registry_home(env: Mapping[str, str], progress: Progress) -> tuple[Path, str]:
@@ -153,20 +159,10 @@ def registry_home(env: Mapping[str, str], progress: Progress) -> tuple[Path, str
     pom = descriptor_path()
     version = pinned_versions(pom)["apicurio.version"]
     home = cache_dir(env) / f"apicurio-{version}"
-    marker = home / ".complete"
-    if not marker.exists():
-        progress(f"fetching Apicurio Registry {version} from Maven Central into {home} (once) ...")
-        if home.exists():
-            shutil.rmtree(home)
-        _run_maven(
-            pom,
-            ["-Pregistry", "dependency:unpack-dependencies", f"-DoutputDirectory={home}",
-             f"-DmarkersDirectory={home}/.markers"],
-            f"Apicurio Registry {version}",
-        )
-        if not (home / "quarkus-run.jar").is_file():
-            raise RuntimeProblem(f"the Apicurio archive in {home} has no quarkus-run.jar")
-        marker.write_text(version)
+    _fetch_once(pom, home, f"Apicurio Registry {version}",
+                ["-Pregistry", "dependency:unpack-dependencies", f"-DoutputDirectory={home}",
+                 f"-DmarkersDirectory={home}/.markers"], progress,
+                must_contain="quarkus-run.jar")
     return home, version
 
 
