@@ -43,8 +43,10 @@ class Connection:
         config.update(extra or {})
         return config
 
-    def registry_config(self) -> dict[str, str]:
-        return {"url": self.schema_registry_url}
+    def registry_config(self) -> dict[str, str | int]:
+        # a timeout turns a request the registry never answers into a retried error
+        # (confluent-kafka retries transport errors), instead of an endless wait
+        return {"url": self.schema_registry_url, "timeout": 15}
 
 
 def data_dir_from(value: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:

@@ -17,7 +17,8 @@ from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY
 
 pytestmark = pytest.mark.kafka
 
-PORTS = ["--kafka-port", "39092", "--controller-port", "39093", "--registry-port", "38081"]
+# below the ephemeral port range (32768-60999): a client socket never holds them
+PORTS = ["--kafka-port", "31092", "--controller-port", "31093", "--registry-port", "31081"]
 
 
 def hallpass(data_dir: Path, *args: str, env: dict[str, str] | None = None,
@@ -49,8 +50,8 @@ def _status(data_dir: Path) -> dict[str, object]:
 def test_status_json_names_the_bus(own_stack: Path) -> None:
     status = _status(own_stack)
     assert status["running"] is True
-    assert status["bootstrap_servers"] == "127.0.0.1:39092"
-    assert status["schema_registry_url"] == "http://127.0.0.1:38081/apis/ccompat/v7"
+    assert status["bootstrap_servers"] == "127.0.0.1:31092"
+    assert status["schema_registry_url"] == "http://127.0.0.1:31081/apis/ccompat/v7"
 
 
 def test_second_up_says_it_already_runs(own_stack: Path) -> None:
@@ -65,13 +66,13 @@ def test_port_taken_is_reported(tmp_path: Path) -> None:
         blocker.listen()
         port = blocker.getsockname()[1]
         result = hallpass(tmp_path, "up", "--kafka-port", str(port),
-                          "--controller-port", "39193", "--registry-port", "38181")
+                          "--controller-port", "31193", "--registry-port", "31181")
     assert result.returncode == 1
     assert f"port {port}" in result.stderr and "already in use" in result.stderr
 
 
 def test_data_survives_down_and_up(own_stack: Path) -> None:
-    bootstrap = "127.0.0.1:39092"
+    bootstrap = "127.0.0.1:31092"
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     producer.produce("t.survives", key=b"NY-1", value=b"still here after a restart")
     assert producer.flush(30) == 0
@@ -108,8 +109,8 @@ def test_data_dir_of_another_cluster_is_refused(tmp_path: Path) -> None:
     (tmp_path / "kafka" / "meta.properties").write_text(
         "version=1\ncluster.id=SomeOtherClusterId0000\nnode.id=1\n")
     (tmp_path / "cluster.id").write_text("ThisClusterId000000000\n")
-    result = hallpass(tmp_path, "up", "--kafka-port", "39292", "--controller-port", "39293",
-                      "--registry-port", "38281")
+    result = hallpass(tmp_path, "up", "--kafka-port", "31292", "--controller-port", "31293",
+                      "--registry-port", "31281")
     assert result.returncode == 1
     assert "another cluster" in result.stderr and "SomeOtherClusterId0000" in result.stderr
 
@@ -122,8 +123,8 @@ def test_unreachable_maven_is_explained(tmp_path: Path) -> None:
                    "exit 1\n")
     mvn.chmod(0o755)
     env = {"PATH": f"{fake_bin}:{os.environ['PATH']}", "HALLPASS_CACHE_DIR": str(tmp_path / "c")}
-    result = hallpass(tmp_path / "data", "up", "--kafka-port", "39392", "--controller-port",
-                      "39393", "--registry-port", "38381", env=env)
+    result = hallpass(tmp_path / "data", "up", "--kafka-port", "31392", "--controller-port",
+                      "31393", "--registry-port", "31381", env=env)
     assert result.returncode == 1
     assert "Maven could not fetch Apache Kafka" in result.stderr
     assert "Unknown host" in result.stderr
