@@ -1,12 +1,16 @@
-"""Subcommands of ``hallpass``; each module registers its own."""
+"""Subcommands of ``hallpass``; each module here that defines ``register(group)`` adds its own."""
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 import click
 
 
 def register_all(group: click.Group) -> None:
-    from streams.commands import bus, demo, publish, roundtrip, runtime
-
-    for module in (runtime, roundtrip, publish, bus, demo):
-        module.register(group)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(group)
