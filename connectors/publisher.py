@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.catalog import load_schema
 from streams.config import Connection
+from streams.metrics import ConnectorMetrics
 from streams.topics import CHANGES, CONSENT
 from streams.wire import WireEncoder
 
@@ -51,7 +52,9 @@ class EventPublisher:
     consent events), with idempotence on so that retries never duplicate."""
 
     def __init__(self, conn: Connection, topics: Mapping[str, str] = SIS_TOPICS,
-                 delivery_timeout_s: float = 60.0) -> None:
+                 delivery_timeout_s: float = 60.0,
+                 metrics: ConnectorMetrics | None = None) -> None:
+        self.metrics = metrics
         registry = SchemaRegistryClient(conn.registry_config())
         self._encoders = {
             topic: WireEncoder(registry, f"{topic}-value", load_schema(stem))
@@ -79,6 +82,7 @@ class EventPublisher:
     def publish_encoded(self, topic: str, key: str, value: bytes,
                         on_delivered: OnDelivered | None = None) -> None:
         report = self.report
+        metrics = self.metrics
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
@@ -88,6 +92,8 @@ class EventPublisher:
                 return
             report.acknowledged += 1
             report.by_topic[topic] = report.by_topic.get(topic, 0) + 1
+            if metrics is not None:
+                metrics.published()
             if on_delivered is not None:
                 on_delivered()
 

@@ -8,12 +8,14 @@ import uuid
 from pathlib import Path
 
 import click
+from prometheus_client import CollectorRegistry
 
 from streams.catalog import field_catalog, load_schema
 from streams.commands.context import Context, pass_context, progress
 from streams.consent import ConsentEvent, ConsentKind
 from streams.contracts import check_contracts, contract_files
 from streams.disclosures import read_disclosures
+from streams.metrics import metrics_port_option, serve_metrics
 from streams.processor.app import (
     ENV_SECRETS_FILE,
     ProcessorSetupError,
@@ -80,9 +82,10 @@ def register(group: click.Group) -> None:
                   "created if missing).")
     @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
                   help="Most input events per transaction.")
+    @metrics_port_option(default=0)
     @pass_context
     def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
-                partner_secrets: Path | None, batch_size: int) -> None:
+                partner_secrets: Path | None, batch_size: int, metrics_port: int) -> None:
         """Run the consent-aware processor (exactly once, Kafka transactions).
 
         Reads sis.student.changes and consent.events; writes each partner's contracted view to
@@ -90,6 +93,10 @@ def register(group: click.Group) -> None:
         per decision to audit.disclosures, and bad input to sis.student.changes.dlq.
         With HALLPASS_TOPIC_PREFIX set, every topic name, subject and group takes the prefix.
         """
+        registry = CollectorRegistry()
+        url = serve_metrics(registry, metrics_port, ctx.env)
+        if url:
+            progress(f"metrics on {url}")
         started = time.monotonic()
         last = [0.0]
 
@@ -104,7 +111,8 @@ def register(group: click.Group) -> None:
         try:
             stats, handler = run_processor(
                 ctx.connection(), contracts_dir, _secrets_file(ctx, partner_secrets),
-                until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics())
+                until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
+                metrics=registry if url else None)
         except (ProcessorSetupError, TooManyInvalidError) as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.monotonic() - started

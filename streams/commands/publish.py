@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import click
+from prometheus_client import CollectorRegistry
 
 from streams.commands.context import Context, pass_context, progress
+from streams.metrics import ConnectorMetrics, metrics_port_option, serve_metrics
 from streams.topics import CHANGES
 
 
@@ -33,6 +35,14 @@ class Progress:
         return time.monotonic() - self.started
 
 
+def _connector_metrics(ctx: Context, connector: str, port: int) -> ConnectorMetrics:
+    registry = CollectorRegistry()
+    url = serve_metrics(registry, port, ctx.env)
+    if url:
+        progress(f"metrics on {url}")
+    return ConnectorMetrics(registry, connector)
+
+
 def register(group: click.Group) -> None:
     register_simulate(group)
 
@@ -47,9 +57,10 @@ def register(group: click.Group) -> None:
                   "bulk export publish nothing (default: <data dir>/oneroster-fingerprints.db).")
     @click.option("--district", default=None,
                   help="District id for orgs that name none (single-district packages).")
+    @metrics_port_option(default=0)
     @pass_context
     def publish_oneroster(ctx: Context, path: Path, state_path: Path | None,
-                          district: str | None) -> None:
+                          district: str | None, metrics_port: int) -> None:
         """Publish a OneRoster 1.2 CSV package (directory or zip with manifest.csv), bulk or
         delta, as one event per student.
 
@@ -62,16 +73,20 @@ def register(group: click.Group) -> None:
         from connectors.oneroster import OneRosterPackageError, read_package
         from connectors.publisher import EventPublisher, PublishError
 
+        metrics = _connector_metrics(ctx, "oneroster", metrics_port)
         try:
             result = read_package(path, default_district_id=district)
         except OneRosterPackageError as exc:
             raise click.ClickException(str(exc)) from exc
+        metrics.read(result.rows_read)
+        for reject in result.rejects:
+            metrics.rejected(reject.file, reject.column)
         for reject in result.rejects[:20]:
             click.echo(f"rejected {reject.message}", err=True)
         if result.rejected > 20:
             click.echo(f"... and {result.rejected - 20} more in {result.rejects_path}", err=True)
         store = FingerprintStore(state_path or ctx.data_dir / "oneroster-fingerprints.db")
-        publisher = EventPublisher(ctx.connection())
+        publisher = EventPublisher(ctx.connection(), metrics=metrics)
         meter = Progress("publishing")
         unchanged = 0
         try:
@@ -79,6 +94,7 @@ def register(group: click.Group) -> None:
                 fp = fingerprint(event.value)
                 if event.operation == "UPSERT" and not store.changed(event.key, fp):
                     unchanged += 1
+                    metrics.unchanged()
                     continue
                 on_delivered = (functools.partial(store.forget, event.key)
                                 if event.operation == "DELETE"
@@ -116,9 +132,10 @@ def register_simulate(group: click.Group) -> None:
                   default=None, help="Also write the initial district as a OneRoster 1.2 bulk "
                   "package to this directory.")
     @click.option("--no-publish", is_flag=True, help="Only write the OneRoster package.")
+    @metrics_port_option(default=0)
     @pass_context
     def simulate(ctx: Context, students: int, seed: int, days: int, districts: int,
-                 oneroster_out: Path | None, no_publish: bool) -> None:
+                 oneroster_out: Path | None, no_publish: bool, metrics_port: int) -> None:
         """Publish a realistic, reproducible district: the initial records of every student,
         then daily changes (attendance, grades, discipline, moves, withdrawals) and consent
         events (grants, revocations, opt-outs, a district opt-out)."""
@@ -133,13 +150,15 @@ def register_simulate(group: click.Group) -> None:
                        f"students to {oneroster_out}")
         if no_publish:
             return
-        publisher = EventPublisher(ctx.connection())
+        metrics = _connector_metrics(ctx, "simulator", metrics_port)
+        publisher = EventPublisher(ctx.connection(), metrics=metrics)
         meter = Progress("publishing simulated events")
         counts: dict[str, int] = {}
         try:
             for done, event in enumerate(
                 simulated_events(students, seed, days, districts=districts), 1
             ):
+                metrics.read()
                 publisher.publish(event.topic, event.key, event.value)
                 counts[event.topic] = counts.get(event.topic, 0) + 1
                 meter.tick(done)

@@ -7,17 +7,19 @@ import functools
 import json
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from prometheus_client import CollectorRegistry
 
-from streams.catalog import field_catalog, load_schema, never_share_paths
+from streams.catalog import FieldInfo, field_catalog, load_schema, never_share_paths
 from streams.config import Connection
 from streams.contracts import Contract, load_contracts
+from streams.metrics import ProcessorCollector, ProcessorSources, ProcessorTimings
 from streams.policy import partner_key
 from streams.processor.handlers import BusHandler, PartnerRoute
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
@@ -165,11 +167,48 @@ def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
     )
 
 
+def stripped_by_category(catalog: Mapping[str, FieldInfo],
+                         kept: Iterable[str]) -> dict[str, int]:
+    """Per data category, the leaves of the student record a view leaves out."""
+    keep = set(kept)
+    counts: dict[str, int] = {}
+    for path, info in catalog.items():
+        if path not in keep:
+            counts[info.category] = counts.get(info.category, 0) + 1
+    return counts
+
+
+def register_metrics(registry: CollectorRegistry, loop: ProcessorLoop,
+                     handler: BusHandler) -> ProcessorTimings:
+    """Expose the loop's and handler's counters in ``registry``; returns the timings the
+    loop must observe."""
+    catalog = field_catalog(load_schema("student_record_changed"))
+
+    def consent_students() -> int:
+        return sum(len(state.consent) for state in list(loop.tables.partitions.values()))
+
+    registry.register(ProcessorCollector(ProcessorSources(
+        counts=lambda: handler.counters,
+        consumed_by_topic=lambda: loop.stats.by_topic,
+        transactions=lambda: loop.stats.transactions,
+        last_commit_unix=lambda: loop.stats.last_commit_unix,
+        consent_students=consent_students,
+        stripped_per_disclosure={
+            route.partner: stripped_by_category(catalog, (leaf.path for leaf in route.view.leaves))
+            for route in handler.routes
+        },
+    )))
+    return ProcessorTimings(registry)
+
+
 def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
                   until_idle: bool, worker: int, note: Callable[[str], None],
                   on_progress: Callable[[LoopStats], None] | None = None,
                   batch_size: int = 1000,
-                  topics: Topics = DEFAULT_TOPICS) -> tuple[LoopStats, BusHandler]:
+                  topics: Topics = DEFAULT_TOPICS,
+                  metrics: CollectorRegistry | None = None) -> tuple[LoopStats, BusHandler]:
+    """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a
+    ``metrics`` registry, its counters and timings are exposed there."""
     ensure_topics(conn, bus_topics(topics=topics))
     handler = build_handler(conn, contracts_dir, secrets_file, note, topics)
     member = f"{topics.processor_group}-{socket.gethostname()}-{worker}"
@@ -180,6 +219,8 @@ def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
     )
     loop = ProcessorLoop(conn, [topics.changes, topics.consent], handler, settings,
                          on_progress)
+    if metrics is not None:
+        loop.observer = register_metrics(metrics, loop, handler)
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())

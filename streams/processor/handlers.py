@@ -61,6 +61,7 @@ class Counters:
     changes: int = 0
     consent_events: int = 0
     dead_letters: int = 0
+    dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     disclosed: dict[str, int] = field(default_factory=dict)
     withheld: dict[tuple[str, str], int] = field(default_factory=dict)
     retracted: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -135,6 +136,8 @@ class BusHandler:
             bad = InvalidMessage(topic, partition, msg.offset() or 0, _reason(exc), msg.key(),
                                  msg.value())
             self.counters.dead_letters += 1
+            self.counters.bump(self.counters.dead_letters_by_reason,
+                               "undecodable" if isinstance(exc, WireFormatError) else "invalid")
             self.dlq_limit.record(False, bad)
             return [Output(self.topics.changes_dlq, bad.key, bad.value, bad.headers())]
         self.dlq_limit.record(True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,6 +43,13 @@ class Output:
     partition: int | None = None
 
 
+class BatchObserver(Protocol):
+    """Told about every committed batch (``streams.metrics.ProcessorTimings``)."""
+
+    def observe_batch(self, timestamps_ms: Iterable[int], handle_s: float, produce_s: float,
+                      commit_s: float, committed_unix: float | None = None) -> None: ...
+
+
 class Handler(Protocol):
     def handle(self, msg: Message, tables: Tables) -> list[Output]: ...
 
@@ -61,6 +68,8 @@ class LoopStats:
     #: monotonic times of the first batch's start and the last commit (the busy span)
     first_batch_at: float = 0.0
     last_commit_at: float = 0.0
+    #: unix time of the last commit (for the metrics)
+    last_commit_unix: float = 0.0
     by_topic: dict[str, int] = field(default_factory=dict)
 
 
@@ -88,8 +97,10 @@ class ProcessorLoop:
         handler: Handler,
         settings: LoopSettings = LoopSettings(),
         on_progress: Callable[[LoopStats], None] | None = None,
+        observer: BatchObserver | None = None,
     ) -> None:
         self.conn = conn
+        self.observer = observer
         self.input_topics = list(input_topics)
         self.handler = handler
         self.settings = settings
@@ -215,25 +226,34 @@ class ProcessorLoop:
         producer = self._producer
         if not self.stats.first_batch_at:
             self.stats.first_batch_at = time.monotonic()
+        started = time.monotonic()
         producer.begin_transaction()
         outputs: list[Output] = []
         for msg in batch:
             outputs.extend(self.handler.handle(msg, self.tables))
         outputs.extend(self.handler.on_batch_end(self.tables))
+        handled = time.monotonic()
         for out in outputs:
             self._produce(out.topic, out.key, out.value, out.headers, out.partition)
         for change in self.tables.take_changes():
             self._produce(change.topic, change.key, change.value, None, change.partition)
+        produced = time.monotonic()
         positions = self._consumer.position(self._consumer.assignment())
         producer.send_offsets_to_transaction(
             [tp for tp in positions if tp.offset >= 0],
             self._consumer.consumer_group_metadata(), 30,
         )
         producer.commit_transaction(60)
+        committed = time.monotonic()
+        self.stats.last_commit_unix = time.time()
+        if self.observer is not None:
+            self.observer.observe_batch((m.timestamp()[1] for m in batch), handled - started,
+                                        produced - handled, committed - produced,
+                                        self.stats.last_commit_unix)
         self.stats.consumed += len(batch)
         self.stats.produced += len(outputs)
         self.stats.transactions += 1
-        self.stats.last_commit_at = time.monotonic()
+        self.stats.last_commit_at = committed
         for msg in batch:
             topic = msg.topic() or ""
             self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
