@@ -15,7 +15,6 @@ category.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,8 +64,7 @@ def partner_key(student_id: str, secret: bytes) -> str:
     """
     if len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"a partner key secret needs at least {MIN_SECRET_BYTES} bytes")
-    digest = hmac.new(secret, student_id.encode(), hashlib.sha256).hexdigest()
-    return digest[:PARTNER_KEY_LENGTH]
+    return hmac.digest(secret, student_id.encode(), "sha256").hex()[:PARTNER_KEY_LENGTH]
 
 
 def decide(

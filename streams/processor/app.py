@@ -138,7 +138,8 @@ def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
             ) from exc
         view_schema: dict[str, Any] = json.loads(registered.schema.schema_str or "{}")
         view = compile_view(view_schema, contract, catalog)
-        encoder = WireEncoder(registry, view_subject(contract), view_schema)
+        encoder = WireEncoder(registry, view_subject(contract), view_schema,
+                              logical_types=False)
         secret = keys[contract.partner]
         routes.append(PartnerRoute(
             contract=contract, view=view, encode_view=encoder.encode,
@@ -146,10 +147,12 @@ def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
         ))
     change_decoder = WireDecoder(registry)
     consent_decoder = WireDecoder(registry, reader_schema=load_schema("consent_changed"))
-    audit = WireEncoder(registry, f"{topics.audit}-value", load_schema("disclosure_record"))
+    audit = WireEncoder(registry, f"{topics.audit}-value", load_schema("disclosure_record"),
+                        logical_types=False)
     notice_schema = load_schema("deletion_notice")
     notice_encoders = {
-        c.partner: WireEncoder(registry, f"{topics.notices(c.partner)}-value", notice_schema)
+        c.partner: WireEncoder(registry, f"{topics.notices(c.partner)}-value", notice_schema,
+                               logical_types=False)
         for c in contracts
     }
 

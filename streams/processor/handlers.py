@@ -94,6 +94,18 @@ def _strip(node: Any, parts: list[str]) -> None:
         node[head] = None
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionInputs:
+    status: ConsentStatus
+    district_opt_out: bool
+    now: int
+    contract_active: bool
+
+    def same_decision_as(self, other: DecisionInputs) -> bool:
+        return (self.status == other.status and self.district_opt_out == other.district_opt_out
+                and self.contract_active == other.contract_active)
+
+
 class BusHandler:
     """Turns change and consent events into each partner's view, retractions and audit."""
 
@@ -187,7 +199,7 @@ class BusHandler:
         deleted = record.get("operation") == "DELETE"
         if not deleted:
             # a null section means "not part of this change": keep what we knew
-            previous = state.records.get(student)
+            previous = state.record(student)
             if previous is not None:
                 record = {k: (previous.get(k) if v is None else v) for k, v in record.items()}
         tables.set_record(partition, student, None if deleted else record)
@@ -204,14 +216,24 @@ class BusHandler:
 
     def _decide(self, route: PartnerRoute, record: Mapping[str, Any],
                 history: StudentConsentHistory, district: DistrictState, now: int) -> Decision:
+        return self._decide_on(route, record, self._inputs(route, history, district, now))
+
+    def _inputs(self, route: PartnerRoute, history: StudentConsentHistory,
+                district: DistrictState, now: int) -> DecisionInputs:
+        """Everything a decision depends on besides the record: equal inputs, equal decision."""
         status: ConsentStatus = history.status_at(now, route.partner)
         # A district event is decided on its own input partition's clock. Once processed, it
         # binds every later decision about the district's students, even on a partition whose
         # clock lags behind it: nothing would retract a record disclosed there when that clock
         # passes the opt-out (districts are not swept like consent expiries).
         district_now = max(now, district.events[-1].effective_at) if district.events else now
-        return decide(record, route.contract, route.view, status,
-                      district.opted_out(district_now, route.partner), now, route.pseudonym)
+        return DecisionInputs(status, district.opted_out(district_now, route.partner), now,
+                              route.contract.is_active(now))
+
+    def _decide_on(self, route: PartnerRoute, record: Mapping[str, Any],
+                   inputs: DecisionInputs) -> Decision:
+        return decide(record, route.contract, route.view, inputs.status,
+                      inputs.district_opt_out, inputs.now, route.pseudonym)
 
     def _apply(self, route: PartnerRoute, decision: Decision, student: str,
                record: Mapping[str, Any], holders: set[str], msg: Message, now: int,
@@ -297,7 +319,7 @@ class BusHandler:
             for number, state in tables.partitions.items():
                 at = self._clock.get(number, tables.clock(number))
                 for student in list(state.holders):
-                    record = state.records.get(student)
+                    record = state.record(student)
                     if record is not None and record.get("district_id") == event.district_id:
                         outputs.extend(self._reevaluate(number, student, tables, msg, at,
                                                         event.event_id, district_before=before,
@@ -330,7 +352,7 @@ class BusHandler:
         compare = (history_before is not None or district_before is not None
                    or before_ms is not None)
         state = tables.partition(partition)
-        record = state.records.get(student)
+        record = state.record(student)
         if record is None:
             return []
         history = state.consent.get(student, StudentConsentHistory())
@@ -340,12 +362,15 @@ class BusHandler:
         for route in self.routes:
             if only is not None and route.partner != only:
                 continue
-            decision = self._decide(route, record, history, district, now)
+            inputs = self._inputs(route, history, district, now)
+            decision = self._decide_on(route, record, inputs)
             if compare:
-                before = self._decide(route, record, history_before or history,
-                                      district_before or district,
-                                      now if before_ms is None else before_ms)
-                same = _same(before, decision)
+                inputs_before = self._inputs(route, history_before or history,
+                                             district_before or district,
+                                             now if before_ms is None else before_ms)
+                # the same inputs decide the same: no second projection to compare
+                same = (inputs_before.same_decision_as(inputs)
+                        or _same(self._decide_on(route, record, inputs_before), decision))
                 if same and (isinstance(decision, Disclosed) == (route.partner in holders)):
                     continue
             outputs.extend(self._apply(route, decision, student, record, holders, msg, now,
