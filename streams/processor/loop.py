@@ -83,7 +83,7 @@ class LoopSettings:
     state_topic: str = STATE_TOPIC
     district_topic: str = DISTRICT_TOPIC
     batch_size: int = 1000
-    poll_timeout_s: float = 0.2
+    poll_timeout_s: float = 0.05
     until_idle: bool = False
     idle_s: float = 2.0
     transaction_timeout_ms: int = 60000
@@ -128,6 +128,9 @@ class ProcessorLoop:
             "isolation.level": "read_committed",
             "partition.assignment.strategy": "range",
             "enable.partition.eof": True,
+            # a fetch returns within 50 ms when there is nothing new, so a record arriving on
+            # a quiet bus waits at most that long (librdkafka's default is 500 ms)
+            "fetch.wait.max.ms": 50,
         }))
 
     def stop(self) -> None:

@@ -1,7 +1,14 @@
-"""Publisher throughput beside a raw confluent-kafka produce of the same pre-encoded messages,
-on the same broker in the same run. Not part of `make test`.
+"""Publisher throughput beside a raw confluent-kafka produce of the same messages, on the same
+broker in the same run. Not part of `make test`.
 
-    python -m tests.benchmarks.bench_publish --students 20000   (against the running stack)
+    python -m tests.benchmarks.bench_publish [--students 10000] [--days 3] [--quick]
+
+  simulator  encode each simulated event (fastavro, Confluent wire format) and publish it
+  oneroster  read a OneRoster package of the same students, join, fingerprint, publish
+Each is beside a raw produce of exactly the bytes it published (pre-encoded, same producer
+settings), repetitions interleaved. Prints a table and writes the ``publisher`` section of
+bench-results.json (the other sections stay); `bench_processor` runs the same code as its
+``publisher`` scenario.
 """
 
 from __future__ import annotations
@@ -9,11 +16,12 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -21,79 +29,156 @@ from connectors.fingerprints import FingerprintStore, fingerprint
 from connectors.oneroster import read_package
 from connectors.oneroster_writer import write_oneroster_package
 from connectors.publisher import EventPublisher
-from connectors.simulator import simulate
-from streams.config import resolve_connection
-from streams.topics import CHANGES
+from connectors.simulator import SimEvent, simulate
+from streams.config import Connection, resolve_connection
+from streams.topics import CHANGES, Topics
+from tests.benchmarks.results import RESULTS_FILE, Progress, ratio, summary, write_results
+from tests.processor_helpers import drop_prefix
+
+SEED = 2014
+Messages = list[tuple[str, bytes, bytes]]  # (topic, key, value)
+
+#: what EventPublisher's producer uses, so the raw baseline differs only in the work before
+PRODUCER_SETTINGS: Mapping[str, str | int | float | bool] = {
+    "enable.idempotence": True, "acks": "all", "linger.ms": 25, "batch.num.messages": 10000,
+    "compression.type": "lz4", "queue.buffering.max.messages": 200000,
+}
 
 
-def _raw(conn_cfg: dict[str, object], topic: str, messages: list[tuple[bytes, bytes]]) -> float:
-    producer = Producer({**conn_cfg, "enable.idempotence": True, "acks": "all",  # type: ignore[dict-item]
-                         "linger.ms": 25, "compression.type": "lz4",
-                         "queue.buffering.max.messages": 200000})
+def raw_produce(conn: Connection, messages: Messages, rename: Callable[[str], str]) -> float:
+    """Produce pre-encoded ``messages`` (topics renamed) and wait for every ack; events/s."""
+    producer = Producer(conn.kafka_config(PRODUCER_SETTINGS))
     started = time.perf_counter()
-    for key, value in messages:
+    for topic, key, value in messages:
         while True:
             try:
-                producer.produce(topic, key=key, value=value)
+                producer.produce(rename(topic), key=key, value=value)
                 break
             except BufferError:
                 producer.poll(0.05)
-    producer.flush(120)
-    return len(messages) / (time.perf_counter() - started)
+    left = producer.flush(120)
+    elapsed = time.perf_counter() - started
+    if left:
+        raise RuntimeError(f"raw produce: {left} messages not acknowledged")
+    return len(messages) / elapsed
+
+
+def publish_simulated(conn: Connection, topics: Topics, events: Sequence[SimEvent],
+                      encoded: Messages) -> float:
+    """The simulator's path: encode each event, publish it, wait for every ack; events/s.
+    Appends what was published to ``encoded``."""
+    publisher = EventPublisher(conn, {topics.changes: "student_record_changed",
+                                      topics.consent: "consent_changed"})
+    started = time.perf_counter()
+    for ev in events:
+        target = topics.changes if ev.topic == CHANGES else topics.consent
+        value = publisher.encode(target, ev.value)
+        publisher.publish_encoded(target, ev.key, value)
+        encoded.append((target, ev.key.encode(), value))
+    publisher.close()
+    return len(events) / (time.perf_counter() - started)
+
+
+def publish_oneroster(conn: Connection, topics: Topics, package: Path, store_file: Path,
+                      encoded: Messages) -> float:
+    """The OneRoster connector's path: read and join the package, fingerprint, encode,
+    publish the changed students, wait for every ack; events/s. Appends what was published
+    to ``encoded``."""
+    publisher = EventPublisher(conn, {topics.changes: "student_record_changed"})
+    store = FingerprintStore(store_file)
+    started = time.perf_counter()
+    result = read_package(package, write_rejects_file=False)
+    for event in result.events:
+        fp = fingerprint(event.value)
+        if store.changed(event.key, fp):
+            value = publisher.encode(topics.changes, event.value)
+            publisher.publish_encoded(topics.changes, event.key, value,
+                                      functools.partial(store.mark_delivered, event.key, fp))
+            encoded.append((topics.changes, event.key.encode(), value))
+    publisher.close()
+    return len(result.events) / (time.perf_counter() - started)
+
+
+def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
+                      prefix: str, progress: Callable[[str], None],
+                      events: Sequence[SimEvent] | None = None) -> dict[str, Any]:
+    """The ``publisher`` section: each publisher's events/s beside a raw produce of the very
+    messages it published, repetitions interleaved, every topic under ``prefix``."""
+    if events is None:
+        events = list(simulate(students, SEED, days, districts=2))
+    sim_rates: list[float] = []
+    sim_raw: list[float] = []
+    or_rates: list[float] = []
+    or_raw: list[float] = []
+    or_events = 0
+    with tempfile.TemporaryDirectory(prefix="hallpass-bench-publish-") as tmp:
+        package = Path(tmp) / "oneroster"
+        write_oneroster_package(students, package, seed=SEED, districts=2)
+        for i in range(repeat):
+            progress(f"publisher {i + 1}/{repeat}: simulator, {len(events)} events")
+            topics = Topics(f"{prefix}sim{i}.")
+            sim_msgs: Messages = []
+            sim_rates.append(publish_simulated(conn, topics, events, sim_msgs))
+            sim_raw.append(raw_produce(conn, sim_msgs, lambda t: f"{t}.raw"))
+            progress(f"publisher {i + 1}/{repeat}: oneroster, {students} students")
+            topics = Topics(f"{prefix}or{i}.")
+            or_msgs: Messages = []
+            or_rates.append(publish_oneroster(conn, topics, package, Path(tmp) / f"fp{i}.db",
+                                              or_msgs))
+            or_raw.append(raw_produce(conn, or_msgs, lambda t: f"{t}.raw"))
+            or_events = len(or_msgs)
+
+    def entry(rates: list[float], raw: list[float], count: int) -> dict[str, Any]:
+        figure, baseline = summary(rates), summary(raw)
+        return {"events_per_s": figure, "raw_events_per_s": baseline,
+                "ratio_to_raw": ratio(figure, baseline), "events": count}
+
+    return {"simulator": entry(sim_rates, sim_raw, len(events)),
+            "oneroster": entry(or_rates, or_raw, or_events),
+            "students": students, "days": days, "seed": SEED}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--students", type=int, default=20000)
-    parser.add_argument("--days", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=10000)
+    parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true",
+                        help="Smoke test: 2,000 students, 2 days, 1 repetition.")
     args = parser.parse_args()
-    conn = resolve_connection(os.environ, Path(os.environ.get("HALLPASS_DATA_DIR", ".hallpass")))
+    if args.quick:
+        args.students, args.days, args.repeat = 2000, 2, 1
+    progress = Progress()
+    conn = resolve_connection(os.environ,
+                              Path(os.environ.get("HALLPASS_DATA_DIR", ".hallpass")).resolve())
     run = uuid.uuid4().hex[:6]
-    events = list(simulate(args.students, 99, args.days))
-    sim_rates, raw_rates, or_rates = [], [], []
-    for i in range(args.repeat):
-        topic = f"bench.publish.{run}.{i}"
-        publisher = EventPublisher(conn, {topic: "student_record_changed",
-                                          "consent.events": "consent_changed"})
-        started = time.perf_counter()
-        encoded = []
-        for ev in events:
-            target = topic if ev.topic == CHANGES else ev.topic
-            value = publisher.encode(target, ev.value)
-            publisher.publish_encoded(target, ev.key, value)
-            encoded.append((ev.key.encode(), value))
-        publisher.close()
-        sim_rates.append(len(events) / (time.perf_counter() - started))
-        raw_rates.append(_raw(conn.kafka_config(), f"{topic}.raw", encoded))
+    prefix = f"bench.{run}.publish."
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        section = measure_publisher(conn, args.students, args.days, args.repeat, prefix,
+                                    progress)
+    finally:
+        progress(f"deleting the topics and subjects {prefix}*")
+        drop_prefix(conn, prefix)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        package = Path(tmp) / "pkg"
-        write_oneroster_package(args.students, package, seed=99)
-        for i in range(args.repeat):
-            topic = f"bench.oneroster.{run}.{i}"
-            publisher = EventPublisher(conn, {topic: "student_record_changed"})
-            store = FingerprintStore(Path(tmp) / f"fp{i}.db")
-            started = time.perf_counter()
-            result = read_package(package, write_rejects_file=False)
-            for event in result.events:
-                fp = fingerprint(event.value)
-                if store.changed(event.key, fp):
-                    publisher.publish(topic, event.key, event.value,
-                                      functools.partial(store.mark_delivered, event.key, fp))
-            publisher.close()
-            or_rates.append(len(result.events) / (time.perf_counter() - started))
+    def show(name: str, rates: Mapping[str, Any]) -> None:
+        print(f"{name:<36} median {rates['median']:>9,.0f}/s  "
+              f"(min {rates['min']:,.0f}, max {rates['max']:,.0f})")
 
-    def show(name: str, rates: list[float]) -> None:
-        print(f"{name:<34} median {statistics.median(rates):>9.0f}/s  "
-              f"(min {min(rates):.0f}, max {max(rates):.0f})")
-
-    print(f"{len(events)} simulated events, {args.students} students, {args.repeat} repetitions")
-    show("raw produce (pre-encoded)", raw_rates)
-    show("simulator publish (encode+produce)", sim_rates)
-    show("oneroster publish (read+join+fp)", or_rates)
-    print(f"simulator / raw = {statistics.median(sim_rates) / statistics.median(raw_rates):.2f}; "
-          f"oneroster / raw = {statistics.median(or_rates) / statistics.median(raw_rates):.2f}")
+    sim, oneroster = section["simulator"], section["oneroster"]
+    print(f"{sim['events']} simulated events, {args.students} students, "
+          f"{args.repeat} repetition(s)")
+    show("raw produce of the simulator's bytes", sim["raw_events_per_s"])
+    show("simulator publish (encode+produce)", sim["events_per_s"])
+    show("raw produce of the OneRoster bytes", oneroster["raw_events_per_s"])
+    show("oneroster publish (read+join+fp)", oneroster["events_per_s"])
+    print(f"simulator / raw = {sim['ratio_to_raw']:.2f}; "
+          f"oneroster / raw = {oneroster['ratio_to_raw']:.2f}")
+    meta = {"run": run, "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": "bench_publish", "repeat": args.repeat}
+    write_results(RESULTS_FILE, {"publisher": section}, meta, fresh=False)
+    progress(f"wrote the publisher section of {RESULTS_FILE}")
 
 
 if __name__ == "__main__":
