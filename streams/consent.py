@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import bisect
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from streams.catalog import CATEGORIES
 
@@ -128,15 +129,15 @@ class ConsentEvent:
             return cls(
                 event_id=str(value["event_id"]),
                 kind=kind,
-                district_id=str(value["district_id"]),
+                district_id=_shared(str(value["district_id"])),
                 effective_at=to_epoch_ms(value["effective_at"]),
-                student_id=value.get("student_id"),
-                partner=value.get("partner"),
-                categories=frozenset(categories),
-                purpose=value.get("purpose"),
+                student_id=_shared(value.get("student_id")),
+                partner=_shared(value.get("partner")),
+                categories=_shared_set(categories),
+                purpose=_shared(value.get("purpose")),
                 expires_at=None if expires is None else to_epoch_ms(expires),
-                recorded_by=str(value.get("recorded_by", "")),
-                source_system=str(value.get("source_system", "")),
+                recorded_by=_shared(str(value.get("recorded_by", ""))),
+                source_system=_shared(str(value.get("source_system", ""))),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, InvalidConsentEventError):
@@ -183,16 +184,43 @@ class ConsentEvent:
         return cls(
             event_id=eid,
             kind=ConsentKind(kind),
-            district_id=district,
+            district_id=_shared(district),
             effective_at=int(eff),
-            student_id=student,
-            partner=partner,
-            categories=frozenset(cats),
-            purpose=purpose,
+            student_id=_shared(student),
+            partner=_shared(partner),
+            categories=_shared_set(cats),
+            purpose=_shared(purpose),
             expires_at=None if exp is None else int(exp),
-            recorded_by=by,
-            source_system=source,
+            recorded_by=_shared(by),
+            source_system=_shared(source),
         )
+
+
+# Memory: a worker holds the consent histories of up to millions of students. The same few
+# district ids, partners, category sets and recorders recur in every event, and a student id
+# is also the table's key, so each is kept once (interned) instead of once per event.
+_CATEGORY_SETS: dict[frozenset[str], frozenset[str]] = {}
+_MAX_CATEGORY_SETS = 4096
+
+
+@overload
+def _shared(value: str) -> str: ...
+@overload
+def _shared(value: None) -> None: ...
+@overload
+def _shared(value: str | None) -> str | None: ...
+def _shared(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
+
+
+def _shared_set(categories: Iterable[str]) -> frozenset[str]:
+    key = frozenset(categories)
+    found = _CATEGORY_SETS.get(key)
+    if found is None:
+        found = key
+        if len(_CATEGORY_SETS) < _MAX_CATEGORY_SETS:
+            _CATEGORY_SETS[key] = key
+    return found
 
 
 @dataclass(frozen=True, slots=True)

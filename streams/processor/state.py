@@ -9,6 +9,7 @@ one-partition topic that every worker reads whole.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,7 @@ class PartitionState:
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one changelog record during restore."""
-        kind, student = key[:2], key[2:].decode()
+        kind, student = key[:2], sys.intern(key[2:].decode())
         if kind == _CONSENT:
             if value is None:
                 self.consent.pop(student, None)
