@@ -19,7 +19,17 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-setup: $(BIN)/.installed ## create the virtualenv and install hallpass with its dev tools
+setup: $(BIN)/.installed tools ## create the virtualenv and install hallpass with its dev tools
+
+# Prometheus and promtool (alert rule tests, the Prometheus integration test) come from
+# Debian's packages; as root (CI) they are installed, otherwise the message says how.
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Prometheus and promtool (Debian package prometheus)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus >/dev/null; \
+	  else echo "Prometheus and promtool are needed: sudo apt-get install prometheus"; exit 1; fi; }
 
 lint: setup ## check style and types (changes nothing)
 	$(BIN)/ruff check .
@@ -51,4 +61,4 @@ bench: up ## benchmarks on the local stack (not part of `make test`); writes ben
 clean: ## remove the virtualenv and caches (not the data dir)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help setup lint format test unit up down demo bench clean
+.PHONY: tools help setup lint format test unit up down demo bench clean
