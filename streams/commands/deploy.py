@@ -1,0 +1,62 @@
+"""``hallpass deploy render strimzi``: Kubernetes manifests generated from the contracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from streams.commands.acl import load_checked_contracts
+from streams.commands.bus import contracts_dir_option
+from streams.commands.context import Context, pass_context
+from streams.security.acl_plan import DEFAULT_ROLES, AclPlanError
+from streams.security.strimzi import StrimziRenderError, StrimziTarget, render_strimzi
+
+DEFAULT_K8S_DIR = Path("deploy/k8s")
+
+
+@click.group()
+def deploy() -> None:
+    """Deployment files generated from the contracts."""
+
+
+@deploy.group()
+def render() -> None:
+    """Write manifests for a platform."""
+
+
+@render.command("strimzi")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_K8S_DIR, show_default=True,
+              help="Directory for kafka-topics.yaml and kafka-users.yaml (replaced).")
+@contracts_dir_option
+@click.option("--cluster", default=StrimziTarget.cluster, show_default=True,
+              help="Name of the Strimzi Kafka cluster (the strimzi.io/cluster label).")
+@click.option("--namespace", default=None,
+              help="Namespace of the resources (default: none; kubectl's current one).")
+@click.option("--partitions", type=click.IntRange(min=1), default=StrimziTarget.partitions,
+              show_default=True, help="Partitions of the multi-partition topics.")
+@click.option("--replicas", type=click.IntRange(1, 32767), default=StrimziTarget.replicas,
+              show_default=True, help="Replicas of every topic.")
+@pass_context
+def strimzi(ctx: Context, out_dir: Path, contracts_dir: Path, cluster: str,
+            namespace: str | None, partitions: int, replicas: int) -> None:
+    """Write Strimzi KafkaTopic and KafkaUser manifests: a topic for each topic of the bus
+    and of each partner, a SCRAM-SHA-512 user for each role and vendor with the ACLs of
+    `hallpass acl plan`. Topic names take HALLPASS_TOPIC_PREFIX when set."""
+    contracts = load_checked_contracts(contracts_dir)
+    target = StrimziTarget(cluster, namespace, partitions, replicas)
+    try:
+        files = render_strimzi(contracts, ctx.topics(), DEFAULT_ROLES, target,
+                               source=contracts_dir.as_posix())
+    except (AclPlanError, StrimziRenderError) as exc:
+        raise click.ClickException(f"cannot render the Strimzi manifests:\n{exc}") from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = out_dir / name
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(deploy)

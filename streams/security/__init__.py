@@ -1,0 +1,1 @@
+"""Partner isolation: the Kafka ACLs the contracts imply, users, secure client settings."""
