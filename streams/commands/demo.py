@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import click
+from prometheus_client import CollectorRegistry
 
 from streams.commands.context import Context, pass_context, progress
+from streams.metrics import metrics_port_option, serve_metrics
 
 CONTRACTS = Path("deploy/contracts")
 
@@ -19,13 +21,16 @@ def register(group: click.Group) -> None:
     @click.option("--seed", type=int, default=2014, show_default=True)
     @click.option("--contracts", "contracts_dir", type=click.Path(path_type=Path),
                   default=CONTRACTS, show_default=True)
+    @metrics_port_option(default=9464)
     @pass_context
-    def demo(ctx: Context, students: int, days: int, seed: int, contracts_dir: Path) -> None:
+    def demo(ctx: Context, students: int, days: int, seed: int, contracts_dir: Path,
+             metrics_port: int) -> None:
         """Run the whole bus once on the running stack (start it with `hallpass up`).
 
         Applies the contracts, simulates two districts, processes until idle, then shows per
         partner what was disclosed, withheld (by reason) and retracted, one record as the
-        vendor decodes it, and one student's disclosure report.
+        vendor decodes it, one student's disclosure report, and the consumer lag of every
+        group. While it runs, the processor's metrics are served on --metrics-port.
         """
         from connectors.publisher import EventPublisher
         from connectors.simulator import simulate
@@ -55,8 +60,22 @@ def register(group: click.Group) -> None:
                    + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
 
         click.echo("== 3. process until idle (exactly once)")
+        registry = CollectorRegistry()
+        url = serve_metrics(registry, metrics_port, ctx.env)
+        if url:
+            click.echo(f"   processor metrics on {url} while it runs (scrape config: "
+                       "deploy/prometheus/prometheus.yml; a long-running `hallpass process "
+                       "--metrics-port 9464` serves them for good)")
         stats, handler = run_processor(conn, contracts_dir, ctx.data_dir / "partner-secrets.json",
-                                       until_idle=True, worker=0, note=progress)
+                                       until_idle=True, worker=0, note=progress,
+                                       metrics=registry if url else None)
+        if url:
+            consumed = registry.get_sample_value(
+                "hallpass_processor_events_consumed_total", {"topic": "sis.student.changes"})
+            p99 = _quantile(registry, "hallpass_processor_latency_seconds", 0.99)
+            click.echo(f"   metrics: hallpass_processor_events_consumed_total"
+                       f"{{topic=\"sis.student.changes\"}} {consumed:.0f}; publish-to-commit p99 "
+                       f"<= {p99} s (the events waited for the processor to start)")
         c = handler.counters
         click.echo(f"   {stats.consumed} events in {stats.transactions} transactions: "
                    f"{c.changes} changes, {c.consent_events} consent events, "
@@ -82,10 +101,41 @@ def register(group: click.Group) -> None:
                 click.echo("   sample: " + json.dumps({"key": key, **shown}, default=str)[:600])
                 break
 
+        click.echo("== 5. consumer lag (`hallpass lag`; `hallpass lag-exporter` serves it on "
+                   ":9465/metrics)")
+        from streams.lag.collect import KafkaOffsets
+        from streams.lag.model import GroupSelection
+        from streams.lag.render import report_table
+        from streams.lag.tracker import LagSampler, LagTracker
+
+        source = KafkaOffsets(conn)
+        try:
+            lag = LagSampler(LagTracker(ctx.topics(), window=1)).sample(
+                source, GroupSelection((ctx.topics().processor_group, "*-demo-vendor")))
+        finally:
+            source.close()
+        for line in report_table(lag).splitlines():
+            click.echo(f"   {line}")
+
         if sample_student:
-            click.echo(f"== 5. disclosure report of student {sample_student} (FERPA 99.32)")
+            click.echo(f"== 6. disclosure report of student {sample_student} (FERPA 99.32)")
             for row in read_disclosures(conn, sample_student)[-6:]:
                 fields = ", ".join(row["fields"][:6]) + (" ..." if len(row["fields"]) > 6 else "")
                 click.echo(f"   {row['partner']:<16} {row['decision']:<9} "
                            f"v{row['contract_version']} {'/'.join(row['legal_basis']) or '-':<24}"
                            f" {fields or row['reason']}")
+
+
+def _quantile(registry: CollectorRegistry, histogram: str, q: float) -> str:
+    """The upper bound of the bucket holding quantile ``q`` of a histogram, as text."""
+    buckets = []
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == f"{histogram}_bucket":
+                buckets.append((float(sample.labels["le"]), sample.value))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    for bound, count in buckets:
+        if total and count >= q * total:
+            return "+Inf" if bound == float("inf") else f"{bound:g}"
+    return "n/a"
