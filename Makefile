@@ -55,8 +55,8 @@ demo: up ## set up everything, start the local bus and run the main job
 	$(HALLPASS) demo
 
 bench: up ## benchmarks on the local stack (not part of `make test`); writes bench-results.json
-	$(BIN)/python -m tests.benchmarks.bench_publish --students 20000 --days 3
 	$(BIN)/python -m tests.benchmarks.bench_processor $(BENCH_ARGS)
+	$(BIN)/python -m tests.benchmarks.bench_lag
 
 clean: ## remove the virtualenv and caches (not the data dir)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
