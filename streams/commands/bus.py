@@ -80,7 +80,7 @@ def register(group: click.Group) -> None:
                   default=None, help="JSON file {partner: hex secret} for pseudonymous ids "
                   "(default: $" + ENV_SECRETS_FILE + " or <data dir>/partner-secrets.json; "
                   "created if missing).")
-    @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+    @click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
                   help="Most input events per transaction.")
     @metrics_port_option(default=0)
     @pass_context

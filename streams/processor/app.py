@@ -207,7 +207,7 @@ def register_metrics(registry: CollectorRegistry, loop: ProcessorLoop,
 def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
                   until_idle: bool, worker: int, note: Callable[[str], None],
                   on_progress: Callable[[LoopStats], None] | None = None,
-                  batch_size: int = 1000,
+                  batch_size: int = 5000,
                   topics: Topics = DEFAULT_TOPICS,
                   metrics: CollectorRegistry | None = None) -> tuple[LoopStats, BusHandler]:
     """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a

@@ -82,7 +82,7 @@ class LoopSettings:
     group_instance_id: str | None = None
     state_topic: str = STATE_TOPIC
     district_topic: str = DISTRICT_TOPIC
-    batch_size: int = 1000
+    batch_size: int = 5000
     poll_timeout_s: float = 0.05
     until_idle: bool = False
     idle_s: float = 2.0
