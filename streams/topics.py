@@ -124,3 +124,11 @@ def ensure_topics(
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
     return created
+
+
+def partition_counts(conn: Connection, names: Iterable[str],
+                     timeout_s: float = 30.0) -> dict[str, int]:
+    """The number of partitions of each existing topic among ``names``."""
+    admin = AdminClient(conn.kafka_config())
+    found = admin.list_topics(timeout=timeout_s).topics
+    return {name: len(found[name].partitions) for name in names if name in found}

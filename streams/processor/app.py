@@ -23,7 +23,14 @@ from streams.metrics import ProcessorCollector, ProcessorSources, ProcessorTimin
 from streams.policy import partner_key
 from streams.processor.handlers import BusHandler, PartnerRoute
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
-from streams.topics import COMPACTED, DEFAULT_TOPICS, Topics, TopicSpec, ensure_topics
+from streams.topics import (
+    COMPACTED,
+    DEFAULT_TOPICS,
+    Topics,
+    TopicSpec,
+    ensure_topics,
+    partition_counts,
+)
 from streams.views import compile_view, derive_view_schema
 from streams.wire import WireDecoder, WireEncoder
 
@@ -170,6 +177,24 @@ def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
     )
 
 
+def check_copartitioned(conn: Connection, topics: Topics) -> None:
+    """Create missing bus topics with as many partitions as the change topic, and refuse to
+    start if the inputs and the state changelog are not co-partitioned: the state of input
+    partition p lives in changelog partition p, and a student's changes and consent events
+    must meet on the same partition number."""
+    counts = partition_counts(conn, [topics.changes])
+    ensure_topics(conn, bus_topics(counts.get(topics.changes, 3), topics))
+    counts = partition_counts(conn, [topics.changes, topics.consent, topics.state])
+    changes = counts[topics.changes]
+    if counts[topics.consent] != changes or counts[topics.state] < changes:
+        raise ProcessorSetupError(
+            f"{topics.changes} has {changes} partitions, {topics.consent} "
+            f"{counts[topics.consent]} and {topics.state} {counts[topics.state]}: the consent "
+            "topic needs as many partitions as the change topic (a student's events must meet "
+            "on one partition) and the state changelog at least as many. Recreate or extend "
+            "them (kafka-topics --alter --partitions N) before starting the processor.")
+
+
 def stripped_by_category(catalog: Mapping[str, FieldInfo],
                          kept: Iterable[str]) -> dict[str, int]:
     """Per data category, the leaves of the student record a view leaves out."""
@@ -212,7 +237,7 @@ def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
                   metrics: CollectorRegistry | None = None) -> tuple[LoopStats, BusHandler]:
     """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a
     ``metrics`` registry, its counters and timings are exposed there."""
-    ensure_topics(conn, bus_topics(topics=topics))
+    check_copartitioned(conn, topics)
     handler = build_handler(conn, contracts_dir, secrets_file, note, topics)
     member = f"{topics.processor_group}-{socket.gethostname()}-{worker}"
     settings = LoopSettings(
