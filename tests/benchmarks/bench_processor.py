@@ -15,7 +15,7 @@ variants interleaved):
              memory, 3 partners
   processor  `run_processor`, 1, 3 and 10 partners, exactly once: ratio to relay and codec
   metrics    `run_processor`, 3 partners, with and without a Prometheus registry
-  workers    one `hallpass process` against two in one group (3 partitions), throughput from
+  workers    one `hallpass process` against two in one group (4 partitions), throughput from
              the first to the last commit of the group
   latency    steady 1,000 events/s into a running `hallpass process` (3 partners): producer
              send to the record visible to a read_committed vendor consumer, beside the same
