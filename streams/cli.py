@@ -12,9 +12,51 @@ from streams.commands import register_all
 from streams.commands.context import Context
 from streams.config import ENV_DATA_DIR, NotConfiguredError, data_dir_from
 from streams.local_runtime import RuntimeProblem
+from streams.security.client_settings import (
+    ENV_CLIENT_PROPERTIES,
+    ENV_SASL_MECHANISM,
+    ENV_SASL_PASSWORD_FILE,
+    ENV_SASL_USERNAME,
+    ENV_SECURITY_PROTOCOL,
+    ENV_SSL_CA_LOCATION,
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    ClientSecurity,
+    ClientSettingsError,
+)
 
 #: Failures a user can act on: printed as one clear message, exit status 1, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (RuntimeProblem, NotConfiguredError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    RuntimeProblem, NotConfiguredError, ClientSettingsError)
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+#: Client security settings of every command. There is no password flag: a password on a
+#: command line is visible to every user of the machine (ps); it comes from a file.
+_SECURITY_OPTIONS = [
+    click.option("--client-properties", type=_FILE, default=None, envvar=ENV_CLIENT_PROPERTIES,
+                 show_envvar=True, help="librdkafka client properties (security.protocol, "
+                 "sasl.*, ssl.*), e.g. the admin.properties of `hallpass up --secure`; must "
+                 "be mode 600. The single settings below override it."),
+    click.option("--security-protocol", type=click.Choice(SECURITY_PROTOCOLS,
+                 case_sensitive=False), default=None, envvar=ENV_SECURITY_PROTOCOL,
+                 show_envvar=True, help="Kafka security protocol."),
+    click.option("--sasl-mechanism", type=click.Choice(SASL_MECHANISMS, case_sensitive=False),
+                 default=None, envvar=ENV_SASL_MECHANISM, show_envvar=True,
+                 help="SASL mechanism (the local secure broker uses SCRAM-SHA-512)."),
+    click.option("--sasl-username", default=None, envvar=ENV_SASL_USERNAME, show_envvar=True,
+                 help="SASL user name."),
+    click.option("--sasl-password-file", type=_FILE, default=None,
+                 envvar=ENV_SASL_PASSWORD_FILE, show_envvar=True,
+                 help="File holding the SASL password (first line; must be mode 600)."),
+    click.option("--ssl-ca-location", type=_FILE, default=None, envvar=ENV_SSL_CA_LOCATION,
+                 show_envvar=True, help="CA certificate (PEM) that signed the broker's."),
+]
+
+
+def _security_options(fn: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(_SECURITY_OPTIONS):
+        fn = option(fn)
+    return fn
 
 
 class HallpassGroup(click.Group):
@@ -38,9 +80,12 @@ class HallpassGroup(click.Group):
     help="Where the local runtime keeps its state and data (default: .hallpass in the current "
     "directory).",
 )
+@_security_options
 @click.version_option(package_name="hallpass")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None) -> None:
+def main(ctx: click.Context, data_dir: Path | None, client_properties: Path | None,
+         security_protocol: str | None, sasl_mechanism: str | None, sasl_username: str | None,
+         sasl_password_file: Path | None, ssl_ca_location: Path | None) -> None:
     """hallpass: a consent-aware student-data sharing bus.
 
     SIS change events go in; each partner receives only the fields its contract allows, only
@@ -51,8 +96,19 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
       hallpass up        start a local Kafka broker and schema registry
       hallpass status    where they are
       hallpass down      stop them (data survives in the data dir)
+
+    \b
+    On a secured cluster, name the principal with --client-properties FILE (or the single
+    settings); a local stack started with `hallpass up --secure` is used as its admin.
     """
-    ctx.obj = Context(data_dir_from(data_dir, os.environ))
+    security = ClientSecurity(
+        properties_file=client_properties,
+        security_protocol=security_protocol.upper() if security_protocol else None,
+        sasl_mechanism=sasl_mechanism.upper() if sasl_mechanism else None,
+        sasl_username=sasl_username or None, sasl_password_file=sasl_password_file,
+        ssl_ca_location=ssl_ca_location,
+    )
+    ctx.obj = Context(data_dir_from(data_dir, os.environ), security)
 
 
 register_all(main)

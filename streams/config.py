@@ -2,7 +2,10 @@
 
 Where the bus is comes from, in order: explicit flags, the environment
 (``HALLPASS_BOOTSTRAP_SERVERS`` / ``HALLPASS_SCHEMA_REGISTRY_URL``), then the local runtime
-started by ``hallpass up`` in the data dir. Nothing here reads the environment at import time.
+started by ``hallpass up`` in the data dir. How a client authenticates comes from the client
+security settings the user gave (``streams.security.client_settings``), else, for a local
+runtime started with ``--secure``, from the admin's ``admin.properties`` that ``up`` recorded.
+Nothing here reads the environment at import time.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from streams.security.client_settings import read_properties
 
 #: librdkafka configuration as confluent-kafka types it
 ConfigValue = str | int | float | bool
@@ -30,11 +35,15 @@ class NotConfiguredError(RuntimeError):
 
 @dataclass(frozen=True)
 class Connection:
-    """Where the Kafka cluster and the schema registry are, and how to authenticate."""
+    """Where the Kafka cluster and the schema registry are, and how to authenticate.
+
+    ``client_properties`` (librdkafka names: security.protocol, sasl.*, ssl.*) go to every
+    confluent-kafka client; they may hold a password, so they are left out of ``repr``.
+    """
 
     bootstrap_servers: str
     schema_registry_url: str
-    client_properties: Mapping[str, str] = field(default_factory=dict)
+    client_properties: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def kafka_config(self, extra: Mapping[str, ConfigValue] | None = None) -> KafkaConfig:
         """librdkafka configuration for confluent-kafka clients, with ``extra`` on top."""
@@ -72,15 +81,19 @@ def external_connection(env: Mapping[str, str]) -> Connection | None:
 
 
 def local_connection(data_dir: Path) -> Connection | None:
-    """The connection recorded by ``hallpass up`` in ``data_dir``, or None."""
+    """The connection recorded by ``hallpass up`` in ``data_dir``, or None; for a stack
+    started with ``--secure``, with the admin's client properties."""
     state_file = data_dir / RUNTIME_STATE_FILE
     try:
         state = json.loads(state_file.read_text())
     except (OSError, ValueError):
         return None
+    admin_properties = str(state.get("admin_properties") or "")
     return Connection(
         bootstrap_servers=str(state["bootstrap_servers"]),
         schema_registry_url=str(state["schema_registry_url"]),
+        client_properties=(read_properties(Path(admin_properties), "admin properties file")
+                           if admin_properties else {}),
     )
 
 
@@ -89,10 +102,17 @@ def resolve_connection(
     data_dir: Path,
     bootstrap_servers: str | None = None,
     schema_registry_url: str | None = None,
+    client_properties: Mapping[str, str] | None = None,
 ) -> Connection:
-    """The one place that decides which cluster a command talks to."""
+    """The one place that decides which cluster a command talks to, and as whom.
+
+    ``client_properties`` are the security settings the user gave; when given they replace
+    the local stack's admin properties as a whole (never mixed, so that one principal's name
+    never travels with another's password). None: the local stack's, if any.
+    """
     if bootstrap_servers and schema_registry_url:
-        return Connection(bootstrap_servers, schema_registry_url.rstrip("/"))
+        return Connection(bootstrap_servers, schema_registry_url.rstrip("/"),
+                          dict(client_properties or {}))
     found = external_connection(env) or local_connection(data_dir)
     if found is None:
         raise NotConfiguredError(
@@ -103,4 +123,6 @@ def resolve_connection(
     return Connection(
         bootstrap_servers=bootstrap_servers or found.bootstrap_servers,
         schema_registry_url=(schema_registry_url or found.schema_registry_url).rstrip("/"),
+        client_properties=(found.client_properties if client_properties is None
+                           else dict(client_properties)),
     )

@@ -5,6 +5,13 @@ Artifacts come from Maven Central through the descriptor ``deploy/local/pom.xml`
 outside the repository; state lives in the data dir (default ``.hallpass/``) and survives
 ``down``/``up``. Every failure a user can meet raises :class:`RuntimeProblem` with a message
 that says what to do.
+
+With ``secure`` (``hallpass up --secure``) the broker authenticates every client with
+SASL/SCRAM-SHA-512 and authorizes it with the ``StandardAuthorizer``, deny by default; the
+admin (a super user), the broker's own principal and the registry's principal get SCRAM
+credentials when the storage is formatted, with random passwords that live only in files of
+mode 600 in the data dir (never on a command line, never printed). ``tls`` adds TLS on the
+client listener with a local CA. See :data:`SECURE_LISTENERS` for the listener design.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -23,10 +31,26 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from streams.config import RUNTIME_STATE_FILE
+from streams.security.acl_plan import (
+    DEFAULT_ROLES,
+    REGISTRY_EVENTS_TOPIC,
+    REGISTRY_GROUP_PREFIX,
+    REGISTRY_JOURNAL_TOPIC,
+    REGISTRY_SNAPSHOTS_TOPIC,
+    registry_rules,
+)
+from streams.security.client_settings import (
+    ClientSettingsError,
+    check_private,
+    format_properties,
+    read_properties,
+    write_private,
+)
 
 REGISTRY_API_PATH = "/apis/ccompat/v7"
 KAFKA_MIN_JAVA = 17
@@ -64,6 +88,11 @@ class RuntimeState:
     kafka_version: str
     registry: str
     started_at: float
+    #: SASL/SCRAM and ACLs on the client listener (``up --secure``); TLS as well
+    secure: bool = False
+    tls: bool = False
+    #: the admin's client properties (mode 600), "" unless secure
+    admin_properties: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,16 +328,63 @@ def log_tail(log: Path, lines: int = 15) -> str:
 # The stack
 
 
-BROKER_PROPERTIES = """\
-# written by `hallpass up`; one combined broker+controller node in KRaft mode
+_BROKER_NODE = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller}
+"""
+
+_PLAINTEXT_LISTENERS = """\
 listeners=PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}
 advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+"""
+
+#: Listeners of the secure broker (``up --secure``), and why:
+#:
+#: - CLIENT (SASL_PLAINTEXT, or SASL_SSL with ``--tls``), SCRAM-SHA-512: every client, and the
+#:   broker itself as inter-broker listener (in KRaft a single node still sends itself
+#:   transaction markers), authenticated as the super user ``User:hallpass-broker``.
+#: - CONTROLLER (SASL_PLAINTEXT on 127.0.0.1), PLAIN: the broker talking to its own
+#:   controller, as ``User:hallpass-broker`` with the password only server.properties holds.
+#:   SCRAM cannot serve the controller listener (SCRAM credentials live in the metadata log
+#:   the controller itself serves); a PLAINTEXT controller listener would need ANONYMOUS in
+#:   super.users, making any local process that connects to the controller port a super user
+#:   (the controller accepts admin requests, e.g. to create ACLs). Loopback-only, so no TLS.
+SECURE_LISTENERS = """\
+listeners=CLIENT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=CLIENT://127.0.0.1:{kafka}
+listener.security.protocol.map=CLIENT:{client_protocol},CONTROLLER:SASL_PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=CLIENT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.client.scram-sha-512.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required \
+username="{broker_user}" password="{broker_password}";
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.plain.sasl.jaas.config=\
+org.apache.kafka.common.security.plain.PlainLoginModule required \
+username="{broker_user}" password="{broker_password}" user_{broker_user}="{broker_password}";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:{admin_user};User:{broker_user}
+"""
+
+#: TLS on the client listener (``up --secure --tls``): PEM files of the local CA.
+SECURE_TLS = """\
+ssl.keystore.type=PEM
+ssl.keystore.location={tls_dir}/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location={tls_dir}/ca.pem
+ssl.client.auth=none
+"""
+
+_BROKER_COMMON = """\
 log.dirs={log_dir}
 num.partitions=3
 default.replication.factor=1
@@ -325,6 +401,16 @@ auto.create.topics.enable=true
 log.retention.hours=-1
 log.cleaner.enable=true
 """
+
+BROKER_PROPERTIES = (
+    "# written by `hallpass up`; one combined broker+controller node in KRaft mode\n"
+    + _BROKER_NODE + _PLAINTEXT_LISTENERS + _BROKER_COMMON
+)
+SECURE_BROKER_PROPERTIES = (
+    "# written by `hallpass up --secure`: one combined broker+controller node in KRaft mode.\n"
+    "# It holds the broker's own password: keep it mode 600.\n"
+    + _BROKER_NODE + SECURE_LISTENERS + "{tls}" + _BROKER_COMMON
+)
 
 LOG4J2_PROPERTIES = """\
 # written by `hallpass up`: broker logs to {log}
@@ -343,6 +429,150 @@ logger.state.level = WARN
 """
 
 
+# ---------------------------------------------------------------------------------------------
+# Secure mode: credentials, TLS, the registry's client
+
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 8192
+ADMIN_USER = DEFAULT_ROLES.admin.removeprefix("User:")
+REGISTRY_USER = DEFAULT_ROLES.registry.removeprefix("User:")
+#: the broker's own principal (inter-broker and controller traffic), a super user
+BROKER_USER = "hallpass-broker"
+SECRETS_FILE = "security.json"
+ADMIN_PROPERTIES_FILE = "admin.properties"
+REGISTRY_CONFIG_FILE = "registry.properties"
+TLS_DIR = "tls"
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """The passwords a secure data dir was formatted with (``security.json``, mode 600)."""
+
+    admin_password: str
+    broker_password: str
+    registry_password: str
+
+    @classmethod
+    def generate(cls) -> StackSecrets:
+        return cls(*(secrets.token_urlsafe(32) for _ in range(3)))
+
+    def values(self) -> tuple[str, ...]:
+        return (self.admin_password, self.broker_password, self.registry_password)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every password of the stack replaced by ``***``."""
+        for value in self.values():
+            text = text.replace(value, "***")
+        return text
+
+
+def scram_format_args(stack_secrets: StackSecrets) -> list[str]:
+    """``kafka-storage format`` arguments that create the stack's SCRAM credentials."""
+    users = ((ADMIN_USER, stack_secrets.admin_password),
+             (BROKER_USER, stack_secrets.broker_password),
+             (REGISTRY_USER, stack_secrets.registry_password))
+    args: list[str] = []
+    for name, password in users:
+        args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},"
+                 f"iterations={SCRAM_ITERATIONS},password={password}]"]
+    return args
+
+
+def java_argfile(args: Iterable[str]) -> str:
+    """A ``java @file`` argument file: one quoted argument a line. The JVM reads arguments
+    from it, so secrets among them never show on the process's command line."""
+    return "".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for a in args)
+
+
+def admin_client_properties(stack_secrets: StackSecrets, ca_file: Path | None) -> dict[str, str]:
+    """The admin's librdkafka client settings (``admin.properties``)."""
+    props = {
+        "security.protocol": "SASL_SSL" if ca_file else "SASL_PLAINTEXT",
+        "sasl.mechanism": SCRAM_MECHANISM,
+        "sasl.username": ADMIN_USER,
+        "sasl.password": stack_secrets.admin_password,
+    }
+    if ca_file:
+        props["ssl.ca.location"] = str(ca_file)
+    return props
+
+
+def registry_kafka_config(stack_secrets: StackSecrets, ca_file: Path | None) -> dict[str, str]:
+    """Apicurio's Kafka client settings for KafkaSQL storage as ``User:hallpass-registry``.
+
+    ``apicurio.kafka.common.*`` passes through to its producers, consumers and admin client
+    (Apicurio 3's ``apicurio.kafkasql.security.sasl.*`` settings are for OAuth only). The
+    storage names are set explicitly, the same names its ACLs are granted on.
+    """
+    jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{REGISTRY_USER}" password="{stack_secrets.registry_password}";')
+    config = {
+        "apicurio.kafkasql.topic": REGISTRY_JOURNAL_TOPIC,
+        "apicurio.kafkasql.snapshots.topic": REGISTRY_SNAPSHOTS_TOPIC,
+        "apicurio.events.kafka.topic": REGISTRY_EVENTS_TOPIC,
+        "apicurio.kafkasql.consumer.group-prefix": REGISTRY_GROUP_PREFIX,
+        "apicurio.kafka.common.security.protocol": "SASL_SSL" if ca_file else "SASL_PLAINTEXT",
+        "apicurio.kafka.common.sasl.mechanism": SCRAM_MECHANISM,
+        "apicurio.kafka.common.sasl.jaas.config": jaas,
+    }
+    if ca_file:
+        config["apicurio.kafka.common.ssl.truststore.type"] = "PEM"
+        config["apicurio.kafka.common.ssl.truststore.location"] = str(ca_file)
+    return config
+
+
+_BROKER_CERT_EXTENSIONS = """\
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth,clientAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost
+"""
+
+
+def ensure_local_ca(tls_dir: Path, progress: Progress) -> Path:
+    """A local CA and a broker certificate for 127.0.0.1 signed by it (PEM, made once with
+    openssl); returns the CA certificate clients trust (``ssl.ca.location``)."""
+    ca_cert, ca_key = tls_dir / "ca.pem", tls_dir / "ca.key"
+    broker_pem = tls_dir / "broker.pem"
+    if ca_cert.is_file() and ca_key.is_file() and broker_pem.is_file():
+        return ca_cert
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeProblem(
+            "--tls needs openssl to make the local CA and the broker's certificate: install it "
+            "(`apt-get install openssl`), or leave out --tls")
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    tls_dir.chmod(0o700)  # the private keys below are created with openssl's default mode
+    progress(f"making a local CA and a broker certificate in {tls_dir} ...")
+
+    def run(*args: str) -> None:
+        result = subprocess.run([openssl, *args], capture_output=True, text=True, check=False,
+                                cwd=tls_dir)
+        if result.returncode != 0:
+            raise RuntimeProblem(f"openssl {args[0]} failed:\n{result.stderr.strip()}")
+
+    if not (ca_cert.is_file() and ca_key.is_file()):
+        run("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
+            "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=hallpass local CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    (tls_dir / "broker.ext").write_text(_BROKER_CERT_EXTENSIONS)
+    run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key",
+        "-out", "broker.csr", "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-set_serial", str(secrets.randbits(63)), "-sha256", "-days", "825",
+        "-extfile", "broker.ext", "-out", "broker.crt")
+    # Kafka's PEM key store: the (unencrypted PKCS#8) key, then the certificate chain
+    write_private(broker_pem, (tls_dir / "broker.key").read_text()
+                  + (tls_dir / "broker.crt").read_text() + ca_cert.read_text())
+    for leftover in ("broker.key", "broker.csr", "broker.ext"):
+        (tls_dir / leftover).unlink()
+    for private in (ca_key, broker_pem):
+        private.chmod(0o600)
+    return ca_cert
+
+
 class LocalStack:
     """One local Kafka broker and one schema registry under a data dir."""
 
@@ -352,11 +582,17 @@ class LocalStack:
         env: Mapping[str, str] | None = None,
         ports: Ports | None = None,
         progress: Progress | None = None,
+        secure: bool = False,
+        tls: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.env: Mapping[str, str] = env if env is not None else dict(os.environ)
         self.ports = ports or Ports()
         self.progress: Progress = progress or (lambda _msg: None)
+        #: SASL/SCRAM + ACLs (TLS implies it); a data dir formatted secure always runs secure
+        self.secure = secure or tls
+        self.tls = tls
+        self._secrets: StackSecrets | None = None
 
     # paths
     @property
@@ -374,6 +610,18 @@ class LocalStack:
     @property
     def cluster_id_file(self) -> Path:
         return self.data_dir / "cluster.id"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.data_dir / SECRETS_FILE
+
+    @property
+    def admin_properties_file(self) -> Path:
+        return self.data_dir / ADMIN_PROPERTIES_FILE
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / TLS_DIR
 
     # state
     def read_state(self) -> RuntimeState | None:
@@ -406,6 +654,9 @@ class LocalStack:
             "registry": {"pid": state.registry_pid, "alive": registry_up, "kind": state.registry,
                          "rss_bytes": rss_bytes(state.registry_pid) if registry_up else None},
             "cluster_id": state.cluster_id,
+            "secure": state.secure,
+            "tls": state.tls,
+            **({"admin_properties": state.admin_properties} if state.admin_properties else {}),
         }
 
     # up
@@ -433,10 +684,16 @@ class LocalStack:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
+        ca_file = self._prepare_security()
         cluster_id = self._format_storage(kafka_java, classpath)
+        admin_properties = self._write_admin_properties(ca_file)
+        client_properties = (read_properties(admin_properties, "admin properties file")
+                             if admin_properties else {})
 
         started = time.monotonic()
-        self.progress(f"starting Kafka {kafka_version} (KRaft) on 127.0.0.1:{self.ports.kafka} ...")
+        mode = ("SASL/SCRAM + TLS" if self.tls else "SASL/SCRAM") if self.secure else "plaintext"
+        self.progress(f"starting Kafka {kafka_version} (KRaft, {mode}) on "
+                      f"127.0.0.1:{self.ports.kafka} ...")
         broker_log = self.logs_dir / "broker.log"
         kafka_pid = _spawn(
             [str(kafka_java), "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
@@ -451,11 +708,17 @@ class LocalStack:
             registry_pid=0, kafka_port=self.ports.kafka, controller_port=self.ports.controller,
             registry_port=self.ports.registry, cluster_id=cluster_id,
             kafka_version=kafka_version, registry=f"apicurio-registry {apicurio_version}",
-            started_at=time.time(),
+            started_at=time.time(), secure=self.secure, tls=self.tls,
+            admin_properties=str(admin_properties or ""),
         )
         self._write_state(state)
         try:
-            self._wait_for_kafka(kafka_pid, bootstrap, broker_log, started + timeout_s)
+            self._wait_for_kafka(kafka_pid, bootstrap, broker_log, started + timeout_s,
+                                 client_properties)
+            registry_env = {}
+            if self.secure:
+                self._grant_registry(bootstrap, client_properties)
+                registry_env["QUARKUS_CONFIG_LOCATIONS"] = str(self._registry_config(ca_file))
             self.progress(
                 f"Kafka ready in {time.monotonic() - started:.1f}s; starting Apicurio Registry "
                 f"{apicurio_version} on 127.0.0.1:{self.ports.registry} ..."
@@ -473,6 +736,7 @@ class LocalStack:
                     "QUARKUS_MANAGEMENT_HOST": "127.0.0.1",
                     "QUARKUS_MANAGEMENT_PORT": str(self.ports.registry + 1),
                     "QUARKUS_LOG_CONSOLE_JSON": "false",
+                    **registry_env,
                 },
                 self.data_dir,
             )
@@ -488,9 +752,91 @@ class LocalStack:
 
     def _broker_file(self) -> Path:
         path = self.data_dir / "server.properties"
-        path.write_text(BROKER_PROPERTIES.format(
-            kafka=self.ports.kafka, controller=self.ports.controller, log_dir=self.kafka_dir))
+        if self._secrets is None:
+            path.write_text(BROKER_PROPERTIES.format(
+                kafka=self.ports.kafka, controller=self.ports.controller,
+                log_dir=self.kafka_dir))
+            return path
+        write_private(path, SECURE_BROKER_PROPERTIES.format(
+            kafka=self.ports.kafka, controller=self.ports.controller, log_dir=self.kafka_dir,
+            client_protocol="SASL_SSL" if self.tls else "SASL_PLAINTEXT",
+            broker_user=BROKER_USER, broker_password=self._secrets.broker_password,
+            admin_user=ADMIN_USER,
+            tls=SECURE_TLS.format(tls_dir=self.tls_dir) if self.tls else ""))
         return path
+
+    # secure mode
+    def _prepare_security(self) -> Path | None:
+        """Settle the security mode of this data dir and make what it needs; returns the CA
+        file clients trust (TLS), else None.
+
+        SCRAM credentials can only be bootstrapped when the storage is formatted, so a data
+        dir formatted without ``--secure`` cannot become secure; one formatted with it always
+        runs secure (its data is only for authenticated, authorized clients).
+        """
+        formatted = (self.kafka_dir / "meta.properties").exists()
+        recorded = self._read_secrets()
+        if recorded is None and formatted and self.secure:
+            raise RuntimeProblem(
+                f"the data dir {self.data_dir} was formatted without --secure: its broker has "
+                "no SCRAM credentials, and they can only be created when a data dir is "
+                "formatted. Use another --data-dir for the secure stack (or start this one "
+                "without --secure)."
+            )
+        if recorded is not None and not self.secure:
+            self.progress(f"the data dir {self.data_dir} was formatted with --secure: "
+                          "starting it secure")
+            self.secure = True
+        if not self.secure:
+            return None
+        self.data_dir.chmod(0o700)  # student data and secrets: its owner's only
+        if recorded is None:
+            recorded = StackSecrets.generate()
+            write_private(self.secrets_file, json.dumps(asdict(recorded), indent=2))
+        self._secrets = recorded
+        return ensure_local_ca(self.tls_dir, self.progress) if self.tls else None
+
+    def _read_secrets(self) -> StackSecrets | None:
+        if not self.secrets_file.exists():
+            return None
+        try:
+            check_private(self.secrets_file, "secrets file")
+        except ClientSettingsError as exc:
+            raise RuntimeProblem(str(exc)) from exc
+        try:
+            return StackSecrets(**json.loads(self.secrets_file.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise RuntimeProblem(
+                f"{self.secrets_file} is damaged ({type(exc).__name__}); the broker's "
+                "credentials are in it: restore it, or start afresh with a new --data-dir"
+            ) from exc
+
+    def _write_admin_properties(self, ca_file: Path | None) -> Path | None:
+        if self._secrets is None:
+            return None
+        write_private(self.admin_properties_file, format_properties(
+            admin_client_properties(self._secrets, ca_file),
+            header="hallpass admin (a super user) of the local broker, written by "
+                   "`hallpass up --secure`.\nIt holds the admin's password: keep it mode 600."))
+        return self.admin_properties_file
+
+    def _registry_config(self, ca_file: Path | None) -> Path:
+        assert self._secrets is not None
+        path = self.data_dir / REGISTRY_CONFIG_FILE
+        write_private(path, format_properties(
+            registry_kafka_config(self._secrets, ca_file),
+            header="the schema registry's Kafka client, written by `hallpass up --secure`; "
+                   "it holds the registry's password: keep it mode 600"))
+        return path
+
+    def _grant_registry(self, bootstrap: str, client_properties: Mapping[str, str]) -> None:
+        """Give the registry's principal the ACLs of its KafkaSQL storage (the same rules
+        as `hallpass acl plan`'s, so `acl apply` finds them in place)."""
+        from streams.security.acl_apply import create_rules
+
+        config: dict[str, str | int] = {"bootstrap.servers": bootstrap, "log_level": 0,
+                                        **client_properties}
+        create_rules(config, registry_rules(DEFAULT_ROLES.registry))
 
     def _log4j_file(self) -> Path:
         path = self.data_dir / "log4j2.properties"
@@ -513,41 +859,65 @@ class LocalStack:
             return on_disk
         cluster_id = recorded or _kafka_uuid()
         self.progress(f"formatting a new KRaft cluster {cluster_id} in {self.kafka_dir} ...")
-        result = subprocess.run(
-            [str(java), f"-Dlog4j2.configurationFile={self._log4j_file()}", "-cp", classpath,
-             # `--cluster-id=` form: a random id may start with "-", which would read as a flag
-             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c",
-             str(self._broker_file())],
-            capture_output=True, text=True, check=False, cwd=self.data_dir,
-        )
+        # `--cluster-id=` form: a random id may start with "-", which would read as a flag
+        tool = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c",
+                str(self._broker_file())]
+        argfile = self.data_dir / "format.args"
+        if self._secrets is not None:
+            # the SCRAM credentials go through an argument file, off the command line
+            write_private(argfile, java_argfile(tool + scram_format_args(self._secrets)))
+            tool = [f"@{argfile}"]
+        try:
+            result = subprocess.run(
+                [str(java), f"-Dlog4j2.configurationFile={self._log4j_file()}", "-cp",
+                 classpath, *tool],
+                capture_output=True, text=True, check=False, cwd=self.data_dir,
+            )
+        finally:
+            argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise RuntimeProblem(
-                "formatting the Kafka storage failed:\n" + (result.stdout + result.stderr).strip()
+                "formatting the Kafka storage failed:\n"
+                + self._redact(result.stdout + result.stderr).strip()
             )
         self.cluster_id_file.write_text(cluster_id + "\n")
         return cluster_id
+
+    def _redact(self, text: str) -> str:
+        return self._secrets.redact(text) if self._secrets else text
 
     def _write_state(self, state: RuntimeState) -> None:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(state), indent=2))
         tmp.replace(self.state_file)
 
-    def _wait_for_kafka(self, pid: int, bootstrap: str, log: Path, deadline: float) -> None:
-        from confluent_kafka import KafkaException
+    def _wait_for_kafka(self, pid: int, bootstrap: str, log: Path, deadline: float,
+                        client_properties: Mapping[str, str] | None = None) -> None:
+        from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+        errors: list[str] = []
+
+        def on_error(err: KafkaError) -> None:
+            errors.append(str(err.str()))
+
+        config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0,
+                                  "error_cb": on_error, **(client_properties or {})}
+        admin = AdminClient(config)
         while time.monotonic() < deadline:
             if not pid_alive(pid):
                 raise RuntimeProblem(
-                    f"the Kafka broker exited during start; the end of {log}:\n{log_tail(log)}"
+                    f"the Kafka broker exited during start; the end of {log}:\n"
+                    + self._redact(log_tail(log))
                 )
             try:
                 admin.list_topics(timeout=1.0)
                 return
             except KafkaException:
                 time.sleep(0.2)
-        raise RuntimeProblem(f"Kafka did not answer in time; the end of {log}:\n{log_tail(log)}")
+        said = f" (the last client error: {self._redact(errors[-1])})" if errors else ""
+        raise RuntimeProblem(f"Kafka did not answer in time{said}; the end of {log}:\n"
+                             + self._redact(log_tail(log)))
 
     def _wait_for_registry(self, pid: int, url: str, deadline: float) -> None:
         log = self.logs_dir / "registry.log"
@@ -619,3 +989,7 @@ def describe(state: RuntimeState | Mapping[str, object]) -> Iterable[str]:
     data = asdict(state) if isinstance(state, RuntimeState) else dict(state)
     yield f"Kafka            {data.get('bootstrap_servers')}"
     yield f"schema registry  {data.get('schema_registry_url')}"
+    if data.get("secure"):
+        mode = "SASL_SSL" if data.get("tls") else "SASL_PLAINTEXT"
+        yield f"security         {mode}, SCRAM-SHA-512, ACLs (deny by default)"
+        yield f"admin settings   {data.get('admin_properties')} (mode 600)"

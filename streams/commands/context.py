@@ -1,4 +1,5 @@
-"""The object every subcommand receives: the data dir and, on demand, the connection."""
+"""The object every subcommand receives: the data dir, the client security settings and, on
+demand, the connection."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ from pathlib import Path
 import click
 
 from streams.config import Connection, resolve_connection
+from streams.security.client_settings import ClientSecurity
 from streams.topics import Topics, topics_from
 
 
 class Context:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, security: ClientSecurity | None = None) -> None:
         self.data_dir = data_dir
         self.env = dict(os.environ)
+        self.security = security or ClientSecurity()
 
     def connection(self) -> Connection:
-        return resolve_connection(self.env, self.data_dir)
+        """The bus, as the principal of the given client settings (else the local stack's
+        admin, for a stack started with ``hallpass up --secure``)."""
+        given = self.security.properties() if self.security.given else None
+        return resolve_connection(self.env, self.data_dir, client_properties=given)
 
     def topics(self) -> Topics:
         """Topic names, under ``HALLPASS_TOPIC_PREFIX`` when set."""

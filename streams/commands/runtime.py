@@ -11,10 +11,12 @@ from streams.config import external_connection
 from streams.local_runtime import LocalStack, Ports, describe
 
 
-def _stack(ctx: Context, kafka_port: int, controller_port: int, registry_port: int) -> LocalStack:
+def _stack(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
+           secure: bool = False, tls: bool = False) -> LocalStack:
     return LocalStack(
         ctx.data_dir, env=ctx.env, progress=progress,
         ports=Ports(kafka=kafka_port, controller=controller_port, registry=registry_port),
+        secure=secure, tls=tls,
     )
 
 
@@ -31,14 +33,24 @@ def register(group: click.Group) -> None:
     @click.command()
     @click.option("--timeout", type=float, default=240.0, show_default=True,
                   help="Seconds to wait for the broker and registry to answer.")
+    @click.option("--secure", is_flag=True,
+                  help="SASL/SCRAM-SHA-512 and ACLs (deny by default) on the client listener; "
+                  "fixed when the data dir is first formatted.")
+    @click.option("--tls", is_flag=True, help="With --secure (implied): TLS on the client "
+                  "listener, with a local CA made for this data dir.")
     @pass_context
     def up(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
-           timeout: float) -> None:
+           timeout: float, secure: bool, tls: bool) -> None:
         """Start a local Kafka broker (KRaft) and schema registry on 127.0.0.1.
 
         Fetches Apache Kafka and Apicurio Registry from Maven Central on first use (cached
         outside the repository), formats the data dir once, starts both, waits until they
         answer and prints where they are. Data survives `hallpass down` and the next `up`.
+
+        With --secure every client authenticates (SCRAM-SHA-512) and needs ACLs
+        (`hallpass users add`, `hallpass acl apply`). The admin, a super user, gets a random
+        password, written only to <data dir>/admin.properties (mode 600); hallpass commands on
+        this data dir use it by themselves.
 
         With HALLPASS_BOOTSTRAP_SERVERS and HALLPASS_SCHEMA_REGISTRY_URL set, hallpass uses
         that cluster and starts nothing.
@@ -49,7 +61,8 @@ def register(group: click.Group) -> None:
             click.echo(f"Kafka            {external.bootstrap_servers}")
             click.echo(f"schema registry  {external.schema_registry_url}")
             return
-        state = _stack(ctx, kafka_port, controller_port, registry_port).up(timeout_s=timeout)
+        state = _stack(ctx, kafka_port, controller_port, registry_port, secure, tls).up(
+            timeout_s=timeout)
         for line in describe(state):
             click.echo(line)
         click.echo(f"data dir         {ctx.data_dir}")
