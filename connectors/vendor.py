@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Connection
-from streams.read_to_end import read_to_end
+from streams.read_to_end import TopicUnreadableError, read_to_end, topic_partitions
 from streams.wire import WireDecoder
 
 
@@ -77,8 +77,11 @@ def sync_partner_topic(conn: Connection, topic: str, copy: VendorCopy, group_id:
     }))
     report = SyncReport()
     try:
-        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-        partitions = [TopicPartition(topic, p) for p in metadata.partitions]
+        numbers = topic_partitions(consumer, topic)
+        if numbers is None:
+            raise TopicUnreadableError(f"{topic} does not exist: has `hallpass contracts "
+                                       "apply` run for this partner?")
+        partitions = [TopicPartition(topic, p) for p in numbers]
         committed = consumer.committed(partitions, timeout=30)
         start = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2)
                  for tp in committed]

@@ -12,6 +12,7 @@ from streams.commands import register_all
 from streams.commands.context import Context
 from streams.config import ENV_DATA_DIR, NotConfiguredError, data_dir_from
 from streams.local_runtime import RuntimeProblem
+from streams.read_to_end import TopicUnreadableError
 from streams.security.client_settings import (
     ENV_CLIENT_PROPERTIES,
     ENV_SASL_MECHANISM,
@@ -27,7 +28,7 @@ from streams.security.client_settings import (
 
 #: Failures a user can act on: printed as one clear message, exit status 1, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
-    RuntimeProblem, NotConfiguredError, ClientSettingsError)
+    RuntimeProblem, NotConfiguredError, ClientSettingsError, TopicUnreadableError)
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 #: Client security settings of every command. There is no password flag: a password on a

@@ -10,7 +10,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.catalog import load_schema
 from streams.config import Connection
-from streams.read_to_end import nonempty_from_start, read_to_end
+from streams.read_to_end import nonempty_from_start, read_to_end, topic_partitions
 from streams.topics import AUDIT
 from streams.wire import WireDecoder
 
@@ -25,10 +25,10 @@ def read_ledger(conn: Connection, topic: str = AUDIT,
         "isolation.level": "read_committed", "enable.partition.eof": True,
     }))
     try:
-        metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
-        if metadata is None or metadata.error is not None:
+        partitions = topic_partitions(consumer, topic)
+        if partitions is None:
             return
-        assignment = nonempty_from_start(consumer, topic, metadata.partitions)
+        assignment = nonempty_from_start(consumer, topic, partitions)
         for msg in read_to_end(consumer, assignment, timeout_s):
             yield msg.key(), decoder.decode(msg.value())
     finally:

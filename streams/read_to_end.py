@@ -13,6 +13,26 @@ from collections.abc import Iterable, Iterator
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 
+class TopicUnreadableError(RuntimeError):
+    """The broker refuses to describe a topic (not authorized, or another error)."""
+
+
+def topic_partitions(consumer: Consumer, topic: str, timeout_s: float = 30.0) -> list[int] | None:
+    """The partition numbers of ``topic``; None if it does not exist. Any other metadata
+    error (e.g. not authorized) raises, so a refused read is never mistaken for an empty
+    topic."""
+    metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    if metadata is None:
+        return None
+    if metadata.error is not None:
+        if metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return None
+        raise TopicUnreadableError(
+            f"cannot read {topic}: {metadata.error.str()} (check the principal's ACLs: "
+            "`hallpass acl plan` lists what each role may read)")
+    return sorted(metadata.partitions)
+
+
 def nonempty_from_start(consumer: Consumer, topic: str,
                         partitions: Iterable[int]) -> list[TopicPartition]:
     """The partitions of ``topic`` that hold records, each from its first offset."""

@@ -90,8 +90,11 @@ def test_a_vendor_cannot_read_the_ledger(secure_bus: SecureBus, flow: Flow) -> N
     report = secure_bus.stack.hallpass(
         "disclosures", "--student", student, "--json", check=False,
         client_properties=secure_bus.properties["learnwell"])
-    # the ledger is invisible to a vendor: nothing of it comes back
-    assert report.returncode != 0 or json.loads(report.stdout) == []
+    # refused, and said so: not an empty report that looks like "nothing was shared"
+    assert report.returncode == 1
+    assert report.stdout == ""
+    assert "cannot read audit.disclosures" in report.stderr
+    assert "TOPIC_AUTHORIZATION_FAILED" in report.stderr or "authoriz" in report.stderr.lower()
 
 
 def test_processor_made_its_secrets_private(secure_bus: SecureBus, flow: Flow) -> None:
