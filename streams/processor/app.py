@@ -87,7 +87,8 @@ def apply_contracts(conn: Connection, contracts_dir: Path,
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
     contracts = prefixed(load_contracts(contracts_dir, catalog), topics)
-    ensure_topics(conn, bus_topics(topics=topics) + contract_topics(contracts, topics=topics))
+    ensure_topics(conn, bus_topics(input_partitions(conn, topics), topics)
+                  + contract_topics(contracts, topics=topics))
     registry = SchemaRegistryClient(conn.registry_config())
     applied = []
     for contract in contracts:
@@ -177,13 +178,17 @@ def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
     )
 
 
+def input_partitions(conn: Connection, topics: Topics, default: int = 3) -> int:
+    """Partitions for new bus topics: as many as the change topic has, if it exists."""
+    return partition_counts(conn, [topics.changes]).get(topics.changes, default)
+
+
 def check_copartitioned(conn: Connection, topics: Topics) -> None:
     """Create missing bus topics with as many partitions as the change topic, and refuse to
     start if the inputs and the state changelog are not co-partitioned: the state of input
     partition p lives in changelog partition p, and a student's changes and consent events
     must meet on the same partition number."""
-    counts = partition_counts(conn, [topics.changes])
-    ensure_topics(conn, bus_topics(counts.get(topics.changes, 3), topics))
+    ensure_topics(conn, bus_topics(input_partitions(conn, topics), topics))
     counts = partition_counts(conn, [topics.changes, topics.consent, topics.state])
     changes = counts[topics.changes]
     if counts[topics.consent] != changes or counts[topics.state] < changes:

@@ -58,3 +58,12 @@ def drop_and_recreate(bus: Connection, topic: str, partitions: int) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"could not recreate {topic}")
+
+
+def test_contracts_apply_after_the_inputs_exist_follows_their_partitions(
+    bus: Connection, topics: Topics
+) -> None:
+    ensure_topics(bus, [TopicSpec(topics.changes, 4), TopicSpec(topics.consent, 4)])
+    apply_contracts(bus, CONTRACTS, topics)
+    check_copartitioned(bus, topics)  # does not raise
+    assert partition_counts(bus, [topics.state])[topics.state] == 4
