@@ -121,7 +121,12 @@ class Bench:
         return self.tmp / "secrets.json"
 
     def topics(self, name: str) -> Topics:
-        return Topics(f"{self.prefix}{name}.")
+        """A fresh prefix whose input topics exist with PARTITIONS partitions (the processor
+        and `contracts apply` then give the state changelog as many)."""
+        topics = Topics(f"{self.prefix}{name}.")
+        ensure_topics(self.conn, [TopicSpec(topics.changes, PARTITIONS),
+                                  TopicSpec(topics.consent, PARTITIONS)])
+        return topics
 
     def ready(self, name: str, partners: int = 3) -> Topics:
         """A fresh prefix with the partner topics and schemas applied and the data on it."""
