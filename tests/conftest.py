@@ -16,6 +16,7 @@ import pytest
 
 from streams.config import Connection, external_connection
 from streams.local_runtime import LocalStack, Ports
+from streams.topics import Topics
 
 TEST_PORTS = Ports(kafka=29092, controller=29093, registry=28081)
 
@@ -44,6 +45,18 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"t.{test}.{kind}.{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture
+def run_topics(bus: Connection, request: pytest.FixtureRequest) -> Iterator[Topics]:
+    """Topic names under a prefix of this test's own (its topics, subjects and processor
+    group), deleted afterwards."""
+    from tests.processor_helpers import drop_prefix
+
+    module = request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    topics = Topics(f"t.{module.replace('_', '-')}.{uuid.uuid4().hex[:8]}.")
+    yield topics
+    drop_prefix(bus, topics.prefix)
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ figure equals what the topics and the audit ledger hold."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,6 @@ from streams.metrics import ConnectorMetrics
 from streams.processor.app import apply_contracts, run_processor
 from streams.topics import Topics
 from tests.kafka_helpers import read_topic
-from tests.processor_helpers import drop_prefix
 
 pytestmark = pytest.mark.kafka
 
@@ -29,10 +26,8 @@ PARTNERS = ("carewell-health", "learnwell", "measurely")
 
 
 @pytest.fixture
-def topics(bus: Connection) -> Iterator[Topics]:
-    prefix = Topics(f"t.metrics.{uuid.uuid4().hex[:8]}.")
-    yield prefix
-    drop_prefix(bus, prefix.prefix)
+def topics(run_topics: Topics) -> Topics:
+    return run_topics
 
 
 def test_processor_metrics_equal_what_the_topics_and_ledger_hold(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,6 @@ from confluent_kafka.admin import AdminClient
 from streams.config import Connection
 from streams.processor.app import ProcessorSetupError, apply_contracts, check_copartitioned
 from streams.topics import Topics, TopicSpec, ensure_topics, partition_counts
-from tests.processor_helpers import drop_prefix
 
 pytestmark = pytest.mark.kafka
 
@@ -22,10 +19,8 @@ CONTRACTS = Path(__file__).resolve().parents[2] / "deploy" / "contracts"
 
 
 @pytest.fixture
-def topics(bus: Connection) -> Iterator[Topics]:
-    prefix = Topics(f"t.parts.{uuid.uuid4().hex[:8]}.")
-    yield prefix
-    drop_prefix(bus, prefix.prefix)
+def topics(run_topics: Topics) -> Topics:
+    return run_topics
 
 
 def test_state_changelog_gets_as_many_partitions_as_the_change_topic(
