@@ -48,7 +48,7 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
 
 
 @pytest.fixture
-def run_topics(bus: Connection, request: pytest.FixtureRequest) -> Iterator[Topics]:
+def topics(bus: Connection, request: pytest.FixtureRequest) -> Iterator[Topics]:
     """Topic names under a prefix of this test's own (its topics, subjects and processor
     group), deleted afterwards."""
     from tests.processor_helpers import drop_prefix

@@ -54,7 +54,10 @@ class PartitionState:
     def record(self, student: str) -> dict[str, Any] | None:
         """The student's latest record, decoded (None if unknown or deleted)."""
         value = self.records.get(student)
-        return None if value is None else dict(orjson.loads(value))
+        if value is None:
+            return None
+        record: dict[str, Any] = orjson.loads(value)
+        return record
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one changelog record during restore."""

@@ -25,11 +25,6 @@ CONTRACTS = Path(__file__).resolve().parents[2] / "deploy" / "contracts"
 PARTNERS = ("carewell-health", "learnwell", "measurely")
 
 
-@pytest.fixture
-def topics(run_topics: Topics) -> Topics:
-    return run_topics
-
-
 def test_processor_metrics_equal_what_the_topics_and_ledger_hold(
     bus: Connection, topics: Topics, tmp_path: Path
 ) -> None:

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.kafka
 CONTRACTS = Path(__file__).resolve().parents[2] / "deploy" / "contracts"
 
 
-@pytest.fixture
-def topics(run_topics: Topics) -> Topics:
-    return run_topics
-
-
 def test_state_changelog_gets_as_many_partitions_as_the_change_topic(
     bus: Connection, topics: Topics
 ) -> None:

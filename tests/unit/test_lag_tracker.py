@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from streams.lag.fake import FakeCluster, FakeSource
 from streams.lag.model import GroupLag, GroupSelection, LagReport, Status
 from streams.lag.tracker import LagSampler, LagTracker
 from streams.topics import Topics
+from tests.lag_fake import FakeCluster, FakeSource
 
 T = "orders"
 P0, P1, P2 = (T, 0), (T, 1), (T, 2)
