@@ -1,5 +1,9 @@
 """Rejected input rows: the value that says why, and the rejects file written beside a package.
 
+The same shape serves warnings (``<package>.warnings.csv``). Every value of a column whose name
+suggests a secret is written as ``[redacted]``, and a cell that a spreadsheet would run as a
+formula (``=HYPERLINK(...)``) is written with a leading ``'``.
+
 A rejected row never stops a load: it is collected as a :class:`Reject`, counted, and written
 to ``<package>.rejects.csv`` next to the package (directory or zip) with its original fields
 plus ``file,line,column,reason``, so the district admin can fix the source and re-export.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,9 +25,30 @@ DIAGNOSTIC_COLUMNS: tuple[str, ...] = ("file", "line", "column", "reason")
 #: Column value used when a problem concerns the whole row rather than one column.
 WHOLE_ROW = "*"
 
-#: Original columns whose values never reach the rejects file (OneRoster users.password).
-REDACTED_COLUMNS: frozenset[str] = frozenset({"password"})
+#: Words of a column name that mark it as secret: its values never reach a file or message.
+SECRET_WORDS: frozenset[str] = frozenset(
+    {"password", "passwd", "pwd", "ssn", "socialsecurity", "token", "secret", "secrets",
+     "apikey", "credential", "credentials", "pin"}
+)
 REDACTED = "[redacted]"
+#: First characters that make a spreadsheet read a cell as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def is_secret_column(name: str) -> bool:
+    """Whether a column name suggests a secret: a word password, ssn, token, secret, pin, ...
+    (``password``, ``metadata.ssn``, ``apiToken``, ``client_secret``; not ``classNumber``)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    words = [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
+    joined = "".join(words)
+    return bool(set(words) & SECRET_WORDS) or any(
+        s in joined for s in ("password", "socialsecurity", "apikey", "accesstoken")
+    )
+
+
+def neutralised(value: str) -> str:
+    """A cell a spreadsheet shows as text: one that would start a formula gets a leading '."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 @dataclass(frozen=True)
@@ -62,6 +88,12 @@ def rejects_path_for(package: Path) -> Path:
     return package.resolve().parent / f"{name}.rejects.csv"
 
 
+def warnings_path_for(package: Path) -> Path:
+    """Where the warnings of ``package`` go: ``<package>.warnings.csv`` beside its rejects."""
+    rejects = rejects_path_for(package)
+    return rejects.with_name(rejects.name.removesuffix(".rejects.csv") + ".warnings.csv")
+
+
 def _printable(value: str) -> str:
     """Make text that may carry undecodable bytes (surrogate escapes) writable as UTF-8.
 
@@ -72,11 +104,11 @@ def _printable(value: str) -> str:
 
 def _cell(name: str, reject: Reject, diagnostics: Mapping[str, str]) -> str:
     if name in diagnostics:
-        return _printable(diagnostics[name])
+        return neutralised(_printable(diagnostics[name]))
     value = reject.row.get(name, "")
-    if name in REDACTED_COLUMNS and value:
+    if value and is_secret_column(name):
         return REDACTED
-    return _printable(value)
+    return neutralised(_printable(value))
 
 
 def rejects_header(rejects: Iterable[Reject]) -> list[str]:
@@ -106,7 +138,7 @@ def write_rejects(path: Path, rejects: Iterable[Reject]) -> int:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(header)
+            writer.writerow([neutralised(_printable(h)) for h in header])
             for reject in items:
                 diagnostics = {
                     "file": reject.file,

@@ -300,7 +300,7 @@ def write_delta_with_roles(package: Path, users: str, roles: str) -> None:
     )
     shutil.copy(DATA / "delta" / "orgs.csv", package / "orgs.csv")
     (package / "users.csv").write_text(
-        "sourcedId,status,dateLastModified,enabledUser,username,givenName,familyName,"
+        "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,"
         "identifier,agentSourcedIds,primaryOrgSourcedId\n" + users
     )
     (package / "roles.csv").write_text(
@@ -313,8 +313,8 @@ def test_delta_with_roles_file_deletes_students_not_staff(tmp_path: Path) -> Non
     t = "2026-03-01T00:00:00Z"
     write_delta_with_roles(
         package,
-        f"usr-stu-2,tobedeleted,{t},false,ben.okafor,Ben,Okafor,2234567890,,org-s1\n"
-        f"usr-tch-1,tobedeleted,{t},false,d.reyes,Daniel,Reyes,T-0042,,org-s1\n",
+        f"usr-stu-2,tobedeleted,{t},false,ben.okafor,{{stateID:2234567890}},Ben,Okafor,,,org-s1\n"
+        f"usr-tch-1,tobedeleted,{t},false,d.reyes,,Daniel,Reyes,T-0042,,org-s1\n",
         f"rol-stu-2,tobedeleted,{t},usr-stu-2,primary,student,org-s1\n"
         f"rol-tch-1,tobedeleted,{t},usr-tch-1,primary,teacher,org-s1\n",
     )
@@ -324,19 +324,20 @@ def test_delta_with_roles_file_deletes_students_not_staff(tmp_path: Path) -> Non
     assert result.events[0].value["occurred_at"] == ms("2026-03-01T00:00:00+00:00")
 
 
-def test_delta_must_carry_the_rows_it_refers_to(tmp_path: Path) -> None:
+def test_delta_without_stored_state_warns_about_optional_references(tmp_path: Path) -> None:
     package = tmp_path / "delta12"
     t = "2026-03-01T00:00:00Z"
     write_delta_with_roles(
         package,
-        f"usr-par-1,active,{t},true,maria.lopez,Maria,Lopez,P-501,usr-stu-1,org-s1\n",
+        f"usr-par-1,active,{t},true,maria.lopez,,Maria,Lopez,P-501,usr-stu-1,org-s1\n",
         f"rol-par-1,active,{t},usr-par-1,primary,parent,org-s1\n",
     )
     result = read(package)
-    assert messages(result) == [
-        "users.csv:2:agentSourcedIds: unknown user 'usr-stu-1' (not in users.csv: a delta "
-        "must also carry the rows it refers to)",
-        "roles.csv:2:userSourcedId: user 'usr-par-1' was rejected (users.csv:2)",
+    # a guardian link is optional: a dangling one is a warning, not a reject of the parent
+    assert messages(result) == []
+    assert [w.message for w in result.warnings] == [
+        "users.csv:2:agentSourcedIds: unknown user 'usr-stu-1' (not in users.csv nor in the "
+        "stored state): reference ignored (optional)",
     ]
     assert result.events == []
 
@@ -392,32 +393,50 @@ def test_zip_with_one_wrapping_folder_is_read(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- rejects
 
 BAD_ROWS_MESSAGES = [
-    "users.csv:3:*: student not published: a row it joins was rejected (enrollments.csv:5)",
     "users.csv:4:givenName: required value is empty",
     "users.csv:5:status: unknown status 'inactive' (expected active or empty in a bulk file)",
-    "users.csv:6:primaryOrgSourcedId: unknown org 'org-s9' (not in orgs.csv)",
     "users.csv:7:familyName: value is not valid UTF-8 (bytes shown as \\xNN); "
     "save the export as UTF-8",
-    "users.csv:8:identifier: no state student id: fill identifier, or userIds with {stateID:...}",
-    "users.csv:9:*: student not published: a row it joins was rejected (demographics.csv:4)",
+    "users.csv:8:userIds: no student key: the key rule is userIds {stateID:...} (state_id) and "
+    "userIds has no {stateID:...} entry; fill it, or set student_key in the source "
+    "configuration (--source)",
+    # a required reference cascades, and the held-back student names the row that held it
+    "users.csv:9:*: student not published: a row it joins was rejected (enrollments.csv:10)",
     "roles.csv:4:userSourcedId: user 'usr-stu-3' was rejected (users.csv:4)",
     "roles.csv:5:userSourcedId: user 'usr-stu-4' was rejected (users.csv:5)",
-    "roles.csv:6:userSourcedId: user 'usr-stu-5' was rejected (users.csv:6)",
     "roles.csv:7:userSourcedId: user 'usr-stu-6' was rejected (users.csv:7)",
-    "demographics.csv:4:birthDate: '2013-02-30' is not a valid date",
-    "enrollments.csv:5:beginDate: '09/03/2025' is not a date (YYYY-MM-DD)",
     "enrollments.csv:9:userSourcedId: unknown user 'usr-ghost' (not in users.csv)",
+    "enrollments.csv:10:classSourcedId: unknown class 'cls-gone' (not in classes.csv)",
+]
+
+BAD_ROWS_WARNINGS = [
+    "users.csv:0:pronouns: 1 row(s) have a value, but no event field carries it: not published",
+    "users.csv:1:metadata.ssn: extension column not mapped by the source configuration "
+    "(extensions): its values are not published",
+    # optional values and references: null plus a warning, the row is kept
+    "users.csv:6:primaryOrgSourcedId: unknown org 'org-s9' (not in orgs.csv): reference "
+    "ignored (optional)",
+    "demographics.csv:4:birthDate: '2013-02-30' is not a valid date: read as empty (optional)",
+    "enrollments.csv:5:beginDate: '09/03/2025' is not a date (YYYY-MM-DD): read as empty "
+    "(optional)",
+    "enrollments.csv:6:primary: 'yes' is not true or false: read as empty (optional)",
 ]
 
 
 def test_bad_rows_are_rejected_with_file_line_column_reason(tmp_path: Path) -> None:
     result = read(copy_package("bad_rows", tmp_path))
     assert messages(result) == BAD_ROWS_MESSAGES
-    assert result.rejected == 14
-    assert result.rows_read == 45
-    # the rest is published: Ava's rows are all good
-    assert [e.key for e in result.events] == [AVA]
+    assert [w.message for w in result.warnings] == BAD_ROWS_WARNINGS
+    assert result.rejected == 10
+    assert result.rows_read == 46
+    # the rest is published: a bad optional value no longer holds anyone back
+    assert [e.key for e in result.events] == [AVA, BEN, "5234567890"]
     assert len(by_key(result)[AVA]["schedule"]["sections"]) == 3
+    ben = by_key(result)[BEN]
+    assert ben["enrollment"]["entry_date"] == dt.date(2024, 9, 4)  # from roles.csv
+    assert ben["schedule"]["sections"][0]["teacher_name"] == "Daniel Reyes"  # primary=yes
+    eli = by_key(result)["5234567890"]
+    assert eli["school_id"] == "360000100001"  # the dangling primary org was dropped
 
 
 def test_rejects_file_beside_the_package_holds_rows_and_diagnostics(tmp_path: Path) -> None:
@@ -433,19 +452,26 @@ def test_rejects_file_beside_the_package_holds_rows_and_diagnostics(tmp_path: Pa
     assert [f"{r['file']}:{r['line']}:{r['column']}: {r['reason']}" for r in rows] == (
         BAD_ROWS_MESSAGES
     )
-    zoe = rows[4]
+    zoe = rows[2]
     assert (zoe["sourcedId"], zoe["givenName"], zoe["familyName"]) == (
         "usr-stu-6",
         "Zoe",
         "M\\xfcller",  # the Latin-1 byte, shown so the admin can find it
     )
-    enrollment = rows[12]
-    assert (enrollment["sourcedId"], enrollment["beginDate"], enrollment["classSourcedId"]) == (
-        "enr-4",
-        "09/03/2025",
-        "cls-math7-1",
+    enrollment = rows[9]
+    assert (enrollment["sourcedId"], enrollment["userSourcedId"], enrollment["classSourcedId"]) == (
+        "enr-9",
+        "usr-stu-8",
+        "cls-gone",
     )
     assert enrollment["givenName"] == ""  # a column of another file
+    assert result.warnings_path == tmp_path / "bad_rows.warnings.csv"
+    with result.warnings_path.open(encoding="utf-8", newline="") as handle:
+        warned = list(csv.DictReader(handle))
+    assert [f"{r['file']}:{r['line']}:{r['column']}: {r['reason']}" for r in warned] == (
+        BAD_ROWS_WARNINGS
+    )
+    assert warned[4]["beginDate"] == "09/03/2025"  # the row is there to fix it
 
 
 def test_rejects_file_is_rewritten_on_a_clean_rerun(tmp_path: Path) -> None:
@@ -462,23 +488,25 @@ def test_rejects_file_can_be_skipped(tmp_path: Path) -> None:
     package = copy_package("bad_rows", tmp_path)
     result = read(package, write_rejects_file=False)
     assert result.rejects_path is None
-    assert result.rejected == 14
+    assert result.rejected == 10
     assert not rejects_path_for(package).exists()
 
 
-def test_password_never_reaches_the_rejects_file(tmp_path: Path) -> None:
-    package = copy_package("bulk", tmp_path)
-    edit(
-        package / "users.csv", "Chloe,Nguyen,,3234567890,,,,,08,,", "Chloe,Nguyen,,,,,,,08,hunter2,"
-    )
-    result = read(package)
-    assert messages(result) == [
-        "users.csv:4:identifier: no state student id: fill identifier, or userIds with "
-        "{stateID:...}"
-    ]
+def test_secrets_never_reach_the_rejects_file_and_formulas_are_neutralised(
+    tmp_path: Path,
+) -> None:
+    package = copy_package("bad_rows", tmp_path)
+    read(package)
     text = rejects_path_for(package).read_text(encoding="utf-8")
-    assert "hunter2" not in text
-    assert "[redacted]" in text
+    for secret in ("hunter2", "078-05-1120", "219-09-9999"):  # password, metadata.ssn
+        assert secret not in text
+    with rejects_path_for(package).open(encoding="utf-8", newline="") as handle:
+        rows = {r["sourcedId"]: r for r in csv.DictReader(handle)}
+    assert rows["usr-stu-3"]["password"] == "[redacted]"
+    assert rows["usr-stu-3"]["metadata.ssn"] == "[redacted]"
+    # a spreadsheet opening the file shows the formula as text instead of running it
+    assert rows["usr-stu-4"]["middleName"] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
+    assert all(not v.startswith(("=", "+", "@")) for r in rows.values() for v in r.values())
 
 
 def test_references_to_unknown_or_rejected_rows_cascade_to_the_students(
@@ -493,13 +521,17 @@ def test_references_to_unknown_or_rejected_rows_cascade_to_the_students(
         "classes.csv:3:schoolSourcedId: unknown org 'org-s7' (not in orgs.csv)",
         "users.csv:2:*: student not published: a row it joins was rejected (enrollments.csv:3)",
         "users.csv:3:*: student not published: a row it joins was rejected (enrollments.csv:5)",
-        "users.csv:8:agentSourcedIds: unknown user 'usr-stu-9' (not in users.csv)",
-        "roles.csv:8:userSourcedId: user 'usr-par-2' was rejected (users.csv:8)",
         "enrollments.csv:3:classSourcedId: class 'cls-ela7-2' was rejected (classes.csv:3)",
         "enrollments.csv:5:classSourcedId: unknown class 'cls-gone' (not in classes.csv)",
         "enrollments.csv:7:classSourcedId: class 'cls-ela7-2' was rejected (classes.csv:3)",
     ]
-    # Ava and Ben would lose a class: they are held back rather than published incomplete.
+    # a guardian link is optional: the dangling one is a warning, Grace stays a guardian
+    assert [w.message for w in result.warnings if w.file == "users.csv" and w.line] == [
+        "users.csv:8:agentSourcedIds: unknown user 'usr-stu-9' (not in users.csv): reference "
+        "ignored (optional)"
+    ]
+    # Ava and Ben would lose a class (required references): held back, not published
+    # incomplete.
     assert [e.key for e in result.events] == [CHLOE]
 
 
@@ -507,15 +539,17 @@ def test_physical_line_numbers_count_quoted_newlines(tmp_path: Path) -> None:
     package = copy_package("bulk", tmp_path)
     edit(package / "users.csv", "Daniel,Reyes,,T-0042", 'Daniel,"Reyes\nJr",,T-0042')
     edit(package / "users.csv", "Grace,Okafor,,P-502", "Grace,Okafor,,P-502,extra")
+    edit(package / "users.csv", "usr-stu-2,,,,,,,,org-s1,", "usr-stu-2,,,,,,,,org-s1,she/her")
     result = read(package)
     assert messages(result) == [
         # Grace's row starts on physical line 9: Daniel's record spans lines 5 and 6.
-        "users.csv:3:*: student not published: a row it joins was rejected (users.csv:9)",
         "users.csv:9:*: row has 24 fields but the header has 23",
         "roles.csv:8:userSourcedId: user 'usr-par-2' was rejected (users.csv:9)",
     ]
-    # Ben is held back: the rejected row was the only link to his guardian.
-    assert [e.key for e in result.events] == [AVA, CHLOE]
+    # A malformed row is a reject of that row only: its values may sit under other columns,
+    # so it holds back no student (Ben is published without the guardian it linked).
+    assert [e.key for e in result.events] == [AVA, BEN, CHLOE]
+    assert by_key(result)[BEN]["guardians"] == []
     assert by_key(result)[AVA]["schedule"]["sections"][2]["teacher_name"] == "Daniel Reyes\nJr"
 
 
@@ -533,11 +567,11 @@ def test_duplicate_sourced_ids_reject_every_copy(tmp_path: Path) -> None:
 
 def test_two_students_with_one_state_id_are_both_rejected(tmp_path: Path) -> None:
     package = copy_package("bulk", tmp_path)
-    edit(package / "users.csv", "Nguyen,,3234567890", "Nguyen,,2234567890")
+    edit(package / "users.csv", "{stateID:3234567890}", "{stateID:2234567890}")
     result = read(package)
     assert messages(result) == [
-        "users.csv:3:identifier: state student id '2234567890' is also on users.csv line 4",
-        "users.csv:4:identifier: state student id '2234567890' is also on users.csv line 3",
+        "users.csv:3:*: the student key is also the key of users.csv line 4",
+        "users.csv:4:*: the student key is also the key of users.csv line 3",
     ]
     assert [e.key for e in result.events] == [AVA]
 
@@ -552,7 +586,7 @@ def test_value_the_schema_refuses_is_rejected_on_its_column(tmp_path: Path) -> N
     edit(package / "demographics.csv", "2012-11-02,male", "2012-11-02,other")
     result = read(package, schema=schema)
     assert messages(result) == [
-        "demographics.csv:3:sex: the event schema refuses demographics.sex 'other'"
+        "demographics.csv:3:sex: the event schema refuses the value of demographics.sex"
     ]
     assert [e.key for e in result.events] == [AVA, CHLOE]
 
@@ -585,8 +619,14 @@ def test_file_that_is_not_a_zip(tmp_path: Path) -> None:
     assert_package_error(path, "is not a readable zip")
 
 
-def test_missing_manifest(tmp_path: Path) -> None:
-    assert_package_error(copy_package("no_manifest", tmp_path), "has no manifest.csv")
+def test_without_a_manifest_the_version_is_detected_with_a_warning(tmp_path: Path) -> None:
+    result = read(copy_package("no_manifest", tmp_path))
+    assert (result.version, result.mode) == ("1.2", "bulk")
+    assert [e.key for e in result.events] == [AVA, BEN, CHLOE]
+    assert result.warnings[0].message == (
+        "manifest.csv:0:*: no manifest.csv: read as a OneRoster 1.2 bulk package (detected "
+        "from roles.csv or 1.2 users columns); every file present is bulk"
+    )
 
 
 def test_manifest_naming_a_missing_file(tmp_path: Path) -> None:
@@ -598,10 +638,10 @@ def test_manifest_naming_a_missing_file(tmp_path: Path) -> None:
     )
 
 
-def test_manifest_with_another_oneroster_version(tmp_path: Path) -> None:
+def test_manifest_with_an_unknown_oneroster_version(tmp_path: Path) -> None:
     package = copy_package("bulk", tmp_path)
-    edit(package / "manifest.csv", "oneroster.version,1.2", "oneroster.version,1.1")
-    assert_package_error(package, "oneroster.version is '1.1'", "OneRoster 1.2")
+    edit(package / "manifest.csv", "oneroster.version,1.2", "oneroster.version,2.0")
+    assert_package_error(package, "oneroster.version is '2.0'", "1.0, 1.1 and 1.2")
 
 
 def test_manifest_with_an_unknown_mode(tmp_path: Path) -> None:
@@ -622,9 +662,13 @@ def test_header_without_a_required_column(tmp_path: Path) -> None:
     assert_package_error(package, "enrollments.csv:1:", "userSourcedId")
 
 
-def test_zip_without_manifest(tmp_path: Path) -> None:
+def test_zip_without_manifest_or_users(tmp_path: Path) -> None:
     archive = zip_dir(DATA / "no_manifest", tmp_path / "export.zip")
-    assert_package_error(archive, "has no manifest.csv")
+    assert [e.key for e in read(archive).events] == [AVA, BEN, CHLOE]
+    source = tmp_path / "no_users"
+    shutil.copytree(DATA / "no_manifest", source)
+    (source / "users.csv").unlink()
+    assert_package_error(zip_dir(source, tmp_path / "no_users.zip"), "has no users.csv")
 
 
 # --------------------------------------------------------------------------- small parts
@@ -642,9 +686,15 @@ def test_state_id_from_user_ids_wins_over_identifier(tmp_path: Path) -> None:
 def test_user_ids_must_be_type_id_pairs(tmp_path: Path) -> None:
     package = copy_package("bulk", tmp_path)
     edit(package / "users.csv", "{stateID:1234567890},{LDAP:alopez}", "stateID=1234567890")
-    assert messages(read(package))[0] == (
-        "users.csv:2:userIds: 'stateID=1234567890' is not a list of {type:id} entries"
-    )
+    result = read(package)
+    # userIds is optional: the bad value is a warning; without it Ava has no key
+    assert [w.message for w in result.warnings] == [
+        "users.csv:0:pronouns: 1 row(s) have a value, but no event field carries it: not "
+        "published",
+        "users.csv:2:userIds: 'stateID=1234567890' is not a list of {type:id} entries: read "
+        "as empty (optional)",
+    ]
+    assert messages(result)[0].startswith("users.csv:2:userIds: no student key")
 
 
 def test_write_rejects_with_no_rows_writes_the_header(tmp_path: Path) -> None:
