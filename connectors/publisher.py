@@ -63,6 +63,9 @@ class EventPublisher:
         self._producer = Producer(conn.kafka_config({
             "enable.idempotence": True,
             "acks": "all",
+            # Java's partitioner (murmur2), as SIS integrations on the Java client use: a
+            # student's records land where the processor decides them, with no forwarding
+            "partitioner": "murmur2_random",
             "linger.ms": 25,
             "batch.num.messages": 10000,
             "compression.type": "lz4",

@@ -68,6 +68,8 @@ class DecisionCounts(Protocol):
     withheld: dict[tuple[str, str], int]
     retracted: dict[tuple[str, str], int]
     dead_letters_by_reason: dict[str, int]
+    skipped: dict[str, int]
+    repartitioned: int
 
 
 @dataclass(frozen=True)
@@ -144,9 +146,21 @@ class ProcessorCollector(Collector):
         dead = CounterMetricFamily(
             "hallpass_dead_letters", "Input events sent to the dead-letter topic, by reason.",
             labels=["reason"])
-        for reason in ("invalid", "undecodable"):
+        for reason in ("invalid", "undecodable", "future_dated"):
             dead.add_metric([reason], dict(counts.dead_letters_by_reason).get(reason, 0))
         yield dead
+
+        skipped = CounterMetricFamily(
+            "hallpass_changes_skipped",
+            "Changes not applied: stale (older than the student's newest) or duplicate (an "
+            "event id already applied).", labels=["reason"])
+        for reason in ("stale", "duplicate"):
+            skipped.add_metric([reason], dict(counts.skipped).get(reason, 0))
+        yield skipped
+        yield CounterMetricFamily(
+            "hallpass_processor_repartitioned",
+            "Input records forwarded to their student's partition (written with another "
+            "partitioner than murmur2).", value=counts.repartitioned)
 
         yield CounterMetricFamily(
             "hallpass_processor_transactions", "Kafka transactions committed.",

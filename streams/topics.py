@@ -18,6 +18,8 @@ AUDIT = "audit.disclosures"
 CHANGES_DLQ = "sis.student.changes.dlq"
 PROCESSOR_STATE = "hallpass.processor.state"
 PROCESSOR_DISTRICTS = "hallpass.processor.districts"
+#: records that arrived on another partition than their student's, forwarded to it
+PROCESSOR_REPARTITION = "hallpass.processor.repartition"
 PROCESSOR_GROUP = "hallpass-processor"
 
 #: Optional prefix of every topic, subject and processor group (one deployment or test run
@@ -73,6 +75,10 @@ class Topics:
         return self.name(PROCESSOR_DISTRICTS)
 
     @property
+    def repartition(self) -> str:
+        return self.name(PROCESSOR_REPARTITION)
+
+    @property
     def processor_group(self) -> str:
         return self.name(PROCESSOR_GROUP)
 
@@ -100,6 +106,9 @@ class TopicSpec:
 
 
 COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
+#: the processor's repartition topic holds records only until their student's worker has
+#: read them (a day is ample; a week covers a long outage of the processor)
+REPARTITION: Mapping[str, str] = {"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)}
 
 
 def ensure_topics(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from prometheus_client import CollectorRegistry
@@ -22,10 +24,12 @@ from streams.processor.app import (
     apply_contracts,
     run_processor,
 )
+from streams.processor.clock import ManualClock
 from streams.processor.dlq import TooManyInvalidError
 from streams.processor.loop import LoopStats
 
 DEFAULT_CONTRACTS = Path("deploy/contracts")
+F = TypeVar("F", bound=Callable[..., Any])
 
 contracts_dir_option = click.option(
     "--contracts", "contracts_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -36,6 +40,11 @@ contracts_dir_option = click.option(
 
 def _secrets_file(ctx: Context, given: Path | None) -> Path:
     return given or Path(ctx.env.get(ENV_SECRETS_FILE) or ctx.data_dir / "partner-secrets.json")
+
+
+def partner_secrets_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--partner-secrets", type=click.Path(dir_okay=False, path_type=Path),
+                        default=None, help=help_text)
 
 
 def register(group: click.Group) -> None:
@@ -62,11 +71,23 @@ def register(group: click.Group) -> None:
 
     @contracts.command("apply")
     @contracts_dir_option
+    @partner_secrets_option(
+        "JSON file {partner: hex secret} of the pseudonym secrets (default: $"
+        + ENV_SECRETS_FILE + " or <data dir>/partner-secrets.json). Partners without a secret "
+        "get a new one here, and only here; each partner's secret fingerprint is recorded on "
+        "the bus so that a worker with other secrets refuses to start.")
     @pass_context
-    def contracts_apply(ctx: Context, contracts_dir: Path) -> None:
+    def contracts_apply(ctx: Context, contracts_dir: Path, partner_secrets: Path | None) -> None:
         """Create each partner topic (compacted) and register the partner's view schema,
-        derived from its contract, under the topic's value subject."""
-        for applied in apply_contracts(ctx.connection(), contracts_dir, ctx.topics()):
+        derived from its contract, under the topic's value subject; make and record the
+        partners' pseudonym secrets."""
+        try:
+            applied_contracts = apply_contracts(
+                ctx.connection(), contracts_dir, ctx.topics(),
+                secrets_file=_secrets_file(ctx, partner_secrets), note=progress)
+        except ProcessorSetupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        for applied in applied_contracts:
             click.echo(f"{applied.partner:<20} {applied.topic:<40} schema id "
                        f"{applied.schema_id:<4} {applied.fields} fields")
 
@@ -76,23 +97,43 @@ def register(group: click.Group) -> None:
                   help="Exit once every input partition is caught up (demo, tests, benchmarks).")
     @click.option("--worker", type=int, default=0, show_default=True,
                   help="Worker number; each concurrent worker needs its own.")
-    @click.option("--partner-secrets", type=click.Path(dir_okay=False, path_type=Path),
-                  default=None, help="JSON file {partner: hex secret} for pseudonymous ids "
-                  "(default: $" + ENV_SECRETS_FILE + " or <data dir>/partner-secrets.json; "
-                  "created if missing).")
+    @partner_secrets_option(
+        "JSON file {partner: hex secret} of the bus's pseudonym secrets (default: $"
+        + ENV_SECRETS_FILE + " or <data dir>/partner-secrets.json). Made by `hallpass "
+        "contracts apply`; every worker needs the same file.")
     @click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
                   help="Most input events per transaction.")
+    @click.option("--timer-interval", type=click.FloatRange(min=0.1, max=60), default=5.0,
+                  show_default=True, help="Seconds between checks of what came due with no "
+                  "event (consent expiries, contract and district dates): how late at most a "
+                  "time-driven retraction is sent.")
+    @click.option("--frozen-clock", type=int, default=None, hidden=True,
+                  help="Testing only: decide at this fixed time (epoch ms) instead of the "
+                  "wall clock.")
     @metrics_port_option(default=0)
     @pass_context
     def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
-                partner_secrets: Path | None, batch_size: int, metrics_port: int) -> None:
+                partner_secrets: Path | None, batch_size: int, timer_interval: float,
+                frozen_clock: int | None, metrics_port: int) -> None:
         """Run the consent-aware processor (exactly once, Kafka transactions).
 
         Reads sis.student.changes and consent.events; writes each partner's contracted view to
         partner.<id>.students, tombstones and deletion notices on retraction, one audit record
         per decision to audit.disclosures, and bad input to sis.student.changes.dlq.
+
+        Run several workers (distinct --worker numbers, same secrets file) for more
+        throughput: each student is decided on the partition Kafka's default partitioner
+        gives its id, whatever client published it (records elsewhere are forwarded through
+        hallpass.processor.repartition), and every worker follows every district opt-out.
+        Decisions are taken at the wall-clock time; a change dated more than 24 h ahead is a
+        dead letter.
+
         With HALLPASS_TOPIC_PREFIX set, every topic name, subject and group takes the prefix.
         """
+        clock = None
+        if frozen_clock is not None:
+            progress(f"testing only: the clock is frozen at {frozen_clock} (not the wall clock)")
+            clock = ManualClock(frozen_clock)
         registry = CollectorRegistry()
         url = serve_metrics(registry, metrics_port, ctx.env)
         if url:
@@ -112,7 +153,7 @@ def register(group: click.Group) -> None:
             stats, handler = run_processor(
                 ctx.connection(), contracts_dir, _secrets_file(ctx, partner_secrets),
                 until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
-                metrics=registry if url else None)
+                metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock)
         except (ProcessorSetupError, TooManyInvalidError) as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.monotonic() - started

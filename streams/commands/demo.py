@@ -39,9 +39,11 @@ def register(group: click.Group) -> None:
         from streams.processor.app import apply_contracts, run_processor
 
         conn = ctx.connection()
+        secrets_file = ctx.data_dir / "partner-secrets.json"
         click.echo(f"== bus: Kafka {conn.bootstrap_servers}, registry {conn.schema_registry_url}")
         click.echo("== 1. contracts apply")
-        for applied in apply_contracts(conn, contracts_dir):
+        for applied in apply_contracts(conn, contracts_dir, secrets_file=secrets_file,
+                                       note=progress):
             click.echo(f"   {applied.partner:<18} -> {applied.topic} (view schema id "
                        f"{applied.schema_id}, {applied.fields} fields)")
 
@@ -66,7 +68,7 @@ def register(group: click.Group) -> None:
             click.echo(f"   processor metrics on {url} while it runs (scrape config: "
                        "deploy/prometheus/prometheus.yml; a long-running `hallpass process "
                        "--metrics-port 9464` serves them for good)")
-        stats, handler = run_processor(conn, contracts_dir, ctx.data_dir / "partner-secrets.json",
+        stats, handler = run_processor(conn, contracts_dir, secrets_file,
                                        until_idle=True, worker=0, note=progress,
                                        metrics=registry if url else None)
         if url:

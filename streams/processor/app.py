@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hmac
 import json
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from prometheus_client import CollectorRegistry
@@ -21,11 +24,15 @@ from streams.config import Connection
 from streams.contracts import Contract, load_contracts
 from streams.metrics import ProcessorCollector, ProcessorSources, ProcessorTimings
 from streams.policy import partner_key
-from streams.processor.handlers import BusHandler, PartnerRoute
+from streams.processor.clock import Clock
+from streams.processor.handlers import BusHandler, Codecs, HandlerSettings, PartnerRoute
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
+from streams.processor.state import Tables, fingerprint_key
+from streams.read_to_end import nonempty_from_start, read_to_end
 from streams.topics import (
     COMPACTED,
     DEFAULT_TOPICS,
+    REPARTITION,
     Topics,
     TopicSpec,
     ensure_topics,
@@ -69,6 +76,7 @@ def bus_topics(partitions: int = 3, topics: Topics = DEFAULT_TOPICS) -> list[Top
         TopicSpec(topics.changes_dlq, 1),
         TopicSpec(topics.state, partitions, COMPACTED),
         TopicSpec(topics.districts, 1, COMPACTED),
+        TopicSpec(topics.repartition, partitions, REPARTITION),
     ]
 
 
@@ -82,13 +90,21 @@ class AppliedContract:
 
 
 def apply_contracts(conn: Connection, contracts_dir: Path,
-                    topics: Topics = DEFAULT_TOPICS) -> list[AppliedContract]:
-    """Create each partner topic (compacted) and register its view schema."""
+                    topics: Topics = DEFAULT_TOPICS, secrets_file: Path | None = None,
+                    note: Callable[[str], None] = lambda _m: None) -> list[AppliedContract]:
+    """Create each partner topic (compacted) and register its view schema. With
+    ``secrets_file``: make the pseudonym secrets of partners that have none (the one place
+    they are made) and record every partner's secret fingerprint on the bus."""
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
     contracts = prefixed(load_contracts(contracts_dir, catalog), topics)
     ensure_topics(conn, bus_topics(input_partitions(conn, topics), topics)
                   + contract_topics(contracts, topics=topics))
+    if secrets_file is not None:
+        keys = load_partner_secrets(secrets_file, [c.partner for c in contracts], note)
+        recorded = record_fingerprints(conn, keys, topics)
+        if recorded:
+            note(f"recorded the pseudonym secret fingerprints of {', '.join(recorded)}")
     registry = SchemaRegistryClient(conn.registry_config())
     applied = []
     for contract in contracts:
@@ -100,17 +116,41 @@ def apply_contracts(conn: Connection, contracts_dir: Path,
     return applied
 
 
+def _read_secrets(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    try:
+        found = json.loads(path.read_text())
+        if not isinstance(found, dict):
+            raise ValueError("not an object")
+        return {str(k): str(v) for k, v in found.items()}
+    except ValueError as exc:
+        raise ProcessorSetupError(f"{path}: not a JSON object of partner secrets ({exc})") \
+            from exc
+
+
+def read_partner_secrets(path: Path, partners: list[str]) -> dict[str, bytes]:
+    """The bus's per-partner HMAC secrets ({partner: hex secret}); a worker never makes them
+    (two workers with secrets of their own would give one student two keys)."""
+    found = _read_secrets(path)
+    missing = [p for p in partners if p not in found]
+    if missing:
+        where = "does not exist" if not path.exists() else f"has none for {', '.join(missing)}"
+        raise ProcessorSetupError(
+            f"the pseudonym secrets file {path} {where}: secrets are made once, by "
+            "`hallpass contracts apply --partner-secrets FILE`, and every worker is given "
+            "the same file")
+    try:
+        return {partner: bytes.fromhex(found[partner]) for partner in partners}
+    except ValueError as exc:
+        raise ProcessorSetupError(f"{path}: a secret is not hex ({exc})") from exc
+
+
 def load_partner_secrets(path: Path, partners: list[str],
                          note: Callable[[str], None]) -> dict[str, bytes]:
-    """Per-partner HMAC secrets from a JSON file ({partner: hex secret}); partners without
-    one get a new random secret, saved with mode 600."""
-    found: dict[str, str] = {}
-    if path.exists():
-        try:
-            found = dict(json.loads(path.read_text()))
-        except ValueError as exc:
-            raise ProcessorSetupError(f"{path}: not a JSON object of partner secrets: {exc}") \
-                from exc
+    """The administrative step: per-partner HMAC secrets from a JSON file ({partner: hex
+    secret}); partners without one get a new random secret, saved with mode 600."""
+    found = _read_secrets(path)
     missing = [p for p in partners if p not in found]
     if missing:
         for partner in missing:
@@ -124,17 +164,87 @@ def load_partner_secrets(path: Path, partners: list[str],
     return {partner: bytes.fromhex(found[partner]) for partner in partners}
 
 
+def secret_fingerprint(secret: bytes) -> str:
+    """What the bus records of a pseudonym secret: an HMAC of a fixed label (it reveals
+    nothing of the secret, and equal fingerprints mean equal secrets)."""
+    return hmac.digest(secret, b"hallpass pseudonym secret fingerprint v1", "sha256").hex()[:32]
+
+
+def record_fingerprints(conn: Connection, secrets_by_partner: Mapping[str, bytes],
+                        topics: Topics = DEFAULT_TOPICS) -> list[str]:
+    """Record each partner's secret fingerprint in the global table, once; refuse secrets
+    that differ from the recorded ones. Returns the partners recorded now."""
+    tables = Tables(topics.state, topics.districts)
+    reader = Consumer(conn.kafka_config({"group.id": f"{topics.processor_group}-admin",
+                                         "enable.auto.commit": False,
+                                         "isolation.level": "read_committed",
+                                         "enable.partition.eof": True}))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:  # a topic created a moment ago may have no leader yet
+                start = nonempty_from_start(reader, topics.districts, [0])
+                break
+            except KafkaException as exc:
+                if time.monotonic() > deadline:
+                    raise ProcessorSetupError(
+                        f"cannot read {topics.districts}: {exc.args[0].str()}") from exc
+                time.sleep(0.5)
+        for msg in read_to_end(reader, start):
+            tables.load_global(msg.key() or b"", msg.value())
+    finally:
+        reader.close()
+    fresh = {p: secret_fingerprint(s) for p, s in secrets_by_partner.items()}
+    differ = sorted(p for p, f in fresh.items() if tables.fingerprints.get(p, f) != f)
+    if differ:
+        raise ProcessorSetupError(
+            f"the pseudonym secrets for {', '.join(differ)} are not the ones this bus uses "
+            "(their fingerprints differ from those recorded in "
+            f"{topics.districts}): use the bus's secrets file; new secrets would give every "
+            "student a new key and leave the partner's copies under the old keys undeleted")
+    new = sorted(p for p in fresh if p not in tables.fingerprints)
+    if new:
+        producer = Producer(conn.kafka_config({"enable.idempotence": True, "acks": "all"}))
+        for partner in new:
+            producer.produce(topics.districts, key=fingerprint_key(partner),
+                             value=fresh[partner].encode(), partition=0)
+        if producer.flush(30):
+            raise ProcessorSetupError(f"could not record the secret fingerprints in "
+                                      f"{topics.districts}")
+    return new
+
+
+def check_fingerprints(secrets_by_partner: Mapping[str, bytes]) -> Callable[[Tables], None]:
+    """The worker's start-up check: its secrets are the bus's."""
+
+    def check(tables: Tables) -> None:
+        missing = sorted(p for p in secrets_by_partner if p not in tables.fingerprints)
+        differ = sorted(p for p, s in secrets_by_partner.items()
+                        if p in tables.fingerprints
+                        and tables.fingerprints[p] != secret_fingerprint(s))
+        if differ:
+            raise ProcessorSetupError(
+                f"this worker's pseudonym secrets for {', '.join(differ)} are not the bus's "
+                "(fingerprints differ): start every worker with the same secrets file")
+        if missing:
+            raise ProcessorSetupError(
+                f"no pseudonym secret is recorded for {', '.join(missing)}: run `hallpass "
+                "contracts apply --partner-secrets FILE` with the bus's secrets file first")
+
+    return check
+
+
 def _pseudonym(secret: bytes, student: str) -> str:
     return partner_key(student, secret)
 
 
-def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
-                  note: Callable[[str], None], topics: Topics = DEFAULT_TOPICS) -> BusHandler:
+def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, bytes],
+                  topics: Topics = DEFAULT_TOPICS, partitions: int = 3,
+                  clock: Clock | None = None) -> BusHandler:
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
     contracts = prefixed(load_contracts(contracts_dir, catalog), topics)  # refuses invalid
     registry = SchemaRegistryClient(conn.registry_config())
-    keys = load_partner_secrets(secrets_file, [c.partner for c in contracts], note)
     routes = []
     for contract in contracts:
         try:
@@ -168,14 +278,18 @@ def build_handler(conn: Connection, contracts_dir: Path, secrets_file: Path,
         return notice_encoders[value["partner"]].encode(value)
 
     return BusHandler(
-        routes=routes,
-        decode_change=change_decoder.decode,
-        decode_consent=consent_decoder.decode,
-        encode_audit=audit.encode,
-        encode_notice=encode_notice,
-        never_share=sorted(never_share_paths(catalog)),
-        topics=topics,
+        routes,
+        Codecs(decode_change=change_decoder.decode, decode_consent=consent_decoder.decode,
+               encode_audit=audit.encode, encode_notice=encode_notice),
+        HandlerSettings(partitions=partitions, never_share=sorted(never_share_paths(catalog)),
+                        topics=topics),
+        clock=clock,
     )
+
+
+def contract_partners(contracts_dir: Path) -> list[str]:
+    return [c.partner for c in load_contracts(contracts_dir,
+                                              field_catalog(load_schema("student_record_changed")))]
 
 
 def input_partitions(conn: Connection, topics: Topics, default: int = 3) -> int:
@@ -183,21 +297,23 @@ def input_partitions(conn: Connection, topics: Topics, default: int = 3) -> int:
     return partition_counts(conn, [topics.changes]).get(topics.changes, default)
 
 
-def check_copartitioned(conn: Connection, topics: Topics) -> None:
+def check_copartitioned(conn: Connection, topics: Topics) -> int:
     """Create missing bus topics with as many partitions as the change topic, and refuse to
-    start if the inputs and the state changelog are not co-partitioned: the state of input
-    partition p lives in changelog partition p, and a student's changes and consent events
-    must meet on the same partition number."""
+    start if the inputs, the repartition topic and the state changelog do not have the same
+    number of partitions: the state of partition p lives in changelog partition p, and the
+    worker that owns p reads partition p of every input. Returns that number."""
     ensure_topics(conn, bus_topics(input_partitions(conn, topics), topics))
-    counts = partition_counts(conn, [topics.changes, topics.consent, topics.state])
+    names = [topics.changes, topics.consent, topics.repartition, topics.state]
+    counts = partition_counts(conn, names)
     changes = counts[topics.changes]
-    if counts[topics.consent] != changes or counts[topics.state] < changes:
+    if any(counts[n] != changes for n in names[1:3]) or counts[topics.state] < changes:
+        found = ", ".join(f"{n} {counts[n]}" for n in names)
         raise ProcessorSetupError(
-            f"{topics.changes} has {changes} partitions, {topics.consent} "
-            f"{counts[topics.consent]} and {topics.state} {counts[topics.state]}: the consent "
-            "topic needs as many partitions as the change topic (a student's events must meet "
-            "on one partition) and the state changelog at least as many. Recreate or extend "
-            "them (kafka-topics --alter --partitions N) before starting the processor.")
+            f"partitions: {found}. The consent and repartition topics need as many "
+            "partitions as the change topic, and the state changelog at least as many (each "
+            "worker decides the students of the partition numbers it owns). Recreate or "
+            "extend them (kafka-topics --alter --partitions N) before starting the processor.")
+    return changes
 
 
 def stripped_by_category(catalog: Mapping[str, FieldInfo],
@@ -239,19 +355,23 @@ def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
                   on_progress: Callable[[LoopStats], None] | None = None,
                   batch_size: int = 5000,
                   topics: Topics = DEFAULT_TOPICS,
-                  metrics: CollectorRegistry | None = None) -> tuple[LoopStats, BusHandler]:
+                  metrics: CollectorRegistry | None = None,
+                  clock: Clock | None = None,
+                  tick_interval_s: float = 5.0) -> tuple[LoopStats, BusHandler]:
     """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a
     ``metrics`` registry, its counters and timings are exposed there."""
-    check_copartitioned(conn, topics)
-    handler = build_handler(conn, contracts_dir, secrets_file, note, topics)
+    partitions = check_copartitioned(conn, topics)
+    keys = read_partner_secrets(secrets_file, contract_partners(contracts_dir))
+    handler = build_handler(conn, contracts_dir, keys, topics, partitions, clock)
     member = f"{topics.processor_group}-{socket.gethostname()}-{worker}"
     settings = LoopSettings(
         group_id=topics.processor_group, transactional_id=member, group_instance_id=member,
         until_idle=until_idle, batch_size=batch_size,
         state_topic=topics.state, district_topic=topics.districts,
+        tick_interval_s=tick_interval_s,
     )
-    loop = ProcessorLoop(conn, [topics.changes, topics.consent], handler, settings,
-                         on_progress)
+    loop = ProcessorLoop(conn, [topics.changes, topics.consent, topics.repartition], handler,
+                         settings, on_progress, check_global=check_fingerprints(keys))
     if metrics is not None:
         loop.observer = register_metrics(metrics, loop, handler)
     import signal

@@ -1,73 +1,76 @@
-"""What one input event produces: partner views, tombstones, deletion notices, audit records
-and table writes. Kafka-free: the loop hands in messages and produces what comes back.
+"""What the processor does with one input record, a timer or a followed district event:
+partner views, tombstones, deletion notices, audit records and table writes. Kafka-free:
+the loop hands in records and produces what comes back.
 
-Time is event time: each input partition keeps a clock (the latest event time seen), and a
-decision is taken at ``max(clock, event time)``, so a late change cannot re-disclose what a
-newer consent event withdrew, and a rerun decides exactly as the first run did.
+* **Processing time.** Every decision is taken at "now", the wall clock (a ``Clock``, so
+  tests control it). Effective times order consent events and take effect when they come
+  due; an event's own time never moves the clock. A change dated further ahead than
+  ``future_skew_ms`` is a dead letter.
+* **Routing.** A student's changes and consent events are decided on the partition Kafka's
+  default (murmur2) partitioner gives the student id (a district event: the district id),
+  whatever client wrote them; a record that arrived on another partition is forwarded there
+  through the repartition topic. A record whose key is not that id is a dead letter.
+* **Per student**, a change older than the newest one applied is not applied, a change seen
+  before (same event id) is decided once, and a deleted student stays deleted until a newer
+  change.
+* **Reconciling.** Consent events, timers (``tick``) and district events followed from the
+  global table decide again and send only what changes what a partner holds (each holding is
+  kept as a fingerprint of the view sent).
 """
 
 from __future__ import annotations
 
-import heapq
-import time
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from streams.consent import ConsentEvent, ConsentStatus, DistrictState, StudentConsentHistory
-from streams.contracts import Contract
-from streams.policy import Decision, Disclosed, Withheld, decide
+from streams.consent import ConsentEvent, DistrictState, StudentConsentHistory
+from streams.processor.clock import Clock, MonotonicNow, WallClock
+from streams.processor.decider import (
+    DecisionInputs,
+    Encode,
+    PartnerRoute,
+    decide_at,
+    held_differs,
+    inputs_at,
+)
 from streams.processor.dlq import DlqLimit, InvalidMessage
-from streams.processor.loop import Output
-from streams.processor.state import Tables
+from streams.processor.emitter import Counters, Emitter, Subject
+from streams.processor.messages import TIMER, Message, Origin, Output, header
+from streams.processor.routing import partition_for
+from streams.processor.state import SEEN_IDS, Tables
+from streams.processor.timers import StudentTimers, contract_dates_due, district_dates_due
 from streams.topics import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
-from streams.views import PartnerView
 from streams.wire import WireFormatError
 
-NO_RECORD = "no_record"
-
-
-class Message(Protocol):
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
-    def key(self) -> bytes | None: ...
-    def value(self) -> bytes | None: ...
-
-
-Encode = Callable[[Mapping[str, Any]], bytes]
 Decode = Callable[[bytes | None], dict[str, Any]]
+
+#: headers of a forwarded record: which input it came from, and where it was
+SOURCE_HEADER = "hallpass.source"
+ORIGIN_HEADER = "hallpass.origin"
+_SOURCE_CHANGES = b"changes"
+_SOURCE_CONSENT = b"consent"
+_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
-class PartnerRoute:
-    """Everything needed to serve one partner."""
-
-    contract: Contract
-    view: PartnerView
-    encode_view: Encode
-    pseudonym: Callable[[str], str]
-
-    @property
-    def partner(self) -> str:
-        return self.contract.partner
+class Codecs:
+    decode_change: Decode
+    decode_consent: Decode
+    encode_audit: Encode
+    encode_notice: Encode
 
 
-@dataclass
-class Counters:
-    """What happened, for progress lines and metrics."""
-
-    changes: int = 0
-    consent_events: int = 0
-    dead_letters: int = 0
-    dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
-    disclosed: dict[str, int] = field(default_factory=dict)
-    withheld: dict[tuple[str, str], int] = field(default_factory=dict)
-    retracted: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def bump(self, table: dict[Any, int], key: Any) -> None:
-        table[key] = table.get(key, 0) + 1
+@dataclass(frozen=True)
+class HandlerSettings:
+    #: partitions of the inputs (and of the state changelog and the repartition topic)
+    partitions: int = 3
+    #: a change dated further ahead of the processing clock than this is a dead letter
+    future_skew_ms: int = _DAY_MS
+    never_share: Sequence[str] = field(default_factory=tuple)
+    topics: Topics = DEFAULT_TOPICS
 
 
 def strip_paths(record: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
@@ -94,335 +97,338 @@ def _strip(node: Any, parts: list[str]) -> None:
         node[head] = None
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionInputs:
-    status: ConsentStatus
-    district_opt_out: bool
-    now: int
-    contract_active: bool
+class Rejected(Exception):
+    """An input record that is decodable but must not be decided: a dead letter."""
 
-    def same_decision_as(self, other: DecisionInputs) -> bool:
-        return (self.status == other.status and self.district_opt_out == other.district_opt_out
-                and self.contract_active == other.contract_active)
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """A decoded input record and where it is decided."""
+
+    change: dict[str, Any] | None
+    consent: ConsentEvent | None
+    routing_key: str
+    origin: Origin
 
 
 class BusHandler:
-    """Turns change and consent events into each partner's view, retractions and audit."""
+    """Turns change and consent events, timers and district events into each partner's
+    view, retractions and audit records."""
 
-    def __init__(
-        self,
-        routes: Sequence[PartnerRoute],
-        decode_change: Decode,
-        decode_consent: Decode,
-        encode_audit: Encode,
-        encode_notice: Encode,
-        never_share: Sequence[str],
-        dlq_limit: DlqLimit | None = None,
-        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-        topics: Topics = DEFAULT_TOPICS,
-    ) -> None:
+    def __init__(self, routes: Sequence[PartnerRoute], codecs: Codecs,
+                 settings: HandlerSettings = HandlerSettings(), clock: Clock | None = None,
+                 dlq_limit: DlqLimit | None = None) -> None:
         self.routes = list(routes)
-        self.topics = topics
-        self.decode_change = decode_change
-        self.decode_consent = decode_consent
-        self.encode_audit = encode_audit
-        self.encode_notice = encode_notice
-        self.never_share = list(never_share)
+        self.codecs = codecs
+        self.settings = settings
+        self.topics = settings.topics
+        self.never_share = list(settings.never_share)
         self.dlq_limit = dlq_limit or DlqLimit()
-        self.wall_clock_ms = wall_clock_ms
+        self.now = MonotonicNow(clock or WallClock())
         self.counters = Counters()
-        self._clock: dict[int, int] = {}
-        self._expiries: dict[int, list[tuple[int, str]]] = {}
-        self._ended: dict[int, set[str]] = {}
+        self.emitter = Emitter(self.topics, codecs.encode_audit, codecs.encode_notice,
+                               self.now, self.counters)
+        self.timers = StudentTimers()
+        #: per partition, the global district table version it was reconciled with
+        self._districts_seen: dict[int, int] = {}
 
     # -- entry points ------------------------------------------------------------------------
     def handle(self, msg: Message, tables: Tables) -> list[Output]:
-        topic = msg.topic() or ""
-        partition = msg.partition() or 0
         try:
-            if topic == self.topics.consent:
-                event = ConsentEvent.from_avro(self.decode_consent(msg.value()))
-            else:
-                change = self.decode_change(msg.value())
-        except (WireFormatError, ValueError, KeyError, TypeError) as exc:
-            bad = InvalidMessage(topic, partition, msg.offset() or 0, _reason(exc), msg.key(),
-                                 msg.value())
-            self.counters.dead_letters += 1
-            self.counters.bump(self.counters.dead_letters_by_reason,
-                               "undecodable" if isinstance(exc, WireFormatError) else "invalid")
-            self.dlq_limit.record(False, bad)
-            return [Output(self.topics.changes_dlq, bad.key, bad.value, bad.headers())]
+            decoded = self._decode(msg)
+        except (WireFormatError, ValueError, KeyError, TypeError, Rejected) as exc:
+            return self._dead_letter(msg, exc)
         self.dlq_limit.record(True)
-        # Time first: what the clock passing changes (consent expiries, contract ends) is sent
-        # before the event's own decision, which then has the last word; the other way round,
-        # a sweep could send again what the event's decision had just sent.
-        event_ms = event.effective_at if topic == self.topics.consent else change["occurred_at"]
-        self._now(partition, int(event_ms), tables)
-        outputs = self._sweep(partition, tables, msg)
-        if topic == self.topics.consent:
+        target = partition_for(decoded.routing_key.encode(), self.settings.partitions)
+        if target != (msg.partition() or 0):
+            return [self._forward(msg, decoded, target)]
+        now = self.now()
+        if decoded.consent is not None:
             self.counters.consent_events += 1
-            outputs.extend(self._on_consent(event, msg, partition, tables))
-        else:
-            self.counters.changes += 1
-            outputs.extend(self._on_change(change, msg, partition, tables))
-        return outputs
+            return self._on_consent(decoded.consent, decoded.origin, target, tables, now)
+        assert decoded.change is not None
+        self.counters.changes += 1
+        return self._on_change(decoded.change, decoded.origin, target, tables, now)
 
     def on_batch_end(self, tables: Tables) -> list[Output]:
-        return []
+        """After a batch: act on district events this worker wrote or followed."""
+        return self._reconcile_districts(tables, self.now())
+
+    def tick(self, tables: Tables) -> list[Output]:
+        """Act on what came due (timers) and on followed district events; call it at least
+        every few seconds, also when no record arrives."""
+        now = self.now()
+        outputs: list[Output] = []
+        for number in sorted(tables.partitions):
+            outputs.extend(self._fire_timers(number, tables, now))
+        outputs.extend(self._reconcile_districts(tables, now))
+        return outputs
 
     def on_restored(self, tables: Tables) -> None:
-        """Rebuild what is derived from the tables (expiry heaps) after a restore."""
+        """Rebuild what is derived from the tables (timer heaps) after a restore."""
         for number, state in tables.partitions.items():
-            heap: list[tuple[int, str]] = []
-            for student, history in state.consent.items():
-                for event in history.events:
-                    # an expiry the restored clock passed was swept before the crash
-                    if event.expires_at is not None and event.expires_at > state.clock:
-                        heap.append((event.expires_at, student))
-            heapq.heapify(heap)
-            self._expiries[number] = heap
-            self._clock[number] = max(self._clock.get(number, 0), tables.clock(number))
+            self.timers.rebuild(number, state.consent, state.clock)
+            self._districts_seen.pop(number, None)
+
+    def on_revoked(self, partitions: Sequence[int]) -> None:
+        for number in partitions:
+            self.timers.drop(number)
+            self._districts_seen.pop(number, None)
+
+    # -- decoding and routing ----------------------------------------------------------------
+    def _decode(self, msg: Message) -> _Input:
+        topic = msg.topic() or ""
+        origin = Origin(topic, msg.partition() or 0, msg.offset() or 0)
+        if topic == self.topics.repartition:
+            source = header(msg, SOURCE_HEADER)
+            origin = _origin_of(header(msg, ORIGIN_HEADER)) or origin
+            is_consent = source == _SOURCE_CONSENT
+            if source not in (_SOURCE_CHANGES, _SOURCE_CONSENT):
+                raise Rejected("invalid: a forwarded record without its source header")
+        else:
+            is_consent = topic == self.topics.consent
+        key = msg.key()
+        if is_consent:
+            event = ConsentEvent.from_avro(self.codecs.decode_consent(msg.value()))
+            routing = event.district_id if event.is_district_event else (event.student_id or "")
+            what = "district_id" if event.is_district_event else "student_id"
+            if key is None or key != routing.encode():
+                raise Rejected(f"invalid: the record key is not the event's {what} (a "
+                               "student's events must be keyed by its id)")
+            return _Input(None, event, routing, origin)
+        change = self.codecs.decode_change(msg.value())
+        student = change["student_id"]
+        if not isinstance(student, str) or not student:
+            raise Rejected("invalid: student_id is empty")
+        if key is None or key != student.encode():
+            raise Rejected("invalid: the record key is not its student_id (a student's "
+                           "changes must be keyed by the student id)")
+        occurred = int(change["occurred_at"])
+        if occurred > self.now() + self.settings.future_skew_ms:
+            raise Rejected(f"future_dated: occurred_at lies more than "
+                           f"{self.settings.future_skew_ms / 3_600_000:g} h after the "
+                           "processing time")
+        return _Input(change, None, student, origin)
+
+    def _forward(self, msg: Message, decoded: _Input, target: int) -> Output:
+        self.counters.repartitioned += 1
+        origin = decoded.origin
+        return Output(self.topics.repartition, decoded.routing_key.encode(), msg.value(), [
+            (SOURCE_HEADER, _SOURCE_CONSENT if decoded.consent is not None else _SOURCE_CHANGES),
+            (ORIGIN_HEADER, f"{origin.topic}|{origin.partition}|{origin.offset}".encode()),
+        ], partition=target)
+
+    def _dead_letter(self, msg: Message, exc: Exception) -> list[Output]:
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        forwarded = _origin_of(header(msg, ORIGIN_HEADER)) if topic == self.topics.repartition \
+            else None
+        if forwarded is not None:
+            topic, partition, offset = forwarded.topic, forwarded.partition, forwarded.offset
+        bad = InvalidMessage(topic, partition, offset, _reason(exc), msg.key(), msg.value())
+        kind = ("undecodable" if isinstance(exc, WireFormatError)
+                else exc.reason.split(":", 1)[0] if isinstance(exc, Rejected) else "invalid")
+        self.counters.dead_letters += 1
+        self.counters.bump(self.counters.dead_letters_by_reason, kind)
+        self.dlq_limit.record(False, bad)
+        return [Output(self.topics.changes_dlq, bad.key, bad.value, bad.headers())]
 
     # -- changes -----------------------------------------------------------------------------
-    def _now(self, partition: int, event_ms: int, tables: Tables) -> int:
-        now = max(self._clock.get(partition, tables.clock(partition)), event_ms)
-        self._clock[partition] = now
-        tables.set_clock(partition, now)
-        return now
-
-    def _on_change(self, record: dict[str, Any], msg: Message, partition: int,
-                   tables: Tables) -> list[Output]:
-        student = str(record["student_id"])
-        now = self._now(partition, int(record["occurred_at"]), tables)
-        strip_paths(record, self.never_share)
+    def _on_change(self, change: dict[str, Any], origin: Origin, partition: int,
+                   tables: Tables, now: int) -> list[Output]:
+        student = str(change["student_id"])
+        occurred = int(change["occurred_at"])
+        event_id = _event_id(origin, change)
         state = tables.partition(partition)
-        deleted = record.get("operation") == "DELETE"
-        if not deleted:
+        stored = state.stored(student)
+        seen: list[str] = []
+        if stored is not None:
+            last = int(stored.get("occurred_at") or 0)
+            if occurred < last:
+                self.counters.bump(self.counters.skipped, "stale")
+                return []
+            if occurred == last:
+                seen = list(stored.get(SEEN_IDS) or [stored.get("event_id")])
+                if event_id in seen:
+                    self.counters.bump(self.counters.skipped, "duplicate")
+                    return []
+                if stored.get("operation") == "DELETE":  # restrictive at equal times
+                    self.counters.bump(self.counters.skipped, "stale")
+                    return []
+        strip_paths(change, self.never_share)
+        if change.get("operation") == "DELETE":
+            record = {k: change.get(k) for k in ("event_id", "student_id", "source_system",
+                                                 "district_id", "school_id", "operation",
+                                                 "occurred_at")}
+        elif stored is not None and stored.get("operation") != "DELETE":
             # a null section means "not part of this change": keep what we knew
-            previous = state.record(student)
-            if previous is not None:
-                record = {k: (previous.get(k) if v is None else v) for k, v in record.items()}
-        tables.set_record(partition, student, None if deleted else record)
+            record = {k: (stored.get(k) if v is None else v) for k, v in change.items()}
+        else:
+            record = change
+        record[SEEN_IDS] = [*seen, event_id]
+        tables.set_record(partition, student, record)
         history = state.consent.get(student, StudentConsentHistory())
         district = tables.districts.get(str(record.get("district_id")), DistrictState())
-        holders = set(state.holders.get(student, frozenset()))
+        held = dict(state.holders.get(student, ()))
+        subject = Subject(student, record.get("district_id"), origin, event_id, "")
         outputs: list[Output] = []
         for route in self.routes:
-            decision = self._decide(route, record, history, district, now)
-            outputs.extend(self._apply(route, decision, student, record, holders, msg, now,
-                                       _event_id(msg, record), audit_always=True))
-        tables.set_holders(partition, student, frozenset(holders))
+            decision = decide_at(route, record, inputs_at(route, history, district, now), now)
+            outputs.extend(self.emitter.emit(
+                route, decision, _decided(subject, route, per_student=False), held,
+                audit_withheld=True))
+        tables.set_holders(partition, student, held)
         return outputs
-
-    def _decide(self, route: PartnerRoute, record: Mapping[str, Any],
-                history: StudentConsentHistory, district: DistrictState, now: int) -> Decision:
-        return self._decide_on(route, record, self._inputs(route, history, district, now))
-
-    def _inputs(self, route: PartnerRoute, history: StudentConsentHistory,
-                district: DistrictState, now: int) -> DecisionInputs:
-        """Everything a decision depends on besides the record: equal inputs, equal decision."""
-        status: ConsentStatus = history.status_at(now, route.partner)
-        # A district event is decided on its own input partition's clock. Once processed, it
-        # binds every later decision about the district's students, even on a partition whose
-        # clock lags behind it: nothing would retract a record disclosed there when that clock
-        # passes the opt-out (districts are not swept like consent expiries).
-        district_now = max(now, district.events[-1].effective_at) if district.events else now
-        return DecisionInputs(status, district.opted_out(district_now, route.partner), now,
-                              route.contract.is_active(now))
-
-    def _decide_on(self, route: PartnerRoute, record: Mapping[str, Any],
-                   inputs: DecisionInputs) -> Decision:
-        return decide(record, route.contract, route.view, inputs.status,
-                      inputs.district_opt_out, inputs.now, route.pseudonym)
-
-    def _apply(self, route: PartnerRoute, decision: Decision, student: str,
-               record: Mapping[str, Any], holders: set[str], msg: Message, now: int,
-               event_id: str, audit_always: bool, per_student: bool = False) -> list[Output]:
-        """``per_student``: the event decides about many students (district opt-out, contract
-        end, consent expiry), so the decision id names the student too."""
-        partner = route.partner
-        decision_id = f"{event_id}:{partner}" + (f":{student}" if per_student else "")
-        outputs: list[Output] = []
-        if isinstance(decision, Disclosed):
-            outputs.append(Output(route.contract.topic, decision.partner_student_key.encode(),
-                                  route.encode_view(decision.value)))
-            holders.add(partner)
-            self.counters.bump(self.counters.disclosed, partner)
-            outputs.append(self._audit(route, student, record, msg, event_id, decision_id,
-                                       "DISCLOSED", None, decision.partner_student_key, decision))
-            return outputs
-        assert isinstance(decision, Withheld)
-        reason = decision.reason.value
-        key = self._key(route, student)
-        if partner in holders:
-            holders.discard(partner)
-            self.counters.bump(self.counters.retracted, (partner, reason))
-            outputs.append(Output(route.contract.topic, key.encode(), None, [
-                ("hallpass.deletion.reason", reason.encode()),
-                ("hallpass.contract.version", str(route.contract.version).encode()),
-            ]))
-            outputs.append(Output(self.topics.notices(partner), key.encode(), self.encode_notice({
-                "event_id": event_id,
-                "partner": partner,
-                "partner_student_key": key,
-                "reason": reason,
-                "categories": [],
-                "contract_version": route.contract.version,
-                "retracted_at": now,
-            })))
-            outputs.append(self._audit(route, student, record, msg, event_id, decision_id,
-                                       "RETRACTED", reason, key, None))
-        elif audit_always:
-            self.counters.bump(self.counters.withheld, (partner, reason))
-            outputs.append(self._audit(route, student, record, msg, event_id, decision_id,
-                                       "WITHHELD", reason, None, None))
-        return outputs
-
-    def _key(self, route: PartnerRoute, student: str) -> str:
-        return route.pseudonym(student) if route.contract.pseudonymous_ids else student
-
-    def _audit(self, route: PartnerRoute, student: str, record: Mapping[str, Any],
-               msg: Message, event_id: str, decision_id: str, decision: str,
-               reason: str | None, key: str | None, disclosed: Disclosed | None) -> Output:
-        value = {
-            "decision_id": decision_id,
-            "event_id": event_id,
-            "student_id": student,
-            "district_id": record.get("district_id"),
-            "partner": route.partner,
-            "partner_student_key": key,
-            "decision": decision,
-            "reason": reason,
-            "fields": list(disclosed.fields) if disclosed else [],
-            "categories": sorted(disclosed.categories) if disclosed else [],
-            "legal_basis": sorted(b.value for b in disclosed.legal_bases) if disclosed else [],
-            "contract_version": route.contract.version,
-            "decided_at": self.wall_clock_ms(),
-            "source_topic": msg.topic() or "",
-            "source_partition": msg.partition() or 0,
-            "source_offset": msg.offset() or 0,
-        }
-        return Output(self.topics.audit, student.encode(), self.encode_audit(value))
 
     # -- consent -----------------------------------------------------------------------------
-    def _on_consent(self, event: ConsentEvent, msg: Message, partition: int,
-                    tables: Tables) -> list[Output]:
-        now = self._now(partition, event.effective_at, tables)
+    def _on_consent(self, event: ConsentEvent, origin: Origin, partition: int, tables: Tables,
+                    now: int) -> list[Output]:
         if event.is_district_event:
-            before = tables.districts.get(event.district_id, DistrictState())
-            after = before.apply(event)
-            tables.set_district(event.district_id, after)
-            outputs: list[Output] = []
-            # this worker retracts the students of that district it holds, each decided at
-            # the clock of its own partition: this partition's clock may be behind events
-            # (a grant) the student's partition already applied
-            for number, state in tables.partitions.items():
-                at = self._clock.get(number, tables.clock(number))
-                for student in list(state.holders):
-                    record = state.record(student)
-                    if record is not None and record.get("district_id") == event.district_id:
-                        outputs.extend(self._reevaluate(number, student, tables, msg, at,
-                                                        event.event_id, district_before=before,
-                                                        per_student=True))
-            return outputs
+            # into the global table; every worker (this one at the batch end) then decides
+            # again for the district's students it owns
+            tables.add_district_event(event)
+            return []
         student = event.student_id or ""
         state = tables.partition(partition)
-        before_history = state.consent.get(student, StudentConsentHistory())
-        after_history = before_history.apply(event)
-        tables.set_consent(partition, student, after_history)
-        if event.expires_at is not None and event.expires_at > now:
-            # (an event already expired is decided as such right below)
-            heapq.heappush(self._expiries.setdefault(partition, []), (event.expires_at, student))
-        return self._reevaluate(partition, student, tables, msg, now, event.event_id,
-                                history_before=before_history)
+        before = state.consent.get(student, StudentConsentHistory())
+        after = before.apply(event)
+        if after is before:
+            return []  # seen before
+        tables.set_consent(partition, student, after)
+        for due in (event.effective_at, event.expires_at):
+            if due is not None and due > now:
+                self.timers.schedule(partition, due, student)
+        return self._reconcile(partition, student, tables, now, origin, event.event_id,
+                               history_before=before)
 
-    def _reevaluate(self, partition: int, student: str, tables: Tables, msg: Message, now: int,
-                    event_id: str,
-                    history_before: StudentConsentHistory | None = None,
-                    district_before: DistrictState | None = None,
-                    before_ms: int | None = None,
-                    only: str | None = None,
-                    per_student: bool = False) -> list[Output]:
-        """Decide again for a student whose consent, district or contract changed; send only
-        what changes what a partner holds.
-
-        What changed is given as the state before (``history_before``, ``district_before``)
-        or the time before (``before_ms``); ``only`` restricts the decision to one partner.
-        """
-        compare = (history_before is not None or district_before is not None
-                   or before_ms is not None)
+    # -- deciding again ----------------------------------------------------------------------
+    def _reconcile(self, partition: int, student: str, tables: Tables, now: int,
+                   origin: Origin, event_id: str, only: str | None = None,
+                   history_before: StudentConsentHistory | None = None,
+                   per_student: bool = False) -> list[Output]:
+        """Decide again for ``student`` at ``now`` and send what changes what a partner holds.
+        ``history_before``: the consent history before an event, so that partners whose
+        decision inputs it did not change are skipped without projecting the view."""
         state = tables.partition(partition)
         record = state.record(student)
         if record is None:
             return []
         history = state.consent.get(student, StudentConsentHistory())
         district = tables.districts.get(str(record.get("district_id")), DistrictState())
-        holders = set(state.holders.get(student, frozenset()))
+        held = dict(state.holders.get(student, ()))
+        subject = Subject(student, record.get("district_id"), origin, event_id, "")
         outputs: list[Output] = []
         for route in self.routes:
             if only is not None and route.partner != only:
                 continue
-            inputs = self._inputs(route, history, district, now)
-            decision = self._decide_on(route, record, inputs)
-            if compare:
-                inputs_before = self._inputs(route, history_before or history,
-                                             district_before or district,
-                                             now if before_ms is None else before_ms)
-                # the same inputs decide the same: no second projection to compare
-                same = (inputs_before.same_decision_as(inputs)
-                        or _same(self._decide_on(route, record, inputs_before), decision))
-                if same and (isinstance(decision, Disclosed) == (route.partner in holders)):
-                    continue
-            outputs.extend(self._apply(route, decision, student, record, holders, msg, now,
-                                       event_id, audit_always=False, per_student=per_student))
-        tables.set_holders(partition, student, frozenset(holders))
+            inputs = inputs_at(route, history, district, now)
+            if history_before is not None and _same(
+                    inputs, inputs_at(route, history_before, district, now)):
+                continue
+            decision = decide_at(route, record, inputs, now)
+            if not held_differs(decision, held.get(route.partner)):
+                continue
+            outputs.extend(self.emitter.emit(route, decision,
+                                             _decided(subject, route, per_student), held,
+                                             audit_withheld=False))
+        tables.set_holders(partition, student, held)
         return outputs
 
-    # -- time-driven retraction: consent expiry, contract end ---------------------------------
-    def _sweep(self, partition: int, tables: Tables, msg: Message) -> list[Output]:
-        now = self._clock.get(partition, 0)
-        outputs: list[Output] = []
-        heap = self._expiries.get(partition)
-        due: dict[str, int] = {}  # student -> earliest expiry passed
-        while heap and heap[0][0] <= now:
-            expires_at, student = heapq.heappop(heap)
-            due.setdefault(student, expires_at)
+    def _fire_timers(self, partition: int, tables: Tables, now: int) -> list[Output]:
         state = tables.partition(partition)
-        for student, expires_at in sorted(due.items()):
-            if state.holders.get(student):
-                # only what the expiry changes: the decision just before it against now
-                outputs.extend(self._reevaluate(partition, student, tables, msg, now,
-                                                f"expiry@{expires_at}", before_ms=expires_at - 1,
-                                                per_student=True))
-        ended = self._ended.setdefault(partition, set())
-        for route in self.routes:
-            if route.partner not in ended and now >= route.contract.active_until_ms:
-                ended.add(route.partner)
-                holding = sorted(s for s, p in state.holders.items() if route.partner in p)
-                for student in holding:
-                    outputs.extend(self._reevaluate(partition, student, tables, msg, now,
-                                                    f"contract-end:{route.partner}",
-                                                    only=route.partner, per_student=True))
+        swept = state.clock
+        if now <= swept:
+            return []
+        outputs: list[Output] = []
+        for student, due in sorted(self.timers.pop_due(partition, now).items()):
+            outputs.extend(self._timer_decision(partition, student, tables, now,
+                                                f"timer:consent@{due}"))
+        for route, at in contract_dates_due(self.routes, swept, now):
+            for student in sorted(state.records):
+                outputs.extend(self._timer_decision(partition, student, tables, now,
+                                                    f"timer:contract:{route.partner}@{at}",
+                                                    only=route.partner))
+        for district, at in district_dates_due(tables.districts, swept, now):
+            for student in sorted(state.students_of_district(district)):
+                outputs.extend(self._timer_decision(partition, student, tables, now,
+                                                    f"timer:district:{district}@{at}"))
+        tables.set_clock(partition, now)
+        return outputs
+
+    def _timer_decision(self, partition: int, student: str, tables: Tables, now: int,
+                        event_id: str, only: str | None = None) -> list[Output]:
+        outputs = self._reconcile(partition, student, tables, now, TIMER, event_id, only=only,
+                                  per_student=True)
+        self.counters.timer_decisions += len(outputs) and 1
+        return outputs
+
+    def _reconcile_districts(self, tables: Tables, now: int) -> list[Output]:
+        """Decide again for the students of every district whose opt-outs this partition has
+        not yet acted on (written by this worker or followed from another)."""
+        outputs: list[Output] = []
+        for number in sorted(tables.partitions):
+            if self._districts_seen.get(number) == tables.districts_version:
+                continue
+            state = tables.partition(number)
+            for district, current in sorted(tables.districts.items()):
+                if state.district_applied.get(district) == current:
+                    continue
+                version = _state_digest(current)
+                for student in sorted(state.students_of_district(district)):
+                    outputs.extend(self._timer_decision(
+                        number, student, tables, now, f"district:{district}@{version}"))
+                tables.set_district_applied(number, district, current)
+            self._districts_seen[number] = tables.districts_version
         return outputs
 
 
-def _same(a: Decision, b: Decision) -> bool:
-    if isinstance(a, Disclosed) and isinstance(b, Disclosed):
-        return a.value == b.value
-    return isinstance(a, Withheld) and isinstance(b, Withheld)
+def _state_digest(state: DistrictState) -> str:
+    """A short name for one state of a district's opt-outs (its set of events)."""
+    ids = "\n".join(sorted(e.event_id for e in state.events)).encode()
+    return hashlib.blake2b(ids, digest_size=6).hexdigest()
 
 
-def _event_id(msg: Message, record: Mapping[str, Any]) -> str:
+def _same(a: DecisionInputs, b: DecisionInputs) -> bool:
+    return a == b
+
+
+def _decided(subject: Subject, route: PartnerRoute, per_student: bool) -> Subject:
+    """``subject`` with its decision id: one per (event, partner), and per student for an
+    event that decides about many students (a timer, a district event)."""
+    decision_id = f"{subject.event_id}:{route.partner}" + (
+        f":{subject.student}" if per_student else "")
+    return Subject(subject.student, subject.district, subject.origin, subject.event_id,
+                   decision_id)
+
+
+def _origin_of(value: bytes | None) -> Origin | None:
+    if not value:
+        return None
+    try:
+        topic, partition, offset = value.decode().rsplit("|", 2)
+        return Origin(topic, int(partition), int(offset))
+    except ValueError:
+        return None
+
+
+def _event_id(origin: Origin, record: Mapping[str, Any]) -> str:
     event_id = record.get("event_id")
     if isinstance(event_id, str) and event_id:
         return event_id
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{msg.topic()}/{msg.partition()}/{msg.offset()}"))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{origin.topic}/{origin.partition}/"
+                                              f"{origin.offset}"))
 
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, WireFormatError):
         return f"undecodable: {exc}"
+    if isinstance(exc, Rejected):
+        return exc.reason
     return f"invalid: {type(exc).__name__}: {exc}"
 
 
-__all__ = ["CHANGES", "BusHandler", "PartnerRoute", "notices_topic", "strip_paths"]
+__all__ = ["CHANGES", "BusHandler", "Codecs", "HandlerSettings", "PartnerRoute",
+           "notices_topic", "strip_paths"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     Message,
@@ -26,21 +27,11 @@ from confluent_kafka import (
 )
 
 from streams.config import Connection
+from streams.processor.messages import Output
 from streams.processor.state import DISTRICT_TOPIC, STATE_TOPIC, Tables
 from streams.read_to_end import nonempty_from_start, read_to_end
 
 log = logging.getLogger("hallpass.processor")
-
-
-@dataclass(frozen=True)
-class Output:
-    """One record to produce in the current transaction."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, str | bytes | None]] | None = None
-    partition: int | None = None
 
 
 class BatchObserver(Protocol):
@@ -55,7 +46,11 @@ class Handler(Protocol):
 
     def on_batch_end(self, tables: Tables) -> list[Output]: ...
 
+    def tick(self, tables: Tables) -> list[Output]: ...
+
     def on_restored(self, tables: Tables) -> None: ...
+
+    def on_revoked(self, partitions: Sequence[int]) -> None: ...
 
 
 @dataclass
@@ -63,6 +58,8 @@ class LoopStats:
     consumed: int = 0
     produced: int = 0
     transactions: int = 0
+    #: transactions of timers and followed district events (no input record)
+    ticks: int = 0
     restored: int = 0
     restore_s: float = 0.0
     #: monotonic times of the first batch's start and the last commit (the busy span)
@@ -87,6 +84,9 @@ class LoopSettings:
     until_idle: bool = False
     idle_s: float = 2.0
     transaction_timeout_ms: int = 60000
+    #: how often timers (expiries, contract and district dates) are checked when no record
+    #: arrives: the bound on how late a time-driven retraction is sent
+    tick_interval_s: float = 5.0
 
 
 class ProcessorLoop:
@@ -98,7 +98,10 @@ class ProcessorLoop:
         settings: LoopSettings = LoopSettings(),
         on_progress: Callable[[LoopStats], None] | None = None,
         observer: BatchObserver | None = None,
+        check_global: Callable[[Tables], None] | None = None,
     ) -> None:
+        """``check_global`` is called once the global table is restored, before anything is
+        consumed (it raises to refuse to start)."""
         self.conn = conn
         self.observer = observer
         self.input_topics = list(input_topics)
@@ -109,6 +112,17 @@ class ProcessorLoop:
         self._on_progress = on_progress
         self._running = True
         self._assigned: set[int] = set()
+        self._check_global = check_global
+        self._last_tick = 0.0
+        # the global table (district opt-outs, secret fingerprints): read whole at start,
+        # then followed, so a district event any worker wrote binds this one too
+        self._global = Consumer(conn.kafka_config({
+            "group.id": f"{settings.group_id}-global",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 50,
+        }))
         self._producer = Producer(conn.kafka_config({
             "transactional.id": settings.transactional_id,
             "transaction.timeout.ms": settings.transaction_timeout_ms,
@@ -168,11 +182,36 @@ class ProcessorLoop:
         log.info("restored %d table records for partitions %s in %.1fs", count,
                  sorted(partitions), time.monotonic() - started)
 
-    def _restore_districts(self) -> None:
-        self.tables.districts.clear()
-        count = self._read_changelog(
-            self.settings.district_topic, [0], lambda _p, k, v: self.tables.load_district(k, v))
-        self.stats.restored += count
+    def _restore_global(self) -> None:
+        """Read the global table to its end (then keep following it, see ``_follow``)."""
+        self._global.assign([TopicPartition(self.settings.district_topic, 0, OFFSET_BEGINNING)])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            msgs = self._global.consume(num_messages=10000, timeout=1.0)
+            done = False
+            for msg in msgs:
+                err = msg.error()
+                if err is None:
+                    self.tables.load_global(msg.key() or b"", msg.value())
+                    self.stats.restored += 1
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    done = True
+                else:
+                    raise RuntimeError(f"reading {self.settings.district_topic}: {err}")
+            if done:
+                return
+        raise RuntimeError(f"could not read {self.settings.district_topic} to its end in 120 s")
+
+    def _follow(self) -> bool:
+        """Apply what other workers wrote to the global table; True if anything changed."""
+        changed = False
+        for msg in self._global.consume(num_messages=1000, timeout=0):
+            err = msg.error()
+            if err is None:
+                changed = self.tables.load_global(msg.key() or b"", msg.value()) or changed
+            elif err.code() != KafkaError._PARTITION_EOF:
+                raise RuntimeError(f"following {self.settings.district_topic}: {err}")
+        return changed
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
@@ -185,12 +224,15 @@ class ProcessorLoop:
         numbers = {tp.partition for tp in partitions}
         for number in numbers:
             self.tables.drop_partition(number)
+        self.handler.on_revoked(sorted(numbers))
         self._assigned -= numbers
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> LoopStats:
         self._producer.init_transactions(30)  # fences a previous instance, aborts its open txn
-        self._restore_districts()
+        self._restore_global()
+        if self._check_global is not None:
+            self._check_global(self.tables)
         self._consumer.subscribe(self.input_topics, on_assign=self._on_assign,
                                  on_revoke=self._on_revoke)
         idle_since = time.monotonic()
@@ -212,14 +254,37 @@ class ProcessorLoop:
                 if batch:
                     self._process(batch)
                     idle_since = time.monotonic()
+                followed = self._follow()
+                if followed or time.monotonic() - self._last_tick >= self.settings.tick_interval_s:
+                    self._tick()
                 elif self.settings.until_idle and self._caught_up(eof) and (
                     time.monotonic() - idle_since >= self.settings.idle_s
                 ):
                     break
         finally:
             self._consumer.close()
+            self._global.close()
             self._producer.flush(10)
         return self.stats
+
+    def _tick(self) -> None:
+        """Timers and followed district events, in a transaction of their own (no input
+        offsets: nothing was consumed)."""
+        self._last_tick = time.monotonic()
+        if not self._assigned:
+            return
+        outputs = self.handler.tick(self.tables)
+        changes = self.tables.take_changes()
+        if not outputs and not changes:
+            return
+        self._producer.begin_transaction()
+        for out in outputs:
+            self._produce(out.topic, out.key, out.value, out.headers, out.partition)
+        for change in changes:
+            self._produce(change.topic, change.key, change.value, None, change.partition)
+        self._producer.commit_transaction(60)
+        self.stats.ticks += 1
+        self.stats.produced += len(outputs)
 
     def _caught_up(self, eof: set[tuple[str, int]]) -> bool:
         assignment = self._consumer.assignment()

@@ -3,29 +3,44 @@
 Every change to a table is also produced to the changelog in the same Kafka transaction as
 the outputs and the input offsets, so after a crash the restored tables match exactly what
 was committed. Student tables are partitioned like the input topics (the state of input
-partition p lives in changelog partition p); district opt-outs are a global table in a
-one-partition topic that every worker reads whole.
+partition p lives in changelog partition p).
+
+The global table (a one-partition compacted topic every worker reads whole at start and then
+follows, as Kafka Streams' GlobalKTable) holds every district opt-out event, keyed by
+district and event id so that writes from any worker merge and never overwrite each other,
+and the fingerprint of each partner's pseudonym secret. Each partition also records which
+district state it has applied to its students (``d|``), so a district event that a worker
+followed but had not yet acted on before a crash is acted on after the restore.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from streams.consent import DistrictState, StudentConsentHistory
+from streams.consent import ConsentEvent, DistrictState, StudentConsentHistory
 from streams.topics import PROCESSOR_DISTRICTS, PROCESSOR_STATE
 
 STATE_TOPIC = PROCESSOR_STATE
 DISTRICT_TOPIC = PROCESSOR_DISTRICTS
 
+#: what partners hold of one student: (partner, view fingerprint), sorted by partner
+Holdings = tuple[tuple[str, int], ...]
+
 _CONSENT = b"c|"
 _RECORD = b"r|"
 _HOLDERS = b"p|"
 _CLOCK = b"t|"
+_APPLIED_DISTRICT = b"d|"
+#: global table keys: a district opt-out event, a partner's pseudonym-secret fingerprint
+_DISTRICT_EVENT = b"D|"
+_FINGERPRINT = b"S|"
+#: reserved key of a stored record: the ids of the events applied at its ``occurred_at``
+SEEN_IDS = "hallpass_seen_event_ids"
 
 
 @dataclass(frozen=True)
@@ -46,18 +61,41 @@ class PartitionState:
     #: student -> latest record, kept as its changelog bytes (JSON): a third of the memory
     #: of the decoded dicts, and restore needs no decoding; decoded when a decision needs it
     records: dict[str, bytes] = field(default_factory=dict)
-    #: student -> partners that currently hold a record of that student
-    holders: dict[str, frozenset[str]] = field(default_factory=dict)
-    #: the partition's event-time clock (latest event time seen)
+    #: student -> what each partner holding a record of the student holds: (partner, view
+    #: fingerprint) pairs sorted by partner (fingerprint 0: unknown, from an older changelog)
+    holders: dict[str, Holdings] = field(default_factory=dict)
+    #: processing time up to which timers (expiries, contract and district dates) have been
+    #: acted on for this partition
     clock: int = 0
+    #: district -> the district state this partition's students were last decided against
+    district_applied: dict[str, DistrictState] = field(default_factory=dict)
 
-    def record(self, student: str) -> dict[str, Any] | None:
-        """The student's latest record, decoded (None if unknown or deleted)."""
+    def stored(self, student: str) -> dict[str, Any] | None:
+        """The student's stored record, decoded: the latest change applied, or a DELETE
+        marker (``operation`` DELETE) that keeps the student deleted; None if unknown."""
         value = self.records.get(student)
         if value is None:
             return None
         record: dict[str, Any] = orjson.loads(value)
         return record
+
+    def record(self, student: str) -> dict[str, Any] | None:
+        """The student's latest record, decoded (None if unknown or deleted)."""
+        record = self.stored(student)
+        if record is None or record.get("operation") == "DELETE":
+            return None
+        return record
+
+    def students_of_district(self, district: str) -> list[str]:
+        """The students whose latest record (not deleted) is in ``district``."""
+        needle = b'"district_id":' + orjson.dumps(district)
+        found = []
+        for student, value in self.records.items():
+            if needle in value:
+                record = orjson.loads(value)
+                if record.get("district_id") == district and record.get("operation") != "DELETE":
+                    found.append(student)
+        return found
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one changelog record during restore."""
@@ -78,7 +116,12 @@ class PartitionState:
             if value is None:
                 self.holders.pop(student, None)
             else:
-                self.holders[student] = frozenset(orjson.loads(value))
+                self.holders[student] = _holdings(orjson.loads(value))
+        elif kind == _APPLIED_DISTRICT:
+            if value is None:
+                self.district_applied.pop(student, None)
+            else:
+                self.district_applied[student] = DistrictState.from_bytes(value)
 
 
 class Tables:
@@ -89,7 +132,12 @@ class Tables:
         self.state_topic = state_topic
         self.district_topic = district_topic
         self.partitions: dict[int, PartitionState] = {}
+        #: the global table: every district's opt-out events, merged
         self.districts: dict[str, DistrictState] = {}
+        #: the global table: partner -> fingerprint of the bus's pseudonym secret
+        self.fingerprints: dict[str, str] = {}
+        #: bumped whenever the global district table changes (workers compare with it)
+        self.districts_version = 0
         self._pending: list[StateChange] = []
         self._dirty_clocks: set[int] = set()
 
@@ -113,24 +161,29 @@ class Tables:
         self._pending.append(StateChange(self.state_topic, partition,
                                          _CONSENT + student.encode(), history.to_bytes()))
 
-    def set_record(self, partition: int, student: str, record: dict[str, Any] | None) -> None:
+    def set_record(self, partition: int, student: str, record: dict[str, Any]) -> None:
+        """Store the student's latest record (a DELETE marker for a deleted student)."""
         state = self.partition(partition)
-        if record is None:
-            state.records.pop(student, None)
-            value = None
-        else:
-            value = orjson.dumps(record)
-            state.records[student] = value
+        value = orjson.dumps(record)
+        state.records[student] = value
         self._pending.append(
             StateChange(self.state_topic, partition, _RECORD + student.encode(), value))
 
-    def set_holders(self, partition: int, student: str, partners: frozenset[str]) -> None:
+    def set_district_applied(self, partition: int, district: str,
+                             state: DistrictState) -> None:
+        self.partition(partition).district_applied[district] = state
+        self._pending.append(StateChange(self.state_topic, partition,
+                                         _APPLIED_DISTRICT + district.encode(),
+                                         state.to_bytes()))
+
+    def set_holders(self, partition: int, student: str, held: Mapping[str, int]) -> None:
         state = self.partition(partition)
-        if state.holders.get(student, frozenset()) == partners:
+        partners = tuple(sorted((sys.intern(p), h) for p, h in held.items()))
+        if state.holders.get(student, ()) == partners:
             return
         if partners:
             state.holders[student] = partners
-            value: bytes | None = orjson.dumps(sorted(partners))
+            value: bytes | None = orjson.dumps([list(pair) for pair in partners])
         else:
             state.holders.pop(student, None)
             value = None
@@ -153,16 +206,42 @@ class Tables:
             self._pending.append(StateChange(self.state_topic, number, _CLOCK, value))
         self._dirty_clocks.clear()
 
-    def set_district(self, district: str, state: DistrictState) -> None:
-        self.districts[district] = state
-        self._pending.append(
-            StateChange(self.district_topic, 0, district.encode(), state.to_bytes()))
+    def add_district_event(self, event: ConsentEvent) -> bool:
+        """Merge a district opt-out event into the global table and write it there; False
+        when the table already had it."""
+        before = self.districts.get(event.district_id, DistrictState())
+        after = before.apply(event)
+        if after is before:
+            return False
+        self.districts[event.district_id] = after
+        self.districts_version += 1
+        self._pending.append(StateChange(
+            self.district_topic, 0, district_event_key(event), DistrictState((event,)).to_bytes()))
+        return True
 
-    def load_district(self, key: bytes, value: bytes | None) -> None:
+    def load_global(self, key: bytes, value: bytes | None) -> bool:
+        """Apply one record of the global table (restore or follow); True if it changed
+        anything. Writes of every worker merge: a district's state is the union of its
+        events, whatever order they are read in."""
         if value is None:
-            self.districts.pop(key.decode(), None)
-        else:
-            self.districts[key.decode()] = DistrictState.from_bytes(value)
+            return False
+        if key.startswith(_FINGERPRINT):
+            partner, fingerprint = key[2:].decode(), value.decode()
+            changed = self.fingerprints.get(partner) != fingerprint
+            self.fingerprints[partner] = fingerprint
+            return changed
+        # a district event (``D|district|event``), or a whole district state (older format,
+        # keyed by the district id alone)
+        changed = False
+        for event in DistrictState.from_bytes(value).events:
+            before = self.districts.get(event.district_id, DistrictState())
+            after = before.apply(event)
+            if after is not before:
+                self.districts[event.district_id] = after
+                changed = True
+        if changed:
+            self.districts_version += 1
+        return changed
 
     def students(self) -> Iterator[tuple[int, str]]:
         for number, state in self.partitions.items():
@@ -171,3 +250,18 @@ class Tables:
 
     def consent_state_size(self) -> int:
         return sum(len(p.consent) for p in self.partitions.values())
+
+
+def district_event_key(event: ConsentEvent) -> bytes:
+    return _DISTRICT_EVENT + f"{event.district_id}|{event.event_id}".encode()
+
+
+def fingerprint_key(partner: str) -> bytes:
+    return _FINGERPRINT + partner.encode()
+
+
+def _holdings(stored: list[Any]) -> Holdings:
+    """Holdings from the changelog: [[partner, fingerprint], ...], or the older format, a list
+    of partners (fingerprint unknown: 0)."""
+    pairs = [(p, 0) if isinstance(p, str) else (str(p[0]), int(p[1])) for p in stored]
+    return tuple(sorted((sys.intern(p), h) for p, h in pairs))
