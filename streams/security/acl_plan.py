@@ -47,6 +47,8 @@ IDEMPOTENT_WRITE = "IDEMPOTENT_WRITE"
 
 #: Suffix of the processor's group for restoring its tables (streams/processor/loop.py).
 RESTORE_GROUP_SUFFIX = "-restore"
+#: the consumer that follows the global table (district opt-outs) on every worker
+GLOBAL_GROUP_SUFFIX = "-global"
 
 #: The auditor's consumer groups: streams/disclosures.py reads the ledger as
 #: ``hallpass-disclosures-reader`` (a fixed name, not under the topic prefix).
@@ -169,10 +171,12 @@ def processor_rules(
         outputs.extend(partner_topics(contract, topics))
     return [
         *_topic(principal, (topics.changes, topics.consent), READ, DESCRIBE),
-        *_topic(principal, (topics.state, topics.districts), READ, WRITE, DESCRIBE),
+        *_topic(principal, (topics.state, topics.districts, topics.repartition), READ, WRITE,
+                DESCRIBE),
         *_topic(principal, outputs, WRITE, DESCRIBE),
         AclRule(principal, GROUP, LITERAL, group, READ),
         AclRule(principal, GROUP, LITERAL, group + RESTORE_GROUP_SUFFIX, READ),
+        AclRule(principal, GROUP, LITERAL, group + GLOBAL_GROUP_SUFFIX, READ),
         # run_processor: transactional.id = f"{processor_group}-{hostname}-{worker}"
         AclRule(principal, TRANSACTIONAL_ID, PREFIXED, f"{group}-", WRITE),
         AclRule(principal, TRANSACTIONAL_ID, PREFIXED, f"{group}-", DESCRIBE),
@@ -239,7 +243,7 @@ def _principal_clashes(contracts: Sequence[Contract], roles: Roles) -> list[str]
 def _topic_clashes(contracts: Sequence[Contract], topics: Topics) -> list[str]:
     bus = {
         topics.changes, topics.consent, topics.audit, topics.changes_dlq, topics.state,
-        topics.districts, REGISTRY_JOURNAL_TOPIC, REGISTRY_SNAPSHOTS_TOPIC,
+        topics.districts, topics.repartition, REGISTRY_JOURNAL_TOPIC, REGISTRY_SNAPSHOTS_TOPIC,
         REGISTRY_EVENTS_TOPIC,
     }
     owner: dict[str, str] = {}

@@ -48,6 +48,7 @@ User:hallpass-auditor   TOPIC            LITERAL  audit.disclosures             
 User:hallpass-auditor   TOPIC            LITERAL  audit.disclosures                READ
 User:hallpass-processor CLUSTER          LITERAL  kafka-cluster                    IDEMPOTENT_WRITE
 User:hallpass-processor GROUP            LITERAL  hallpass-processor               READ
+User:hallpass-processor GROUP            LITERAL  hallpass-processor-global        READ
 User:hallpass-processor GROUP            LITERAL  hallpass-processor-restore       READ
 User:hallpass-processor TOPIC            LITERAL  audit.disclosures                DESCRIBE
 User:hallpass-processor TOPIC            LITERAL  audit.disclosures                WRITE
@@ -56,6 +57,9 @@ User:hallpass-processor TOPIC            LITERAL  consent.events                
 User:hallpass-processor TOPIC            LITERAL  hallpass.processor.districts     DESCRIBE
 User:hallpass-processor TOPIC            LITERAL  hallpass.processor.districts     READ
 User:hallpass-processor TOPIC            LITERAL  hallpass.processor.districts     WRITE
+User:hallpass-processor TOPIC            LITERAL  hallpass.processor.repartition   DESCRIBE
+User:hallpass-processor TOPIC            LITERAL  hallpass.processor.repartition   READ
+User:hallpass-processor TOPIC            LITERAL  hallpass.processor.repartition   WRITE
 User:hallpass-processor TOPIC            LITERAL  hallpass.processor.state         DESCRIBE
 User:hallpass-processor TOPIC            LITERAL  hallpass.processor.state         READ
 User:hallpass-processor TOPIC            LITERAL  hallpass.processor.state         WRITE
@@ -418,7 +422,7 @@ def test_acl_plan_prints_one_aligned_row_per_acl() -> None:
     ]
     starts = {line.index("LITERAL") for line in lines[1:] if "LITERAL" in line}
     assert len(starts) == 1  # aligned
-    assert "70 ACLs for 7 principals" in err
+    assert "74 ACLs for 7 principals" in err
 
 
 def test_acl_plan_json_is_the_plan() -> None:

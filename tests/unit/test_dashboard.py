@@ -93,6 +93,8 @@ class _NoCounts:
     withheld: dict[tuple[str, str], int] = field(default_factory=dict)
     retracted: dict[tuple[str, str], int] = field(default_factory=dict)
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    repartitioned: int = 0
 
 
 def sample_names(families: Iterable[Metric]) -> set[str]:

@@ -218,6 +218,7 @@ def test_topics_are_those_the_processor_creates_with_their_compaction() -> None:
         "sis.student.changes.dlq": (1, None),
         "hallpass.processor.state": (6, "compact"),
         "hallpass.processor.districts": (1, "compact"),
+        "hallpass.processor.repartition": (6, "delete"),
         "partner.carewell-health.students": (6, "compact"),
         "partner.carewell-health.notices": (6, None),
         "partner.learnwell.students": (6, "compact"),
