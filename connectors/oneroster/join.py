@@ -36,6 +36,8 @@ Operation = Literal["UPSERT", "DELETE"]
 GUARDIAN_ROLES: Final[frozenset[str]] = frozenset({"parent", "guardian", "relative"})
 _STATE_ID_TYPES: Final[frozenset[str]] = frozenset({"stateid", "statestudentid", "state"})
 _LOCAL_ID_TYPES: Final[frozenset[str]] = frozenset({"localid", "localstudentid", "studentnumber"})
+#: 1.0's single ``userId`` and the SIS's own ids
+_SIS_ID_TYPES: Final[frozenset[str]] = frozenset({"sis", "sisid", "userid"})
 HELD_BACK = "student not published: a row it joins was rejected"
 
 #: ``student_key.from`` values OneRoster understands; those needing ``type``.
@@ -283,7 +285,8 @@ def _identity(user: Record, key: str, rule: KeyRule) -> dict[str, Any]:
     identifier = user.text("identifier")
     if local is None and identifier and identifier.lower() not in logins and identifier != state:
         local = identifier
-    sis = key if rule.kind == "sis_id" else user.text("userMasterIdentifier")
+    sis = key if rule.kind == "sis_id" else (user.text("userMasterIdentifier")
+                                             or typed_user_id(user, _SIS_ID_TYPES))
     return {
         "local_student_id": local,
         "state_student_id": state if state and state.lower() not in logins else None,

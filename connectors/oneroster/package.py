@@ -233,8 +233,9 @@ def _file_modes(package: Package, properties: Mapping[str, str],
             )
         files[key] = mode
     for prop, raw in named.values():  # files this connector does not read
-        mode = _FILE_MODES.get(raw.lower())
-        if mode is None:
+        if not raw:
+            warnings.append(_warning(f"{prop} has no value; the file is not read here"))
+        elif _FILE_MODES.get(raw.lower()) is None:
             warnings.append(_warning(f"{prop} is {raw!r} (not bulk, delta or absent); the file "
                                      "is not read here"))
     return files

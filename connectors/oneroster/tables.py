@@ -80,6 +80,8 @@ class Tables:
     #: (file, line) of rows with the wrong number of fields: their values may sit under the
     #: wrong columns, so they are a reject of that row only (they hold back no student)
     misaligned: set[tuple[str, int]] = field(default_factory=set)
+    #: file -> stored rows dropped because a required reference went away (deleted with it)
+    orphans: dict[str, set[str]] = field(default_factory=dict)
 
     def mode(self, key: str) -> str:
         return self.manifest.mode_of(key)
@@ -167,9 +169,11 @@ def read_tables(
             tables.complete.add(key)
         spec = SPECS[key]
         required = list(required_columns(key, version))
-        header_required = ["sourcedId", *required]
-        if mode == "delta":
-            header_required += ["status", "dateLastModified"]
+        # A bulk file must have the columns of required values; a delta file only the
+        # common ones (a tobedeleted row needs no more; an active row without a required
+        # value is rejected on its own).
+        header_required = (["sourcedId", *required] if mode == "bulk"
+                           else ["sourcedId", "status", "dateLastModified"])
         good: list[Record] = []
         seen = tables.seen_ids.setdefault(key, set())
         with package.open(spec.csv_name) as stream:
@@ -312,9 +316,12 @@ def _check_record(tables: Tables, key: str, record: Record,
             continue
         reason = _dangling_reason(tables, target, missing[0])
         if required:
-            if record.stored:
-                tables.warnings.append(Reject(record.file, 0, column, f"stored row "
-                                              f"{record.sourced_id!r}: {reason}: dropped", {}))
+            if record.stored:  # deleted with what it depends on; named unless that was asked
+                tables.orphans.setdefault(key, set()).add(record.sourced_id)
+                if not all(m in tables.deleted.get(target, set()) for m in missing):
+                    tables.warnings.append(Reject(record.file, 0, column, f"stored row "
+                                                  f"{record.sourced_id!r}: {reason}: deleted",
+                                                  {}))
             else:
                 tables.reject(Reject(record.file, record.line, column, reason, record.raw), key)
             return None
@@ -355,7 +362,10 @@ def entity_changes(tables: Tables) -> EntityChanges:
     changes = EntityChanges.empty()
     for key in READ_ORDER:
         mode = tables.mode(key)
+        orphans = sorted(tables.orphans.get(key, set()))
         if mode == "absent":
+            if orphans:
+                changes.delete[key] = orphans
             continue
         changes.seen[key] = mode
         view = tables.view[key]
@@ -369,7 +379,7 @@ def entity_changes(tables: Tables) -> EntityChanges:
             changes.replace[key] = rows
         else:
             changes.upsert[key] = [encode_record(r) for r in accepted]
-            changes.delete[key] = sorted(tables.deleted.get(key, set()))
+            changes.delete[key] = sorted(tables.deleted.get(key, set()) | set(orphans))
     return changes
 
 

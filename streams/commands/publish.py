@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 from prometheus_client import CollectorRegistry
 
+from connectors.rejects import Reject
+from connectors.source_config import SourceConfig
 from streams.commands.context import Context, pass_context, progress
 from streams.metrics import ConnectorMetrics, metrics_port_option, serve_metrics
 from streams.topics import CHANGES
@@ -50,72 +54,124 @@ def register(group: click.Group) -> None:
     def publish() -> None:
         """Publish SIS exports as StudentRecordChanged events."""
 
-    @publish.command("oneroster")
+    @publish.command("oneroster", epilog=ONEROSTER_EXIT_CODES)
     @click.argument("path", type=click.Path(path_type=Path))
+    @click.option("--source", "source_file", type=click.Path(dir_okay=False, path_type=Path),
+                  default=None, help="Source configuration of this SIS connection (YAML: "
+                  "source id, district_id, student_key, dates, extensions, withdrawals).")
     @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
-                  default=None, help="Fingerprint store that makes a re-run of an unchanged "
-                  "bulk export publish nothing (default: <data dir>/oneroster-fingerprints.db).")
+                  default=None, help="State store of the source: what was delivered and the "
+                  "last accepted entities (default: <data dir>/oneroster/<source>.sqlite3).")
     @click.option("--district", default=None,
-                  help="District id for orgs that name none (single-district packages).")
+                  help="District id for students whose orgs name none (overrides the source "
+                  "configuration's district_id).")
+    @click.option("--confirm-withdrawals", is_flag=True,
+                  help="Withdraw the students missing from this bulk even when they are more "
+                  "than the configured share (default 10%) of those published before.")
     @metrics_port_option(default=0)
     @pass_context
-    def publish_oneroster(ctx: Context, path: Path, state_path: Path | None,
-                          district: str | None, metrics_port: int) -> None:
-        """Publish a OneRoster 1.2 CSV package (directory or zip with manifest.csv), bulk or
-        delta, as one event per student.
+    def publish_oneroster(ctx: Context, path: Path, source_file: Path | None,
+                          state_path: Path | None, district: str | None,
+                          confirm_withdrawals: bool, metrics_port: int) -> None:
+        """Publish a OneRoster 1.0, 1.1 or 1.2 CSV package (directory or zip), bulk or delta,
+        as one event per student.
 
-        Bad rows are rejected with file:line:column: reason, written to <PATH>.rejects.csv
-        and counted; the rest is published. Students whose content did not change since
-        the last delivered publish are skipped. Exit status: 0 all published, 2 some rows
-        rejected, 1 failure (nothing half-published: re-run to finish).
+        The package is joined with the stored state of its source, so a delta carrying only
+        the files that changed (the others marked absent) rebuilds each student in full. A
+        student published before and missing from a bulk export is withdrawn (DELETE).
+        Students whose content did not change since the last delivered publish are skipped.
+
+        Bad rows are rejected (file:line:column: reason) into <PATH>.rejects.csv; tolerated
+        problems (unknown columns, bad optional values) go to <PATH>.warnings.csv.
         """
-        from connectors.fingerprints import FingerprintStore, fingerprint
+        from connectors.fingerprints import SourceStateStore
         from connectors.oneroster import OneRosterPackageError, read_package
+        from connectors.oneroster.publish import publish_result
         from connectors.publisher import EventPublisher, PublishError
 
+        config = _source_config(source_file)
+        if district:
+            config = dataclasses.replace(config, district_id=district)
         metrics = _connector_metrics(ctx, "oneroster", metrics_port)
+        store_path = state_path or ctx.data_dir / "oneroster" / f"{config.source_id}.sqlite3"
         try:
-            result = read_package(path, default_district_id=district)
-        except OneRosterPackageError as exc:
-            raise click.ClickException(str(exc)) from exc
-        metrics.read(result.rows_read)
-        for reject in result.rejects:
-            metrics.rejected(reject.file, reject.column)
-        for reject in result.rejects[:20]:
-            click.echo(f"rejected {reject.message}", err=True)
-        if result.rejected > 20:
-            click.echo(f"... and {result.rejected - 20} more in {result.rejects_path}", err=True)
-        store = FingerprintStore(state_path or ctx.data_dir / "oneroster-fingerprints.db")
-        publisher = EventPublisher(ctx.connection(), metrics=metrics)
-        meter = Progress("publishing")
-        unchanged = 0
+            store = SourceStateStore(store_path)
+        except (OSError, sqlite3.Error) as exc:
+            raise click.ClickException(f"cannot open the state store {store_path}: {exc}; "
+                                       "check the path and its permissions") from exc
         try:
-            for done, event in enumerate(result.events, 1):
-                fp = fingerprint(event.value)
-                if event.operation == "UPSERT" and not store.changed(event.key, fp):
-                    unchanged += 1
-                    metrics.unchanged()
-                    continue
-                on_delivered = (functools.partial(store.forget, event.key)
-                                if event.operation == "DELETE"
-                                else functools.partial(store.mark_delivered, event.key, fp))
-                publisher.publish(CHANGES, event.key, event.value, on_delivered)
-                meter.tick(done, len(result.events))
-            report = publisher.close()
-        except PublishError as exc:
-            raise click.ClickException(str(exc)) from exc
+            try:
+                result = read_package(path, config=config, store=store, progress=progress)
+            except OneRosterPackageError as exc:
+                raise click.ClickException(str(exc)) from exc
+            metrics.read(result.rows_read)
+            for reject in result.rejects:
+                metrics.rejected(reject.file, reject.column)
+            _show("rejected", result.rejects, result.rejects_path)
+            _show("warning", result.warnings, result.warnings_path)
+            publisher = EventPublisher(ctx.connection(), metrics=metrics)
+            meter = Progress("publishing")
+            try:
+                outcome = publish_result(
+                    result, store, publisher, CHANGES,
+                    max_share=config.withdrawal_max_share,
+                    confirm_withdrawals=confirm_withdrawals, tick=meter.tick,
+                    on_unchanged=metrics.unchanged,
+                )
+            except PublishError as exc:
+                raise click.ClickException(str(exc)) from exc
         finally:
             store.close()
         click.echo(
-            f"{result.mode} package {path}: read {result.rows_read} rows, "
-            f"{len(result.events)} students; published {report.acknowledged}, "
-            f"unchanged {unchanged}, rejected {result.rejected} rows "
-            f"in {meter.elapsed():.1f}s"
+            f"{result.mode} package {path} (OneRoster {result.version}): read "
+            f"{result.rows_read} rows, {len(result.events)} students; published "
+            f"{outcome.acknowledged}, unchanged {outcome.unchanged}, rejected "
+            f"{result.rejected} rows, withdrawn {outcome.withdrawn}, warnings "
+            f"{len(result.warnings)} in {meter.elapsed():.1f}s"
             + (f"; rejects in {result.rejects_path}" if result.rejected else "")
         )
+        if outcome.guard is not None:
+            click.echo(f"withdrawals held back: {outcome.guard}", err=True)
+            click.get_current_context().exit(EXIT_WITHDRAWALS_HELD)
         if result.rejected:
-            ctx_exit = click.get_current_context()
-            ctx_exit.exit(2)
+            click.get_current_context().exit(EXIT_REJECTED_ROWS)
+
+
+#: Exit status of `publish oneroster` (click itself exits 2 on a usage error).
+EXIT_FAILURE = 1
+EXIT_REJECTED_ROWS = 3
+EXIT_WITHDRAWALS_HELD = 4
+ONEROSTER_EXIT_CODES = (
+    "\b\nExit status:\n"
+    "  0  everything published (warnings may have been written)\n"
+    "  1  failure: the package cannot be read, or the broker did not acknowledge\n"
+    "     everything (what was acknowledged is not published twice: run again)\n"
+    "  2  usage error (a bad option; an unreadable or invalid --source)\n"
+    "  3  published, but some rows were rejected (<PATH>.rejects.csv)\n"
+    "  4  published, but the withdrawals were held back by the guard\n"
+    "     (run again with --confirm-withdrawals if the export is complete)"
+)
+
+
+def _source_config(source_file: Path | None) -> SourceConfig:
+    from connectors.oneroster import EXTENSION_ENTITIES, KEY_FIELDS, TYPED_KEY_FIELDS
+    from connectors.source_config import SourceConfigError, load_source_config
+
+    if source_file is None:
+        return SourceConfig()
+    try:
+        return load_source_config(source_file, key_fields=KEY_FIELDS,
+                                  typed_key_fields=TYPED_KEY_FIELDS,
+                                  extension_entities=EXTENSION_ENTITIES)
+    except SourceConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--source") from exc
+
+
+def _show(what: str, items: Sequence[Reject], path: Path | None, limit: int = 20) -> None:
+    for item in items[:limit]:
+        click.echo(f"{what} {item.message}", err=True)
+    if len(items) > limit:
+        click.echo(f"... and {len(items) - limit} more in {path}", err=True)
 
 
 def register_simulate(group: click.Group) -> None:
