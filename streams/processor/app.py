@@ -27,7 +27,7 @@ from streams.policy import partner_key
 from streams.processor.clock import Clock
 from streams.processor.handlers import BusHandler, Codecs, HandlerSettings, PartnerRoute
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
-from streams.processor.state import Tables, fingerprint_key
+from streams.processor.state import Tables, fingerprint_key, fingerprint_value
 from streams.read_to_end import nonempty_from_start, read_to_end
 from streams.topics import (
     COMPACTED,
@@ -207,7 +207,7 @@ def record_fingerprints(conn: Connection, secrets_by_partner: Mapping[str, bytes
         producer = Producer(conn.kafka_config({"enable.idempotence": True, "acks": "all"}))
         for partner in new:
             producer.produce(topics.districts, key=fingerprint_key(partner),
-                             value=fresh[partner].encode(), partition=0)
+                             value=fingerprint_value(fresh[partner]), partition=0)
         if producer.flush(30):
             raise ProcessorSetupError(f"could not record the secret fingerprints in "
                                       f"{topics.districts}")

@@ -226,7 +226,7 @@ class Tables:
         if value is None:
             return False
         if key.startswith(_FINGERPRINT):
-            partner, fingerprint = key[2:].decode(), value.decode()
+            partner, fingerprint = key[2:].decode(), str(orjson.loads(value)["fingerprint"])
             changed = self.fingerprints.get(partner) != fingerprint
             self.fingerprints[partner] = fingerprint
             return changed
@@ -258,6 +258,10 @@ def district_event_key(event: ConsentEvent) -> bytes:
 
 def fingerprint_key(partner: str) -> bytes:
     return _FINGERPRINT + partner.encode()
+
+
+def fingerprint_value(fingerprint: str) -> bytes:
+    return orjson.dumps({"fingerprint": fingerprint})
 
 
 def _holdings(stored: list[Any]) -> Holdings:

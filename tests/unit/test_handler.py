@@ -17,7 +17,7 @@ from streams.consent import ConsentEvent, ConsentKind
 from streams.processor.app import ProcessorSetupError, check_fingerprints, secret_fingerprint
 from streams.processor.clock import ManualClock
 from streams.processor.routing import partition_for
-from streams.processor.state import Tables, fingerprint_key
+from streams.processor.state import Tables, fingerprint_key, fingerprint_value
 from tests.processor_harness import (
     REPO,
     Cluster,
@@ -226,7 +226,8 @@ def test_the_same_event_twice_is_decided_once() -> None:
 def test_a_worker_with_other_secrets_refuses_to_start() -> None:
     tables = Tables()
     bus_secret, other = b"s" * 32, b"t" * 32
-    tables.load_global(fingerprint_key("learnwell"), secret_fingerprint(bus_secret).encode())
+    tables.load_global(fingerprint_key("learnwell"),
+                       fingerprint_value(secret_fingerprint(bus_secret)))
     check_fingerprints({"learnwell": bus_secret})(tables)  # the bus's own: starts
     with pytest.raises(ProcessorSetupError, match="not the bus's"):
         check_fingerprints({"learnwell": other})(tables)
