@@ -107,6 +107,9 @@ def register(group: click.Group) -> None:
                   show_default=True, help="Seconds between checks of what came due with no "
                   "event (consent expiries, contract and district dates): how late at most a "
                   "time-driven retraction is sent.")
+    @click.option("--future-skew-hours", type=click.FloatRange(min=0), default=24.0,
+                  show_default=True, help="A change dated further than this ahead of the "
+                  "processing time is a dead letter (reason future_dated), never trusted.")
     @click.option("--frozen-clock", type=int, default=None, hidden=True,
                   help="Testing only: decide at this fixed time (epoch ms) instead of the "
                   "wall clock.")
@@ -114,7 +117,7 @@ def register(group: click.Group) -> None:
     @pass_context
     def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
                 partner_secrets: Path | None, batch_size: int, timer_interval: float,
-                frozen_clock: int | None, metrics_port: int) -> None:
+                future_skew_hours: float, frozen_clock: int | None, metrics_port: int) -> None:
         """Run the consent-aware processor (exactly once, Kafka transactions).
 
         Reads sis.student.changes and consent.events; writes each partner's contracted view to
@@ -153,7 +156,8 @@ def register(group: click.Group) -> None:
             stats, handler = run_processor(
                 ctx.connection(), contracts_dir, _secrets_file(ctx, partner_secrets),
                 until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
-                metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock)
+                metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock,
+                future_skew_ms=int(future_skew_hours * 3_600_000))
         except (ProcessorSetupError, TooManyInvalidError) as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.monotonic() - started

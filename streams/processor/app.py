@@ -240,7 +240,7 @@ def _pseudonym(secret: bytes, student: str) -> str:
 
 def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, bytes],
                   topics: Topics = DEFAULT_TOPICS, partitions: int = 3,
-                  clock: Clock | None = None) -> BusHandler:
+                  clock: Clock | None = None, future_skew_ms: int = 86_400_000) -> BusHandler:
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
     contracts = prefixed(load_contracts(contracts_dir, catalog), topics)  # refuses invalid
@@ -282,7 +282,7 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
         Codecs(decode_change=change_decoder.decode, decode_consent=consent_decoder.decode,
                encode_audit=audit.encode, encode_notice=encode_notice),
         HandlerSettings(partitions=partitions, never_share=sorted(never_share_paths(catalog)),
-                        topics=topics),
+                        topics=topics, future_skew_ms=future_skew_ms),
         clock=clock,
     )
 
@@ -357,12 +357,14 @@ def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
                   topics: Topics = DEFAULT_TOPICS,
                   metrics: CollectorRegistry | None = None,
                   clock: Clock | None = None,
-                  tick_interval_s: float = 5.0) -> tuple[LoopStats, BusHandler]:
+                  tick_interval_s: float = 5.0,
+                  future_skew_ms: int = 86_400_000) -> tuple[LoopStats, BusHandler]:
     """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a
     ``metrics`` registry, its counters and timings are exposed there."""
     partitions = check_copartitioned(conn, topics)
     keys = read_partner_secrets(secrets_file, contract_partners(contracts_dir))
-    handler = build_handler(conn, contracts_dir, keys, topics, partitions, clock)
+    handler = build_handler(conn, contracts_dir, keys, topics, partitions, clock,
+                            future_skew_ms)
     member = f"{topics.processor_group}-{socket.gethostname()}-{worker}"
     settings = LoopSettings(
         group_id=topics.processor_group, transactional_id=member, group_instance_id=member,
