@@ -12,7 +12,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml constraints.txt
-	@command -v java >/dev/null || { echo "Java 17+ is needed (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v java >/dev/null || { echo "Java 17+ is needed (apt-get install openjdk-17-jdk-headless)"; exit 1; }
 	@command -v mvn >/dev/null || { echo "Maven is needed to fetch Kafka (apt-get install maven)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -24,6 +24,12 @@ setup: $(BIN)/.installed tools ## create the virtualenv and install hallpass wit
 # Prometheus and promtool (alert rule tests, the Prometheus integration test) come from
 # Debian's packages; as root (CI) they are installed, otherwise the message says how.
 tools:
+	@command -v javac >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing a JDK (javac: the Java producer of the topology tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends openjdk-17-jdk-headless >/dev/null; \
+	  else echo "javac is needed for the tests: sudo apt-get install openjdk-17-jdk-headless"; exit 1; fi; }
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Prometheus and promtool (Debian package prometheus)"; \
