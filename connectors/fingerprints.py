@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+import orjson
 
 #: Envelope fields left out of the fingerprint: they differ between two exports of the same data.
 VOLATILE_FIELDS: frozenset[str] = frozenset({"event_id", "occurred_at"})
@@ -74,17 +75,21 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot fingerprint a value of type {type(value).__name__}")
 
 
-def canonical_json(value: Mapping[str, Any]) -> str:
-    """Canonical JSON of an event value without :data:`VOLATILE_FIELDS` (sorted keys, compact)."""
+def _canonical_bytes(value: Mapping[str, Any]) -> bytes:
     content = {k: v for k, v in value.items() if k not in VOLATILE_FIELDS}
-    return json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+    return orjson.dumps(content, default=_json_default,
+                        option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def canonical_json(value: Mapping[str, Any]) -> str:
+    """Canonical JSON of an event value without :data:`VOLATILE_FIELDS` (sorted keys, compact,
+    UTF-8, dates in ISO 8601)."""
+    return _canonical_bytes(value).decode("utf-8")
 
 
 def fingerprint(value: Mapping[str, Any]) -> str:
     """Hex SHA-256 of :func:`canonical_json` of an event value."""
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical_bytes(value)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -267,12 +272,15 @@ class SourceStateStore:
             rows = self._conn.execute("SELECT file, mode FROM known_files").fetchall()
         return {str(f): str(m) for f, m in rows}
 
-    def entities(self, file: str) -> list[StoredEntity]:
-        """The stored rows of one entity file."""
+    def entities(self, file: str, ids: Collection[str] | None = None) -> list[StoredEntity]:
+        """The stored rows of one entity file (only those with the given sourcedIds)."""
+        query = "SELECT sourced_id, modified_ms, content FROM entities WHERE file = ?"
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT sourced_id, modified_ms, content FROM entities WHERE file = ?", (file,)
-            ).fetchall()
+            if ids is None:
+                rows = self._conn.execute(query, (file,)).fetchall()
+            else:
+                rows = [row for sid in ids for row in self._conn.execute(
+                    query + " AND sourced_id = ?", (file, sid)).fetchall()]
         return [StoredEntity(str(s), m, str(c)) for s, m, c in rows]
 
     def commit_entities(self, changes: EntityChanges) -> None:

@@ -63,16 +63,12 @@ class FileSpec:
     def csv_name(self) -> str:
         return KNOWN_FILES[self.key]
 
-    def column(self, name: str) -> Column | None:
-        return self._by_name.get(name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
 
-    @property
-    def _by_name(self) -> Mapping[str, Column]:
-        cached: Mapping[str, Column] | None = getattr(self, "_cache", None)
-        if cached is None:
-            cached = {c.name: c for c in self.columns}
-            object.__setattr__(self, "_cache", cached)
-        return cached
+    def column(self, name: str) -> Column | None:
+        by_name: Mapping[str, Column] = self._by_name  # type: ignore[attr-defined]
+        return by_name.get(name)
 
 
 ORG_TYPES: Final = ("department", "school", "district", "local", "state", "national")
@@ -344,18 +340,3 @@ def parse_value(column: Column, raw: str, options: ParseOptions = DEFAULT_OPTION
             if not re.fullmatch(r"\d{4}", raw):
                 raise BadValue(f"{raw!r} is not a year (YYYY)")
             return int(raw)
-
-
-def format_value(column: Column, value: Value) -> str:
-    """The canonical text of a parsed value (parses back to the same value)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        if column.kind == "userids":
-            return ",".join("{" + v.replace(":", ":", 1) + "}" for v in value)
-        return ",".join(value)
-    return str(value)

@@ -109,6 +109,8 @@ class Index:
     agents_of: dict[str, list[str]] = field(default_factory=dict)
     #: rejected package rows by what they concern, e.g. ("enrollments-of", user id)
     rejected: dict[tuple[str, str], Reject] = field(default_factory=dict)
+    #: sections by class sourcedId, built once
+    sections: dict[str, Any] = field(default_factory=dict)
     #: tobedeleted rows of this package by the user they concern (their time counts)
     deleted_rows_of: dict[str, list[Record]] = field(default_factory=dict)
     #: file -> users with a row in this package (for files only partly known)
@@ -302,13 +304,18 @@ def _demographics(demo: Record | None) -> dict[str, Any]:
     section = {
         "birth_date": value("birthDate"),
         "sex": value("sex"),
-        **{re.sub(r"(?<!^)(?=[A-Z])", "_", flag).lower(): value(flag) for flag in RACE_FLAGS},
+        **{name: value(flag) for flag, name in _RACE_FIELDS},
         "country_of_birth": value("countryOfBirthCode"),
         "state_of_birth": value("stateOfBirthAbbreviation"),
         "city_of_birth": value("cityOfBirth"),
         "home_language": None,
     }
     return section
+
+
+_RACE_FIELDS: Final = tuple(
+    (flag, re.sub(r"(?<!^)(?=[A-Z])", "_", flag).lower()) for flag in RACE_FLAGS
+)
 
 
 def _person_name(user: Record) -> str:
@@ -349,17 +356,41 @@ class Joined:
     """The rows an event was built from (their newest dateLastModified is occurred_at)."""
 
     records: list[Record] = field(default_factory=list)
+    stamps: list[int] = field(default_factory=list)
 
     def add(self, *records: Record | None) -> None:
         self.records.extend(r for r in records if r is not None)
 
+    def stamp(self, modified_ms: int | None) -> None:
+        if modified_ms is not None:
+            self.stamps.append(modified_ms)
+
     def newest_ms(self) -> int | None:
         stamps = [r.modified_ms for r in self.records if r.modified_ms is not None]
+        stamps += self.stamps
         return max(stamps) if stamps else None
 
 
+@dataclass(frozen=True)
+class _Section:
+    value: dict[str, Any]
+    year: int | None
+    rows: tuple[Record | None, ...]
+    #: newest dateLastModified of its rows
+    newest_ms: int | None
+
+
 def _section(index: Index, klass: Record, joined: Joined) -> tuple[dict[str, Any], int | None]:
-    """One scheduled section and the school year of its terms."""
+    """One scheduled section and the school year of its terms (built once per class)."""
+    cached = index.sections.get(klass.sourced_id)
+    if cached is None:
+        cached = _build_section(index, klass)
+        index.sections[klass.sourced_id] = cached
+    joined.stamp(cached.newest_ms)
+    return dict(cached.value), cached.year
+
+
+def _build_section(index: Index, klass: Record) -> _Section:
     course = index.get("courses", klass.text("courseSourcedId"))
     terms = [index.get("academicSessions", t) for t in klass.ids("termSourcedIds")]
     known_terms = [t for t in terms if t is not None]
@@ -367,7 +398,8 @@ def _section(index: Index, klass: Record, joined: Joined) -> tuple[dict[str, Any
     primary = [e for e in teachers if e.flag("primary")] or teachers
     teacher_users = [index.get("users", e.text("userSourcedId")) for e in primary]
     names = sorted({_person_name(t) for t in teacher_users if t is not None})
-    joined.add(klass, course, *known_terms, *teachers, *teacher_users)
+    rows = (klass, course, *known_terms, *teachers, *teacher_users)
+    stamps = [r.modified_ms for r in rows if r is not None and r.modified_ms is not None]
     years = [_school_year(t) for t in known_terms]
     section = {
         "section_id": klass.sourced_id,
@@ -378,7 +410,8 @@ def _section(index: Index, klass: Record, joined: Joined) -> tuple[dict[str, Any
         "term": ", ".join(t.text("title") or t.sourced_id for t in known_terms) or None,
         "room": klass.text("location"),
     }
-    return section, max((y for y in years if y is not None), default=None)
+    year = max((y for y in years if y is not None), default=None)
+    return _Section(section, year, rows, max(stamps, default=None))
 
 
 def _school_year(term: Record) -> int | None:

@@ -86,7 +86,7 @@ def publish_result(
     sent_withdrawals = 0
     withdrawn_keys = {e.key for e in result.withdrawals}
     for done, event in enumerate(events, 1):
-        fp = fingerprint(event.value)
+        fp = event.fingerprint or fingerprint(event.value)
         if known.get(event.key) == fp:
             unchanged += 1
             if on_unchanged is not None:

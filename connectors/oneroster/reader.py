@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -76,6 +76,8 @@ class StudentEvent:
 
     key: str
     value: dict[str, Any]
+    #: :func:`~connectors.fingerprints.fingerprint` of ``value`` (computed once)
+    fingerprint: str = ""
 
     @property
     def operation(self) -> Operation:
@@ -116,14 +118,15 @@ class PackageReadResult:
 
 
 def load_state(store: SourceStateStore | None) -> StoredState:
+    """The stored entities of a source, loaded file by file as the read needs them."""
     if store is None:
         return StoredState.empty()
-    known = store.known_files()
-    files: dict[str, dict[str, Record]] = {}
-    for key in READ_ORDER:
-        if key in known:
-            files[key] = {e.sourced_id: decode_record(key, e) for e in store.entities(key)}
-    return StoredState(files, frozenset(known))
+
+    def load(key: str, ids: Collection[str] | None) -> dict[str, Record]:
+        rows = store.entities(key, ids)
+        return {e.sourced_id: decode_record(key, e) for e in rows}
+
+    return StoredState(frozenset(store.known_files()), load)
 
 
 # --------------------------------------------------------------------------- drafts
@@ -284,11 +287,13 @@ def _withdrawals(tables: Tables, delivered: Iterable[Delivered], system: str, ki
 # --------------------------------------------------------------------------- validation
 
 
-def _finish(value: dict[str, Any]) -> dict[str, Any]:
-    """Set a deterministic event_id: the same content at the same time gets the same id."""
+def _finish(value: dict[str, Any]) -> str:
+    """Set a deterministic event_id (the same content at the same time gets the same id);
+    return the content fingerprint (event_id and occurred_at are not part of it)."""
+    content = fingerprint(value)
     name = f"{value['source_system']}|{value['student_id']}|{value['occurred_at']}|"
-    value["event_id"] = str(uuid.uuid5(_EVENT_ID_NAMESPACE, name + fingerprint(value)))
-    return value
+    value["event_id"] = str(uuid.uuid5(_EVENT_ID_NAMESPACE, name + content))
+    return content
 
 
 #: Event field -> (file key, column) it comes from, to place schema errors on a CSV column.
@@ -376,10 +381,11 @@ def _validated(drafts: Iterable[Draft], parsed: Any, rejects: list[Reject],
         if not _is_valid(draft.value, parsed):
             rejects.append(_schema_reject(draft, parsed))
             continue
-        value = _finish(draft.value)
+        value = draft.value
+        content = _finish(value)
         if sourced:
             sourced_ids[value["student_id"]] = sourced
-        events.append(StudentEvent(key=value["student_id"], value=value))
+        events.append(StudentEvent(key=value["student_id"], value=value, fingerprint=content))
     return events
 
 
@@ -502,7 +508,7 @@ def read_package(
         withdrawals=withdrawn,
         live_before=sum(1 for d in delivered_list if d.live),
         already_deleted=out.already_deleted,
-        changes=entity_changes(tables),
+        changes=entity_changes(tables) if store is not None else EntityChanges.empty(),
         sourced_ids=sourced,
     )
 

@@ -320,13 +320,17 @@ def to_record(
     sourced_id, status, modified = _check_common(row, mode, options, warn)
     deleted = status == "tobedeleted"
     values: dict[str, Value] = {}
+    fields = row.fields
     for column in spec.columns:
-        raw = row.fields.get(column.name)
-        if raw is None or not raw.strip():
-            if column.name in required and not deleted:
+        raw = fields.get(column.name)
+        text = raw.strip() if raw else ""
+        if not text:
+            if not deleted and column.name in required:
                 raise ColumnError(column.name, "required value is empty")
             continue
-        text = raw.strip()
+        if column.kind == "text":
+            values[column.name] = text
+            continue
         try:
             values[column.name] = parse_value(column, text, options)
         except BadValue as exc:

@@ -16,14 +16,16 @@ store once the events are published.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from connectors.fingerprints import EntityChanges, StoredEntity
 from connectors.oneroster.columns import (
-    DEFAULT_OPTIONS,
     KNOWN_FILES,
     READ_ORDER,
     SPECS,
@@ -31,8 +33,6 @@ from connectors.oneroster.columns import (
     ParseOptions,
     Value,
     Version,
-    format_value,
-    parse_value,
     required_columns,
 )
 from connectors.oneroster.package import Manifest, Package
@@ -101,43 +101,53 @@ class Tables:
 # --------------------------------------------------------------------------- stored rows
 
 
+def _plain(value: object) -> object:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
 def encode_record(record: Record) -> StoredEntity:
-    """A record as stored text: canonical values that parse back to the same record."""
-    spec = SPECS[KEY_OF_FILE[record.file]]
-    content: dict[str, str] = {}
-    for name, value in record.values.items():
-        column = spec.column(name)
-        text = format_value(column, value) if column is not None else str(value)
-        if text:
-            content[name] = text
-    return StoredEntity(record.sourced_id, record.modified_ms,
-                        json.dumps(content, sort_keys=True, separators=(",", ":")))
+    """A record as stored text: its parsed values as JSON (dates ISO, lists as arrays)."""
+    content = orjson.dumps(dict(record.values), default=_plain,
+                           option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_SORT_KEYS)
+    return StoredEntity(record.sourced_id, record.modified_ms, content.decode())
 
 
 def decode_record(key: str, stored: StoredEntity) -> Record:
     spec = SPECS[key]
-    content: dict[str, str] = json.loads(stored.content)
+    content: dict[str, Any] = orjson.loads(stored.content)
     values: dict[str, Value] = {}
-    for name, text in content.items():
+    for name, raw in content.items():
         column = spec.column(name)
-        values[name] = parse_value(column, text, DEFAULT_OPTIONS) if column else text
+        kind = column.kind if column is not None else "text"
+        if kind == "date" and isinstance(raw, str):
+            values[name] = dt.date.fromisoformat(raw)
+        elif isinstance(raw, list):
+            values[name] = tuple(str(v) for v in raw)
+        else:
+            values[name] = raw
     return Record(spec.csv_name, 0, stored.sourced_id, "active", stored.modified_ms, values,
-                  {"sourcedId": stored.sourced_id, **content})
+                  {"sourcedId": stored.sourced_id})
 
 
 KEY_OF_FILE: dict[str, str] = {name: key for key, name in KNOWN_FILES.items()}
 
 
+Loader = Callable[[str, Collection[str] | None], dict[str, Record]]
+
+
 @dataclass(frozen=True)
 class StoredState:
-    """The last accepted entities of a source, decoded."""
+    """The last accepted entities of a source: which files are known, and a loader of the
+    stored rows of one file (all of them, or those with the given sourcedIds)."""
 
-    files: Mapping[str, Mapping[str, Record]]
     known: frozenset[str]
+    load: Loader
 
     @classmethod
     def empty(cls) -> StoredState:
-        return cls({}, frozenset())
+        return cls(frozenset(), lambda key, ids: {})
 
 
 # --------------------------------------------------------------------------- reading
@@ -156,7 +166,8 @@ def read_tables(
     version: Version = manifest.version
     for key in READ_ORDER:
         mode = manifest.mode_of(key)
-        previous = dict(stored.files.get(key, {}))
+        # A bulk file replaces its stored rows: only those of rejected rows are needed.
+        previous = stored.load(key, None) if mode != "bulk" and key in stored.known else {}
         tables.previous[key] = previous
         if key in stored.known:
             tables.known.add(key)
@@ -201,7 +212,10 @@ def read_tables(
         tables.package[key] = records
         if mode == "bulk":
             view = {r.sourced_id: r for r in records}
-            for sid in tables.rejected_ids.get(key, {}):  # a rejected row keeps its stored self
+            rejected = tables.rejected_ids.get(key, {})
+            if rejected and key in stored.known:
+                previous.update(stored.load(key, list(rejected)))
+            for sid in rejected:  # a rejected row keeps its stored self
                 if sid in previous and sid not in view:
                     view[sid] = previous[sid]
                     reject = tables.rejected_ids[key][sid]

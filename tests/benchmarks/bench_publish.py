@@ -1,20 +1,23 @@
 """Publisher throughput beside a raw confluent-kafka produce of the same messages, on the same
 broker in the same run. Not part of `make test`.
 
-    python -m tests.benchmarks.bench_publish [--students 10000] [--days 3] [--quick]
+    python -m tests.benchmarks.bench_publish [--students 10000] [--days 3]
+                                             [--oneroster-students 20000] [--quick]
 
   simulator  encode each simulated event (fastavro, Confluent wire format) and publish it
-  oneroster  read a OneRoster package of the same students, join, fingerprint, publish
-Each is beside a raw produce of exactly the bytes it published (pre-encoded, same producer
-settings), repetitions interleaved. Prints a table and writes the ``publisher`` section of
-bench-results.json (the other sections stay); `bench_processor` runs the same code as its
-``publisher`` scenario.
+  oneroster  what `hallpass publish oneroster` does with a bulk of --oneroster-students
+             students (default 20,000) and a fresh state store: read the package, join it
+             with the stored state, fingerprint, encode, publish, record every ack, commit
+             the entities; then the same bulk again (nothing changed: nothing published)
+Each first publish is beside a raw produce of exactly the bytes it published (pre-encoded, same
+producer settings), repetitions interleaved. Prints a table and writes the ``publisher``
+section of bench-results.json (the other sections stay); `make bench` runs the same code as
+the ``publisher`` scenario of `bench_processor`.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import tempfile
 import time
@@ -25,10 +28,11 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from connectors.fingerprints import FingerprintStore, fingerprint
+from connectors.fingerprints import SourceStateStore
 from connectors.oneroster import read_package
+from connectors.oneroster.publish import publish_result
 from connectors.oneroster_writer import write_oneroster_package
-from connectors.publisher import EventPublisher
+from connectors.publisher import DeliveryReport, EventPublisher
 from connectors.simulator import SimEvent, simulate
 from streams.config import Connection, resolve_connection
 from streams.topics import CHANGES, Topics
@@ -79,29 +83,43 @@ def publish_simulated(conn: Connection, topics: Topics, events: Sequence[SimEven
     return len(events) / (time.perf_counter() - started)
 
 
+class _Recording:
+    """An EventPublisher that also keeps the bytes it produced (for the raw baseline)."""
+
+    def __init__(self, publisher: EventPublisher, encoded: Messages) -> None:
+        self.publisher = publisher
+        self.encoded = encoded
+
+    def publish(self, topic: str, key: str, record: Mapping[str, Any],
+                on_delivered: Callable[[], None] | None = None) -> None:
+        value = self.publisher.encode(topic, record)
+        self.publisher.publish_encoded(topic, key, value, on_delivered)
+        self.encoded.append((topic, key.encode(), value))
+
+    def close(self, timeout_s: float = 60.0) -> DeliveryReport:
+        return self.publisher.close(timeout_s)
+
+
 def publish_oneroster(conn: Connection, topics: Topics, package: Path, store_file: Path,
-                      encoded: Messages) -> float:
-    """The OneRoster connector's path: read and join the package, fingerprint, encode,
-    publish the changed students, wait for every ack; events/s. Appends what was published
-    to ``encoded``."""
-    publisher = EventPublisher(conn, {topics.changes: "student_record_changed"})
-    store = FingerprintStore(store_file)
+                      encoded: Messages) -> tuple[float, int]:
+    """`hallpass publish oneroster`'s path on a bulk: read and join the package with the
+    source's state, publish what changed, record the acks, commit the entities; students/s
+    and how many were published. Appends what was published to ``encoded``."""
+    publisher = _Recording(EventPublisher(conn, {topics.changes: "student_record_changed"}),
+                           encoded)
     started = time.perf_counter()
-    result = read_package(package, write_rejects_file=False)
-    for event in result.events:
-        fp = fingerprint(event.value)
-        if store.changed(event.key, fp):
-            value = publisher.encode(topics.changes, event.value)
-            publisher.publish_encoded(topics.changes, event.key, value,
-                                      functools.partial(store.mark_delivered, event.key, fp))
-            encoded.append((topics.changes, event.key.encode(), value))
-    publisher.close()
-    return len(result.events) / (time.perf_counter() - started)
+    with SourceStateStore(store_file) as store:
+        result = read_package(package, store=store, write_rejects_file=False)
+        outcome = publish_result(result, store, publisher, topics.changes)
+    if result.rejects:
+        raise RuntimeError(f"the simulated package had rejects: {result.rejects[0]}")
+    return len(result.events) / (time.perf_counter() - started), outcome.acknowledged
 
 
 def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
                       prefix: str, progress: Callable[[str], None],
-                      events: Sequence[SimEvent] | None = None) -> dict[str, Any]:
+                      events: Sequence[SimEvent] | None = None,
+                      oneroster_students: int = 20000) -> dict[str, Any]:
     """The ``publisher`` section: each publisher's events/s beside a raw produce of the very
     messages it published, repetitions interleaved, every topic under ``prefix``."""
     if events is None:
@@ -110,31 +128,41 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
     sim_raw: list[float] = []
     or_rates: list[float] = []
     or_raw: list[float] = []
+    or_rerun: list[float] = []
     or_events = 0
     with tempfile.TemporaryDirectory(prefix="hallpass-bench-publish-") as tmp:
         package = Path(tmp) / "oneroster"
-        write_oneroster_package(students, package, seed=SEED, districts=2)
+        progress(f"writing a OneRoster bulk of {oneroster_students} students")
+        write_oneroster_package(oneroster_students, package, seed=SEED, districts=2)
         for i in range(repeat):
             progress(f"publisher {i + 1}/{repeat}: simulator, {len(events)} events")
             topics = Topics(f"{prefix}sim{i}.")
             sim_msgs: Messages = []
             sim_rates.append(publish_simulated(conn, topics, events, sim_msgs))
             sim_raw.append(raw_produce(conn, sim_msgs, lambda t: f"{t}.raw"))
-            progress(f"publisher {i + 1}/{repeat}: oneroster, {students} students")
+            progress(f"publisher {i + 1}/{repeat}: oneroster, {oneroster_students} students")
             topics = Topics(f"{prefix}or{i}.")
             or_msgs: Messages = []
-            or_rates.append(publish_oneroster(conn, topics, package, Path(tmp) / f"fp{i}.db",
-                                              or_msgs))
+            state = Path(tmp) / f"state{i}.sqlite3"
+            rate, or_events = publish_oneroster(conn, topics, package, state, or_msgs)
+            or_rates.append(rate)
             or_raw.append(raw_produce(conn, or_msgs, lambda t: f"{t}.raw"))
-            or_events = len(or_msgs)
+            progress(f"publisher {i + 1}/{repeat}: oneroster again, nothing changed")
+            rerun_msgs: Messages = []
+            or_rerun.append(publish_oneroster(conn, topics, package, state, rerun_msgs)[0])
+            if rerun_msgs:
+                raise RuntimeError(f"an unchanged re-run published {len(rerun_msgs)} records")
 
     def entry(rates: list[float], raw: list[float], count: int) -> dict[str, Any]:
         figure, baseline = summary(rates), summary(raw)
         return {"events_per_s": figure, "raw_events_per_s": baseline,
                 "ratio_to_raw": ratio(figure, baseline), "events": count}
 
+    oneroster = entry(or_rates, or_raw, or_events)
+    oneroster["unchanged_rerun_students_per_s"] = summary(or_rerun)
+    oneroster["students"] = oneroster_students
     return {"simulator": entry(sim_rates, sim_raw, len(events)),
-            "oneroster": entry(or_rates, or_raw, or_events),
+            "oneroster": oneroster,
             "students": students, "days": days, "seed": SEED}
 
 
@@ -144,11 +172,14 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=10000)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--oneroster-students", type=int, default=20000,
+                        help="Students in the OneRoster bulk (default 20,000).")
     parser.add_argument("--quick", action="store_true",
                         help="Smoke test: 2,000 students, 2 days, 1 repetition.")
     args = parser.parse_args()
     if args.quick:
         args.students, args.days, args.repeat = 2000, 2, 1
+        args.oneroster_students = 2000
     progress = Progress()
     conn = resolve_connection(os.environ,
                               Path(os.environ.get("HALLPASS_DATA_DIR", ".hallpass")).resolve())
@@ -157,7 +188,7 @@ def main() -> None:
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         section = measure_publisher(conn, args.students, args.days, args.repeat, prefix,
-                                    progress)
+                                    progress, oneroster_students=args.oneroster_students)
     finally:
         progress(f"deleting the topics and subjects {prefix}*")
         drop_prefix(conn, prefix)
@@ -172,7 +203,8 @@ def main() -> None:
     show("raw produce of the simulator's bytes", sim["raw_events_per_s"])
     show("simulator publish (encode+produce)", sim["events_per_s"])
     show("raw produce of the OneRoster bytes", oneroster["raw_events_per_s"])
-    show("oneroster publish (read+join+fp)", oneroster["events_per_s"])
+    show(f"oneroster bulk, {oneroster['students']} students/s", oneroster["events_per_s"])
+    show("oneroster unchanged re-run, students/s", oneroster["unchanged_rerun_students_per_s"])
     print(f"simulator / raw = {sim['ratio_to_raw']:.2f}; "
           f"oneroster / raw = {oneroster['ratio_to_raw']:.2f}")
     meta = {"run": run, "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
