@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -136,6 +137,8 @@ def register(group: click.Group) -> None:
         if result.rejected:
             click.get_current_context().exit(EXIT_REJECTED_ROWS)
 
+    register_edfi(publish)
+
 
 #: Exit status of `publish oneroster` (click itself exits 2 on a usage error).
 EXIT_FAILURE = 1
@@ -228,3 +231,133 @@ def register_simulate(group: click.Group) -> None:
             f"({report.acknowledged / max(elapsed, 1e-9):.0f}/s): "
             + ", ".join(f"{topic} {n}" for topic, n in sorted(counts.items()))
         )
+
+
+EDFI_EXIT_CODES = (
+    "\b\nExit status:\n"
+    "  0  everything published (warnings may have been written)\n"
+    "  1  failure: the load cannot be read, or the broker did not acknowledge\n"
+    "     everything (what was acknowledged is not published twice: run again)\n"
+    "  2  usage error (a bad option; an unreadable or invalid --source or --descriptors)\n"
+    "  3  published, but some records or files were rejected (<PATH>.rejects.csv)"
+)
+
+
+def register_edfi(publish: click.Group) -> None:
+    @publish.command("edfi", epilog=EDFI_EXIT_CODES)
+    @click.argument("path", type=click.Path(path_type=Path))
+    @click.option("--source", "source_file", type=click.Path(dir_okay=False, path_type=Path),
+                  default=None, help="Source configuration of this SIS connection (YAML: "
+                  "source id, district_id, student_key from StudentUniqueId (default) or "
+                  "StudentIdentificationCode with its system as type).")
+    @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
+                  default=None, help="State store of the source: what was delivered "
+                  "(default: <data dir>/edfi/<source>.sqlite3).")
+    @click.option("--district", default=None,
+                  help="District id for students whose school names no LocalEducationAgency "
+                  "(overrides the source configuration's district_id).")
+    @click.option("--descriptors", "descriptors_file",
+                  type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Extra descriptor mappings (YAML, the shape of "
+                  "connectors/edfi/descriptors.yaml); its entries win.")
+    @click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                  help="The date programs, IEPs and enrolments are current on (default: "
+                  "today in the source's time zone).")
+    @metrics_port_option(default=0)
+    @pass_context
+    def publish_edfi(ctx: Context, path: Path, source_file: Path | None,
+                     state_path: Path | None, district: str | None,
+                     descriptors_file: Path | None, as_of: dt.datetime | None,
+                     metrics_port: int) -> None:
+        """Publish an Ed-Fi load: a directory or zip of interchange XML files (Data Standard
+        4.x or 5.x, told by each file's namespace) as one event per student.
+
+        Every interchange is optional: Student, Contact (Parent), StudentEnrollment,
+        StudentAttendance, StudentDiscipline, StudentProgram, StudentAssessment, StudentGrade,
+        StudentTranscript, with EducationOrganization, MasterSchedule and AssessmentMetadata
+        for school, course and assessment names. A section whose interchange is not in the
+        load is left null (partners keep what they had). Students whose content did not
+        change since the last delivered publish are skipped.
+
+        Descriptors map to schema codes through connectors/edfi/descriptors.yaml; an
+        unknown descriptor is a warning. Bad records, unknown student references and files
+        that are not Ed-Fi XML are rejected (file:line:element: reason, never a value) into
+        <PATH>.rejects.csv; warnings go to <PATH>.warnings.csv.
+        """
+        from connectors.edfi import EdFiLoadError, read_load
+        from connectors.edfi.descriptors import (
+            DescriptorMap,
+            DescriptorTableError,
+            load_tables,
+        )
+        from connectors.fingerprints import SourceStateStore
+        from connectors.oneroster.publish import publish_result
+        from connectors.publisher import EventPublisher, PublishError
+
+        config = _edfi_source_config(source_file)
+        if district:
+            config = dataclasses.replace(config, district_id=district)
+        try:
+            tables = load_tables(*([descriptors_file] if descriptors_file else []))
+        except DescriptorTableError as exc:
+            raise click.BadParameter(str(exc), param_hint="--descriptors") from exc
+        metrics = _connector_metrics(ctx, "edfi", metrics_port)
+        store_path = state_path or ctx.data_dir / "edfi" / f"{config.source_id}.sqlite3"
+        try:
+            store = SourceStateStore(store_path)
+        except (OSError, sqlite3.Error) as exc:
+            raise click.ClickException(f"cannot open the state store {store_path}: {exc}; "
+                                       "check the path and its permissions") from exc
+        try:
+            try:
+                result, summary = read_load(
+                    path, config=config, store=store, descriptors=DescriptorMap(tables),
+                    as_of=as_of.date() if as_of else None, progress=progress)
+            except EdFiLoadError as exc:
+                raise click.ClickException(str(exc)) from exc
+            metrics.read(result.rows_read)
+            for reject in result.rejects:
+                metrics.rejected(reject.file, reject.column)
+            _show("rejected", result.rejects, result.rejects_path)
+            _show("warning", result.warnings, result.warnings_path)
+            publisher = EventPublisher(ctx.connection(), metrics=metrics)
+            meter = Progress("publishing")
+            try:
+                outcome = publish_result(result, store, publisher, CHANGES, tick=meter.tick,
+                                         on_unchanged=metrics.unchanged)
+            except PublishError as exc:
+                raise click.ClickException(str(exc)) from exc
+        finally:
+            store.close()
+        click.echo(
+            f"Ed-Fi load {path} (Data Standard {result.version}, {len(summary.files)} "
+            f"interchange files): read {result.rows_read} records, {len(result.events)} "
+            f"students; published {outcome.acknowledged}, unchanged {outcome.unchanged}, "
+            f"rejected {result.rejected}, warnings {len(result.warnings)} in "
+            f"{meter.elapsed():.1f}s"
+            + (f"; rejects in {result.rejects_path}" if result.rejected else "")
+        )
+        if result.rejected:
+            click.get_current_context().exit(EXIT_REJECTED_ROWS)
+
+
+def _edfi_source_config(source_file: Path | None) -> SourceConfig:
+    from connectors.edfi import DEFAULT_KEY_RULE, KEY_FIELDS, TYPED_KEY_FIELDS
+    from connectors.source_config import (
+        DEFAULT_KEY_RULE as ONEROSTER_DEFAULT,
+    )
+    from connectors.source_config import (
+        SourceConfigError,
+        load_source_config,
+    )
+
+    if source_file is None:
+        return SourceConfig(source_id="edfi", student_key=DEFAULT_KEY_RULE)
+    try:
+        config = load_source_config(source_file, key_fields=KEY_FIELDS,
+                                    typed_key_fields=TYPED_KEY_FIELDS, extension_entities=())
+    except SourceConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--source") from exc
+    if config.student_key is ONEROSTER_DEFAULT:  # the file names no student_key
+        config = dataclasses.replace(config, student_key=DEFAULT_KEY_RULE)
+    return config
