@@ -232,8 +232,10 @@ def read_load(
                                   "configuration or pass --district"))
             continue
         try:
-            validate(event, parsed, raise_errors=True)
+            valid = validate(event, parsed, raise_errors=False)
         except (ValidationError, ValueError, TypeError):
+            valid = False
+        if not valid:
             rejects.append(Reject("*", 0, "Student", f"student {uid!r}: the event schema "
                                   "refuses the event (a value out of range or of the wrong "
                                   "type)"))

@@ -1,8 +1,9 @@
-"""Streaming reads of one interchange file: top-level records with their line, then cleared.
+"""Streaming reads of one interchange file: top-level records with their line, then dropped.
 
-:func:`records` feeds the XML to a pull parser one line at a time, so each record is known
-with the line its start tag ends on, and drops every record from the tree once the caller has
-seen it: memory holds one record at a time whatever the size of the file. A document type
+:func:`records` runs expat over the file in chunks of whole lines and builds each child of
+the root element as a small tree of its own (no tree of the whole file is ever built), with
+the line its start tag is on; a record is dropped once the caller has seen it, so memory holds
+one chunk's records whatever the size of the file. A document type
 declaration (``<!DOCTYPE``, which could declare entities) is refused before parsing: Ed-Fi
 interchanges never carry one.
 
@@ -12,11 +13,11 @@ StudentUniqueId``) in the file's namespace, with whitespace trimmed.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+import xml.etree.ElementTree as ET  # only to build records
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import cast
+from xml.parsers import expat
 
 
 class XmlProblem(ValueError):
@@ -84,61 +85,108 @@ class Root:
     line: int
 
 
-def _feed_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, str, ET.Element]]:
-    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
-    line_no = 0
-    seen_root = False
+def _chunks(lines: Iterable[bytes], size: int = 1 << 16) -> Iterator[bytes]:
+    """Whole lines joined into chunks of about ``size`` bytes."""
+    batch: list[bytes] = []
+    length = 0
+    for line in lines:
+        batch.append(line)
+        length += len(line)
+        if length >= size:
+            yield b"".join(batch)
+            batch, length = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
+def _parse(lines: Iterable[bytes], on_start: Callable[[str, dict[str, str], int], None],
+           on_end: Callable[[str], None], on_text: Callable[[str], None] | None,
+           ) -> Iterator[None]:
+    """Run expat over ``lines``, calling back with names as ``{namespace}local`` and the line
+    of each start tag; yields after every chunk. Raises :class:`XmlProblem`."""
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.buffer_text = True
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        on_start("{" + name if "}" in name else name, attrs, parser.CurrentLineNumber)
+
+    def end(name: str) -> None:
+        on_end("{" + name if "}" in name else name)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    if on_text is not None:
+        parser.CharacterDataHandler = on_text
+    before_root = True
+    line_no = 1
     try:
-        for line_no, line in enumerate(lines, 1):
-            if not seen_root and (b"<!DOCTYPE" in line or b"<!ENTITY" in line):
-                raise XmlProblem(line_no, "DOCTYPE", "a document type declaration is not "
-                                 "accepted (Ed-Fi interchanges carry none)")
-            parser.feed(line)
-            for item in parser.read_events():
-                seen_root = True
-                event, element = cast(tuple[str, object], item)
-                yield line_no, event, _element(element)
-        parser.close()
-        for item in parser.read_events():
-            event, element = cast(tuple[str, object], item)
-            yield line_no, event, _element(element)
-    except ET.ParseError as exc:
-        at = exc.position[0] if exc.position else line_no
-        detail = str(exc).split(":")[0]
-        raise XmlProblem(at, "*", f"not well-formed XML ({detail}); the file was not used: "
-                         "fix or re-export it") from None
-
-
-def _element(item: object) -> ET.Element:
-    assert isinstance(item, ET.Element)  # start/end events carry elements
-    return item
+        for chunk in _chunks(lines):
+            if before_root:
+                doctype = chunk.find(b"<!DOCTYPE")
+                if doctype < 0:
+                    doctype = chunk.find(b"<!ENTITY")
+                if doctype >= 0:
+                    raise XmlProblem(line_no + chunk.count(b"\n", 0, doctype), "DOCTYPE",
+                                     "a document type declaration is not accepted (Ed-Fi "
+                                     "interchanges carry none)")
+                before_root = False
+            line_no += chunk.count(b"\n")
+            parser.Parse(chunk, False)
+            yield None
+        parser.Parse(b"", True)
+        yield None
+    except expat.ExpatError as exc:
+        reason = expat.errors.messages.get(exc.code, "syntax error") if exc.code else str(exc)
+        raise XmlProblem(exc.lineno, "*", f"not well-formed XML ({reason}); the file was not "
+                         "used: fix or re-export it") from None
 
 
 def read_root(lines: Iterable[bytes]) -> Root:
-    """The root element of a file, reading no further than its start tag."""
-    for line_no, event, element in _feed_lines(lines):
-        if event == "start":
-            tag = element.tag
+    """The root element of a file, reading no further than its first chunk with one."""
+    found: list[Root] = []
+
+    def start(tag: str, _attrs: dict[str, str], line: int) -> None:
+        if not found:
             namespace = tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
-            return Root(local_name(tag), namespace, line_no)
+            found.append(Root(local_name(tag), namespace, line))
+
+    for _ in _parse(lines, start, lambda _tag: None, None):
+        if found:
+            return found[0]
     raise XmlProblem(0, "*", "the file holds no XML element")
 
 
 def records(lines: Iterable[bytes], namespace: str) -> Iterator[tuple[int, Node]]:
-    """Every child of the root element as ``(line, Node)``; each is removed from the tree
-    after the caller resumes, so memory does not grow with the file."""
+    """Every child of the root element as ``(line, Node)``. Each record is built on its own
+    (no tree of the whole file) and handed over once its chunk is parsed, so memory holds
+    one chunk of records whatever the size of the file."""
+    ready: list[tuple[int, ET.Element]] = []
     depth = 0
-    root: ET.Element | None = None
-    start_line = 0
-    for line_no, event, element in _feed_lines(lines):
-        if event == "start":
-            depth += 1
-            if depth == 1:
-                root = element
-            elif depth == 2:
-                start_line = line_no
-            continue
+    first_line = 0
+    builder = ET.TreeBuilder()
+
+    def start(tag: str, attrs: dict[str, str], line: int) -> None:
+        nonlocal depth, first_line, builder
+        depth += 1
+        if depth == 2:
+            first_line = line
+            builder = ET.TreeBuilder()
+        if depth >= 2:
+            builder.start(tag, attrs)
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        if depth >= 2:
+            element = builder.end(tag)
+            if depth == 2:
+                ready.append((first_line, element))
         depth -= 1
-        if depth == 1 and root is not None:
-            yield start_line, Node(element, namespace)
-            root.clear()
+
+    def text(data: str) -> None:
+        if depth >= 2:
+            builder.data(data)
+
+    for _ in _parse(lines, start, end, text):
+        for line, element in ready:
+            yield line, Node(element, namespace)
+        ready.clear()
