@@ -16,6 +16,7 @@ category.
 from __future__ import annotations
 
 import hmac
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -65,6 +66,20 @@ def partner_key(student_id: str, secret: bytes) -> str:
     if len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"a partner key secret needs at least {MIN_SECRET_BYTES} bytes")
     return hmac.digest(secret, student_id.encode(), "sha256").hex()[:PARTNER_KEY_LENGTH]
+
+
+_REFERENCE_LABEL = b"hallpass partner reference v1\x00"
+
+
+def partner_reference(value: str, secret: bytes) -> str:
+    """A partner-scoped opaque id of an internal id (a decision, a notice): a UUID made of an
+    HMAC-SHA256 of ``value`` with the partner's secret (domain-separated from the student
+    key). Equal inputs give equal ids for one partner; two partners' ids of the same value
+    share nothing, so they cannot be joined."""
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(f"a partner key secret needs at least {MIN_SECRET_BYTES} bytes")
+    digest = hmac.digest(secret, _REFERENCE_LABEL + value.encode(), "sha256")
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def decide(

@@ -45,11 +45,17 @@ _ENVELOPE_SCHEMA: tuple[dict[str, Any], ...] = (
         "doc": "The student's key for this partner: a partner-scoped pseudonymous id, or the "
         "state student id if the contract grants student identifiers.",
     },
-    {"name": "event_id", "type": "string", "doc": "Id of the source change event."},
+    {
+        "name": "event_id",
+        "type": "string",
+        "doc": "Id of this record (a UUID unique to this partner: no other partner's record "
+        "carries it).",
+    },
     {
         "name": "occurred_at",
         "type": {"type": "long", "logicalType": "timestamp-millis"},
-        "doc": "When the change happened in the source system (UTC).",
+        "doc": "The day this view changed: midnight UTC of that day (day resolution on "
+        "purpose; the topic's offsets give the order).",
     },
     {
         "name": "contract_version",

@@ -21,7 +21,7 @@ import orjson
 
 from streams.catalog import field_catalog, load_schema, never_share_paths
 from streams.contracts import Contract, load_contracts
-from streams.policy import partner_key
+from streams.policy import partner_key, partner_reference
 from streams.processor.clock import ManualClock
 from streams.processor.decider import PartnerRoute
 from streams.processor.handlers import BusHandler, Codecs, HandlerSettings
@@ -47,12 +47,17 @@ def secret_of(partner: str) -> bytes:
 
 def routes_for(contracts: Iterable[Contract]) -> list[PartnerRoute]:
     return [PartnerRoute(contract=c, view=derive_view(SOURCE, c), encode_view=_json,
-                         pseudonym=functools.partial(_pseudonym, secret_of(c.partner)))
+                         pseudonym=functools.partial(_pseudonym, secret_of(c.partner)),
+                         reference=functools.partial(_reference, secret_of(c.partner)))
             for c in contracts]
 
 
 def _pseudonym(secret: bytes, student: str) -> str:
     return partner_key(student, secret)
+
+
+def _reference(secret: bytes, value: str) -> str:
+    return partner_reference(value, secret)
 
 
 def _json(value: Mapping[str, Any]) -> bytes:

@@ -23,7 +23,7 @@ from streams.catalog import FieldInfo, field_catalog, load_schema, never_share_p
 from streams.config import Connection
 from streams.contracts import Contract, load_contracts
 from streams.metrics import ProcessorCollector, ProcessorSources, ProcessorTimings
-from streams.policy import partner_key
+from streams.policy import partner_key, partner_reference
 from streams.processor.clock import Clock
 from streams.processor.handlers import BusHandler, Codecs, HandlerSettings, PartnerRoute
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
@@ -238,6 +238,10 @@ def _pseudonym(secret: bytes, student: str) -> str:
     return partner_key(student, secret)
 
 
+def _reference(secret: bytes, value: str) -> str:
+    return partner_reference(value, secret)
+
+
 def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, bytes],
                   topics: Topics = DEFAULT_TOPICS, partitions: int = 3,
                   clock: Clock | None = None, future_skew_ms: int = 86_400_000) -> BusHandler:
@@ -262,6 +266,7 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
         routes.append(PartnerRoute(
             contract=contract, view=view, encode_view=encoder.encode,
             pseudonym=functools.partial(_pseudonym, secret),
+            reference=functools.partial(_reference, secret),
         ))
     change_decoder = WireDecoder(registry)
     consent_decoder = WireDecoder(registry, reader_schema=load_schema("consent_changed"))

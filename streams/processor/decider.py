@@ -29,6 +29,9 @@ class PartnerRoute:
     view: PartnerView
     encode_view: Encode
     pseudonym: Callable[[str], str]
+    #: the partner-scoped opaque id of an internal id (``policy.partner_reference`` with the
+    #: partner's secret): what the partner gets instead of any id another partner also gets
+    reference: Callable[[str], str]
 
     @property
     def partner(self) -> str:

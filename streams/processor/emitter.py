@@ -1,6 +1,18 @@
 """Turns decisions into output records: partner views, tombstones, deletion notices and the
 audit ledger; counts what happened. Keeps what each partner holds (view fingerprints) up to
-date in the ``held`` mapping it is handed."""
+date in the ``held`` mapping it is handed.
+
+**Nothing a partner gets links it to another partner.** Besides its contracted fields, a
+partner's record carries only values of its own: its pseudonymous key, an ``event_id`` and a
+notice id made with its own secret from the decision (``PartnerRoute.reference``), its
+contract version, and a time at day resolution (``occurred_at`` of a view: the UTC day the
+view changed; ``retracted_at`` of a notice: the UTC day of the retraction). The source event
+id and ``occurred_at`` never leave the processor (OneRoster event ids are uuid5 of a published
+namespace, and an exact time is shared by every partner the same change reached). A day is
+what a partner needs (its own retention and deletion duties run in days; order comes from the
+topic's offsets) and is shared by every student whose view changed that day, so it cannot
+single one out.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +24,14 @@ from streams.policy import Decision, Disclosed, Withheld
 from streams.processor.decider import Encode, PartnerRoute, view_fingerprint
 from streams.processor.messages import Origin, Output
 from streams.topics import Topics
+
+DAY_MS = 86_400_000
+
+
+def coarse_time(now_ms: int) -> int:
+    """The UTC day of ``now_ms`` (midnight, epoch milliseconds): the only time a partner
+    gets."""
+    return now_ms - now_ms % DAY_MS
 
 
 @dataclass
@@ -65,9 +85,12 @@ class Emitter:
         if isinstance(decision, Disclosed):
             held[partner] = view_fingerprint(decision)
             self.counters.bump(self.counters.disclosed, partner)
+            value = dict(decision.value)
+            value["event_id"] = route.reference(f"view|{subject.decision_id}")
+            value["occurred_at"] = coarse_time(self.now_ms())
             return [
                 Output(route.contract.topic, decision.partner_student_key.encode(),
-                       route.encode_view(decision.value)),
+                       route.encode_view(value)),
                 self._audit(route, subject, "DISCLOSED", None, decision.partner_student_key,
                             decision),
             ]
@@ -83,13 +106,13 @@ class Emitter:
                     ("hallpass.contract.version", str(route.contract.version).encode()),
                 ]),
                 Output(self.topics.notices(partner), key.encode(), self.encode_notice({
-                    "event_id": subject.event_id,
+                    "event_id": route.reference(f"notice|{subject.decision_id}"),
                     "partner": partner,
                     "partner_student_key": key,
                     "reason": reason,
                     "categories": [],
                     "contract_version": route.contract.version,
-                    "retracted_at": self.now_ms(),
+                    "retracted_at": coarse_time(self.now_ms()),
                 })),
                 self._audit(route, subject, "RETRACTED", reason, key, None),
             ]

@@ -1,0 +1,184 @@
+"""What partners receive, on the in-memory cluster running the real handler (issue 12, part
+B): nothing links one partner's records to another's, nothing is sent when nothing changed
+for a partner, a partial revocation is a retraction, dead letters hold no never-share value,
+and every reason is one the schemas document."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from streams.consent import ConsentEvent, ConsentKind
+from streams.processor.clock import ManualClock
+from streams.processor.decider import PartnerRoute
+from streams.processor.emitter import DAY_MS
+from tests.processor_harness import (
+    REPO,
+    Cluster,
+    Record,
+    murmur2_partitioner,
+    routes_for,
+    sample_contracts,
+)
+
+NOW = int(datetime(2026, 11, 30, 12, 34, 56, 789_000, tzinfo=UTC).timestamp() * 1000)
+HOUR = 3_600_000
+ROUTES = routes_for(sample_contracts())
+BY_PARTNER = {r.partner: r for r in ROUTES}
+BASE = json.loads((REPO / "schemas" / "examples" / "student_record_changed.upsert.json")
+                  .read_text())
+DISTRICT = "NY-280201"
+STUDENTS = [f"NY-{i:03d}" for i in range(12)]
+CAREWELL, LEARNWELL, MEASURELY = "carewell-health", "learnwell", "measurely"
+#: envelope fields of a view: everything else in a view is a contracted data field
+VIEW_ENVELOPE = ("partner_student_key", "event_id", "occurred_at", "contract_version")
+#: fields of a deletion notice whose values come from a closed vocabulary shared by every
+#: student with the same reason (a reason code, category and field names, the partner's own
+#: contract version) or by every student whose view changed the same day (times at day
+#: resolution, checked by ``times_at_day_resolution``): equal across partners for many
+#: students at once, so they single out nobody. Everything else must differ between partners.
+VOCABULARY = ("reason", "categories", "fields", "contract_version", "partner", "retracted_at")
+HEADER_VOCABULARY = ("hallpass.deletion.reason", "hallpass.contract.version")
+
+
+def change(student: str, at: int, event_id: str, **sections: Any) -> dict[str, Any]:
+    record: dict[str, Any] = copy.deepcopy(BASE)
+    record.update(event_id=event_id, student_id=student, occurred_at=at, operation="UPSERT",
+                  district_id=DISTRICT)
+    for name, value in sections.items():
+        record[name] = value
+    return record
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.clock = ManualClock(NOW)
+        self.cluster = Cluster(ROUTES, 3, self.clock)
+        self.cluster.start_worker()
+        self.cluster.rebalance()
+
+    def change(self, record: dict[str, Any]) -> None:
+        self.cluster.broker.produce(self.cluster.topics.changes,
+                                    record["student_id"].encode(), orjson.dumps(record),
+                                    murmur2_partitioner)
+
+    def consent(self, event: ConsentEvent) -> None:
+        key = event.district_id if event.is_district_event else event.student_id or ""
+        self.cluster.broker.produce(self.cluster.topics.consent, key.encode(),
+                                    orjson.dumps(event.to_avro()), murmur2_partitioner)
+
+    def settle(self) -> None:
+        self.cluster.drain()
+
+    def records(self, route: PartnerRoute, student: str) -> list[Record]:
+        key = route.key(student).encode()
+        return [r for r in self.cluster.broker.records(route.contract.topic) if r.key == key]
+
+    def notices(self, route: PartnerRoute, student: str) -> list[dict[str, Any]]:
+        key = route.key(student).encode()
+        return [orjson.loads(r.value) for r in
+                self.cluster.broker.records(self.cluster.topics.notices(route.partner))
+                if r.key == key and r.value is not None]
+
+    def ledger(self, partner: str | None = None) -> list[dict[str, Any]]:
+        return [d for d in self.cluster.ledger() if partner is None or d["partner"] == partner]
+
+
+def grant(student: str, at: int, categories: Iterable[str] = ("special_medical",),
+          expires: int | None = None, event_id: str = "") -> ConsentEvent:
+    return ConsentEvent(event_id or f"grant-{student}-{at}", ConsentKind.GRANT, DISTRICT, at,
+                        student, CAREWELL, frozenset(categories), expires_at=expires)
+
+
+def revoke(student: str, at: int, categories: Iterable[str] = ()) -> ConsentEvent:
+    return ConsentEvent(f"revoke-{student}-{at}", ConsentKind.REVOKE, DISTRICT, at, student,
+                        CAREWELL, frozenset(categories))
+
+
+def opt_out(student: str, at: int) -> ConsentEvent:
+    return ConsentEvent(f"out-{student}-{at}", ConsentKind.ALL_OPT_OUT, DISTRICT, at, student)
+
+
+# --- linkage across partners -------------------------------------------------------------------
+
+def unlinkable_values(bus: Bus, route: PartnerRoute, student: str) -> set[tuple[str, str]]:
+    """Every value ``route``'s partner got about ``student`` that is not a contracted data
+    field and not from the closed vocabulary: record keys, view envelopes, notice fields,
+    header values (as ``(where, value)``; ``where`` only says where it was seen)."""
+    found: set[tuple[str, str]] = set()
+    for record in bus.records(route, student):
+        if route.contract.pseudonymous_ids:
+            found.add(("key", (record.key or b"").decode()))
+        for name, value in record.headers_:
+            if name not in HEADER_VOCABULARY:
+                found.add((f"header {name}", str(value)))
+        if record.value is not None:
+            view = orjson.loads(record.value)
+            for name in VIEW_ENVELOPE:
+                if name not in ("contract_version", "occurred_at"):
+                    found.add((f"view {name}", str(view[name])))
+    for notice in bus.notices(route, student):
+        for name, value in notice.items():
+            if name not in VOCABULARY:
+                found.add((f"notice {name}", str(value)))
+    return found
+
+
+def times_at_day_resolution(bus: Bus) -> None:
+    for route in ROUTES:
+        for student in STUDENTS:
+            for record in bus.records(route, student):
+                if record.value is not None:
+                    assert orjson.loads(record.value)["occurred_at"] % DAY_MS == 0
+            for notice in bus.notices(route, student):
+                assert notice["retracted_at"] % DAY_MS == 0
+
+
+def test_no_value_outside_the_contract_is_shared_between_two_partners() -> None:
+    bus = Bus()
+    for i, student in enumerate(STUDENTS):
+        bus.change(change(student, NOW - HOUR + i, f"c-{student}"))
+        if i % 2 == 0:
+            bus.consent(grant(student, NOW - HOUR, ("special_medical", "student_name")))
+    bus.settle()
+    bus.clock.advance(61_000)
+    for i, student in enumerate(STUDENTS):
+        bus.change(change(student, NOW - 1, f"c2-{student}",
+                          names={**BASE["names"], "first_name": f"New{i}"}))
+    bus.consent(opt_out(STUDENTS[0], NOW))          # every partner: a retraction
+    bus.consent(revoke(STUDENTS[2], NOW))           # carewell: a retraction
+    bus.settle()
+
+    joined = 0
+    for a, b in itertools.combinations(ROUTES, 2):
+        for student in STUDENTS:
+            values_a = unlinkable_values(bus, a, student)
+            values_b = unlinkable_values(bus, b, student)
+            if values_a and values_b:
+                joined += 1
+            shared = {v for _, v in values_a} & {v for _, v in values_b}
+            assert not shared, (
+                f"{a.partner} and {b.partner} both got {sorted(shared)} about {student}: "
+                "a join key across partners")
+    assert joined >= len(STUDENTS), "the partners received records of the same students"
+    assert bus.notices(BY_PARTNER[LEARNWELL], STUDENTS[0]), "the opt-out sent notices"
+    assert bus.notices(BY_PARTNER[CAREWELL], STUDENTS[0])
+    times_at_day_resolution(bus)
+
+
+def test_a_partners_ids_are_stable_for_the_same_decision_and_unique_per_record() -> None:
+    bus = Bus()
+    for student in STUDENTS[:4]:
+        bus.change(change(student, NOW - HOUR, f"c-{student}"))
+    bus.settle()
+    for route in ROUTES:
+        ids = [orjson.loads(r.value)["event_id"] for s in STUDENTS[:4]
+               for r in bus.records(route, s) if r.value is not None]
+        assert len(ids) == len(set(ids))
+        assert not {f"c-{s}" for s in STUDENTS} & set(ids), "a source event id reached a partner"
