@@ -282,6 +282,11 @@ def parse_datetime_ms(raw: str, options: ParseOptions = DEFAULT_OPTIONS) -> int:
 
 
 def parse_date(raw: str, options: ParseOptions = DEFAULT_OPTIONS) -> dt.date:
+    if len(raw) == 10 and raw[4] == "-" and raw[7] == "-" and raw[:4].isdigit():
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            pass
     if _DATE.fullmatch(raw):
         try:
             return dt.date.fromisoformat(raw)

@@ -220,8 +220,8 @@ def iter_raw_rows(
         except csv.Error as exc:
             yield Reject(name, start, WHOLE_ROW, f"malformed CSV: {exc}", {})
             continue
-        if not any(v.strip() for v in values):
-            continue  # blank line
+        if not "".join(values).strip():
+            continue  # a blank line, or one of empty fields (",,,,")
         if not checked_header and missing:
             raise OneRosterPackageError(
                 f"{name}:1: the header lacks the column(s) {', '.join(missing)}, whose values "
@@ -236,7 +236,7 @@ def iter_raw_rows(
             reason = f"row has {len(values)} fields but the header has {width}"
             yield Reject(name, start, WHOLE_ROW, reason, fields)
             continue
-        if any(n in bad_lines for n in range(start, reader.line_num + 1)):
+        if bad_lines and any(n in bad_lines for n in range(start, reader.line_num + 1)):
             column = next((h for h, v in fields.items() if _SURROGATE.search(v)), WHOLE_ROW)
             reason = "value is not valid UTF-8 (bytes shown as \\xNN); save the export as UTF-8"
             yield Reject(name, start, column, reason, fields)

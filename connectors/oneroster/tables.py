@@ -254,12 +254,19 @@ def _warn_unpublished(tables: Tables, key: str, records: list[Record]) -> None:
 def _drop_duplicates(tables: Tables, key: str, records: list[Record]) -> list[Record]:
     """Read a row repeated word for word once (warning); reject every copy of a sourcedId
     whose rows differ: no copy can be trusted."""
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for record in records:
+        (repeated if record.sourced_id in seen else seen).add(record.sourced_id)
+    if not repeated:
+        return records
     by_id: dict[str, list[Record]] = {}
     for record in records:
-        by_id.setdefault(record.sourced_id, []).append(record)
+        if record.sourced_id in repeated:
+            by_id.setdefault(record.sourced_id, []).append(record)
     kept: list[Record] = []
     for record in records:
-        copies = by_id[record.sourced_id]
+        copies = by_id.get(record.sourced_id, [record])
         if len(copies) == 1:
             kept.append(record)
             continue
@@ -290,6 +297,7 @@ def _referenced(record: Record, column: str) -> tuple[str, ...]:
     return value if isinstance(value, tuple) else ()
 
 
+@functools.cache
 def _references(key: str) -> list[tuple[str, str, bool]]:
     """(column, target file, required) of each reference a row of ``key`` makes."""
     refs = [(c.name, c.refers_to, c.required) for c in SPECS[key].columns if c.refers_to]
