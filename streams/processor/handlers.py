@@ -373,15 +373,24 @@ class BusHandler:
             if self._districts_seen.get(number) == tables.districts_version:
                 continue
             state = tables.partition(number)
+            behind = False
             for district, current in sorted(tables.districts.items()):
-                if state.district_applied.get(district) == current:
+                applied = state.district_applied.get(district)
+                if applied == current:
+                    continue
+                if applied is not None and not set(applied.events) <= set(current.events):
+                    # the partition already acted on district events this worker has not
+                    # followed yet (it came from a worker further along the global table):
+                    # acting on the older state would undo them; wait until followed
+                    behind = True
                     continue
                 version = _state_digest(current)
                 for student in sorted(state.students_of_district(district)):
                     outputs.extend(self._timer_decision(
                         number, student, tables, now, f"district:{district}@{version}"))
                 tables.set_district_applied(number, district, current)
-            self._districts_seen[number] = tables.districts_version
+            if not behind:
+                self._districts_seen[number] = tables.districts_version
         return outputs
 
 
