@@ -67,6 +67,7 @@ class DecisionCounts(Protocol):
     disclosed: dict[str, int]
     withheld: dict[tuple[str, str], int]
     retracted: dict[tuple[str, str], int]
+    unchanged: dict[str, int]
     dead_letters_by_reason: dict[str, int]
     skipped: dict[str, int]
     repartitioned: int
@@ -123,6 +124,15 @@ class ProcessorCollector(Collector):
         for (partner, reason), n in sorted(dict(counts.withheld).items()):
             withheld.add_metric([partner, reason], n)
         yield withheld
+
+        unchanged = CounterMetricFamily(
+            "hallpass_decisions_unchanged",
+            "Decisions on a change event that left the partner's view as it was: nothing sent "
+            "and nothing in the audit ledger.", labels=["partner"])
+        unchanged_counts = dict(counts.unchanged)
+        for partner in sorted(set(src.stripped_per_disclosure) | set(unchanged_counts)):
+            unchanged.add_metric([partner], unchanged_counts.get(partner, 0))
+        yield unchanged
 
         retractions = CounterMetricFamily(
             "hallpass_partner_retractions",

@@ -45,6 +45,10 @@ class Counters:
     disclosed: dict[str, int] = field(default_factory=dict)
     withheld: dict[tuple[str, str], int] = field(default_factory=dict)
     retracted: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: per partner, decisions on a change event that left what the partner holds as it was:
+    #: nothing sent, nothing in the ledger (a re-send would tell the partner that something
+    #: outside its contract changed)
+    unchanged: dict[str, int] = field(default_factory=dict)
     #: changes not applied: ``stale`` (older than the student's newest), ``duplicate``
     skipped: dict[str, int] = field(default_factory=dict)
     #: input records forwarded to the partition of their student

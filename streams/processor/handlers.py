@@ -13,6 +13,10 @@ the loop hands in records and produces what comes back.
 * **Per student**, a change older than the newest one applied is not applied, a change seen
   before (same event id) is decided once, and a deleted student stays deleted until a newer
   change.
+* **Nothing sent when nothing changed for the partner.** A change event sends a partner its
+  view only when it differs from the one it holds (a re-send would tell it that something
+  outside its contract changed); the ledger records disclosures, retractions and withholdings
+  for a privacy reason, and the rest is counted (``Counters.unchanged``).
 * **Reconciling.** Consent events, timers (``tick``) and district events followed from the
   global table decide again and send only what changes what a partner holds (each holding is
   kept as a fingerprint of the view sent).
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.consent import ConsentEvent, DistrictState, StudentConsentHistory
+from streams.policy import Decision, Withheld, WithheldReason
 from streams.processor.clock import Clock, MonotonicNow, WallClock
 from streams.processor.decider import (
     DecisionInputs,
@@ -277,11 +282,26 @@ class BusHandler:
         outputs: list[Output] = []
         for route in self.routes:
             decision = decide_at(route, record, inputs_at(route, history, district, now), now)
+            if not self._tells_partner(route, decision, held):
+                continue
             outputs.extend(self.emitter.emit(
                 route, decision, _decided(subject, route, per_student=False), held,
                 audit_withheld=True))
         tables.set_holders(partition, student, held)
         return outputs
+
+    def _tells_partner(self, route: PartnerRoute, decision: Decision,
+                       held: Mapping[str, int]) -> bool:
+        """Whether a change event's ``decision`` is one the partner hears of or the ledger
+        records: a view that differs from the one it holds, a retraction, or a withholding
+        for a privacy reason. A view equal to the one held, or a deleted student it never
+        held, changes nothing for it: counted as unchanged, nothing sent, nothing recorded."""
+        if held_differs(decision, held.get(route.partner)):
+            return True
+        if isinstance(decision, Withheld) and decision.reason is not WithheldReason.STUDENT_DELETED:
+            return True
+        self.counters.bump(self.counters.unchanged, route.partner)
+        return False
 
     # -- consent -----------------------------------------------------------------------------
     def _on_consent(self, event: ConsentEvent, origin: Origin, partition: int, tables: Tables,

@@ -182,3 +182,71 @@ def test_a_partners_ids_are_stable_for_the_same_decision_and_unique_per_record()
                for r in bus.records(route, s) if r.value is not None]
         assert len(ids) == len(set(ids))
         assert not {f"c-{s}" for s in STUDENTS} & set(ids), "a source event id reached a partner"
+
+
+# --- nothing sent when nothing changed for the partner --------------------------------------------
+
+def views_sent(bus: Bus, route: PartnerRoute, student: str) -> list[dict[str, Any] | None]:
+    """The records ``route``'s partner got about ``student``, without the envelope."""
+    out: list[dict[str, Any] | None] = []
+    for record in bus.records(route, student):
+        if record.value is None:
+            out.append(None)
+        else:
+            view = orjson.loads(record.value)
+            out.append({k: v for k, v in view.items() if k not in VIEW_ENVELOPE})
+    return out
+
+
+def test_a_change_outside_a_partners_contract_sends_it_nothing_and_records_nothing() -> None:
+    bus = Bus()
+    student = STUDENTS[0]
+    first = change(student, NOW - 3 * HOUR, "c-1")
+    bus.change(first)
+    bus.settle()
+    # attendance (measurely's contract) and a nurse's note (never shared) change; learnwell's
+    # fields do not
+    second = change(student, NOW - 2 * HOUR, "c-2",
+                    attendance={**BASE["attendance"], "days_absent": 3.0},
+                    restricted={**BASE["restricted"], "health_notes": "new note"})
+    bus.change(second)
+    # the same content again under a new event id: nothing changes for anyone
+    bus.change({**second, "event_id": "c-3", "occurred_at": NOW - HOUR})
+    bus.settle()
+
+    learnwell, measurely = BY_PARTNER[LEARNWELL], BY_PARTNER[MEASURELY]
+    assert len(views_sent(bus, learnwell, student)) == 1, "learnwell was told of a change"
+    assert len(views_sent(bus, measurely, student)) == 2
+    by_event = {(d["event_id"], d["partner"]): d["decision"] for d in bus.ledger()}
+    assert by_event == {
+        ("c-1", LEARNWELL): "DISCLOSED", ("c-1", MEASURELY): "DISCLOSED",
+        ("c-2", MEASURELY): "DISCLOSED",
+        # carewell gets nothing without consent: withheld for a privacy reason, every time
+        ("c-1", CAREWELL): "WITHHELD", ("c-2", CAREWELL): "WITHHELD",
+        ("c-3", CAREWELL): "WITHHELD",
+    }
+    [worker] = bus.cluster.workers
+    assert worker.handler.counters.unchanged == {LEARNWELL: 2, MEASURELY: 1}
+    # the ledger still says what each partner received, when and under which basis
+    for route in (learnwell, measurely):
+        disclosed = [d for d in bus.ledger(route.partner) if d["decision"] == "DISCLOSED"]
+        sent = [v for v in views_sent(bus, route, student) if v is not None]
+        assert len(disclosed) == len(sent)
+        for row in disclosed:
+            assert row["fields"] and row["legal_basis"] and row["decided_at"] == NOW
+
+
+def test_a_partner_never_gets_the_same_view_twice_in_a_row() -> None:
+    bus = Bus()
+    for round_ in range(3):
+        for i, student in enumerate(STUDENTS):
+            grade = f"0{(i + round_ // 2) % 9 + 1}"
+            bus.change(change(student, NOW - HOUR + round_ * 1000 + i, f"c{round_}-{student}",
+                              enrollment={**BASE["enrollment"], "grade_level": grade}))
+        bus.consent(grant(STUDENTS[round_], NOW - HOUR))
+        bus.settle()
+    for route in ROUTES:
+        for student in STUDENTS:
+            sent = views_sent(bus, route, student)
+            for before, after in itertools.pairwise(sent):
+                assert before != after, f"{route.partner} got the same view of {student} twice"

@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import json
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -342,6 +343,39 @@ def test_partner_topics_equal_the_model_whatever_the_topology(case: dict[str, An
     change_ids = {c["event_id"] for c in scenario.published.changes}
     per_event = [(d["event_id"], d["partner"]) for d in ledger if d["event_id"] in change_ids]
     assert len(per_event) == len(set(per_event)), "a change was decided twice for a partner"
+    assert_sent_only_changes(scenario.cluster)
+    assert_ledger_matches_topics(scenario.cluster)
+
+
+def assert_sent_only_changes(cluster: Cluster) -> None:
+    """Nothing sent when nothing changed for the partner: per key, no record equals the one
+    before it (views without their per-record envelope; a tombstone only after a view)."""
+    for route in ROUTES:
+        last: dict[bytes, Any] = {}
+        for record in cluster.broker.records(route.contract.topic):
+            key = record.key or b""
+            view = None if record.value is None else {
+                k: v for k, v in orjson.loads(record.value).items()
+                if k not in ("event_id", "occurred_at")}
+            assert key in last or view is not None, f"{route.partner}: a tombstone of nothing"
+            assert last.get(key, ...) != view, f"{route.partner}: the same record twice in a row"
+            last[key] = view
+
+
+def assert_ledger_matches_topics(cluster: Cluster) -> None:
+    """Every record a partner got is one DISCLOSED decision of the ledger, every tombstone one
+    RETRACTED decision (of the whole record), and nothing else is."""
+    ledger = cluster.ledger()
+    for route in ROUTES:
+        recorded = Counter(
+            (d["partner_student_key"], d["decision"]) for d in ledger
+            if d["partner"] == route.partner and (
+                d["decision"] == "DISCLOSED"
+                or (d["decision"] == "RETRACTED" and not d["fields"])))
+        sent = Counter(((r.key or b"").decode(),
+                        "DISCLOSED" if r.value is not None else "RETRACTED")
+                       for r in cluster.broker.records(route.contract.topic))
+        assert recorded == sent, f"{route.partner}: ledger and topic disagree"
 
 
 def test_the_repartition_topic_carries_only_records_of_other_partitions() -> None:
