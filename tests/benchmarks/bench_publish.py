@@ -9,6 +9,11 @@ broker in the same run. Not part of `make test`.
              students (default 20,000) and a fresh state store: read the package, join it
              with the stored state, fingerprint, encode, publish, record every ack, commit
              the entities; then the same bulk again (nothing changed: nothing published)
+  edfi       what `hallpass publish edfi` does with an Ed-Fi load (--edfi-load DIR, default
+             $HALLPASS_EDFI_LOAD or the Grand Bend slice in tests/data/edfi/grand-bend; point
+             it at the full sample's `Samples/Sample XML`): stream and join the interchanges,
+             fingerprint, encode, publish, record every ack; and the peak resident memory of
+             a process that only parses the load (beside the same interpreter's baseline)
 Each first publish is beside a raw produce of exactly the bytes it published (pre-encoded, same
 producer settings), repetitions interleaved. Prints a table and writes the ``publisher``
 section of bench-results.json (the other sections stay); `make bench` runs the same code as
@@ -18,7 +23,11 @@ the ``publisher`` scenario of `bench_processor`.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -28,18 +37,21 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from connectors.edfi import DEFAULT_KEY_RULE, read_load
 from connectors.fingerprints import SourceStateStore
 from connectors.oneroster import read_package
 from connectors.oneroster.publish import publish_result
 from connectors.oneroster_writer import write_oneroster_package
 from connectors.publisher import DeliveryReport, EventPublisher
 from connectors.simulator import SimEvent, simulate
+from connectors.source_config import SourceConfig
 from streams.config import Connection, resolve_connection
 from streams.topics import CHANGES, Topics
 from tests.benchmarks.results import RESULTS_FILE, Progress, ratio, summary, write_results
 from tests.processor_helpers import drop_prefix
 
 SEED = 2014
+EDFI_SLICE = Path(__file__).resolve().parents[1] / "data" / "edfi" / "grand-bend"
 Messages = list[tuple[str, bytes, bytes]]  # (topic, key, value)
 
 #: what EventPublisher's producer uses, so the raw baseline differs only in the work before
@@ -116,10 +128,60 @@ def publish_oneroster(conn: Connection, topics: Topics, package: Path, store_fil
     return len(result.events) / (time.perf_counter() - started), outcome.acknowledged
 
 
+def publish_edfi(conn: Connection, topics: Topics, load: Path, store_file: Path,
+                 encoded: Messages) -> tuple[float, int]:
+    """`hallpass publish edfi`'s path: stream and join the load, publish what changed, record
+    the acks; students/s and how many were published."""
+    publisher = _Recording(EventPublisher(conn, {topics.changes: "student_record_changed"}),
+                           encoded)
+    config = SourceConfig(source_id="bench-edfi", student_key=DEFAULT_KEY_RULE)
+    started = time.perf_counter()
+    with SourceStateStore(store_file) as store:
+        result, _ = read_load(load, config=config, store=store, as_of=dt.date(2022, 3, 1),
+                              write_rejects_file=False)
+        outcome = publish_result(result, store, publisher, topics.changes)
+    return len(result.events) / (time.perf_counter() - started), outcome.acknowledged
+
+
+_PARSE_ONLY = """
+import datetime, json, resource, sys, tracemalloc
+from connectors.edfi import DEFAULT_KEY_RULE, read_load
+from connectors.source_config import SourceConfig
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+config = SourceConfig(source_id="bench", student_key=DEFAULT_KEY_RULE)
+result, summary = read_load(sys.argv[1], config=config, as_of=datetime.date(2022, 3, 1),
+                            write_rejects_file=False)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+del result, summary
+tracemalloc.start()
+result, summary = read_load(sys.argv[1], config=config, as_of=datetime.date(2022, 3, 1),
+                            write_rejects_file=False)
+print(json.dumps({"baseline_kib": before, "peak_kib": peak,
+                  "traced_peak_kib": tracemalloc.get_traced_memory()[1] // 1024,
+                  "students": len(result.events)}))
+"""
+
+
+def edfi_parse_memory(load: Path) -> dict[str, Any]:
+    """Peak RSS (MiB) of a fresh process that parses ``load``, and of one that only imports."""
+    def run(arg: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, "-c", _PARSE_ONLY, arg], capture_output=True,
+                             text=True, check=True).stdout
+        return dict(json.loads(out))
+
+    parsed = run(str(load))
+    size = sum(p.stat().st_size for p in load.rglob("*.xml"))
+    return {"peak_rss_mib": round(parsed["peak_kib"] / 1024, 1),
+            "python_allocations_peak_mib": round(parsed["traced_peak_kib"] / 1024, 1),
+            "imports_only_rss_mib": round(parsed["baseline_kib"] / 1024, 1),
+            "xml_mib": round(size / 2**20, 1), "students": parsed["students"]}
+
+
 def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
                       prefix: str, progress: Callable[[str], None],
                       events: Sequence[SimEvent] | None = None,
-                      oneroster_students: int = 20000) -> dict[str, Any]:
+                      oneroster_students: int = 20000,
+                      edfi_load: Path | None = None) -> dict[str, Any]:
     """The ``publisher`` section: each publisher's events/s beside a raw produce of the very
     messages it published, repetitions interleaved, every topic under ``prefix``."""
     if events is None:
@@ -130,6 +192,10 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
     or_raw: list[float] = []
     or_rerun: list[float] = []
     or_events = 0
+    edfi_load = edfi_load or Path(os.environ.get("HALLPASS_EDFI_LOAD", EDFI_SLICE))
+    ed_rates: list[float] = []
+    ed_raw: list[float] = []
+    ed_events = 0
     with tempfile.TemporaryDirectory(prefix="hallpass-bench-publish-") as tmp:
         package = Path(tmp) / "oneroster"
         progress(f"writing a OneRoster bulk of {oneroster_students} students")
@@ -152,6 +218,15 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
             or_rerun.append(publish_oneroster(conn, topics, package, state, rerun_msgs)[0])
             if rerun_msgs:
                 raise RuntimeError(f"an unchanged re-run published {len(rerun_msgs)} records")
+            progress(f"publisher {i + 1}/{repeat}: edfi, {edfi_load}")
+            topics = Topics(f"{prefix}ed{i}.")
+            ed_msgs: Messages = []
+            rate, ed_events = publish_edfi(conn, topics, edfi_load,
+                                           Path(tmp) / f"edfi{i}.sqlite3", ed_msgs)
+            ed_rates.append(rate)
+            ed_raw.append(raw_produce(conn, ed_msgs, lambda t: f"{t}.raw"))
+        progress("edfi: peak memory of a process parsing the load")
+        edfi_memory = edfi_parse_memory(edfi_load)
 
     def entry(rates: list[float], raw: list[float], count: int) -> dict[str, Any]:
         figure, baseline = summary(rates), summary(raw)
@@ -161,8 +236,10 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
     oneroster = entry(or_rates, or_raw, or_events)
     oneroster["unchanged_rerun_students_per_s"] = summary(or_rerun)
     oneroster["students"] = oneroster_students
+    edfi = entry(ed_rates, ed_raw, ed_events)
+    edfi.update(load=str(edfi_load), **edfi_memory)
     return {"simulator": entry(sim_rates, sim_raw, len(events)),
-            "oneroster": oneroster,
+            "oneroster": oneroster, "edfi": edfi,
             "students": students, "days": days, "seed": SEED}
 
 
@@ -174,6 +251,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--oneroster-students", type=int, default=20000,
                         help="Students in the OneRoster bulk (default 20,000).")
+    parser.add_argument("--edfi-load", type=Path, default=None,
+                        help="Ed-Fi load to publish (default $HALLPASS_EDFI_LOAD or the "
+                        "Grand Bend slice of tests/data/edfi).")
     parser.add_argument("--quick", action="store_true",
                         help="Smoke test: 2,000 students, 2 days, 1 repetition.")
     args = parser.parse_args()
@@ -188,7 +268,8 @@ def main() -> None:
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         section = measure_publisher(conn, args.students, args.days, args.repeat, prefix,
-                                    progress, oneroster_students=args.oneroster_students)
+                                    progress, oneroster_students=args.oneroster_students,
+                                    edfi_load=args.edfi_load)
     finally:
         progress(f"deleting the topics and subjects {prefix}*")
         drop_prefix(conn, prefix)
@@ -205,8 +286,15 @@ def main() -> None:
     show("raw produce of the OneRoster bytes", oneroster["raw_events_per_s"])
     show(f"oneroster bulk, {oneroster['students']} students/s", oneroster["events_per_s"])
     show("oneroster unchanged re-run, students/s", oneroster["unchanged_rerun_students_per_s"])
+    edfi = section["edfi"]
+    show("raw produce of the Ed-Fi bytes", edfi["raw_events_per_s"])
+    show(f"edfi load, {edfi['events']} students/s", edfi["events_per_s"])
+    print(f"edfi parse: {edfi['xml_mib']} MiB of XML, peak RSS {edfi['peak_rss_mib']} MiB "
+          f"(interpreter and imports alone {edfi['imports_only_rss_mib']} MiB; peak of "
+          f"Python allocations while reading {edfi['python_allocations_peak_mib']} MiB)")
     print(f"simulator / raw = {sim['ratio_to_raw']:.2f}; "
-          f"oneroster / raw = {oneroster['ratio_to_raw']:.2f}")
+          f"oneroster / raw = {oneroster['ratio_to_raw']:.2f}; "
+          f"edfi / raw = {edfi['ratio_to_raw']:.2f}")
     meta = {"run": run, "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": "bench_publish", "repeat": args.repeat}
     write_results(RESULTS_FILE, {"publisher": section}, meta, fresh=False)
