@@ -67,6 +67,7 @@ class DecisionCounts(Protocol):
     disclosed: dict[str, int]
     withheld: dict[tuple[str, str], int]
     retracted: dict[tuple[str, str], int]
+    narrowed: dict[tuple[str, str], int]
     unchanged: dict[str, int]
     dead_letters_by_reason: dict[str, int]
     skipped: dict[str, int]
@@ -141,6 +142,14 @@ class ProcessorCollector(Collector):
         for (partner, reason), n in sorted(dict(counts.retracted).items()):
             retractions.add_metric([partner, reason], n)
         yield retractions
+
+        partial = CounterMetricFamily(
+            "hallpass_partial_retractions",
+            "Fields withdrawn from a partner that keeps a reduced view (deletion notice naming "
+            "the categories and fields), by reason.", labels=["partner", "reason"])
+        for (partner, reason), n in sorted(dict(counts.narrowed).items()):
+            partial.add_metric([partner, reason], n)
+        yield partial
 
         stripped = CounterMetricFamily(
             "hallpass_fields_stripped",

@@ -374,6 +374,11 @@ class PartnerView:
     def paths(self) -> frozenset[str]:
         return frozenset(leaf.path for leaf in self.leaves)
 
+    @property
+    def consent_categories(self) -> frozenset[str]:
+        """The categories of the view's leaves on the ``consent`` basis."""
+        return self._consent_categories
+
     def permitted_paths(self, permits: Permits) -> frozenset[str]:
         """The leaves these permits allow (whether or not a record has values for them)."""
         return frozenset(leaf.path for leaf in self.leaves if _permitted(leaf, permits))

@@ -215,7 +215,9 @@ class Cluster:
     def _new_handler(self) -> BusHandler:
         return BusHandler(self.routes, JSON_CODECS, HandlerSettings(
             partitions=self.partitions, never_share=NEVER_SHARE, topics=self.topics,
-            future_skew_ms=self.future_skew_ms), clock=self.clock)
+            future_skew_ms=self.future_skew_ms,
+            field_categories={p: info.category for p, info in CATALOG.items()}),
+            clock=self.clock)
 
     def start_worker(self) -> Worker:
         self._names += 1

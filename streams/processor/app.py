@@ -29,12 +29,19 @@ from streams.processor.handlers import BusHandler, Codecs, HandlerSettings, Part
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
 from streams.processor.state import Tables, fingerprint_key, fingerprint_value
 from streams.read_to_end import nonempty_from_start, read_to_end
+from streams.topic_policy import (
+    DEFAULT_TOPIC_SETTINGS,
+    TopicDrift,
+    TopicSettings,
+    bus_topic_specs,
+    drift,
+    partner_topic_specs,
+)
 from streams.topics import (
-    COMPACTED,
     DEFAULT_TOPICS,
-    REPARTITION,
     Topics,
     TopicSpec,
+    describe_topics,
     ensure_topics,
     partition_counts,
 )
@@ -60,24 +67,24 @@ def prefixed(contracts: list[Contract], topics: Topics) -> list[Contract]:
 
 
 def contract_topics(contracts: list[Contract], partitions: int = 3,
-                    topics: Topics = DEFAULT_TOPICS) -> list[TopicSpec]:
-    specs = []
-    for contract in contracts:
-        specs.append(TopicSpec(contract.topic, partitions, COMPACTED))
-        specs.append(TopicSpec(topics.notices(contract.partner), partitions))
-    return specs
+                    topics: Topics = DEFAULT_TOPICS,
+                    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[TopicSpec]:
+    """Each contract's partner topic and notices topic (``contracts`` already prefixed),
+    configured by :mod:`streams.topic_policy`."""
+    return partner_topic_specs([(c.partner, c.topic) for c in contracts], partitions, topics,
+                               settings)
 
 
-def bus_topics(partitions: int = 3, topics: Topics = DEFAULT_TOPICS) -> list[TopicSpec]:
-    return [
-        TopicSpec(topics.changes, partitions),
-        TopicSpec(topics.consent, partitions, COMPACTED),
-        TopicSpec(topics.audit, partitions),
-        TopicSpec(topics.changes_dlq, 1),
-        TopicSpec(topics.state, partitions, COMPACTED),
-        TopicSpec(topics.districts, 1, COMPACTED),
-        TopicSpec(topics.repartition, partitions, REPARTITION),
-    ]
+def bus_topics(partitions: int = 3, topics: Topics = DEFAULT_TOPICS,
+               settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[TopicSpec]:
+    """The bus's own topics, configured by :mod:`streams.topic_policy`."""
+    return bus_topic_specs(partitions, topics, settings)
+
+
+def topics_drift(conn: Connection, specs: list[TopicSpec]) -> list[TopicDrift]:
+    """Which settings of the existing topics among ``specs`` differ from them."""
+    configs, replicas = describe_topics(conn, [s.name for s in specs])
+    return drift(specs, configs, replicas)
 
 
 @dataclass(frozen=True)
@@ -91,15 +98,20 @@ class AppliedContract:
 
 def apply_contracts(conn: Connection, contracts_dir: Path,
                     topics: Topics = DEFAULT_TOPICS, secrets_file: Path | None = None,
-                    note: Callable[[str], None] = lambda _m: None) -> list[AppliedContract]:
-    """Create each partner topic (compacted) and register its view schema. With
-    ``secrets_file``: make the pseudonym secrets of partners that have none (the one place
-    they are made) and record every partner's secret fingerprint on the bus."""
+                    note: Callable[[str], None] = lambda _m: None,
+                    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[AppliedContract]:
+    """Create the bus's and each partner's topics (as :mod:`streams.topic_policy` says) and
+    register each view schema; report (through ``note``) existing topics whose settings
+    differ. With ``secrets_file``: make the pseudonym secrets of partners that have none (the
+    one place they are made) and record every partner's secret fingerprint on the bus."""
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
     contracts = prefixed(load_contracts(contracts_dir, catalog), topics)
-    ensure_topics(conn, bus_topics(input_partitions(conn, topics), topics)
-                  + contract_topics(contracts, topics=topics))
+    specs = (bus_topics(input_partitions(conn, topics), topics, settings)
+             + contract_topics(contracts, topics=topics, settings=settings))
+    ensure_topics(conn, specs)
+    for found in topics_drift(conn, specs):
+        note(f"warning: {found}; fix: {found.fix(conn.bootstrap_servers)}")
     if secrets_file is not None:
         keys = load_partner_secrets(secrets_file, [c.partner for c in contracts], note)
         recorded = record_fingerprints(conn, keys, topics)
@@ -287,7 +299,8 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
         Codecs(decode_change=change_decoder.decode, decode_consent=consent_decoder.decode,
                encode_audit=audit.encode, encode_notice=encode_notice),
         HandlerSettings(partitions=partitions, never_share=sorted(never_share_paths(catalog)),
-                        topics=topics, future_skew_ms=future_skew_ms),
+                        topics=topics, future_skew_ms=future_skew_ms,
+                        field_categories={p: info.category for p, info in catalog.items()}),
         clock=clock,
     )
 
@@ -302,12 +315,13 @@ def input_partitions(conn: Connection, topics: Topics, default: int = 3) -> int:
     return partition_counts(conn, [topics.changes]).get(topics.changes, default)
 
 
-def check_copartitioned(conn: Connection, topics: Topics) -> int:
+def check_copartitioned(conn: Connection, topics: Topics,
+                        settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> int:
     """Create missing bus topics with as many partitions as the change topic, and refuse to
     start if the inputs, the repartition topic and the state changelog do not have the same
     number of partitions: the state of partition p lives in changelog partition p, and the
     worker that owns p reads partition p of every input. Returns that number."""
-    ensure_topics(conn, bus_topics(input_partitions(conn, topics), topics))
+    ensure_topics(conn, bus_topics(input_partitions(conn, topics), topics, settings))
     names = [topics.changes, topics.consent, topics.repartition, topics.state]
     counts = partition_counts(conn, names)
     changes = counts[topics.changes]
@@ -363,10 +377,12 @@ def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
                   metrics: CollectorRegistry | None = None,
                   clock: Clock | None = None,
                   tick_interval_s: float = 5.0,
-                  future_skew_ms: int = 86_400_000) -> tuple[LoopStats, BusHandler]:
+                  future_skew_ms: int = 86_400_000,
+                  topic_settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+                  ) -> tuple[LoopStats, BusHandler]:
     """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a
     ``metrics`` registry, its counters and timings are exposed there."""
-    partitions = check_copartitioned(conn, topics)
+    partitions = check_copartitioned(conn, topics, topic_settings)
     keys = read_partner_secrets(secrets_file, contract_partners(contracts_dir))
     handler = build_handler(conn, contracts_dir, keys, topics, partitions, clock,
                             future_skew_ms)

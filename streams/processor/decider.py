@@ -10,9 +10,17 @@ from typing import Any
 
 import orjson
 
-from streams.consent import ConsentStatus, DistrictState, StudentConsentHistory
-from streams.contracts import Contract
-from streams.policy import Decision, Disclosed, Withheld, decide
+from streams.consent import ConsentKind, ConsentStatus, DistrictState, StudentConsentHistory
+from streams.contracts import Basis, Contract
+from streams.policy import (
+    Decision,
+    Disclosed,
+    Withheld,
+    WithheldReason,
+    decide,
+    permits_of,
+)
+from streams.processor.state import Holding
 from streams.views import PartnerView
 
 Encode = Callable[[Mapping[str, Any]], bytes]
@@ -49,21 +57,75 @@ class DecisionInputs:
     status: ConsentStatus
     district_opt_out: bool
     contract_active: bool
+    #: per consent category of the view that is not live: revoked, expired or never given
+    consent_endings: tuple[tuple[str, WithheldReason], ...] = ()
 
 
 def inputs_at(route: PartnerRoute, history: StudentConsentHistory, district: DistrictState,
               now: int) -> DecisionInputs:
     """The decision inputs of one student for one partner at processing time ``now``: the
     consent events and district opt-outs in force then (effective, not expired)."""
-    return DecisionInputs(history.status_at(now, route.partner),
-                          district.opted_out(now, route.partner),
-                          route.contract.is_active(now))
+    status = history.status_at(now, route.partner)
+    ended = route.view.consent_categories - status.live_consent_categories
+    return DecisionInputs(status, district.opted_out(now, route.partner),
+                          route.contract.is_active(now),
+                          consent_endings(history, route.partner, ended, now) if ended else ())
+
+
+def consent_endings(history: StudentConsentHistory, partner: str, categories: frozenset[str],
+                    now: int) -> tuple[tuple[str, WithheldReason], ...]:
+    """Why each of ``categories`` (not live at ``now``) has no consent: the last event about
+    it was a revoke (CONSENT_REVOKED), a grant that has expired since (CONSENT_EXPIRED), or
+    there was none (NO_CONSENT)."""
+    last: dict[str, WithheldReason] = {}
+    for event in history.events:
+        if event.effective_at > now:
+            break
+        if event.partner != partner:
+            continue
+        if event.kind is ConsentKind.GRANT:
+            for category in event.categories & categories:
+                last[category] = WithheldReason.CONSENT_EXPIRED
+        elif event.kind is ConsentKind.REVOKE:
+            for category in (event.categories or categories) & categories:
+                last[category] = WithheldReason.CONSENT_REVOKED
+    return tuple(sorted((c, last.get(c, WithheldReason.NO_CONSENT)) for c in categories))
 
 
 def decide_at(route: PartnerRoute, record: Mapping[str, Any], inputs: DecisionInputs,
               now: int) -> Decision:
     return decide(record, route.contract, route.view, inputs.status, inputs.district_opt_out,
-                  now, route.pseudonym)
+                  now, route.pseudonym, dict(inputs.consent_endings))
+
+
+def withdrawn_fields(route: PartnerRoute, inputs: DecisionInputs,
+                     held: Holding | None) -> dict[WithheldReason, tuple[str, ...]]:
+    """The fields the partner holds that it may no longer hold under ``inputs`` (while it
+    still gets a view), by reason: a consent category revoked or expired, a directory
+    opt-out, or a contract (or schema) that no longer allows the field."""
+    if held is None:
+        return {}
+    fields = held[1] if held[1] is not None else tuple(leaf.path for leaf in route.view.leaves)
+    permitted = route.view.permitted_paths(permits_of(inputs.status))
+    leaves = {leaf.path: leaf for leaf in route.view.leaves}
+    endings = dict(inputs.consent_endings)
+    out: dict[WithheldReason, list[str]] = {}
+    for path in fields:
+        if path in permitted:
+            continue
+        leaf = leaves.get(path)
+        if leaf is None:
+            reason = WithheldReason.CONTRACT_CHANGED
+        elif leaf.basis is Basis.DIRECTORY:
+            reason = WithheldReason.DIRECTORY_OPT_OUT
+        elif leaf.basis is Basis.CONSENT:
+            reason = endings.get(leaf.category, WithheldReason.NO_CONSENT)
+            if reason is WithheldReason.NO_CONSENT:  # it was held: its basis changed
+                reason = WithheldReason.CONTRACT_CHANGED
+        else:
+            continue
+        out.setdefault(reason, []).append(path)
+    return {reason: tuple(paths) for reason, paths in out.items()}
 
 
 def view_fingerprint(decision: Disclosed) -> int:
@@ -75,10 +137,10 @@ def view_fingerprint(decision: Disclosed) -> int:
     return int.from_bytes(digest, "big") >> 1 or 1
 
 
-def held_differs(decision: Decision, held: int | None) -> bool:
-    """Whether ``decision`` changes what the partner holds (``held``: the fingerprint of the
-    view it holds, None if it holds nothing)."""
+def held_differs(decision: Decision, held: Holding | None) -> bool:
+    """Whether ``decision`` changes what the partner holds (``held``: what it holds, None if
+    it holds nothing)."""
     if isinstance(decision, Disclosed):
-        return held != view_fingerprint(decision)
+        return held is None or held[0] != view_fingerprint(decision)
     assert isinstance(decision, Withheld)
     return held is not None

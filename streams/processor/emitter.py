@@ -16,13 +16,14 @@ single one out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.policy import Decision, Disclosed, Withheld
+from streams.policy import Decision, Disclosed, Withheld, WithheldReason
 from streams.processor.decider import Encode, PartnerRoute, view_fingerprint
 from streams.processor.messages import Origin, Output
+from streams.processor.state import Holding
 from streams.topics import Topics
 
 DAY_MS = 86_400_000
@@ -44,7 +45,10 @@ class Counters:
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     disclosed: dict[str, int] = field(default_factory=dict)
     withheld: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: whole retractions (tombstone + notice), by partner and reason
     retracted: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: partial retractions (reduced view + notice naming the fields), by partner and reason
+    narrowed: dict[tuple[str, str], int] = field(default_factory=dict)
     #: per partner, decisions on a change event that left what the partner holds as it was:
     #: nothing sent, nothing in the ledger (a re-send would tell the partner that something
     #: outside its contract changed)
@@ -73,60 +77,96 @@ class Subject:
 
 class Emitter:
     def __init__(self, topics: Topics, encode_audit: Encode, encode_notice: Encode,
-                 now_ms: Callable[[], int], counters: Counters) -> None:
+                 now_ms: Callable[[], int], counters: Counters,
+                 categories: Mapping[str, str] | None = None) -> None:
+        """``categories``: field path -> data category of the student schema (to name the
+        categories of fields withdrawn that a view no longer has)."""
         self.topics = topics
         self.encode_audit = encode_audit
         self.encode_notice = encode_notice
         self.now_ms = now_ms
         self.counters = counters
+        self.categories = dict(categories or {})
 
     def emit(self, route: PartnerRoute, decision: Decision, subject: Subject,
-             held: MutableMapping[str, int], audit_withheld: bool) -> list[Output]:
-        """The outputs of ``decision``; ``held`` (partner -> view fingerprint) is updated.
+             held: MutableMapping[str, Holding], audit_withheld: bool,
+             withdrawn: Mapping[WithheldReason, tuple[str, ...]] | None = None) -> list[Output]:
+        """The outputs of ``decision``; ``held`` (partner -> what it holds) is updated.
         A withholding is audited when the partner held the student (a retraction) or when
-        ``audit_withheld`` (a change event's decision)."""
+        ``audit_withheld`` (a change event's decision). ``withdrawn``: fields the partner held
+        that a disclosure no longer carries because it may not hold them any more, by reason
+        (a partial retraction: the reduced view, and per reason a deletion notice naming the
+        categories and fields and a RETRACTED record)."""
         partner = route.partner
         if isinstance(decision, Disclosed):
-            held[partner] = view_fingerprint(decision)
+            held[partner] = (view_fingerprint(decision), decision.fields)
             self.counters.bump(self.counters.disclosed, partner)
             value = dict(decision.value)
             value["event_id"] = route.reference(f"view|{subject.decision_id}")
             value["occurred_at"] = coarse_time(self.now_ms())
-            return [
-                Output(route.contract.topic, decision.partner_student_key.encode(),
-                       route.encode_view(value)),
-                self._audit(route, subject, "DISCLOSED", None, decision.partner_student_key,
-                            decision),
+            key = decision.partner_student_key
+            outputs = [
+                Output(route.contract.topic, key.encode(), route.encode_view(value)),
+                self._audit(route, subject, "DISCLOSED", None, key, list(decision.fields),
+                            sorted(decision.categories),
+                            sorted(b.value for b in decision.legal_bases)),
             ]
+            for reason, paths in sorted((withdrawn or {}).items()):
+                outputs.extend(self._withdraw(route, subject, key, reason, paths))
+            return outputs
         assert isinstance(decision, Withheld)
-        reason = decision.reason.value
         if partner in held:
             del held[partner]
             key = route.key(subject.student)
-            self.counters.bump(self.counters.retracted, (partner, reason))
+            why = _retraction_reason(decision.reason).value
+            self.counters.bump(self.counters.retracted, (partner, why))
             return [
                 Output(route.contract.topic, key.encode(), None, [
-                    ("hallpass.deletion.reason", reason.encode()),
+                    ("hallpass.deletion.reason", why.encode()),
                     ("hallpass.contract.version", str(route.contract.version).encode()),
                 ]),
-                Output(self.topics.notices(partner), key.encode(), self.encode_notice({
-                    "event_id": route.reference(f"notice|{subject.decision_id}"),
-                    "partner": partner,
-                    "partner_student_key": key,
-                    "reason": reason,
-                    "categories": [],
-                    "contract_version": route.contract.version,
-                    "retracted_at": coarse_time(self.now_ms()),
-                })),
-                self._audit(route, subject, "RETRACTED", reason, key, None),
+                self._notice(route, subject, key, why, [], []),
+                self._audit(route, subject, "RETRACTED", why, key, [], [], []),
             ]
         if audit_withheld:
-            self.counters.bump(self.counters.withheld, (partner, reason))
-            return [self._audit(route, subject, "WITHHELD", reason, None, None)]
+            self.counters.bump(self.counters.withheld, (partner, decision.reason.value))
+            return [self._audit(route, subject, "WITHHELD", decision.reason.value, None, [], [],
+                                [])]
         return []
 
+    def _withdraw(self, route: PartnerRoute, subject: Subject, key: str,
+                  reason: WithheldReason, paths: tuple[str, ...]) -> list[Output]:
+        """A partial retraction: the partner keeps a reduced view and must delete ``paths``."""
+        leaves = {leaf.path: leaf for leaf in route.view.leaves}
+        categories = sorted({leaves[p].category if p in leaves else self.categories.get(p, "")
+                             for p in paths} - {""})
+        bases = sorted({leaves[p].basis.value for p in paths if p in leaves})
+        withdrawal = Subject(subject.student, subject.district, subject.origin,
+                             subject.event_id, f"{subject.decision_id}:{reason.value}")
+        self.counters.bump(self.counters.narrowed, (route.partner, reason.value))
+        return [
+            self._notice(route, withdrawal, key, reason.value, categories, list(paths)),
+            self._audit(route, withdrawal, "RETRACTED", reason.value, key, list(paths),
+                        categories, bases),
+        ]
+
+    def _notice(self, route: PartnerRoute, subject: Subject, key: str, reason: str,
+                categories: list[str], fields: list[str]) -> Output:
+        """A deletion notice: categories and fields empty means the whole record."""
+        return Output(self.topics.notices(route.partner), key.encode(), self.encode_notice({
+            "event_id": route.reference(f"notice|{subject.decision_id}"),
+            "partner": route.partner,
+            "partner_student_key": key,
+            "reason": reason,
+            "categories": categories,
+            "contract_version": route.contract.version,
+            "retracted_at": coarse_time(self.now_ms()),
+            "fields": fields,
+        }))
+
     def _audit(self, route: PartnerRoute, subject: Subject, decision: str, reason: str | None,
-               key: str | None, disclosed: Disclosed | None) -> Output:
+               key: str | None, fields: list[str], categories: list[str],
+               bases: list[str]) -> Output:
         value = {
             "decision_id": subject.decision_id,
             "event_id": subject.event_id,
@@ -136,9 +176,9 @@ class Emitter:
             "partner_student_key": key,
             "decision": decision,
             "reason": reason,
-            "fields": list(disclosed.fields) if disclosed else [],
-            "categories": sorted(disclosed.categories) if disclosed else [],
-            "legal_basis": sorted(b.value for b in disclosed.legal_bases) if disclosed else [],
+            "fields": fields,
+            "categories": categories,
+            "legal_basis": bases,
             "contract_version": route.contract.version,
             "decided_at": self.now_ms(),
             "source_topic": subject.origin.topic,
@@ -146,3 +186,12 @@ class Emitter:
             "source_offset": subject.origin.offset,
         }
         return Output(self.topics.audit, subject.student.encode(), self.encode_audit(value))
+
+
+def _retraction_reason(reason: WithheldReason) -> WithheldReason:
+    """Why a partner must delete a student it holds: the withholding's reason, except that
+    a partner cannot have received what consent it never had, or a contract not yet started,
+    allowed: then the contract changed under it."""
+    if reason in (WithheldReason.NO_CONSENT, WithheldReason.CONTRACT_NOT_STARTED):
+        return WithheldReason.CONTRACT_CHANGED
+    return reason

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.consent import ConsentEvent, DistrictState, StudentConsentHistory
-from streams.policy import Decision, Withheld, WithheldReason
+from streams.policy import Decision, Disclosed, Withheld, WithheldReason
 from streams.processor.clock import Clock, MonotonicNow, WallClock
 from streams.processor.decider import (
     DecisionInputs,
@@ -40,12 +40,13 @@ from streams.processor.decider import (
     decide_at,
     held_differs,
     inputs_at,
+    withdrawn_fields,
 )
 from streams.processor.dlq import DlqLimit, InvalidMessage
 from streams.processor.emitter import Counters, Emitter, Subject
 from streams.processor.messages import TIMER, Message, Origin, Output, header
 from streams.processor.routing import partition_for
-from streams.processor.state import SEEN_IDS, Tables
+from streams.processor.state import SEEN_IDS, Holding, Tables, holdings_by_partner
 from streams.processor.timers import StudentTimers, contract_dates_due, district_dates_due
 from streams.topics import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
 from streams.wire import WireFormatError
@@ -76,6 +77,8 @@ class HandlerSettings:
     future_skew_ms: int = _DAY_MS
     never_share: Sequence[str] = field(default_factory=tuple)
     topics: Topics = DEFAULT_TOPICS
+    #: field path -> data category of the student schema (names what a notice withdraws)
+    field_categories: Mapping[str, str] = field(default_factory=dict)
 
 
 def strip_paths(record: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
@@ -136,7 +139,7 @@ class BusHandler:
         self.now = MonotonicNow(clock or WallClock())
         self.counters = Counters()
         self.emitter = Emitter(self.topics, codecs.encode_audit, codecs.encode_notice,
-                               self.now, self.counters)
+                               self.now, self.counters, settings.field_categories)
         self.timers = StudentTimers()
         #: per partition, the global district table version it was reconciled with
         self._districts_seen: dict[int, int] = {}
@@ -277,21 +280,22 @@ class BusHandler:
         tables.set_record(partition, student, record)
         history = state.consent.get(student, StudentConsentHistory())
         district = tables.districts.get(str(record.get("district_id")), DistrictState())
-        held = dict(state.holders.get(student, ()))
+        held = holdings_by_partner(state.holders.get(student, ()))
         subject = Subject(student, record.get("district_id"), origin, event_id, "")
         outputs: list[Output] = []
         for route in self.routes:
-            decision = decide_at(route, record, inputs_at(route, history, district, now), now)
+            inputs = inputs_at(route, history, district, now)
+            decision = decide_at(route, record, inputs, now)
             if not self._tells_partner(route, decision, held):
                 continue
             outputs.extend(self.emitter.emit(
                 route, decision, _decided(subject, route, per_student=False), held,
-                audit_withheld=True))
+                audit_withheld=True, withdrawn=_withdrawn(route, inputs, decision, held)))
         tables.set_holders(partition, student, held)
         return outputs
 
     def _tells_partner(self, route: PartnerRoute, decision: Decision,
-                       held: Mapping[str, int]) -> bool:
+                       held: Mapping[str, Holding]) -> bool:
         """Whether a change event's ``decision`` is one the partner hears of or the ledger
         records: a view that differs from the one it holds, a retraction, or a withholding
         for a privacy reason. A view equal to the one held, or a deleted student it never
@@ -338,7 +342,7 @@ class BusHandler:
             return []
         history = state.consent.get(student, StudentConsentHistory())
         district = tables.districts.get(str(record.get("district_id")), DistrictState())
-        held = dict(state.holders.get(student, ()))
+        held = holdings_by_partner(state.holders.get(student, ()))
         subject = Subject(student, record.get("district_id"), origin, event_id, "")
         outputs: list[Output] = []
         for route in self.routes:
@@ -351,9 +355,9 @@ class BusHandler:
             decision = decide_at(route, record, inputs, now)
             if not held_differs(decision, held.get(route.partner)):
                 continue
-            outputs.extend(self.emitter.emit(route, decision,
-                                             _decided(subject, route, per_student), held,
-                                             audit_withheld=False))
+            outputs.extend(self.emitter.emit(
+                route, decision, _decided(subject, route, per_student), held,
+                audit_withheld=False, withdrawn=_withdrawn(route, inputs, decision, held)))
         tables.set_holders(partition, student, held)
         return outputs
 
@@ -412,6 +416,15 @@ class BusHandler:
             if not behind:
                 self._districts_seen[number] = tables.districts_version
         return outputs
+
+
+def _withdrawn(route: PartnerRoute, inputs: DecisionInputs, decision: Decision,
+               held: Mapping[str, Holding]) -> dict[WithheldReason, tuple[str, ...]]:
+    """For a disclosure to a partner that holds the student: the fields it must delete."""
+    current = held.get(route.partner)
+    if current is None or not isinstance(decision, Disclosed):
+        return {}
+    return withdrawn_fields(route, inputs, current)
 
 
 def _state_digest(state: DistrictState) -> str:

@@ -28,8 +28,27 @@ from streams.topics import PROCESSOR_DISTRICTS, PROCESSOR_STATE
 STATE_TOPIC = PROCESSOR_STATE
 DISTRICT_TOPIC = PROCESSOR_DISTRICTS
 
-#: what partners hold of one student: (partner, view fingerprint), sorted by partner
-Holdings = tuple[tuple[str, int], ...]
+#: what partners hold of one student: (partner, view fingerprint, fields of that view that
+#: carried a value or None if unknown), sorted by partner
+Holdings = tuple[tuple[str, int, tuple[str, ...] | None], ...]
+#: what one partner holds: (view fingerprint, fields or None)
+Holding = tuple[int, tuple[str, ...] | None]
+#: field lists are few (one per combination of permits and filled sections): kept once
+_FIELD_LISTS: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_FIELD_LISTS = 65_536
+
+
+def shared_fields(fields: tuple[str, ...] | list[str] | None) -> tuple[str, ...] | None:
+    """``fields`` as one shared tuple of interned strings (memory: millions of holdings)."""
+    if fields is None:
+        return None
+    key = tuple(fields)
+    found = _FIELD_LISTS.get(key)
+    if found is None:
+        found = tuple(sys.intern(f) for f in key)
+        if len(_FIELD_LISTS) < _MAX_FIELD_LISTS:
+            _FIELD_LISTS[found] = found
+    return found
 
 _CONSENT = b"c|"
 _RECORD = b"r|"
@@ -62,7 +81,8 @@ class PartitionState:
     #: of the decoded dicts, and restore needs no decoding; decoded when a decision needs it
     records: dict[str, bytes] = field(default_factory=dict)
     #: student -> what each partner holding a record of the student holds: (partner, view
-    #: fingerprint) pairs sorted by partner (fingerprint 0: unknown, from an older changelog)
+    #: fingerprint, fields) sorted by partner (fingerprint 0 and fields None: unknown, from
+    #: an older changelog)
     holders: dict[str, Holdings] = field(default_factory=dict)
     #: processing time up to which timers (expiries, contract and district dates) have been
     #: acted on for this partition
@@ -176,14 +196,15 @@ class Tables:
                                          _APPLIED_DISTRICT + district.encode(),
                                          state.to_bytes()))
 
-    def set_holders(self, partition: int, student: str, held: Mapping[str, int]) -> None:
+    def set_holders(self, partition: int, student: str, held: Mapping[str, Holding]) -> None:
         state = self.partition(partition)
-        partners = tuple(sorted((sys.intern(p), h) for p, h in held.items()))
+        partners = tuple(sorted((sys.intern(p), h[0], shared_fields(h[1]))
+                                for p, h in held.items()))
         if state.holders.get(student, ()) == partners:
             return
         if partners:
             state.holders[student] = partners
-            value: bytes | None = orjson.dumps([list(pair) for pair in partners])
+            value: bytes | None = orjson.dumps([list(entry) for entry in partners])
         else:
             state.holders.pop(student, None)
             value = None
@@ -265,7 +286,18 @@ def fingerprint_value(fingerprint: str) -> bytes:
 
 
 def _holdings(stored: list[Any]) -> Holdings:
-    """Holdings from the changelog: [[partner, fingerprint], ...], or the older format, a list
-    of partners (fingerprint unknown: 0)."""
-    pairs = [(p, 0) if isinstance(p, str) else (str(p[0]), int(p[1])) for p in stored]
-    return tuple(sorted((sys.intern(p), h) for p, h in pairs))
+    """Holdings from the changelog: [[partner, fingerprint, fields], ...], or an older format:
+    [[partner, fingerprint], ...] (fields unknown) or a list of partners (fingerprint 0)."""
+    entries: list[tuple[str, int, tuple[str, ...] | None]] = []
+    for p in stored:
+        if isinstance(p, str):
+            entries.append((sys.intern(p), 0, None))
+        else:
+            fields = shared_fields(p[2]) if len(p) > 2 and p[2] is not None else None
+            entries.append((sys.intern(str(p[0])), int(p[1]), fields))
+    return tuple(sorted(entries, key=lambda e: e[0]))
+
+
+def holdings_by_partner(holdings: Holdings) -> dict[str, Holding]:
+    """partner -> what it holds, as the handler works with it."""
+    return {partner: (fingerprint, fields) for partner, fingerprint, fields in holdings}

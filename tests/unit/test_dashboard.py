@@ -92,6 +92,7 @@ class _NoCounts:
     disclosed: dict[str, int] = field(default_factory=dict)
     withheld: dict[tuple[str, str], int] = field(default_factory=dict)
     retracted: dict[tuple[str, str], int] = field(default_factory=dict)
+    narrowed: dict[tuple[str, str], int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)

@@ -25,6 +25,7 @@ class FakeCounts:
     disclosed: dict[str, int] = field(default_factory=dict)
     withheld: dict[tuple[str, str], int] = field(default_factory=dict)
     retracted: dict[tuple[str, str], int] = field(default_factory=dict)
+    narrowed: dict[tuple[str, str], int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
     dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
@@ -51,6 +52,7 @@ def test_processor_collector_reports_the_handlers_counts_exactly() -> None:
         withheld={("measurely", "parent_opt_out_all"): 2, ("learnwell", "district_opt_out"): 1},
         retracted={("learnwell", "parent_opt_out_all"): 1, ("learnwell", "student_deleted"): 2},
         unchanged={"learnwell": 5},
+        narrowed={("carewell-health", "CONSENT_REVOKED"): 3},
         dead_letters_by_reason={"undecodable": 4, "future_dated": 1},
         skipped={"stale": 2, "duplicate": 3},
         repartitioned=7,
@@ -60,6 +62,8 @@ def test_processor_collector_reports_the_handlers_counts_exactly() -> None:
     assert value("hallpass_dead_letters_total", {"reason": "future_dated"}) == 1
     assert value("hallpass_decisions_unchanged_total", {"partner": "learnwell"}) == 5
     assert value("hallpass_decisions_unchanged_total", {"partner": "measurely"}) == 0
+    assert value("hallpass_partial_retractions_total",
+                 {"partner": "carewell-health", "reason": "CONSENT_REVOKED"}) == 3
     assert value("hallpass_changes_skipped_total", {"reason": "stale"}) == 2
     assert value("hallpass_changes_skipped_total", {"reason": "duplicate"}) == 3
     assert value("hallpass_processor_repartitioned_total") == 7

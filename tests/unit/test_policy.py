@@ -98,6 +98,9 @@ def test_learnwell_receives_its_contracted_view_under_a_pseudonymous_key() -> No
     assert "student_identifiers" not in decision.categories
 
 
+NOW_ACTIVE_END = int(datetime(2027, 6, 30, tzinfo=UTC).timestamp() * 1000)
+
+
 @pytest.mark.parametrize(
     ("now", "active"),
     [
@@ -111,7 +114,8 @@ def test_nothing_flows_outside_the_contract_dates(now: int, active: bool) -> Non
     decision = run("learnwell", now=now)
     assert isinstance(decision, Disclosed) == active
     if not active:
-        assert decision == Withheld(R.CONTRACT_NOT_ACTIVE)
+        assert decision == Withheld(R.CONTRACT_ENDED if now > NOW_ACTIVE_END
+                                    else R.CONTRACT_NOT_STARTED)
 
 
 def test_a_deleted_student_is_withheld() -> None:
@@ -124,9 +128,9 @@ def test_district_opt_out_withholds_everything() -> None:
 
 def test_parent_opt_outs_withhold_everything_even_school_official_fields() -> None:
     all_out = ConsentStatus(partner="measurely", parent_opted_out_all=True)
-    assert run("measurely", all_out) == Withheld(R.PARENT_OPT_OUT_ALL)
+    assert run("measurely", all_out) == Withheld(R.ALL_OPT_OUT)
     partner_out = ConsentStatus(partner="measurely", parent_opted_out_partner=True)
-    assert run("measurely", partner_out) == Withheld(R.PARENT_OPT_OUT_PARTNER)
+    assert run("measurely", partner_out) == Withheld(R.PARTNER_OPT_OUT)
 
 
 def test_reasons_are_checked_in_a_fixed_order() -> None:
@@ -137,12 +141,12 @@ def test_reasons_are_checked_in_a_fixed_order() -> None:
     expired = int(datetime(2028, 1, 1, tzinfo=UTC).timestamp() * 1000)
     assert run(
         "learnwell", everything, record=delete, district_opt_out=True, now=expired
-    ) == Withheld(R.CONTRACT_NOT_ACTIVE)
+    ) == Withheld(R.CONTRACT_ENDED)
     assert run("learnwell", everything, record=delete, district_opt_out=True) == Withheld(
         R.STUDENT_DELETED
     )
     assert run("learnwell", everything, district_opt_out=True) == Withheld(R.DISTRICT_OPT_OUT)
-    assert run("learnwell", everything) == Withheld(R.PARENT_OPT_OUT_ALL)
+    assert run("learnwell", everything) == Withheld(R.ALL_OPT_OUT)
 
 
 def test_directory_opt_out_drops_only_directory_fields() -> None:
@@ -155,7 +159,7 @@ def test_directory_opt_out_drops_only_directory_fields() -> None:
 
 
 def test_consent_fields_need_live_consent_for_their_category() -> None:
-    assert run("carewell-health") == Withheld(R.NO_PERMITTED_FIELDS)
+    assert run("carewell-health") == Withheld(R.NO_CONSENT)
     status = ConsentStatus(
         partner="carewell-health",
         live_consent_categories=frozenset({"special_medical", "conduct"}),
@@ -252,7 +256,7 @@ def test_disclosures_follow_consent_state(
     view = VIEWS[partner]
     by_path = {leaf.path: leaf for leaf in view.leaves}
     if isinstance(decision, Withheld):
-        assert decision.reason is R.NO_PERMITTED_FIELDS
+        assert decision.reason is R.NO_CONSENT
         for leaf in view.leaves:
             assert leaf.basis is Basis.CONSENT
             assert leaf.category not in status.live_consent_categories

@@ -6,8 +6,10 @@ and every reason is one the schemas document."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -250,3 +252,146 @@ def test_a_partner_never_gets_the_same_view_twice_in_a_row() -> None:
             sent = views_sent(bus, route, student)
             for before, after in itertools.pairwise(sent):
                 assert before != after, f"{route.partner} got the same view of {student} twice"
+
+
+# --- partial revocation is a retraction ---------------------------------------------------------
+
+def documented_reasons(schema: str, marker: str) -> set[str]:
+    """The reason codes a schema's doc lists after ``marker``."""
+    fields = json.loads((REPO / "schemas" / f"{schema}.avsc").read_text())["fields"]
+    doc = next(f["doc"] for f in fields if f["name"] == "reason")
+    return set(re.findall(r"\b[A-Z][A-Z_]{3,}\b", doc.split(marker, 1)[1].split(".", 1)[0]
+                          if marker else doc))
+
+
+def assert_reasons_documented(bus: Bus) -> None:
+    notice_reasons = documented_reasons("deletion_notice", "")
+    withheld_reasons = documented_reasons("disclosure_record", "WITHHELD:")
+    for route in ROUTES:
+        for record in bus.cluster.broker.records(bus.cluster.topics.notices(route.partner)):
+            assert orjson.loads(record.value or b"{}")["reason"] in notice_reasons
+    for row in bus.ledger():
+        if row["decision"] == "WITHHELD":
+            assert row["reason"] in withheld_reasons, row
+        elif row["decision"] == "RETRACTED":
+            assert row["reason"] in notice_reasons, row
+
+
+def test_revoking_one_category_sends_the_reduced_view_and_a_notice_naming_it() -> None:
+    bus = Bus()
+    student = STUDENTS[0]
+    carewell = BY_PARTNER[CAREWELL]
+    bus.change(change(student, NOW - HOUR, "c-1"))
+    bus.consent(grant(student, NOW - HOUR, ("student_name", "special_medical"),
+                      event_id="g-1"))
+    bus.settle()
+    [view] = views_sent(bus, carewell, student)
+    assert view and view["special"]["medical_alerts"]
+    bus.consent(revoke(student, NOW, ("special_medical",)))
+    bus.settle()
+    reduced = views_sent(bus, carewell, student)[-1]
+    assert reduced and reduced["special"] is None and reduced["names"]["first_name"]
+    [notice] = bus.notices(carewell, student)
+    assert notice["reason"] == "CONSENT_REVOKED"
+    assert notice["categories"] == ["special_medical"]
+    assert notice["fields"] == ["special.medical_alerts"]
+    retracted = [d for d in bus.ledger(CAREWELL) if d["decision"] == "RETRACTED"]
+    assert [(d["reason"], d["categories"], d["fields"]) for d in retracted] == [
+        ("CONSENT_REVOKED", ["special_medical"], ["special.medical_alerts"])]
+    assert retracted[0]["partner_student_key"] == carewell.key(student)
+    # the same decision disclosed the reduced view
+    disclosed = [d for d in bus.ledger(CAREWELL) if d["decision"] == "DISCLOSED"]
+    assert retracted[0]["decision_id"].startswith(disclosed[-1]["decision_id"])
+    assert "special.medical_alerts" not in disclosed[-1]["fields"]
+    # revoking the rest retracts the whole record, for that reason
+    bus.clock.advance(1)
+    bus.consent(revoke(student, NOW + 1))
+    bus.settle()
+    assert views_sent(bus, carewell, student)[-1] is None
+    assert bus.notices(carewell, student)[-1]["reason"] == "CONSENT_REVOKED"
+    assert bus.notices(carewell, student)[-1]["categories"] == []
+    assert_reasons_documented(bus)
+
+
+def test_an_expiring_category_is_retracted_by_the_timer_as_expired() -> None:
+    bus = Bus()
+    student = STUDENTS[1]
+    carewell = BY_PARTNER[CAREWELL]
+    bus.change(change(student, NOW - HOUR, "c-1"))
+    bus.consent(grant(student, NOW - HOUR, ("student_name",), event_id="g-name"))
+    bus.consent(grant(student, NOW - HOUR, ("special_medical",), expires=NOW + HOUR,
+                      event_id="g-med"))
+    bus.settle()
+    bus.clock.advance(HOUR)
+    bus.settle()
+    [notice] = bus.notices(carewell, student)
+    assert (notice["reason"], notice["categories"]) == ("CONSENT_EXPIRED", ["special_medical"])
+    reduced = views_sent(bus, carewell, student)[-1]
+    assert reduced and reduced["special"] is None
+    assert_reasons_documented(bus)
+
+
+def test_a_directory_opt_out_withdraws_directory_fields_with_a_notice() -> None:
+    bus = Bus()
+    student = STUDENTS[2]
+    learnwell = BY_PARTNER[LEARNWELL]
+    bus.change(change(student, NOW - HOUR, "c-1"))
+    bus.settle()
+    bus.consent(ConsentEvent("dir-1", ConsentKind.DIRECTORY_OPT_OUT, DISTRICT, NOW, student))
+    bus.settle()
+    [notice] = bus.notices(learnwell, student)
+    assert (notice["reason"], notice["categories"], notice["fields"]) == (
+        "DIRECTORY_OPT_OUT", ["enrollment"], ["enrollment.grade_level"])
+    reduced = views_sent(bus, learnwell, student)[-1]
+    assert reduced and reduced["enrollment"]["grade_level"] is None
+    assert not bus.notices(BY_PARTNER[MEASURELY], student), "measurely's grade is not directory"
+    assert_reasons_documented(bus)
+
+
+def test_a_contract_version_that_drops_fields_withdraws_them_with_a_notice() -> None:
+    bus = Bus()
+    student = STUDENTS[3]
+    bus.change(change(student, NOW - HOUR, "c-1"))
+    bus.settle()
+    learnwell = BY_PARTNER[LEARNWELL]
+    narrowed = dataclasses.replace(
+        learnwell.contract, version=learnwell.contract.version + 1,
+        allow=tuple(a for a in learnwell.contract.allow if a.category != "schedule"))
+    [new_route] = routes_for([narrowed])
+    bus.cluster.routes = [new_route if r.partner == LEARNWELL else r for r in ROUTES]
+    [worker] = bus.cluster.workers
+    bus.cluster.kill(worker)
+    bus.cluster.start_worker()
+    bus.cluster.rebalance()
+    bus.change(change(student, NOW - 1, "c-2"))
+    bus.settle()
+    [notice] = bus.notices(new_route, student)
+    assert notice["reason"] == "CONTRACT_CHANGED"
+    assert notice["categories"] == ["schedule"]
+    assert notice["fields"] and all(f.startswith("schedule.") for f in notice["fields"])
+    assert notice["contract_version"] == narrowed.version
+    reduced = views_sent(bus, new_route, student)[-1]
+    assert reduced and reduced.get("schedule") is None
+    assert_reasons_documented(bus)
+
+
+def test_withheld_reasons_are_precise() -> None:
+    bus = Bus()
+    student = STUDENTS[4]
+    bus.change(change(student, NOW - HOUR, "c-1"))
+    bus.settle()
+    [withheld] = [d for d in bus.ledger(CAREWELL) if d["decision"] == "WITHHELD"]
+    assert withheld["reason"] == "NO_CONSENT"
+    bus.consent(grant(student, NOW - HOUR, ("special_medical",), expires=NOW + HOUR))
+    bus.settle()
+    bus.clock.advance(2 * HOUR)
+    bus.settle()
+    assert bus.notices(BY_PARTNER[CAREWELL], student)[-1]["reason"] == "CONSENT_EXPIRED"
+    bus.change(change(student, NOW + 1, "c-2"))
+    bus.settle()
+    last = [d for d in bus.ledger(CAREWELL) if d["event_id"] == "c-2"]
+    assert [(d["decision"], d["reason"]) for d in last] == [("WITHHELD", "CONSENT_EXPIRED")]
+    bus.clock.set(BY_PARTNER[LEARNWELL].contract.active_until_ms)
+    bus.settle()
+    assert bus.notices(BY_PARTNER[LEARNWELL], student)[-1]["reason"] == "CONTRACT_ENDED"
+    assert_reasons_documented(bus)
