@@ -1,7 +1,10 @@
 """The schemas on disk and the field catalog derived from them.
 
 Every leaf field of a student event schema carries one NDPA data category as the custom
-Avro attribute ``"category"``; never-share leaves also carry ``"never_share": true``.
+Avro attribute ``"category"``; never-share leaves also carry ``"never_share": true``. A leaf a
+district may designate as directory information (34 CFR 99.3) carries
+``"directory_eligible": true``; a leaf whose values can reveal special categories (program
+codes such as special education, Section 504 or homeless) names them in ``"reveals"``.
 :func:`field_catalog` turns a schema into ``{field path: FieldInfo}`` and refuses a schema
 where any leaf lacks a valid category.
 
@@ -77,6 +80,9 @@ class FieldInfo:
     category: str
     never_share: bool
     avro_type: Any
+    directory_eligible: bool = False
+    #: special categories some values of this leaf can reveal (programs: special_iep_504, ...)
+    reveals: tuple[str, ...] = ()
 
 
 def schema_dir() -> Path:
@@ -153,7 +159,7 @@ def _walk_record(
         if container is None:
             yield _leaf_info(field, path)
             continue
-        for attribute in ("category", "never_share"):
+        for attribute in ("category", "never_share", "directory_eligible", "reveals"):
             if attribute in field:
                 raise SchemaCategoryError(
                     path, f"container field carries {attribute!r}; put it on its leaves"
@@ -174,7 +180,20 @@ def _leaf_info(field: Mapping[str, Any], path: str) -> FieldInfo:
     never_share = field.get("never_share", False)
     if not isinstance(never_share, bool):
         raise SchemaCategoryError(path, f"'never_share' must be true or false, got {never_share!r}")
-    return FieldInfo(path=path, category=category, never_share=never_share, avro_type=field["type"])
+    eligible = field.get("directory_eligible", False)
+    if not isinstance(eligible, bool):
+        raise SchemaCategoryError(path, f"'directory_eligible' must be true or false, got "
+                                  f"{eligible!r}")
+    if eligible and category in SPECIAL_CATEGORIES:
+        raise SchemaCategoryError(path, "a special-category leaf cannot be directory "
+                                  "information (34 CFR 99.3)")
+    reveals = field.get("reveals", [])
+    if not isinstance(reveals, list) or any(r not in SPECIAL_CATEGORIES for r in reveals):
+        raise SchemaCategoryError(path, f"'reveals' must list special categories, got "
+                                  f"{reveals!r}")
+    return FieldInfo(path=path, category=category, never_share=never_share,
+                     avro_type=field["type"], directory_eligible=eligible,
+                     reveals=tuple(reveals))
 
 
 def _container_of(

@@ -25,10 +25,17 @@ from streams.security.client_settings import (
     ClientSecurity,
     ClientSettingsError,
 )
+from streams.topic_policy import (
+    ENV_MIN_INSYNC_REPLICAS,
+    ENV_REPLICATION_FACTOR,
+    ENV_TOMBSTONE_RETENTION_DAYS,
+    TopicSettingsError,
+)
 
 #: Failures a user can act on: printed as one clear message, exit status 1, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
-    RuntimeProblem, NotConfiguredError, ClientSettingsError, TopicUnreadableError)
+    RuntimeProblem, NotConfiguredError, ClientSettingsError, TopicUnreadableError,
+    TopicSettingsError)
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 #: Client security settings of every command. There is no password flag: a password on a
@@ -82,11 +89,23 @@ class HallpassGroup(click.Group):
     "directory).",
 )
 @_security_options
+@click.option("--replication-factor", type=int, default=None,
+              help=f"Replicas of every topic the bus creates (env {ENV_REPLICATION_FACTOR}; "
+              "default -1: the cluster's default.replication.factor).")
+@click.option("--min-insync-replicas", type=click.IntRange(min=1), default=None,
+              help=f"min.insync.replicas of every topic the bus creates (env "
+              f"{ENV_MIN_INSYNC_REPLICAS}; default: the cluster's).")
+@click.option("--tombstone-retention-days", type=click.IntRange(min=1), default=None,
+              help="How long deletions stay on partner topics: the longest outage a vendor "
+              f"may have and still learn of every deletion (env {ENV_TOMBSTONE_RETENTION_DAYS};"
+              " default 30).")
 @click.version_option(package_name="hallpass")
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, client_properties: Path | None,
          security_protocol: str | None, sasl_mechanism: str | None, sasl_username: str | None,
-         sasl_password_file: Path | None, ssl_ca_location: Path | None) -> None:
+         sasl_password_file: Path | None, ssl_ca_location: Path | None,
+         replication_factor: int | None, min_insync_replicas: int | None,
+         tombstone_retention_days: int | None) -> None:
     """hallpass: a consent-aware student-data sharing bus.
 
     SIS change events go in; each partner receives only the fields its contract allows, only
@@ -109,7 +128,9 @@ def main(ctx: click.Context, data_dir: Path | None, client_properties: Path | No
         sasl_username=sasl_username or None, sasl_password_file=sasl_password_file,
         ssl_ca_location=ssl_ca_location,
     )
-    ctx.obj = Context(data_dir_from(data_dir, os.environ), security)
+    ctx.obj = Context(data_dir_from(data_dir, os.environ), security, {
+        "replication_factor": replication_factor, "min_insync_replicas": min_insync_replicas,
+        "tombstone_retention_days": tombstone_retention_days})
 
 
 register_all(main)

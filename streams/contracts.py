@@ -8,6 +8,13 @@ problems of all files are reported at once.
 
 Contract dates are whole days in UTC: a contract is active from 00:00 UTC on ``valid_from``
 through the end of ``valid_until`` (so until 00:00 UTC the next day).
+
+A contract version is a frozen field list. ``hallpass contracts lock`` records the fields a
+version resolves to (and the basis of each) in ``<partner>.lock.yaml`` beside the contract;
+loading a contract attaches that list as :attr:`Contract.frozen_fields`, and only those fields
+ever reach the partner. A leaf the schema gains later in a category the contract allows is
+reported for review (:func:`review_contracts`) and flows only once the contract's version is
+bumped and locked again; a version whose fields changed without a bump is an error.
 """
 
 from __future__ import annotations
@@ -30,11 +37,38 @@ PARTNER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 PRINCIPAL = re.compile(r"^User:[A-Za-z0-9._@=,-]+$")
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 CONTRACT_SUFFIXES = (".yaml", ".yml")
+LOCK_SUFFIX = ".lock.yaml"
+
+#: What a contract may be for (its ``purpose_code``); ``purpose`` says it in the contract's own
+#: words. Modelled on the school functions FERPA's school-official exception and the NDPA's
+#: Exhibit A describe.
+PURPOSES: Mapping[str, str] = {
+    "rostering": "student accounts, class and section placement, class lists",
+    "instruction": "classroom teaching and learning",
+    "assessment": "administering, scoring and reporting assessments",
+    "health_services": "school nursing and health services",
+    "special_education_services": "services of an IEP or Section 504 plan",
+    "student_support": "counselling, attendance and intervention services",
+    "transportation": "getting students to and from school",
+    "nutrition_services": "school meals",
+    "family_communications": "the school's communications with students and families",
+    "library_services": "school library and media",
+    "school_operations": "administrative functions of the school or district",
+    "audit_evaluation": "audit or evaluation of education programs (34 CFR 99.31(a)(3))",
+    "research": "studies for the district (34 CFR 99.31(a)(6))",
+}
+#: Purposes the law forbids, whatever else a contract says: Ed Law 2-d and 8 NYCRR 121.9
+#: (no sale, no use or disclosure for marketing or advertising), the NDPA's Article IV.
+FORBIDDEN_PURPOSES = re.compile(
+    r"\b(marketing|market|advertis\w*|ads?|sale|sales|sell\w*|sold|monetiz\w*)\b", re.IGNORECASE)
+_FORBIDDEN_REASON = ("Ed Law 2-d (8 NYCRR 121.9) forbids selling student data or using or "
+                     "disclosing it for marketing or advertising")
 
 _REQUIRED_KEYS = (
     "partner",
     "display_name",
     "version",
+    "purpose_code",
     "purpose",
     "valid_from",
     "valid_until",
@@ -44,6 +78,7 @@ _REQUIRED_KEYS = (
     "allow",
 )
 _KNOWN_KEYS = frozenset({*_REQUIRED_KEYS, "topic"})
+_LOCK_KEYS = frozenset({"partner", "version", "fields"})
 _ALLOW_KEYS = frozenset({"category", "field", "basis"})
 _DAY_MS = 86_400_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,6 +125,11 @@ class Contract:
     allow: tuple[Allowance, ...]
     topic: str = ""
     source: str = dataclasses.field(default="", compare=False)
+    #: one of :data:`PURPOSES` (empty only for contracts built in code)
+    purpose_code: str = ""
+    #: the fields this version was locked with (``<partner>.lock.yaml``); None: not frozen
+    #: (contracts built in code). Only these fields reach the partner.
+    frozen_fields: frozenset[str] | None = None
     active_from_ms: int = dataclasses.field(init=False, repr=False, compare=False)
     active_until_ms: int = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -128,10 +168,21 @@ class ContractsInvalidError(ValueError):
 def resolve_allowances(contract: Contract, catalog: Mapping[str, FieldInfo]) -> dict[str, Basis]:
     """Leaf path -> legal basis for every leaf the contract allows, in catalog order.
 
-    Never-share leaves are never included, whatever the contract says; so is a special-category
-    leaf allowed on any basis but ``consent`` (:func:`check_contracts` reports both as errors).
-    A field allowance takes precedence over the allowance of its category.
+    Never-share leaves are never included, whatever the contract says; neither is a
+    special-category leaf (or one that reveals special categories) allowed on any basis but
+    ``consent``, nor a leaf on the ``directory`` basis that is not directory information
+    (:func:`check_contracts` reports each as an error). A field allowance takes precedence
+    over the allowance of its category. A contract with :attr:`Contract.frozen_fields` (a
+    locked version) resolves to those fields at most: a leaf the schema gained since is
+    left out until the version is bumped and locked again.
     """
+    allowed = _resolve_unfrozen(contract, catalog)
+    if contract.frozen_fields is not None:
+        allowed = {p: b for p, b in allowed.items() if p in contract.frozen_fields}
+    return allowed
+
+
+def _resolve_unfrozen(contract: Contract, catalog: Mapping[str, FieldInfo]) -> dict[str, Basis]:
     by_category = {a.category: a.basis for a in contract.allow if a.category is not None}
     by_field = {a.field: a.basis for a in contract.allow if a.field is not None}
     allowed: dict[str, Basis] = {}
@@ -141,19 +192,190 @@ def resolve_allowances(contract: Contract, catalog: Mapping[str, FieldInfo]) -> 
         basis = by_field.get(path, by_category.get(info.category))
         if basis is None:
             continue
-        if info.category in SPECIAL_CATEGORIES and basis is not Basis.CONSENT:
+        if (info.category in SPECIAL_CATEGORIES or info.reveals) and basis is not Basis.CONSENT:
+            continue
+        if basis is Basis.DIRECTORY and not info.directory_eligible:
             continue
         allowed[path] = basis
     return allowed
 
 
 def contract_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix in CONTRACT_SUFFIXES and p.is_file())
+    """The contract files of ``directory`` (not their lock files)."""
+    return sorted(p for p in directory.iterdir()
+                  if p.suffix in CONTRACT_SUFFIXES and p.is_file()
+                  and not p.name.endswith(LOCK_SUFFIX))
+
+
+def lock_path(contract_file: Path) -> Path:
+    """``<partner>.lock.yaml`` beside ``<partner>.yaml``."""
+    return contract_file.with_name(contract_file.stem + LOCK_SUFFIX)
 
 
 def check_contracts(directory: Path, catalog: Mapping[str, FieldInfo]) -> list[ContractError]:
-    """Every problem of every contract file in ``directory`` (empty when all are valid)."""
+    """Every problem of every contract file in ``directory`` (empty when all are valid),
+    including contracts without a lock of their version or whose locked version changed."""
     return _load_dir(directory, catalog)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReview:
+    """A valid, locked contract that a privacy officer should look at again."""
+
+    file: str
+    partner: str
+    version: int
+    unlocked: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return (f"{self.file}: review: version {self.version} now also resolves to "
+                f"{', '.join(self.unlocked)} (added to the schema in a category it allows); "
+                "they reach no partner until you review them, bump `version` and run "
+                "`hallpass contracts lock`")
+
+
+def review_contracts(directory: Path, catalog: Mapping[str, FieldInfo]) -> list[ContractReview]:
+    """The locked contracts whose allowances now resolve to fields their lock does not hold
+    (leaves the schema gained since): these fields are held back until a new version."""
+    contracts, _ = _load_dir(directory, catalog)
+    reviews = []
+    for contract in contracts:
+        assert contract.frozen_fields is not None
+        unlocked = tuple(p for p in _resolve_unfrozen(contract, catalog)
+                         if p not in contract.frozen_fields)
+        if unlocked:
+            reviews.append(ContractReview(contract.source, contract.partner, contract.version,
+                                          unlocked))
+    return reviews
+
+
+@dataclass(frozen=True, slots=True)
+class LockResult:
+    """What ``contracts lock`` did for one contract."""
+
+    partner: str
+    version: int
+    path: Path
+    written: bool
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def lock_contracts(directory: Path, catalog: Mapping[str, FieldInfo],
+                   partner: str | None = None) -> list[LockResult]:
+    """Record each valid contract's resolved fields in its lock file. A version already
+    locked with other fields is refused (bump the version: a version is a frozen field list);
+    raises ContractsInvalidError with every problem."""
+    contracts, errors = _load_dir(directory, catalog, with_locks=False)
+    if errors:
+        raise ContractsInvalidError(errors)
+    results = []
+    refused = []
+    for contract in contracts:
+        if partner is not None and contract.partner != partner:
+            continue
+        path = lock_path(Path(contract.source))
+        fields = _resolve_unfrozen(contract, catalog)
+        old = _read_lock(path, contract.partner)
+        old_fields = old[1] if isinstance(old, tuple) else {}
+        if isinstance(old, tuple) and old[0] == contract.version:
+            if old_fields == fields:
+                results.append(LockResult(contract.partner, contract.version, path, False))
+                continue
+            refused.append(ContractError(
+                contract.source, "version",
+                f"version {contract.version} is already locked with other fields: bump "
+                "`version` (a contract version is a frozen field list), then lock again"))
+            continue
+        if isinstance(old, tuple) and old[0] > contract.version:
+            refused.append(ContractError(
+                contract.source, "version",
+                f"{path.name} is of version {old[0]}, later than {contract.version}"))
+            continue
+        path.write_text(_lock_text(contract, fields), encoding="utf-8")
+        results.append(LockResult(
+            contract.partner, contract.version, path, True,
+            added=tuple(p for p in fields if p not in old_fields),
+            removed=tuple(p for p in old_fields if p not in fields)))
+    if refused:
+        raise ContractsInvalidError(refused)
+    return results
+
+
+def _lock_text(contract: Contract, fields: Mapping[str, Basis]) -> str:
+    header = (
+        f"# Generated by `hallpass contracts lock`: the fields {contract.partner} receives under\n"
+        f"# version {contract.version} of {Path(contract.source).name}, with the basis of each.\n"
+        "# Review it with the contract; change it only by bumping the version and locking again.\n"
+    )
+    body = {"partner": contract.partner, "version": contract.version,
+            "fields": {path: basis.value for path, basis in fields.items()}}
+    return header + yaml.safe_dump(body, sort_keys=False, width=100)
+
+
+def _read_lock(path: Path, partner: str) -> tuple[int, dict[str, Basis]] | str | None:
+    """(version, {field: basis}) of a lock file, None if there is none, or why it is
+    unusable."""
+    if not path.exists():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        return f"{path.name} is not valid YAML ({exc})"
+    if not isinstance(document, dict) or set(document) != _LOCK_KEYS:
+        return f"{path.name} must hold exactly partner, version and fields"
+    version, fields = document["version"], document["fields"]
+    if document["partner"] != partner:
+        return f"{path.name} is the lock of {document['partner']!r}, not {partner!r}"
+    if isinstance(version, bool) or not isinstance(version, int) or not isinstance(fields, dict):
+        return f"{path.name}: version must be a number and fields a mapping"
+    try:
+        return version, {str(k): Basis(v) for k, v in fields.items()}
+    except ValueError as exc:
+        return f"{path.name}: {exc}"
+
+
+def _frozen(contract: Contract, catalog: Mapping[str, FieldInfo],
+            errors: list[ContractError]) -> Contract | None:
+    """The contract with the fields of its lock, or None with the problems in ``errors``."""
+    path = lock_path(Path(contract.source))
+    found = _read_lock(path, contract.partner)
+    how = "review the fields it resolves to and run `hallpass contracts lock`"
+    if found is None:
+        errors.append(ContractError(contract.source, "version",
+                                    f"version {contract.version} is not locked (no "
+                                    f"{path.name}): {how}"))
+        return None
+    if isinstance(found, str):
+        errors.append(ContractError(contract.source, "", f"{found}: {how}"))
+        return None
+    version, locked = found
+    if version != contract.version:
+        errors.append(ContractError(
+            contract.source, "version",
+            f"version {contract.version} is not locked ({path.name} is of version "
+            f"{version}): {how}"))
+        return None
+    resolved = _resolve_unfrozen(contract, catalog)
+    gone = [p for p in locked if p not in catalog]
+    if gone:
+        errors.append(ContractError(
+            contract.source, "version",
+            f"the schema no longer has {', '.join(gone)}, locked in version {version}: "
+            "bump `version` and lock again"))
+        return None
+    changed = sorted(p for p, basis in locked.items() if resolved.get(p) is not basis)
+    if changed:
+        errors.append(ContractError(
+            contract.source, "version",
+            f"version {version} changed without a version bump: "
+            + ", ".join(f"{p} ({locked[p].value} -> "
+                        f"{resolved[p].value if p in resolved else 'not allowed'})"
+                        for p in changed)
+            + "; bump `version` and run `hallpass contracts lock`"))
+        return None
+    return dataclasses.replace(contract, frozen_fields=frozenset(locked))
 
 
 def load_contracts(directory: Path, catalog: Mapping[str, FieldInfo]) -> list[Contract]:
@@ -186,7 +408,7 @@ def parse_contract(
 
 
 def _load_dir(
-    directory: Path, catalog: Mapping[str, FieldInfo]
+    directory: Path, catalog: Mapping[str, FieldInfo], with_locks: bool = True
 ) -> tuple[list[Contract], list[ContractError]]:
     contracts: list[Contract] = []
     errors: list[ContractError] = []
@@ -194,7 +416,10 @@ def _load_dir(
         contract, found = parse_contract(path.read_text(encoding="utf-8"), str(path), catalog)
         errors.extend(found)
         if contract is not None and not found:
-            contracts.append(contract)
+            if with_locks:
+                contract = _frozen(contract, catalog, errors)
+            if contract is not None:
+                contracts.append(contract)
     errors.extend(_cross_file_errors(contracts))
     if errors:
         return [], errors
@@ -287,7 +512,8 @@ class _ContractReader:
 
         partner = self._partner()
         display_name = self._text("display_name")
-        purpose = self._text("purpose")
+        purpose_code = self._purpose_code()
+        purpose = self._purpose()
         version = self._version()
         valid_from = self._date("valid_from")
         valid_until = self._date("valid_until")
@@ -300,10 +526,13 @@ class _ContractReader:
         allow = self._allow()
         if pseudonymous is False and allow is not None:
             self._check_real_ids(allow)
+        if allow is not None:
+            self._check_revealing(allow)
 
         if self.errors.items:
             return None
         assert partner is not None and display_name is not None and purpose is not None
+        assert purpose_code is not None
         assert version is not None and valid_from is not None and valid_until is not None
         assert laws is not None and principal is not None and pseudonymous is not None
         assert allow is not None
@@ -320,6 +549,7 @@ class _ContractReader:
             allow=allow,
             topic=topic or default_topic(partner),
             source=self.errors.file,
+            purpose_code=purpose_code,
         )
 
     def _partner(self) -> str | None:
@@ -346,6 +576,33 @@ class _ContractReader:
             self.errors.add(key, "must be non-empty text")
             return None
         return value.strip()
+
+    def _purpose_code(self) -> str | None:
+        value = self.doc.get("purpose_code")
+        if value is None:
+            return None
+        if isinstance(value, str) and FORBIDDEN_PURPOSES.search(value.replace("_", " ")):
+            self.errors.add("purpose_code", f"{value!r} is not a permitted purpose: "
+                            f"{_FORBIDDEN_REASON}")
+            return None
+        if not isinstance(value, str) or value not in PURPOSES:
+            self.errors.add("purpose_code", f"unknown purpose {value!r}"
+                            f"{_did_you_mean(value, PURPOSES)}; one of: "
+                            f"{', '.join(PURPOSES)}")
+            return None
+        return value
+
+    def _purpose(self) -> str | None:
+        text = self._text("purpose")
+        if text is None:
+            return None
+        found = FORBIDDEN_PURPOSES.search(text)
+        if found:
+            self.errors.add("purpose", f"mentions {found.group(0)!r}: {_FORBIDDEN_REASON}. "
+                            "Say what the data is for; the law's prohibitions need no "
+                            "restating here")
+            return None
+        return text
 
     def _version(self) -> int | None:
         value = self.doc.get("version")
@@ -487,6 +744,20 @@ class _ContractReader:
                 key, f"{value} is a special category: it may only be shared on the consent basis"
             )
             return None
+        if basis is Basis.DIRECTORY:
+            leaves = [i for i in self.catalog.values()
+                      if i.category == value and not i.never_share]
+            ineligible = [i.path for i in leaves if not i.directory_eligible]
+            if ineligible:
+                eligible = [i.path for i in leaves if i.directory_eligible]
+                hint = (f"name its eligible fields one by one ({', '.join(eligible)}), or "
+                        if eligible else "")
+                self.errors.add(
+                    key, f"{value} may not use the directory basis: "
+                    f"{', '.join(ineligible)} {'is' if len(ineligible) == 1 else 'are'} not "
+                    f"directory information (34 CFR 99.3); {hint}use school_official or "
+                    "consent")
+                return None
         return value
 
     def _field(self, key: str, value: Any, basis: Basis | None) -> str | None:
@@ -510,6 +781,14 @@ class _ContractReader:
                 f"{value} is in the special category {info.category}: "
                 "it may only be shared on the consent basis",
             )
+            return None
+        if basis is Basis.DIRECTORY and not info.directory_eligible:
+            self.errors.add(
+                key, f"{value} ({info.category}) is not directory information (34 CFR 99.3): "
+                "only what a district may designate (name, address, telephone, email, date "
+                "and place of birth, grade level, enrollment status, dates of attendance, "
+                "school attended, a login id) may use the directory basis; use "
+                "school_official or consent")
             return None
         return str(value)
 
@@ -546,6 +825,33 @@ class _ContractReader:
                 ok = False
             fields.setdefault(allowance.field, index)
         return ok
+
+    def _check_revealing(self, allow: tuple[Allowance, ...]) -> None:
+        """A leaf whose values can reveal special categories (``programs``: special
+        education, Section 504, homeless codes) needs the consent basis, and the contract
+        must allow each revealed category on the consent basis too: its values are then
+        disclosed only to a partner that parents may consent to for those categories."""
+        consented = {a.category for a in allow
+                     if a.category is not None and a.basis is Basis.CONSENT}
+        for index, allowance in enumerate(allow):
+            covered = [i for i in self.catalog.values() if i.reveals and not i.never_share
+                       and (allowance.field == i.path or allowance.category == i.category)]
+            kind = "field" if allowance.field is not None else "category"
+            for info in covered:
+                if allowance.basis is not Basis.CONSENT:
+                    self.errors.add(
+                        f"allow[{index}].{kind}",
+                        f"{info.path} may carry {', '.join(info.reveals)} program codes "
+                        "(special education, Section 504, homeless): it may only be shared "
+                        "on the consent basis")
+                    continue
+                missing = [c for c in info.reveals if c not in consented]
+                if missing:
+                    self.errors.add(
+                        f"allow[{index}].{kind}",
+                        f"{info.path} may carry program codes of {', '.join(missing)}: allow "
+                        f"{' and '.join(missing)} on the consent basis as well (the partner "
+                        "then holds consented special-category data), or drop it")
 
     def _check_real_ids(self, allow: tuple[Allowance, ...]) -> None:
         identifiers = [

@@ -7,7 +7,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 from confluent_kafka.cimpl import NewTopic
 
 from streams.config import Connection
@@ -100,15 +106,18 @@ def topics_from(env: Mapping[str, str]) -> Topics:
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """A topic to create: its topic-level configuration, its replication factor (-1: the
+    cluster's default) and why it is configured so. The bus's own topics come from
+    :mod:`streams.topic_policy`, the one place their retention is decided."""
+
     name: str
     partitions: int = 3
     config: Mapping[str, str] = field(default_factory=dict)
+    replication_factor: int = -1
+    why: str = ""
 
 
 COMPACTED: Mapping[str, str] = {"cleanup.policy": "compact"}
-#: the processor's repartition topic holds records only until their student's worker has
-#: read them (a day is ample; a week covers a long outage of the processor)
-REPARTITION: Mapping[str, str] = {"cleanup.policy": "delete", "retention.ms": str(7 * 86_400_000)}
 
 
 def ensure_topics(
@@ -118,7 +127,8 @@ def ensure_topics(
     admin = AdminClient(conn.kafka_config())
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
-        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=dict(s.config))
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor,
+                 config=dict(s.config))
         for s in specs
         if s.name not in existing
     ]
@@ -133,6 +143,49 @@ def ensure_topics(
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
     return created
+
+
+def describe_topics(conn: Connection, names: Iterable[str], timeout_s: float = 30.0,
+                    ) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
+    """The effective configuration and the replication factor of each existing topic among
+    ``names`` (topics that do not exist are left out)."""
+    admin = AdminClient(conn.kafka_config())
+    wanted = list(names)
+    configs: dict[str, dict[str, str]] = {}
+    if wanted:
+        futures = admin.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, n) for n in wanted], request_timeout=timeout_s)
+        for resource, future in futures.items():
+            try:
+                entries = future.result()
+            except KafkaException as exc:
+                if exc.args[0].name() == "UNKNOWN_TOPIC_OR_PART":
+                    continue
+                raise
+            configs[resource.name] = {k: e.value for k, e in entries.items()
+                                      if e.value is not None}
+    found = admin.list_topics(timeout=timeout_s).topics
+    replicas = {n: min((len(p.replicas) for p in found[n].partitions.values()), default=0)
+                for n in configs if n in found}
+    return configs, replicas
+
+
+def alter_topic_configs(conn: Connection, changes: Mapping[str, Mapping[str, str]],
+                        timeout_s: float = 30.0) -> None:
+    """Set the given topic-level settings (topic -> {key: value}) on existing topics,
+    leaving their other settings as they are."""
+    if not changes:
+        return
+    admin = AdminClient(conn.kafka_config())
+    resources = [
+        ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            for key, value in sorted(settings.items())])
+        for topic, settings in changes.items()
+    ]
+    for future in admin.incremental_alter_configs(resources,
+                                                  request_timeout=timeout_s).values():
+        future.result()
 
 
 def partition_counts(conn: Connection, names: Iterable[str],

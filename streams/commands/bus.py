@@ -15,7 +15,13 @@ from prometheus_client import CollectorRegistry
 from streams.catalog import field_catalog, load_schema
 from streams.commands.context import Context, pass_context, progress
 from streams.consent import ConsentEvent, ConsentKind
-from streams.contracts import check_contracts, contract_files
+from streams.contracts import (
+    ContractsInvalidError,
+    check_contracts,
+    contract_files,
+    lock_contracts,
+    review_contracts,
+)
 from streams.disclosures import read_disclosures
 from streams.metrics import metrics_port_option, serve_metrics
 from streams.processor.app import (
@@ -55,10 +61,14 @@ def register(group: click.Group) -> None:
     @contracts.command("check")
     @click.argument("directory", required=False, type=click.Path(path_type=Path),
                     default=DEFAULT_CONTRACTS)
-    def contracts_check(directory: Path) -> None:
-        """Validate every contract in DIRECTORY against the student schema.
+    @click.pass_context
+    def contracts_check(click_ctx: click.Context, directory: Path) -> None:
+        """Validate every contract in DIRECTORY against the student schema and its lock.
 
-        Each problem is printed as `file: key: reason`; the exit status is 1 if any.
+        Each problem is printed as `file: key: reason`; the exit status is 1 if any. A
+        contract whose allowances now cover fields its locked version does not hold (leaves
+        the schema gained) is printed as `file: review: ...`, exit status 2: those fields
+        reach no partner until the version is bumped and locked again.
         """
         catalog = field_catalog(load_schema("student_record_changed"))
         errors = check_contracts(directory, catalog)
@@ -67,7 +77,40 @@ def register(group: click.Group) -> None:
         files = contract_files(directory) if directory.is_dir() else []
         if errors:
             raise click.ClickException(f"{len(errors)} problem(s) in {directory}")
+        reviews = review_contracts(directory, catalog)
+        for review in reviews:
+            click.echo(str(review), err=True)
+        if reviews:
+            click.echo(f"{len(reviews)} contract(s) in {directory} need review", err=True)
+            click_ctx.exit(2)
         click.echo(f"{len(files)} contract(s) in {directory}: OK")
+
+    @contracts.command("lock")
+    @click.argument("directory", required=False, type=click.Path(path_type=Path),
+                    default=DEFAULT_CONTRACTS)
+    @click.option("--partner", default=None, help="Lock only this partner's contract.")
+    def contracts_lock(directory: Path, partner: str | None) -> None:
+        """Record the fields each contract version resolves to, with their basis, in
+        `<partner>.lock.yaml` beside it: the frozen field list the processor uses. Review the
+        lock with the contract. A version already locked with other fields is refused: bump
+        its `version` first."""
+        catalog = field_catalog(load_schema("student_record_changed"))
+        try:
+            results = lock_contracts(directory, catalog, partner)
+        except ContractsInvalidError as exc:
+            raise click.ClickException(f"cannot lock the contracts in {directory}:\n{exc}") \
+                from exc
+        if partner is not None and not results:
+            raise click.ClickException(f"no contract of partner {partner!r} in {directory}")
+        for result in results:
+            if not result.written:
+                click.echo(f"{result.partner}: version {result.version} already locked")
+                continue
+            changes = "".join([
+                f"; added {', '.join(result.added)}" if result.added else "",
+                f"; removed {', '.join(result.removed)}" if result.removed else ""])
+            click.echo(f"{result.partner}: locked version {result.version} in "
+                       f"{result.path}{changes}")
 
     @contracts.command("apply")
     @contracts_dir_option
@@ -78,13 +121,15 @@ def register(group: click.Group) -> None:
         "the bus so that a worker with other secrets refuses to start.")
     @pass_context
     def contracts_apply(ctx: Context, contracts_dir: Path, partner_secrets: Path | None) -> None:
-        """Create each partner topic (compacted) and register the partner's view schema,
-        derived from its contract, under the topic's value subject; make and record the
-        partners' pseudonym secrets."""
+        """Create the bus's and each partner's topics (retention and cleanup as `hallpass
+        topics plan` shows; existing topics whose settings differ are reported, see `hallpass
+        topics check`) and register the partner's view schema, derived from its contract,
+        under the topic's value subject; make and record the partners' pseudonym secrets."""
         try:
             applied_contracts = apply_contracts(
                 ctx.connection(), contracts_dir, ctx.topics(),
-                secrets_file=_secrets_file(ctx, partner_secrets), note=progress)
+                secrets_file=_secrets_file(ctx, partner_secrets), note=progress,
+                settings=ctx.topic_settings())
         except ProcessorSetupError as exc:
             raise click.ClickException(str(exc)) from exc
         for applied in applied_contracts:
@@ -157,7 +202,8 @@ def register(group: click.Group) -> None:
                 ctx.connection(), contracts_dir, _secrets_file(ctx, partner_secrets),
                 until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
                 metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock,
-                future_skew_ms=int(future_skew_hours * 3_600_000))
+                future_skew_ms=int(future_skew_hours * 3_600_000),
+                topic_settings=ctx.topic_settings())
         except (ProcessorSetupError, TooManyInvalidError) as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = time.monotonic() - started

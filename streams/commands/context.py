@@ -10,14 +10,26 @@ import click
 
 from streams.config import Connection, resolve_connection
 from streams.security.client_settings import ClientSecurity
+from streams.topic_policy import TopicSettings, topic_settings_from
 from streams.topics import Topics, topics_from
 
 
 class Context:
-    def __init__(self, data_dir: Path, security: ClientSecurity | None = None) -> None:
+    def __init__(self, data_dir: Path, security: ClientSecurity | None = None,
+                 topic_flags: dict[str, int | None] | None = None) -> None:
         self.data_dir = data_dir
         self.env = dict(os.environ)
         self.security = security or ClientSecurity()
+        self._topic_flags = dict(topic_flags or {})
+        self._topic_settings: TopicSettings | None = None
+
+    def topic_settings(self) -> TopicSettings:
+        """Replication, min.insync.replicas and retentions of the topics the bus creates: the
+        global flags, else HALLPASS_REPLICATION_FACTOR and the like, else the defaults (the
+        cluster's replication); resolved once."""
+        if self._topic_settings is None:
+            self._topic_settings = topic_settings_from(self.env, self._topic_flags)
+        return self._topic_settings
 
     def connection(self) -> Connection:
         """The bus, as the principal of the given client settings (else the local stack's

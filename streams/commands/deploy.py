@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -36,16 +37,22 @@ def render() -> None:
               help="Namespace of the resources (default: none; kubectl's current one).")
 @click.option("--partitions", type=click.IntRange(min=1), default=StrimziTarget.partitions,
               show_default=True, help="Partitions of the multi-partition topics.")
-@click.option("--replicas", type=click.IntRange(1, 32767), default=StrimziTarget.replicas,
-              show_default=True, help="Replicas of every topic.")
+@click.option("--replicas", type=click.IntRange(1, 32767), default=None,
+              help="Replicas of every topic (default: --replication-factor / "
+              "HALLPASS_REPLICATION_FACTOR; unset: no `replicas`, the cluster's default).")
 @pass_context
 def strimzi(ctx: Context, out_dir: Path, contracts_dir: Path, cluster: str,
-            namespace: str | None, partitions: int, replicas: int) -> None:
+            namespace: str | None, partitions: int, replicas: int | None) -> None:
     """Write Strimzi KafkaTopic and KafkaUser manifests: a topic for each topic of the bus
     and of each partner, a SCRAM-SHA-512 user for each role and vendor with the ACLs of
-    `hallpass acl plan`. Topic names take HALLPASS_TOPIC_PREFIX when set."""
+    `hallpass acl plan`. Topic names take HALLPASS_TOPIC_PREFIX when set; each topic's
+    cleanup and retention are those of `hallpass topics plan`, with the same replication,
+    min.insync.replicas and tombstone retention settings."""
     contracts = load_checked_contracts(contracts_dir)
-    target = StrimziTarget(cluster, namespace, partitions, replicas)
+    settings = ctx.topic_settings()
+    if replicas is not None:
+        settings = dataclasses.replace(settings, replication_factor=replicas)
+    target = StrimziTarget(cluster, namespace, partitions, settings)
     try:
         files = render_strimzi(contracts, ctx.topics(), DEFAULT_ROLES, target,
                                source=contracts_dir.as_posix())

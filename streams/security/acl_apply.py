@@ -57,7 +57,8 @@ from streams.security.acl_plan import (
     AclRule,
     partner_topics,
 )
-from streams.topics import COMPACTED, Topics, TopicSpec, ensure_topics
+from streams.topic_policy import DEFAULT_TOPIC_SETTINGS, Role, spec
+from streams.topics import Topics, ensure_topics
 
 #: The record of the principals hallpass manages (admin-only: it has no ACL).
 PRINCIPALS_TOPIC = "hallpass.acl.principals"
@@ -322,7 +323,7 @@ class PrincipalRecord:
         records += [(p, None) for p in sorted(forget)]
         if not records:
             return
-        ensure_topics(self.conn, [TopicSpec(self.topic, 1, COMPACTED)])
+        ensure_topics(self.conn, [spec(Role.ACL_PRINCIPALS, self.topic, 1, DEFAULT_TOPIC_SETTINGS)])
         failed: list[str] = []
 
         def delivered(err: Any, _msg: Any) -> None:

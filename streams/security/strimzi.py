@@ -1,7 +1,8 @@
 """Strimzi manifests from the contracts: topics and users for a Kafka cluster on Kubernetes.
 
-A ``KafkaTopic`` for every topic of the bus and every partner's two topics (partitions and
-compaction as the processor creates them locally), and a ``KafkaUser`` for every principal:
+A ``KafkaTopic`` for every topic of the bus and every partner's two topics (partitions,
+replication and every topic-level setting of :mod:`streams.topic_policy`, as ``hallpass
+contracts apply`` creates them), and a ``KafkaUser`` for every principal:
 SCRAM-SHA-512 authentication and ``simple`` authorization with exactly the ACLs of
 :func:`~streams.security.acl_plan.plan_acls`. The admin's user has no ACLs: it is meant to be
 a super user of the cluster (``spec.kafka.authorization.superUsers`` of the ``Kafka``
@@ -23,6 +24,7 @@ import yaml
 from streams.contracts import Contract
 from streams.processor.app import bus_topics, contract_topics, prefixed
 from streams.security.acl_plan import DEFAULT_ROLES, AclRule, Roles, plan_acls
+from streams.topic_policy import DEFAULT_TOPIC_SETTINGS, TopicSettings
 from streams.topics import DEFAULT_TOPICS, Topics, TopicSpec
 
 API_VERSION = "kafka.strimzi.io/v1"
@@ -31,6 +33,8 @@ COMMON_LABELS = {
     "app.kubernetes.io/managed-by": "hallpass",
     "app.kubernetes.io/part-of": "hallpass",
 }
+#: the annotation of each KafkaTopic that says why it is configured so
+WHY_ANNOTATION = "hallpass.io/retention-reason"
 TOPICS_FILE = "kafka-topics.yaml"
 USERS_FILE = "kafka-users.yaml"
 
@@ -73,12 +77,15 @@ class StrimziRenderError(ValueError):
 @dataclass(frozen=True)
 class StrimziTarget:
     """Where the manifests go: the Strimzi ``Kafka`` cluster's name, its namespace (none:
-    the namespace ``kubectl`` applies to), and the partitions and replicas of each topic."""
+    the namespace ``kubectl`` applies to), the partitions of each topic and the topic
+    settings (replication, ``min.insync.replicas``, tombstone retention) the bus uses.
+    A replication factor of -1 leaves ``replicas`` out: the cluster's
+    ``default.replication.factor``."""
 
     cluster: str = "hallpass"
     namespace: str | None = None
     partitions: int = 3
-    replicas: int = 3
+    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS
 
     def problems(self) -> list[str]:
         found = []
@@ -86,8 +93,8 @@ class StrimziTarget:
             found.append(f"cluster {self.cluster!r} is not a valid Kubernetes name")
         if self.namespace is not None and not _DNS_LABEL.match(self.namespace):
             found.append(f"namespace {self.namespace!r} is not a valid Kubernetes namespace")
-        if self.partitions < 1 or not 1 <= self.replicas <= 32767:
-            found.append("partitions and replicas must be at least 1")
+        if self.partitions < 1:
+            found.append("partitions must be at least 1")
         return found
 
 
@@ -98,8 +105,8 @@ def kafka_topics(
 ) -> list[dict[str, Any]]:
     """A ``KafkaTopic`` for each topic of the bus and each partner's topics, by name."""
     _check(target.problems())
-    specs = bus_topics(target.partitions, topics) + contract_topics(
-        prefixed(list(contracts), topics), target.partitions, topics
+    specs = bus_topics(target.partitions, topics, target.settings) + contract_topics(
+        prefixed(list(contracts), topics), target.partitions, topics, target.settings
     )
     return [_kafka_topic(spec, target) for spec in sorted(specs, key=lambda s: s.name)]
 
@@ -192,15 +199,21 @@ def topic_resource_name(topic: str) -> str:
 
 
 def _kafka_topic(spec: TopicSpec, target: StrimziTarget) -> dict[str, Any]:
+    """A topic as Strimzi creates it; the reason for its settings rides along as an
+    annotation, so the manifest says why as the code does."""
     name = topic_resource_name(spec.name)
     body: dict[str, Any] = {}
     if name != spec.name:
         body["topicName"] = spec.name
     body["partitions"] = spec.partitions
-    body["replicas"] = target.replicas
+    if spec.replication_factor > 0:
+        body["replicas"] = spec.replication_factor
     if spec.config:
         body["config"] = dict(spec.config)
-    return _resource("KafkaTopic", name, target, body)
+    resource = _resource("KafkaTopic", name, target, body)
+    if spec.why:
+        resource["metadata"]["annotations"] = {WHY_ANNOTATION: spec.why}
+    return resource
 
 
 def _resource(kind: str, name: str, target: StrimziTarget, spec: dict[str, Any]) -> dict[str, Any]:

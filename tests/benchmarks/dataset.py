@@ -16,8 +16,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connectors.simulator import SimEvent
-from streams.catalog import load_schema
+from streams.catalog import field_catalog, load_schema
 from streams.config import Connection
+from streams.contracts import contract_files, lock_contracts
 from streams.processor.handlers import BusHandler
 from streams.processor.loop import Output
 from streams.processor.state import Tables
@@ -49,10 +50,9 @@ def contracts_dir(tmp: Path, partners: int) -> Path:
     """1: learnwell; 3: the samples; more: the samples and copies under new partner ids."""
     out = tmp / f"contracts-{partners}"
     out.mkdir(exist_ok=True)
-    samples = sorted(CONTRACTS.glob("*.yaml"))
+    samples = contract_files(CONTRACTS)
     if partners == 1:
-        shutil.copy(CONTRACTS / "learnwell.yaml", out)
-        return out
+        samples = [CONTRACTS / "learnwell.yaml"]
     for path in samples[:partners]:
         shutil.copy(path, out)
     for i in range(partners - len(samples)):
@@ -61,6 +61,7 @@ def contracts_dir(tmp: Path, partners: int) -> Path:
         text = source.read_text().replace(f"partner: {source.stem}", f"partner: {name}")
         text = text.replace(f"User:{source.stem}", f"User:{name}")
         (out / f"{name}.yaml").write_text(text)
+    lock_contracts(out, field_catalog(load_schema("student_record_changed")))
     return out
 
 

@@ -39,7 +39,13 @@ from connectors.vendor import VendorCopy, sync_partner_topic
 from streams.catalog import FieldInfo, field_catalog, load_schema, never_share_paths
 from streams.config import Connection
 from streams.consent import ConsentEvent, ConsentKind
-from streams.contracts import Basis, Contract, load_contracts, resolve_allowances
+from streams.contracts import (
+    Basis,
+    Contract,
+    load_contracts,
+    lock_contracts,
+    resolve_allowances,
+)
 from streams.disclosures import read_ledger
 from streams.policy import WithheldReason, partner_key
 from streams.processor.app import apply_contracts, run_processor
@@ -73,6 +79,7 @@ SUNSET_CONTRACT = """\
 partner: sunset
 display_name: Sunset Rostering (contract ends 2026-09-10)
 version: 1
+purpose_code: rostering
 purpose: Rostering under a contract that ends in the first week of school.
 valid_from: 2026-07-01
 valid_until: 2026-09-10
@@ -201,6 +208,7 @@ def contracts_dir_with_sunset(base: Path) -> Path:
     for path in sorted((REPO / "deploy" / "contracts").glob("*.yaml")):
         shutil.copy(path, out / path.name)
     (out / f"{SUNSET}.yaml").write_text(SUNSET_CONTRACT)
+    lock_contracts(out, field_catalog(load_schema("student_record_changed")), SUNSET)
     return out
 
 

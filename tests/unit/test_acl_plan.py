@@ -20,8 +20,9 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.catalog import field_catalog, load_schema
 from streams.cli import main
-from streams.contracts import Allowance, Basis, Contract
+from streams.contracts import Allowance, Basis, Contract, lock_contracts
 from streams.security.acl_plan import (
     AclPlanError,
     AclRule,
@@ -435,6 +436,7 @@ def test_acl_plan_reads_the_contracts_dir_and_prefix_from_the_environment(
     tmp_path: Path,
 ) -> None:
     shutil.copy(SAMPLE_CONTRACTS / "measurely.yaml", tmp_path)
+    shutil.copy(SAMPLE_CONTRACTS / "measurely.lock.yaml", tmp_path)
     code, out, _ = run(["acl", "plan", "--json"], {"HALLPASS_CONTRACTS_DIR": str(tmp_path),
                                                     "HALLPASS_TOPIC_PREFIX": "district7."})
     assert code == 0
@@ -459,6 +461,7 @@ def test_acl_plan_refuses_partners_that_would_share_consumer_groups(tmp_path: Pa
     text = (SAMPLE_CONTRACTS / "learnwell.yaml").read_text()
     (tmp_path / "learnwell.yaml").write_text(text)
     (tmp_path / "learnwell-plus.yaml").write_text(text.replace("learnwell", "learnwell-plus"))
+    lock_contracts(tmp_path, field_catalog(load_schema("student_record_changed")))
     code, out, err = run(["acl", "plan", "--contracts", str(tmp_path)])
     assert code == 1
     assert out == ""

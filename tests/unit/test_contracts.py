@@ -17,8 +17,10 @@ from streams.contracts import (
     ContractsInvalidError,
     check_contracts,
     load_contracts,
+    lock_contracts,
     parse_contract,
     resolve_allowances,
+    review_contracts,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +31,7 @@ VALID = """\
 partner: learnwell
 display_name: LearnWell Classroom
 version: 3
+purpose_code: rostering
 purpose: Rostering and classroom learning platform
 valid_from: 2026-07-01
 valid_until: 2027-06-30
@@ -103,6 +106,7 @@ def test_a_valid_contract_loads_into_frozen_data() -> None:
             Allowance(basis=Basis.DIRECTORY, category="student_name"),
             Allowance(basis=Basis.DIRECTORY, field="enrollment.grade_level"),
         ),
+        purpose_code="rostering",
     )
     assert contract.topic == "partner.learnwell.students"
     assert contract.source == "contracts/learnwell.yaml"
@@ -285,18 +289,18 @@ def test_real_ids_need_student_identifiers_on_the_school_official_basis() -> Non
 
 
 def test_yaml_syntax_error_names_the_line() -> None:
-    assert VALID.splitlines()[12] == "  - field: enrollment.grade_level"
+    assert VALID.splitlines()[13] == "  - field: enrollment.grade_level"
     errors = errors_of(VALID.replace("enrollment.grade_level", "enrollment.grade_level: 7"))
     assert len(errors) == 1
     assert errors[0].key == ""
-    assert errors[0].reason.startswith("YAML syntax error: line 13, column 34:")
+    assert errors[0].reason.startswith("YAML syntax error: line 14, column 34:")
 
 
 def test_duplicate_yaml_key_is_an_error_not_a_silent_override() -> None:
     errors = errors_of(VALID + "version: 4\n")
     assert len(errors) == 1
     assert "duplicate key 'version'" in errors[0].reason
-    assert "line 15" in errors[0].reason
+    assert "line 16" in errors[0].reason
 
 
 def test_a_document_that_is_not_a_mapping() -> None:
@@ -341,6 +345,7 @@ def test_load_contracts_raises_with_every_error_of_every_file(tmp_path: Path) ->
 def test_two_contracts_for_one_partner_and_topic(tmp_path: Path) -> None:
     write(tmp_path, "learnwell.yaml", VALID)
     write(tmp_path, "learnwell.yml", VALID)
+    lock_contracts_of(tmp_path)
     errors = check_contracts(tmp_path, CATALOG)
     assert [(Path(e.file).name, e.key) for e in errors] == [
         ("learnwell.yml", "partner"),
@@ -349,9 +354,18 @@ def test_two_contracts_for_one_partner_and_topic(tmp_path: Path) -> None:
     assert "learnwell.yaml" in errors[1].reason
 
 
+def lock_contracts_of(directory: Path) -> None:
+    """Lock the first file of a partner (the duplicate is refused by the cross-file check)."""
+    (directory / "learnwell.lock.yaml").write_text(
+        "partner: learnwell\nversion: 3\nfields:\n"
+        + "".join(f"  {p}: directory\n" for p, i in CATALOG.items()
+                  if i.category == "student_name" or p == "enrollment.grade_level"))
+
+
 def test_load_contracts_sorts_by_partner(tmp_path: Path) -> None:
     write(tmp_path, "zeta.yaml", VALID.replace("learnwell", "zeta"))
     write(tmp_path, "alpha.yaml", VALID.replace("learnwell", "alpha"))
+    lock_contracts(tmp_path, CATALOG)
     assert [c.partner for c in load_contracts(tmp_path, CATALOG)] == ["alpha", "zeta"]
 
 
@@ -360,7 +374,8 @@ def test_load_contracts_sorts_by_partner(tmp_path: Path) -> None:
 
 def small_catalog() -> dict[str, FieldInfo]:
     def info(path: str, category: str, never: bool = False) -> FieldInfo:
-        return FieldInfo(path=path, category=category, never_share=never, avro_type="string")
+        return FieldInfo(path=path, category=category, never_share=never, avro_type="string",
+                         directory_eligible=category == "student_name" and not never)
 
     return {
         "a.first": info("a.first", "student_name"),
@@ -407,3 +422,226 @@ def test_allowance_names_exactly_one_thing() -> None:
         Allowance(basis=Basis.CONSENT)
     with pytest.raises(ValueError, match="exactly one"):
         Allowance(basis=Basis.CONSENT, category="student_name", field="names.first_name")
+
+
+# --- directory information only (34 CFR 99.3) -------------------------------------------------
+
+
+@pytest.mark.parametrize(("entry", "named"), [
+    ("category: transcript", "transcript.gpa"),
+    ("category: assessment", "assessment.results[].scale_score"),
+    ("category: attendance", "attendance.days_absent"),
+    ("category: demographics", "demographics.sex"),
+    ("field: demographics.black_or_african_american", "demographics.black_or_african_american"),
+    ("field: demographics.hispanic_or_latino_ethnicity",
+     "demographics.hispanic_or_latino_ethnicity"),
+    ("field: transcript.gpa", "transcript.gpa"),
+    ("field: enrollment.counselor", "enrollment.counselor"),
+    ("category: student_program_membership", "programs"),
+])
+def test_directory_basis_only_for_directory_information(entry: str, named: str) -> None:
+    errors = errors_of(with_allow(f"{entry}\n    basis: directory"))
+    assert [e.key for e in errors] == [f"allow[0].{entry.split(':')[0]}"], errors
+    assert named in errors[0].reason
+    assert "not directory information (34 CFR 99.3)" in errors[0].reason
+
+
+def test_directory_category_error_names_the_eligible_fields_to_use_instead() -> None:
+    (error,) = errors_of(with_allow("category: enrollment\n    basis: directory"))
+    assert "enrollment.grade_level" in error.reason.split("name its eligible fields")[1]
+    assert "enrollment.counselor" in error.reason.split("name its eligible fields")[0]
+
+
+@pytest.mark.parametrize("entry", [
+    "category: student_name", "category: student_contact", "field: demographics.birth_date",
+    "field: demographics.city_of_birth", "field: enrollment.grade_level",
+    "field: enrollment.enrollment_status", "field: enrollment.entry_date",
+    "field: enrollment.school_name", "field: identity.username",
+])
+def test_directory_information_may_use_the_directory_basis(entry: str) -> None:
+    assert errors_of(with_allow(f"{entry}\n    basis: directory")) == []
+
+
+def test_schema_marks_directory_information_only_where_99_3_allows() -> None:
+    eligible = {p for p, i in CATALOG.items() if i.directory_eligible}
+    assert {CATALOG[p].category for p in eligible} == {
+        "student_name", "student_contact", "enrollment", "demographics", "student_identifiers"}
+    assert {p for p in eligible if CATALOG[p].category == "demographics"} == {
+        "demographics.birth_date", "demographics.country_of_birth",
+        "demographics.state_of_birth", "demographics.city_of_birth"}
+    assert {p for p in eligible if CATALOG[p].category == "student_identifiers"} == {
+        "identity.username"}
+    assert not any(p.startswith("guardians") for p in eligible)
+
+
+def test_resolve_allowances_drops_directory_basis_on_ineligible_leaves() -> None:
+    contract = contract_allowing(Allowance(basis=Basis.DIRECTORY, category="transcript"))
+    assert resolve_allowances(contract, CATALOG) == {}
+
+
+# --- purpose: a controlled list, never marketing, advertising or sale (121.9) ----------------
+
+
+def test_purpose_code_is_required_and_from_the_list() -> None:
+    errors = errors_of(VALID.replace("purpose_code: rostering\n", ""))
+    assert ContractError("learnwell.yaml", "purpose_code", "missing required key") in errors
+    (error,) = errors_of(VALID.replace("purpose_code: rostering", "purpose_code: rosterin"))
+    assert error.key == "purpose_code"
+    assert "did you mean 'rostering'" in error.reason and "instruction" in error.reason
+
+
+@pytest.mark.parametrize("code", ["marketing", "advertising", "sale", "targeted_advertising",
+                                  "data_sales"])
+def test_marketing_advertising_or_sale_is_refused(code: str) -> None:
+    (error,) = errors_of(VALID.replace("purpose_code: rostering", f"purpose_code: {code}"))
+    assert error.key == "purpose_code"
+    assert "8 NYCRR 121.9" in error.reason and "marketing or advertising" in error.reason
+
+
+@pytest.mark.parametrize("text", ["Rostering, and targeted advertising to families",
+                                  "Classroom platform; aggregate data is sold to publishers",
+                                  "Marketing of summer programs"])
+def test_a_purpose_text_about_marketing_advertising_or_sale_is_refused(text: str) -> None:
+    (error,) = errors_of(VALID.replace("purpose: Rostering and classroom learning platform",
+                                       f"purpose: {text}"))
+    assert error.key == "purpose"
+    assert "121.9" in error.reason
+
+
+def test_sample_contracts_state_their_purpose() -> None:
+    codes = {c.partner: c.purpose_code for c in load_contracts(SAMPLES, CATALOG)}
+    assert codes == {"carewell-health": "health_services", "learnwell": "rostering",
+                     "measurely": "assessment"}
+
+
+# --- programs can reveal special categories ----------------------------------------------------
+
+
+CONSENT_HEADER = VALID.split("allow:")[0]
+
+
+@pytest.mark.parametrize("entry", ["field: programs", "category: student_program_membership"])
+def test_programs_need_the_consent_basis(entry: str) -> None:
+    (error,) = errors_of(with_allow(f"{entry}\n    basis: school_official"))
+    assert "may only be shared on the consent basis" in error.reason
+    assert "special_iep_504" in error.reason
+
+
+def test_programs_need_consent_for_the_categories_their_codes_reveal() -> None:
+    (error,) = errors_of(with_allow("field: programs\n    basis: consent",
+                                    "category: special_iep_504\n    basis: consent"))
+    assert error.key == "allow[0].field"
+    assert "special_living_situation" in error.reason
+    assert "special_iep_504" not in error.reason.split("of ")[1].split(":")[0]
+    assert errors_of(with_allow("field: programs\n    basis: consent",
+                                "category: special_iep_504\n    basis: consent",
+                                "category: special_living_situation\n    basis: consent")) == []
+
+
+def test_resolve_allowances_never_gives_programs_without_consent() -> None:
+    contract = contract_allowing(Allowance(basis=Basis.SCHOOL_OFFICIAL, field="programs"))
+    assert resolve_allowances(contract, CATALOG) == {}
+
+
+# --- a contract version is a frozen field list ---------------------------------------------
+
+
+def grown_schema() -> dict[str, object]:
+    """The student schema with a new leaf in student_name (a category learnwell allows)."""
+    schema = load_schema("student_record_changed")
+    names = next(f for f in schema["fields"] if f["name"] == "names")
+    record = next(t for t in names["type"] if isinstance(t, dict))
+    record["fields"].append({"name": "nickname", "type": ["null", "string"], "default": None,
+                             "category": "student_name", "directory_eligible": True})
+    return schema
+
+
+def test_a_contract_without_a_lock_of_its_version_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "learnwell.yaml", VALID)
+    (error,) = check_contracts(tmp_path, CATALOG)
+    assert error.key == "version"
+    assert "version 3 is not locked (no learnwell.lock.yaml)" in error.reason
+    assert "hallpass contracts lock" in error.reason
+
+
+def test_lock_records_the_fields_and_their_basis(tmp_path: Path) -> None:
+    write(tmp_path, "learnwell.yaml", VALID)
+    (result,) = lock_contracts(tmp_path, CATALOG)
+    assert result.written and "names.first_name" in result.added
+    text = (tmp_path / "learnwell.lock.yaml").read_text()
+    assert "version: 3" in text and "  enrollment.grade_level: directory\n" in text
+    (contract,) = load_contracts(tmp_path, CATALOG)
+    assert contract.frozen_fields == frozenset(resolve_allowances(
+        dataclasses.replace(contract, frozen_fields=None), CATALOG))
+    assert lock_contracts(tmp_path, CATALOG)[0].written is False  # idempotent
+
+
+def test_a_new_schema_leaf_reaches_no_partner_until_the_version_is_bumped(
+    tmp_path: Path
+) -> None:
+    from streams.views import derive_view_schema
+
+    write(tmp_path, "learnwell.yaml", VALID)
+    lock_contracts(tmp_path, CATALOG)
+    grown = grown_schema()
+    catalog = field_catalog(grown)
+    (contract,) = load_contracts(tmp_path, catalog)  # still valid: the new leaf is held back
+    assert "names.nickname" not in resolve_allowances(contract, catalog)
+    view = json_text(derive_view_schema(grown, contract))
+    assert "nickname" not in view and "first_name" in view
+    (review,) = review_contracts(tmp_path, catalog)
+    assert review.unlocked == ("names.nickname",)
+    assert str(review).startswith(f"{tmp_path / 'learnwell.yaml'}: review: version 3 now also "
+                                  "resolves to names.nickname")
+    # re-locking the same version is refused: a version is a frozen field list
+    with pytest.raises(ContractsInvalidError, match="bump `version`"):
+        lock_contracts(tmp_path, catalog)
+    write(tmp_path, "learnwell.yaml", VALID.replace("version: 3", "version: 4"))
+    (result,) = lock_contracts(tmp_path, catalog)
+    assert result.added == ("names.nickname",)
+    (contract,) = load_contracts(tmp_path, catalog)
+    assert "names.nickname" in resolve_allowances(contract, catalog)
+    assert review_contracts(tmp_path, catalog) == []
+
+
+def json_text(value: object) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def test_a_locked_version_changed_without_a_bump_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "learnwell.yaml", VALID)
+    lock_contracts(tmp_path, CATALOG)
+    write(tmp_path, "learnwell.yaml", VALID.replace(
+        "  - field: enrollment.grade_level\n    basis: directory\n", ""))
+    (error,) = check_contracts(tmp_path, CATALOG)
+    assert "version 3 changed without a version bump: enrollment.grade_level (directory -> "\
+           "not allowed)" in error.reason
+    write(tmp_path, "learnwell.yaml", VALID.replace(
+        "enrollment.grade_level\n    basis: directory", "enrollment.grade_level\n    basis: "
+        "school_official"))
+    (error,) = check_contracts(tmp_path, CATALOG)
+    assert "enrollment.grade_level (directory -> school_official)" in error.reason
+
+
+def test_the_sample_contracts_are_locked_as_they_resolve_today() -> None:
+    assert review_contracts(SAMPLES, CATALOG) == []
+    for contract in load_contracts(SAMPLES, CATALOG):
+        assert contract.frozen_fields == frozenset(resolve_allowances(contract, CATALOG))
+
+
+def test_contracts_check_and_lock_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    write(tmp_path, "learnwell.yaml", VALID)
+    run = CliRunner()
+    result = run.invoke(main, ["contracts", "check", str(tmp_path)])
+    assert result.exit_code == 1 and "is not locked" in result.stderr
+    result = run.invoke(main, ["contracts", "lock", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("learnwell: locked version 3 in ")
+    result = run.invoke(main, ["contracts", "check", str(tmp_path)])
+    assert result.exit_code == 0 and "1 contract(s)" in result.stdout

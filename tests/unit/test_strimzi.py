@@ -34,6 +34,7 @@ from streams.security.strimzi import (
     kafka_users,
     render_strimzi,
 )
+from streams.topic_policy import TopicSettings
 from streams.topics import DEFAULT_TOPICS, Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,7 +168,11 @@ def test_the_crd_check_refuses_what_the_api_server_would() -> None:
 # -- the sample contracts -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [DEFAULT_TARGET, StrimziTarget("prod-kafka", "streaming", 6, 3)])
+@pytest.mark.parametrize("target", [
+    DEFAULT_TARGET,
+    StrimziTarget("prod-kafka", "streaming", 6, TopicSettings(replication_factor=3,
+                                                              min_insync_replicas=2)),
+])
 def test_every_manifest_is_valid_against_the_strimzi_crds(target: StrimziTarget) -> None:
     for manifest in all_manifests(sample_contracts(), target=target):
         assert crd_errors(manifest) == [], manifest["metadata"]["name"]
@@ -205,29 +210,48 @@ def test_a_vendor_user_reads_only_its_own_topics_and_groups() -> None:
 
 
 def test_topics_are_those_the_processor_creates_with_their_compaction() -> None:
-    topics = by_name(kafka_topics(sample_contracts(), target=StrimziTarget(partitions=6,
-                                                                           replicas=2)))
+    topics = by_name(kafka_topics(sample_contracts(), target=StrimziTarget(
+        partitions=6, settings=TopicSettings(replication_factor=2))))
     shape = {
         name: (t["spec"]["partitions"], t["spec"].get("config", {}).get("cleanup.policy"))
         for name, t in topics.items()
     }
     assert shape == {
-        "sis.student.changes": (6, None),
-        "consent.events": (6, "compact"),
-        "audit.disclosures": (6, None),
-        "sis.student.changes.dlq": (1, None),
+        "sis.student.changes": (6, "delete"),
+        "consent.events": (6, "delete"),
+        "audit.disclosures": (6, "delete"),
+        "sis.student.changes.dlq": (1, "delete"),
         "hallpass.processor.state": (6, "compact"),
         "hallpass.processor.districts": (1, "compact"),
         "hallpass.processor.repartition": (6, "delete"),
         "partner.carewell-health.students": (6, "compact"),
-        "partner.carewell-health.notices": (6, None),
+        "partner.carewell-health.notices": (6, "delete"),
         "partner.learnwell.students": (6, "compact"),
-        "partner.learnwell.notices": (6, None),
+        "partner.learnwell.notices": (6, "delete"),
         "partner.measurely.students": (6, "compact"),
-        "partner.measurely.notices": (6, None),
+        "partner.measurely.notices": (6, "delete"),
     }
     assert {t["spec"]["replicas"] for t in topics.values()} == {2}
     assert not any("topicName" in t["spec"] for t in topics.values())
+
+
+def test_topics_carry_the_retention_the_law_needs_and_its_reason() -> None:
+    settings = TopicSettings(min_insync_replicas=2, tombstone_retention_days=40)
+    topics = by_name(kafka_topics(sample_contracts(), target=StrimziTarget(settings=settings)))
+    config = {name: t["spec"]["config"] for name, t in topics.items()}
+    forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1",
+               "min.insync.replicas": "2"}
+    for name in ("consent.events", "audit.disclosures", "partner.learnwell.notices"):
+        assert config[name] == forever, name
+    assert config["partner.learnwell.students"] == {
+        "cleanup.policy": "compact", "delete.retention.ms": str(40 * 86_400_000),
+        "min.insync.replicas": "2"}
+    assert config["sis.student.changes"]["retention.ms"] == str(7 * 86_400_000)
+    assert config["hallpass.processor.repartition"]["retention.ms"] == str(72 * 3_600_000)
+    # replication -1: no `replicas`, the cluster's default.replication.factor
+    assert not any("replicas" in t["spec"] for t in topics.values())
+    assert all(t["metadata"]["annotations"]["hallpass.io/retention-reason"]
+               for t in topics.values())
 
 
 def test_the_committed_example_matches_the_sample_contracts() -> None:
@@ -301,9 +325,10 @@ def test_render_command_writes_the_topics_and_users(tmp_path: Path) -> None:
         "deploy", "render", "strimzi", "--out", str(tmp_path / "k8s"),
         "--contracts", str(SAMPLE_CONTRACTS), "--cluster", "prod-kafka",
         "--namespace", "streaming", "--replicas", "2",
-    ], env={"HALLPASS_TOPIC_PREFIX": ""})
+    ], env={"HALLPASS_TOPIC_PREFIX": "", "HALLPASS_MIN_INSYNC_REPLICAS": "2"})
     assert result.exit_code == 0, result.output
-    target = StrimziTarget("prod-kafka", "streaming", replicas=2)
+    target = StrimziTarget("prod-kafka", "streaming",
+                           settings=TopicSettings(replication_factor=2, min_insync_replicas=2))
     topics = list(yaml.safe_load_all((tmp_path / "k8s" / "kafka-topics.yaml").read_text()))
     users = list(yaml.safe_load_all((tmp_path / "k8s" / "kafka-users.yaml").read_text()))
     assert topics == kafka_topics(sample_contracts(), target=target)

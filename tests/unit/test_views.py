@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 from collections.abc import Mapping
@@ -362,8 +363,9 @@ def add_leaf(schema: dict[str, Any], container: str | None, leaf: dict[str, Any]
     return newer
 
 
-def test_a_new_source_field_reaches_no_partner_until_its_view_is_derived_again() -> None:
-    """The contract allows student_name; a new student_name leaf still does not flow."""
+def test_a_new_source_field_reaches_no_partner_until_its_contract_version_is_locked() -> None:
+    """The contract allows student_name; a new student_name leaf still does not flow, not
+    even in a view derived again: only a new contract version locked with it releases it."""
     learnwell = CONTRACTS["learnwell"]
     view = derive_view(SOURCE, learnwell)
     nickname = {"name": "nickname", "type": ["null", "string"], "default": None}
@@ -378,7 +380,13 @@ def test_a_new_source_field_reaches_no_partner_until_its_view_is_derived_again()
 
     rederived = derive_view(newer, learnwell)
     again = project(record, rederived, ALL, "k")
-    assert again is not None and again.value["names"]["nickname"] == "Dee"
+    assert again is not None and "names.nickname" not in again.fields
+
+    assert learnwell.frozen_fields is not None
+    bumped = dataclasses.replace(learnwell, version=learnwell.version + 1,
+                                 frozen_fields=learnwell.frozen_fields | {"names.nickname"})
+    released = project(record, derive_view(newer, bumped), ALL, "k")
+    assert released is not None and released.value["names"]["nickname"] == "Dee"
 
 
 # --- properties --------------------------------------------------------------------------------
