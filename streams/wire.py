@@ -86,6 +86,17 @@ class WireDecoder:
             self._writers[schema_id] = parsed
         return parsed
 
+    def reencode(self, data: bytes | None, record: Mapping[str, Any]) -> bytes:
+        """``record`` (decoded from ``data`` and changed) encoded again with the writer schema
+        of ``data``, under the same schema id."""
+        if data is None or len(data) < _HEADER.size:
+            raise WireFormatError("not Confluent wire format: fewer than 5 bytes")
+        _magic, schema_id = _HEADER.unpack_from(data)
+        out = io.BytesIO()
+        out.write(data[:_HEADER.size])
+        fastavro.schemaless_writer(out, self.writer_schema(schema_id), record)
+        return out.getvalue()
+
     def decode(self, data: bytes | None) -> dict[str, Any]:
         if data is None or len(data) < _HEADER.size:
             raise WireFormatError("not Confluent wire format: fewer than 5 bytes")

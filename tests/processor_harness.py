@@ -76,8 +76,12 @@ def _decode(value: bytes | None) -> dict[str, Any]:
     return decoded
 
 
+def _json_again(_raw: bytes | None, record: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(record)
+
+
 JSON_CODECS = Codecs(decode_change=_decode, decode_consent=_decode, encode_audit=_json,
-                     encode_notice=_json)
+                     encode_notice=_json, encode_dead_change=_json_again)
 
 
 # --- the broker ----------------------------------------------------------------------------
@@ -216,7 +220,8 @@ class Cluster:
         return BusHandler(self.routes, JSON_CODECS, HandlerSettings(
             partitions=self.partitions, never_share=NEVER_SHARE, topics=self.topics,
             future_skew_ms=self.future_skew_ms,
-            field_categories={p: info.category for p, info in CATALOG.items()}),
+            field_categories={p: info.category for p, info in CATALOG.items()},
+            change_schema=SOURCE),
             clock=self.clock)
 
     def start_worker(self) -> Worker:

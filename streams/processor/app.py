@@ -297,10 +297,12 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
     return BusHandler(
         routes,
         Codecs(decode_change=change_decoder.decode, decode_consent=consent_decoder.decode,
-               encode_audit=audit.encode, encode_notice=encode_notice),
+               encode_audit=audit.encode, encode_notice=encode_notice,
+               encode_dead_change=change_decoder.reencode),
         HandlerSettings(partitions=partitions, never_share=sorted(never_share_paths(catalog)),
                         topics=topics, future_skew_ms=future_skew_ms,
-                        field_categories={p: info.category for p, info in catalog.items()}),
+                        field_categories={p: info.category for p, info in catalog.items()},
+                        change_schema=source),
         clock=clock,
     )
 

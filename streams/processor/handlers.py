@@ -48,6 +48,7 @@ from streams.processor.messages import TIMER, Message, Origin, Output, header
 from streams.processor.routing import partition_for
 from streams.processor.state import SEEN_IDS, Holding, Tables, holdings_by_partner
 from streams.processor.timers import StudentTimers, contract_dates_due, district_dates_due
+from streams.processor.validate import record_checker
 from streams.topics import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
 from streams.wire import WireFormatError
 
@@ -67,6 +68,9 @@ class Codecs:
     decode_consent: Decode
     encode_audit: Encode
     encode_notice: Encode
+    #: a decoded change (never-share fields stripped) encoded again as its original bytes
+    #: were, for the dead-letter topic; None: such a dead letter keeps no body at all
+    encode_dead_change: Callable[[bytes | None, Mapping[str, Any]], bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class HandlerSettings:
     topics: Topics = DEFAULT_TOPICS
     #: field path -> data category of the student schema (names what a notice withdraws)
     field_categories: Mapping[str, str] = field(default_factory=dict)
+    #: the student schema every change must fit (a record decoded with another writer schema
+    #: may not); None: not checked
+    change_schema: Mapping[str, Any] | None = None
 
 
 def strip_paths(record: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
@@ -106,11 +113,13 @@ def _strip(node: Any, parts: list[str]) -> None:
 
 
 class Rejected(Exception):
-    """An input record that is decodable but must not be decided: a dead letter."""
+    """An input record that is decodable but must not be decided: a dead letter. ``record``:
+    the decoded change, whose never-share fields are stripped before it is dead-lettered."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, record: dict[str, Any] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.record = record
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +150,8 @@ class BusHandler:
         self.emitter = Emitter(self.topics, codecs.encode_audit, codecs.encode_notice,
                                self.now, self.counters, settings.field_categories)
         self.timers = StudentTimers()
+        self._misfit = (record_checker(settings.change_schema)
+                        if settings.change_schema is not None else None)
         #: per partition, the global district table version it was reconciled with
         self._districts_seen: dict[int, int] = {}
 
@@ -160,7 +171,14 @@ class BusHandler:
             return self._on_consent(decoded.consent, decoded.origin, target, tables, now)
         assert decoded.change is not None
         self.counters.changes += 1
-        return self._on_change(decoded.change, decoded.origin, target, tables, now)
+        try:
+            return self._on_change(decoded.change, decoded.origin, target, tables, now)
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            # nothing was written to the tables yet (they are written once every view is
+            # encoded): the record is a dead letter like any other
+            return self._dead_letter(msg, Rejected(
+                f"invalid: a partner view could not be encoded ({type(exc).__name__})",
+                decoded.change))
 
     def on_batch_end(self, tables: Tables) -> list[Output]:
         """After a batch: act on district events this worker wrote or followed."""
@@ -209,17 +227,23 @@ class BusHandler:
                                "student's events must be keyed by its id)")
             return _Input(None, event, routing, origin)
         change = self.codecs.decode_change(msg.value())
-        student = change["student_id"]
+        misfit = self._misfit(change) if self._misfit is not None else None
+        if misfit is not None:  # the field, never its value
+            raise Rejected(f"invalid: {misfit} does not have the type the student schema "
+                           "gives it", change)
+        student = change.get("student_id")
         if not isinstance(student, str) or not student:
-            raise Rejected("invalid: student_id is empty")
+            raise Rejected("invalid: student_id is empty", change)
         if key is None or key != student.encode():
             raise Rejected("invalid: the record key is not its student_id (a student's "
-                           "changes must be keyed by the student id)")
-        occurred = int(change["occurred_at"])
+                           "changes must be keyed by the student id)", change)
+        occurred = change.get("occurred_at")
+        if not isinstance(occurred, int) or isinstance(occurred, bool):
+            raise Rejected("invalid: occurred_at is not a timestamp", change)
         if occurred > self.now() + self.settings.future_skew_ms:
             raise Rejected(f"future_dated: occurred_at lies more than "
                            f"{self.settings.future_skew_ms / 3_600_000:g} h after the "
-                           "processing time")
+                           "processing time", change)
         return _Input(change, None, student, origin)
 
     def _forward(self, msg: Message, decoded: _Input, target: int) -> Output:
@@ -236,13 +260,29 @@ class BusHandler:
             else None
         if forwarded is not None:
             topic, partition, offset = forwarded.topic, forwarded.partition, forwarded.offset
-        bad = InvalidMessage(topic, partition, offset, _reason(exc), msg.key(), msg.value())
+        value = msg.value()
+        if isinstance(exc, Rejected) and exc.record is not None:
+            value = self._redacted(value, exc.record)
+        bad = InvalidMessage(topic, partition, offset, _reason(exc), msg.key(), value)
         kind = ("undecodable" if isinstance(exc, WireFormatError)
                 else exc.reason.split(":", 1)[0] if isinstance(exc, Rejected) else "invalid")
         self.counters.dead_letters += 1
         self.counters.bump(self.counters.dead_letters_by_reason, kind)
         self.dlq_limit.record(False, bad)
         return [Output(self.topics.changes_dlq, bad.key, bad.value, bad.headers())]
+
+    def _redacted(self, raw: bytes | None, record: dict[str, Any]) -> bytes | None:
+        """A decodable change for the dead-letter topic: never-share fields stripped, encoded
+        as it came (its writer schema); no body at all if that cannot be done."""
+        strip_paths(record, self.never_share)
+        record.pop(SEEN_IDS, None)
+        encode = self.codecs.encode_dead_change
+        if encode is None:
+            return None
+        try:
+            return encode(raw, record)
+        except Exception:  # a body we cannot write again is left out, never kept raw
+            return None
 
     # -- changes -----------------------------------------------------------------------------
     def _on_change(self, change: dict[str, Any], origin: Origin, partition: int,
@@ -277,7 +317,6 @@ class BusHandler:
         else:
             record = change
         record[SEEN_IDS] = [*seen, event_id]
-        tables.set_record(partition, student, record)
         history = state.consent.get(student, StudentConsentHistory())
         district = tables.districts.get(str(record.get("district_id")), DistrictState())
         held = holdings_by_partner(state.holders.get(student, ()))
@@ -291,6 +330,8 @@ class BusHandler:
             outputs.extend(self.emitter.emit(
                 route, decision, _decided(subject, route, per_student=False), held,
                 audit_withheld=True, withdrawn=_withdrawn(route, inputs, decision, held)))
+        # the tables only once every view is encoded (a failure above is a dead letter)
+        tables.set_record(partition, student, record)
         tables.set_holders(partition, student, held)
         return outputs
 

@@ -395,3 +395,53 @@ def test_withheld_reasons_are_precise() -> None:
     bus.settle()
     assert bus.notices(BY_PARTNER[LEARNWELL], student)[-1]["reason"] == "CONTRACT_ENDED"
     assert_reasons_documented(bus)
+
+
+# --- dead letters -------------------------------------------------------------------------------
+
+SECRETS = [BASE["restricted"][k] for k in ("ssn", "other_government_id", "password",
+                                           "health_notes", "counseling_notes")]
+
+
+def test_a_decodable_dead_letter_holds_no_never_share_value() -> None:
+    bus = Bus()
+    wrong_key = change(STUDENTS[0], NOW - HOUR, "c-1")
+    bus.cluster.broker.produce(bus.cluster.topics.changes, b"NY-999", orjson.dumps(wrong_key),
+                               murmur2_partitioner)
+    future = change(STUDENTS[1], NOW + 400 * 24 * HOUR, "c-2")
+    bus.change(future)
+    bus.cluster.broker.produce(bus.cluster.topics.changes, b"NY-998", b"\x07not json at all",
+                               murmur2_partitioner)
+    bus.settle()
+    dead = bus.cluster.dead_letters()
+    assert len(dead) == 3
+    decodable = [d for d in dead if d.value != b"\x07not json at all"]
+    assert len(decodable) == 2, "what cannot be decoded stays as it came"
+    for record in decodable:
+        assert record.value is not None
+        for secret in SECRETS:
+            assert secret.encode() not in record.value, "a never-share value was dead-lettered"
+        kept = orjson.loads(record.value)
+        assert kept["restricted"] == dict.fromkeys(BASE["restricted"])
+        assert kept["names"] == BASE["names"], "the rest is kept, to replay"
+
+
+def test_a_leaf_of_the_wrong_type_is_a_dead_letter_naming_the_field_not_its_value() -> None:
+    bus = Bus()
+    bad = change(STUDENTS[0], NOW - HOUR, "c-1")
+    bad["names"]["first_name"] = 987654321
+    bad["guardians"][0]["email"] = ["not", "a", "string"]
+    bus.change(bad)
+    bus.change(change(STUDENTS[1], NOW - HOUR, "c-2"))
+    bus.settle()
+    [dead] = bus.cluster.dead_letters()
+    reason = dict(dead.headers_)["hallpass.dlq.reason"]
+    assert isinstance(reason, bytes)
+    assert b"names.first_name" in reason and b"987654321" not in reason
+    assert dead.value is not None and BASE["restricted"]["ssn"].encode() not in dead.value
+    for route in ROUTES:
+        assert not bus.records(route, STUDENTS[0])
+    assert bus.records(BY_PARTNER[LEARNWELL], STUDENTS[1]), "processing went on"
+    [worker] = bus.cluster.workers
+    assert all(state.stored(STUDENTS[0]) is None
+               for state in worker.tables.partitions.values()), "the bad record was stored"

@@ -1,0 +1,155 @@
+"""Does a decoded change match the student schema? A record decoded with its writer's schema
+(any id in the registry) may carry a leaf of another type; such a record is a dead letter
+before it reaches a table or a view encoder, and the reason names the field, never its value.
+
+``record_checker`` compiles the schema once into plain closures; a record is checked in one
+walk. Fields the schema does not know are ignored (never projected: views are allowlists);
+a field the record lacks counts as null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+#: checks a value; returns None if it fits, else the path of the first field that does not
+Check = Callable[[Any, str], str | None]
+
+_SCALARS: dict[str, Callable[[Any], bool]] = {
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31,
+    "long": lambda v: isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63,
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "bytes": lambda v: isinstance(v, bytes),
+}
+
+
+def record_checker(schema: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], str | None]:
+    """A function that returns the path (``a.b``, ``a[].b``) of the first field of a record
+    whose value does not fit ``schema``, or None when every known field fits."""
+    named: dict[str, Check] = {}
+    check = _compile(schema, named, None)
+
+    def first_misfit(record: Mapping[str, Any]) -> str | None:
+        return check(record, "")
+
+    return first_misfit
+
+
+def _compile(avro_type: Any, named: dict[str, Check], namespace: str | None) -> Check:
+    if isinstance(avro_type, list):
+        others = [b for b in avro_type if b != "null"]
+        if len(others) == 1 and len(avro_type) == 2:  # the common case: nullable
+            inner = _compile(others[0], named, namespace)
+
+            def nullable(value: Any, path: str) -> str | None:
+                return None if value is None else inner(value, path)
+
+            return nullable
+        branches = [_compile(b, named, namespace) for b in avro_type]
+
+        def union(value: Any, path: str) -> str | None:
+            found = None
+            for branch in branches:
+                found = branch(value, path)
+                if found is None:
+                    return None
+            return found if found != path else path
+
+        return union
+    if isinstance(avro_type, str):
+        if avro_type in _SCALARS:
+            return _scalar(_SCALARS[avro_type])
+        full = avro_type if "." in avro_type or not namespace else f"{namespace}.{avro_type}"
+        for name in (full, avro_type):
+            if name in named:
+                return _deferred(named, name)
+        raise ValueError(f"unknown named type {avro_type!r}")
+    kind = avro_type.get("type")
+    if isinstance(kind, list | Mapping):
+        return _compile(kind, named, namespace)
+    if kind in _SCALARS:
+        return _scalar(_SCALARS[kind])
+    name = avro_type.get("name")
+    own = avro_type.get("namespace", namespace)
+    if isinstance(name, str):
+        full = name if "." in name or not own else f"{own}.{name}"
+        namespace = full.rpartition(".")[0] or None
+    if kind == "enum":
+        symbols = frozenset(avro_type.get("symbols") or ())
+        check = _scalar(lambda v: isinstance(v, str) and v in symbols)
+    elif kind == "fixed":
+        check = _scalar(lambda v: isinstance(v, bytes))
+    elif kind == "array":
+        items = _compile(avro_type["items"], named, namespace)
+
+        def array(value: Any, path: str) -> str | None:
+            if not isinstance(value, list):
+                return path
+            inner = f"{path}[]"
+            for item in value:
+                found = items(item, inner)
+                if found is not None:
+                    return found
+            return None
+
+        check = array
+    elif kind == "map":
+        values = _compile(avro_type["values"], named, namespace)
+
+        def mapping(value: Any, path: str) -> str | None:
+            if not isinstance(value, dict):
+                return path
+            for key, item in value.items():
+                found = path if not isinstance(key, str) else values(item, f"{path}.*")
+                if found is not None:
+                    return found
+            return None
+
+        check = mapping
+    elif kind in ("record", "error"):
+        if isinstance(name, str):
+            named[full] = named[name] = _pending
+        fields: list[tuple[str, Check]] = []
+        for f in avro_type["fields"]:
+            fields.append((f["name"], _compile(f["type"], named, namespace)))
+        prefix_of = {n: n for n, _ in fields}
+
+        def record(value: Any, path: str) -> str | None:
+            if not isinstance(value, dict):
+                return path
+            get = value.get
+            base = f"{path}." if path else ""
+            for field_name, field_check in fields:
+                found = field_check(get(field_name), base + prefix_of[field_name])
+                if found is not None:
+                    return found
+            return None
+
+        check = record
+        if isinstance(name, str):
+            named[full] = named[name] = check
+    else:
+        raise ValueError(f"unsupported Avro type {kind!r}")
+    return check
+
+
+def _pending(value: Any, path: str) -> str | None:
+    raise ValueError(f"{path}: a recursive type is not supported")
+
+
+def _scalar(ok: Callable[[Any], bool]) -> Check:
+    def scalar(value: Any, path: str) -> str | None:
+        return None if ok(value) else path
+
+    return scalar
+
+
+def _deferred(named: dict[str, Check], name: str) -> Check:
+    def deferred(value: Any, path: str) -> str | None:
+        return named[name](value, path)
+
+    return deferred
