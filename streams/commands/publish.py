@@ -16,7 +16,8 @@ from connectors.rejects import Reject
 from connectors.source_config import SourceConfig
 from streams.commands.context import Context, pass_context, progress
 from streams.metrics import ConnectorMetrics, metrics_port_option, serve_metrics
-from streams.topics import CHANGES
+from streams.security.client_settings import read_properties
+from streams.topics import CHANGES, CONSENT
 
 
 class Progress:
@@ -191,13 +192,21 @@ def register_simulate(group: click.Group) -> None:
                   default=None, help="Also write the initial district as a OneRoster 1.2 bulk "
                   "package to this directory.")
     @click.option("--no-publish", is_flag=True, help="Only write the OneRoster package.")
+    @click.option("--consent-client-properties", type=click.Path(dir_okay=False, path_type=Path),
+                  default=None, envvar="HALLPASS_CONSENT_CLIENT_PROPERTIES", show_envvar=True,
+                  help="Client properties of the consent source's principal (e.g. "
+                  "User:hallpass-consent), for the consent events: on a secured bus the SIS "
+                  "connector may write only the change topic. Default: the same client as "
+                  "the changes.")
     @metrics_port_option(default=0)
     @pass_context
     def simulate(ctx: Context, students: int, seed: int, days: int, districts: int,
-                 oneroster_out: Path | None, no_publish: bool, metrics_port: int) -> None:
+                 oneroster_out: Path | None, no_publish: bool,
+                 consent_client_properties: Path | None, metrics_port: int) -> None:
         """Publish a realistic, reproducible district: the initial records of every student,
         then daily changes (attendance, grades, discipline, moves, withdrawals) and consent
-        events (grants, revocations, opt-outs, a district opt-out)."""
+        events (grants, revocations, opt-outs, a district opt-out), the latter as the consent
+        source when --consent-client-properties names its principal."""
         from connectors.oneroster_writer import write_oneroster_package
         from connectors.publisher import EventPublisher, PublishError
         from connectors.simulator import simulate as simulated_events
@@ -210,7 +219,13 @@ def register_simulate(group: click.Group) -> None:
         if no_publish:
             return
         metrics = _connector_metrics(ctx, "simulator", metrics_port)
-        publisher = EventPublisher(ctx.connection(), metrics=metrics)
+        conn = ctx.connection()
+        publisher = EventPublisher(conn, metrics=metrics)
+        consent_publisher = publisher
+        if consent_client_properties is not None:
+            consent_conn = dataclasses.replace(conn, client_properties=read_properties(
+                consent_client_properties, "consent client properties file"))
+            consent_publisher = EventPublisher(consent_conn, metrics=metrics)
         meter = Progress("publishing simulated events")
         counts: dict[str, int] = {}
         try:
@@ -218,10 +233,13 @@ def register_simulate(group: click.Group) -> None:
                 simulated_events(students, seed, days, districts=districts), 1
             ):
                 metrics.read()
-                publisher.publish(event.topic, event.key, event.value)
+                target = consent_publisher if event.topic == CONSENT else publisher
+                target.publish(event.topic, event.key, event.value)
                 counts[event.topic] = counts.get(event.topic, 0) + 1
                 meter.tick(done)
             report = publisher.close()
+            if consent_publisher is not publisher:
+                report.acknowledged += consent_publisher.close().acknowledged
         except PublishError as exc:
             raise click.ClickException(str(exc)) from exc
         elapsed = meter.elapsed()

@@ -2,7 +2,9 @@
 
 Deny by default; every principal gets exactly what its job needs:
 
-- the SIS connector writes the change topic and the consent topic;
+- the SIS connector writes the change topic, and only it;
+- the consent source (the district's consent records: ``hallpass consent``, a parent portal)
+  writes the consent topic, and only it: an SIS integration cannot forge consents;
 - the processor reads both, keeps its state changelogs, writes every partner's topic and
   notices topic, the audit ledger and the dead-letter topic, under its own consumer groups
   and transactional ids;
@@ -92,12 +94,14 @@ class Roles:
 
     admin: str = "User:admin"
     sis_connector: str = "User:hallpass-sis"
+    consent_source: str = "User:hallpass-consent"
     processor: str = "User:hallpass-processor"
     auditor: str = "User:hallpass-auditor"
     registry: str = "User:hallpass-registry"
 
     def principals(self) -> tuple[str, ...]:
-        return (self.admin, self.sis_connector, self.processor, self.auditor, self.registry)
+        return (self.admin, self.sis_connector, self.consent_source, self.processor,
+                self.auditor, self.registry)
 
 
 #: The default principals.
@@ -131,6 +135,7 @@ def plan_acls(
         raise AclPlanError(problems)
     rules: set[AclRule] = set()
     rules.update(sis_connector_rules(roles.sis_connector, topics))
+    rules.update(consent_source_rules(roles.consent_source, topics))
     rules.update(processor_rules(roles.processor, contracts, topics))
     rules.update(auditor_rules(roles.auditor, topics))
     rules.update(registry_rules(roles.registry))
@@ -154,9 +159,18 @@ def vendor_rules(contract: Contract, topics: Topics = DEFAULT_TOPICS) -> list[Ac
 
 
 def sis_connector_rules(principal: str, topics: Topics = DEFAULT_TOPICS) -> list[AclRule]:
-    """Write (idempotently) the change topic and the consent topic."""
+    """Write (idempotently) the change topic; nothing else."""
     return [
-        *_topic(principal, (topics.changes, topics.consent), WRITE, DESCRIBE),
+        *_topic(principal, (topics.changes,), WRITE, DESCRIBE),
+        _idempotent(principal),
+    ]
+
+
+def consent_source_rules(principal: str, topics: Topics = DEFAULT_TOPICS) -> list[AclRule]:
+    """Write (idempotently) the consent topic; nothing else (DESIGN: the consent source has
+    a principal of its own, and the SIS connector cannot write consents)."""
+    return [
+        *_topic(principal, (topics.consent,), WRITE, DESCRIBE),
         _idempotent(principal),
     ]
 
@@ -292,6 +306,7 @@ def _overlap(prefix: str, pattern: str, name: str) -> bool:
 def _role_principals(roles: Roles) -> Iterator[tuple[str, str]]:
     yield "admin", roles.admin
     yield "SIS connector", roles.sis_connector
+    yield "consent source", roles.consent_source
     yield "processor", roles.processor
     yield "auditor", roles.auditor
     yield "schema registry", roles.registry

@@ -170,7 +170,8 @@ def add_user(stack: SecureStack, user: str) -> Path:
 @pytest.fixture(scope="session")
 def secure_bus(secure_stack: SecureStack) -> SecureBus:
     contracts = load_contracts(CONTRACTS, field_catalog(load_schema("student_record_changed")))
-    principals = [DEFAULT_ROLES.sis_connector, DEFAULT_ROLES.processor, DEFAULT_ROLES.auditor,
+    principals = [DEFAULT_ROLES.sis_connector, DEFAULT_ROLES.consent_source,
+                  DEFAULT_ROLES.processor, DEFAULT_ROLES.auditor,
                   *(c.principal for c in contracts)]
     properties = {p.removeprefix("User:"): add_user(secure_stack, p.removeprefix("User:"))
                   for p in principals}

@@ -34,8 +34,12 @@ class Flow:
 def flow(secure_bus: SecureBus, tmp_path_factory: pytest.TempPathFactory) -> Flow:
     stack = secure_bus.stack
     sis = secure_bus.role(DEFAULT_ROLES.sis_connector)
+    # changes as the SIS connector, consents as the consent source: neither may write the
+    # other's topic
     simulated = stack.hallpass("simulate", "--students", str(STUDENTS), "--days", str(DAYS),
-                               "--seed", str(SEED), client_properties=sis)
+                               "--seed", str(SEED), "--consent-client-properties",
+                               str(secure_bus.role(DEFAULT_ROLES.consent_source)),
+                               client_properties=sis)
 
     log = tmp_path_factory.mktemp("secure-flow") / "process.log"
     processor = stack.popen("process", "--until-idle",

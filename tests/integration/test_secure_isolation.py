@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.config import Connection
+from streams.security.acl_plan import DEFAULT_ROLES
 from streams.security.client_settings import read_properties
 from streams.topics import AUDIT, CHANGES, CHANGES_DLQ, CONSENT, notices_topic, partner_topic
 from tests.integration.conftest import SecureBus
@@ -131,6 +132,29 @@ def test_vendor_cannot_produce(secure_bus: SecureBus, topic: str) -> None:
     producer.produce(topic, key=b"k", value=b"forged by a vendor", on_delivery=delivered)
     producer.flush(30)
     assert errors == ["TOPIC_AUTHORIZATION_FAILED"]
+
+
+@pytest.mark.parametrize(("role", "refused"), [
+    (DEFAULT_ROLES.sis_connector, CONSENT),
+    (DEFAULT_ROLES.consent_source, CHANGES),
+])
+def test_sis_connector_and_consent_source_cannot_write_each_others_topic(
+    secure_bus: SecureBus, role: str, refused: str
+) -> None:
+    """An SIS integration cannot forge consents, nor the consent source student records
+    (that each writes its own topic is what the secure flow does)."""
+    results: dict[str, str] = {}
+
+    def delivered(err: KafkaError | None, msg: Any) -> None:
+        results[msg.topic()] = err.name() if err else "delivered"
+
+    conn = secure_bus.stack.connection(secure_bus.role(role))
+    producer = Producer(conn.kafka_config({
+        "enable.idempotence": False, "acks": "all", "message.timeout.ms": 20000,
+        "log_level": 0}))
+    producer.produce(refused, key=b"isolation-probe", value=b"not avro", on_delivery=delivered)
+    producer.flush(30)
+    assert results == {refused: "TOPIC_AUTHORIZATION_FAILED"}
 
 
 def test_vendor_cannot_write_idempotently(secure_bus: SecureBus) -> None:

@@ -47,6 +47,9 @@ User:carewell-health    TOPIC            LITERAL  partner.carewell-health.studen
 User:hallpass-auditor   GROUP            PREFIXED hallpass-disclosures-            READ
 User:hallpass-auditor   TOPIC            LITERAL  audit.disclosures                DESCRIBE
 User:hallpass-auditor   TOPIC            LITERAL  audit.disclosures                READ
+User:hallpass-consent   CLUSTER          LITERAL  kafka-cluster                    IDEMPOTENT_WRITE
+User:hallpass-consent   TOPIC            LITERAL  consent.events                   DESCRIBE
+User:hallpass-consent   TOPIC            LITERAL  consent.events                   WRITE
 User:hallpass-processor CLUSTER          LITERAL  kafka-cluster                    IDEMPOTENT_WRITE
 User:hallpass-processor GROUP            LITERAL  hallpass-processor               READ
 User:hallpass-processor GROUP            LITERAL  hallpass-processor-global        READ
@@ -99,8 +102,6 @@ User:hallpass-registry  TOPIC            LITERAL  registry-events               
 User:hallpass-registry  TOPIC            LITERAL  registry-events                  DESCRIBE_CONFIGS
 User:hallpass-registry  TOPIC            LITERAL  registry-events                  WRITE
 User:hallpass-sis       CLUSTER          LITERAL  kafka-cluster                    IDEMPOTENT_WRITE
-User:hallpass-sis       TOPIC            LITERAL  consent.events                   DESCRIBE
-User:hallpass-sis       TOPIC            LITERAL  consent.events                   WRITE
 User:hallpass-sis       TOPIC            LITERAL  sis.student.changes              DESCRIBE
 User:hallpass-sis       TOPIC            LITERAL  sis.student.changes              WRITE
 User:learnwell          GROUP            PREFIXED learnwell-                       READ
@@ -165,6 +166,7 @@ def own_topics(c: Contract, topics: Topics) -> tuple[str, str]:
 
 # Partner ids that collide with each other or with the roles' groups, and some that do not.
 TRICKY = ("learn", "learn-well", "apicurio", "hallpass", "hallpass-processor", "hallpass-sis",
+          "hallpass-consent",
           "a", "a-b", "b", "measurely", "t", "district7")
 partner_ids = st.one_of(
     st.sampled_from(TRICKY), st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
@@ -218,16 +220,28 @@ def test_every_sample_vendor_reads_its_own_topics_and_nothing_else() -> None:
         assert not allows(rules, c.principal, "GROUP", "hallpass-processor", "READ")
 
 
-def test_sis_connector_only_writes_the_change_and_consent_topics() -> None:
+def test_sis_connector_only_writes_the_change_topic() -> None:
     rules = plan_acls(sample_contracts())
     sis = ROLES.sis_connector
-    for topic in ("sis.student.changes", "consent.events"):
-        assert allows(rules, sis, "TOPIC", topic, "WRITE")
-        assert not allows(rules, sis, "TOPIC", topic, "READ")
-    for topic in ("audit.disclosures", "partner.learnwell.students", "sis.student.changes.dlq"):
+    assert allows(rules, sis, "TOPIC", "sis.student.changes", "WRITE")
+    assert not allows(rules, sis, "TOPIC", "sis.student.changes", "READ")
+    # consents come from a principal of their own: an SIS integration cannot forge them
+    assert not allows(rules, sis, "TOPIC", "consent.events", "WRITE")
+    for topic in ("consent.events", "audit.disclosures", "partner.learnwell.students",
+                  "sis.student.changes.dlq"):
         assert not allows(rules, sis, "TOPIC", topic, "DESCRIBE")
     assert allows(rules, sis, "CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE")
     assert not any(r.resource_type == "GROUP" for r in rules if r.principal == sis)
+
+
+def test_consent_source_only_writes_the_consent_topic() -> None:
+    rules = plan_acls(sample_contracts())
+    consent = ROLES.consent_source
+    assert consent == "User:hallpass-consent"
+    assert {(r.resource_type, r.resource_name, r.operation) for r in rules
+            if r.principal == consent} == {
+        ("TOPIC", "consent.events", "WRITE"), ("TOPIC", "consent.events", "DESCRIBE"),
+        ("CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE")}
 
 
 def test_processor_runs_transactions_under_its_group_and_never_reads_partner_topics() -> None:
@@ -423,7 +437,7 @@ def test_acl_plan_prints_one_aligned_row_per_acl() -> None:
     ]
     starts = {line.index("LITERAL") for line in lines[1:] if "LITERAL" in line}
     assert len(starts) == 1  # aligned
-    assert "74 ACLs for 7 principals" in err
+    assert "75 ACLs for 8 principals" in err
 
 
 def test_acl_plan_json_is_the_plan() -> None:

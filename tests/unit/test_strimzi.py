@@ -184,8 +184,8 @@ def test_each_principal_has_a_scram_user_with_exactly_its_planned_acls() -> None
     contracts = sample_contracts()
     users = by_name(kafka_users(contracts))
     assert sorted(users) == ["admin", "carewell-health", "hallpass-auditor",
-                             "hallpass-processor", "hallpass-registry", "hallpass-sis",
-                             "learnwell", "measurely"]
+                             "hallpass-consent", "hallpass-processor", "hallpass-registry",
+                             "hallpass-sis", "learnwell", "measurely"]
     assert {u["spec"]["authentication"]["type"] for u in users.values()} == {"scram-sha-512"}
     plan = plan_acls(contracts)
     assert set().union(*(rules_of(u) for u in users.values())) == set(plan)
