@@ -25,6 +25,10 @@ KafkaConfig = dict[str, ConfigValue]
 ENV_BOOTSTRAP = "HALLPASS_BOOTSTRAP_SERVERS"
 ENV_REGISTRY = "HALLPASS_SCHEMA_REGISTRY_URL"
 ENV_DATA_DIR = "HALLPASS_DATA_DIR"
+#: a file holding the schema registry credentials as ``user:password`` (mode 600)
+ENV_REGISTRY_USER_INFO_FILE = "HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE"
+#: the CA certificate (PEM) that signed the registry's TLS certificate
+ENV_REGISTRY_CA = "HALLPASS_SCHEMA_REGISTRY_CA_LOCATION"
 DEFAULT_DATA_DIR = ".hallpass"
 RUNTIME_STATE_FILE = "runtime.json"
 
@@ -44,6 +48,9 @@ class Connection:
     bootstrap_servers: str
     schema_registry_url: str
     client_properties: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: schema registry client settings (``basic.auth.user.info``, ``ssl.ca.location``): they
+    #: may hold a password, so they are left out of ``repr``
+    registry_properties: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def kafka_config(self, extra: Mapping[str, ConfigValue] | None = None) -> KafkaConfig:
         """librdkafka configuration for confluent-kafka clients, with ``extra`` on top."""
@@ -53,9 +60,35 @@ class Connection:
         return config
 
     def registry_config(self) -> dict[str, str | int]:
+        """Settings of every schema registry client: where, how long to wait, and the
+        credentials and CA the configuration gave."""
         # a timeout turns a request the registry never answers into a retried error
         # (confluent-kafka retries transport errors), instead of an endless wait
-        return {"url": self.schema_registry_url, "timeout": 15}
+        config: dict[str, str | int] = {"url": self.schema_registry_url, "timeout": 15}
+        config.update(self.registry_properties)
+        return config
+
+
+def registry_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """Schema registry client settings from the environment: credentials from the file
+    ``HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE`` names (``user:password``, never the value in
+    the environment itself), the CA from ``HALLPASS_SCHEMA_REGISTRY_CA_LOCATION``."""
+    out: dict[str, str] = {}
+    path = env.get(ENV_REGISTRY_USER_INFO_FILE, "").strip()
+    if path:
+        try:
+            user_info = Path(path).read_text().strip()
+        except OSError as exc:
+            raise NotConfiguredError(
+                f"{ENV_REGISTRY_USER_INFO_FILE}: cannot read {path} ({exc.strerror})") from exc
+        if ":" not in user_info:
+            raise NotConfiguredError(
+                f"{ENV_REGISTRY_USER_INFO_FILE}: {path} must hold user:password on one line")
+        out["basic.auth.user.info"] = user_info
+    ca = env.get(ENV_REGISTRY_CA, "").strip()
+    if ca:
+        out["ssl.ca.location"] = ca
+    return out
 
 
 def data_dir_from(value: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
@@ -110,9 +143,10 @@ def resolve_connection(
     the local stack's admin properties as a whole (never mixed, so that one principal's name
     never travels with another's password). None: the local stack's, if any.
     """
+    registry = registry_settings(env)
     if bootstrap_servers and schema_registry_url:
         return Connection(bootstrap_servers, schema_registry_url.rstrip("/"),
-                          dict(client_properties or {}))
+                          dict(client_properties or {}), registry)
     found = external_connection(env) or local_connection(data_dir)
     if found is None:
         raise NotConfiguredError(
@@ -125,4 +159,5 @@ def resolve_connection(
         schema_registry_url=(schema_registry_url or found.schema_registry_url).rstrip("/"),
         client_properties=(found.client_properties if client_properties is None
                            else dict(client_properties)),
+        registry_properties=registry or dict(found.registry_properties),
     )

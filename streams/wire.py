@@ -44,12 +44,22 @@ class WireEncoder:
     """Encodes records of one schema for one subject; registers the schema once."""
 
     def __init__(self, registry: SchemaRegistryClient, subject: str,
-                 schema: Mapping[str, Any], logical_types: bool = True) -> None:
+                 schema: Mapping[str, Any], logical_types: bool = True,
+                 register: bool = True) -> None:
         """``logical_types=False``: records carry dates and timestamps as the ints they are
         on the wire (what :class:`WireDecoder` returns), and fastavro skips a conversion
-        check per value; the bytes are the same."""
+        check per value; the bytes are the same. ``register=False``: the exact schema must
+        already be registered under ``subject`` (looked up, whatever other versions the
+        subject has; a ``SchemaRegistryError`` if it is not)."""
         self.subject = subject
-        self.schema_id = registry.register_schema(subject, Schema(json.dumps(schema), "AVRO"))
+        registered = Schema(json.dumps(schema), "AVRO")
+        if register:
+            self.schema_id = registry.register_schema(subject, registered)
+        else:
+            found = registry.lookup_schema(subject, registered).schema_id
+            if found is None:
+                raise WireFormatError(f"the registry gave no schema id for {subject}")
+            self.schema_id = found
         self._parsed = parse(schema if logical_types else without_logical_types(schema))
         self._header = _HEADER.pack(MAGIC, self.schema_id)
 

@@ -46,7 +46,7 @@ from streams.topics import (
     partition_counts,
 )
 from streams.views import compile_view, derive_view_schema
-from streams.wire import WireDecoder, WireEncoder
+from streams.wire import WireDecoder, WireEncoder, WireFormatError
 
 ENV_SECRETS_FILE = "HALLPASS_PARTNER_SECRETS_FILE"
 
@@ -118,6 +118,10 @@ def apply_contracts(conn: Connection, contracts_dir: Path,
         if recorded:
             note(f"recorded the pseudonym secret fingerprints of {', '.join(recorded)}")
     registry = SchemaRegistryClient(conn.registry_config())
+    WireEncoder(registry, f"{topics.audit}-value", load_schema("disclosure_record"))
+    for contract in contracts:
+        WireEncoder(registry, f"{topics.notices(contract.partner)}-value",
+                    load_schema("deletion_notice"))
     applied = []
     for contract in contracts:
         view_schema = derive_view_schema(source, contract)
@@ -254,6 +258,18 @@ def _reference(secret: bytes, value: str) -> str:
     return partner_reference(value, secret)
 
 
+def _registered(registry: SchemaRegistryClient, subject: str, schema: Mapping[str, Any],
+                what: str) -> WireEncoder:
+    """An encoder for ``schema`` as registered under ``subject`` by ``contracts apply`` (looked
+    up by the exact schema: a version someone else registered since is never used)."""
+    try:
+        return WireEncoder(registry, subject, schema, logical_types=False, register=False)
+    except (SchemaRegistryError, WireFormatError) as exc:
+        raise ProcessorSetupError(
+            f"{what} is not registered under {subject}: run `hallpass contracts apply` with "
+            f"these contracts first ({exc})") from exc
+
+
 def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, bytes],
                   topics: Topics = DEFAULT_TOPICS, partitions: int = 3,
                   clock: Clock | None = None, future_skew_ms: int = 86_400_000) -> BusHandler:
@@ -263,17 +279,13 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
     registry = SchemaRegistryClient(conn.registry_config())
     routes = []
     for contract in contracts:
-        try:
-            registered = registry.get_latest_version(view_subject(contract))
-        except SchemaRegistryError as exc:
-            raise ProcessorSetupError(
-                f"no view schema is registered for partner {contract.partner} "
-                f"({view_subject(contract)}): run `hallpass contracts apply` first"
-            ) from exc
-        view_schema: dict[str, Any] = json.loads(registered.schema.schema_str or "{}")
+        # the view comes from the contract, never from the registry: whatever else someone
+        # registers under the subject changes nothing here
+        view_schema = derive_view_schema(source, contract)
+        encoder = _registered(registry, view_subject(contract), view_schema,
+                              f"the view of partner {contract.partner} (contract version "
+                              f"{contract.version})")
         view = compile_view(view_schema, contract, catalog)
-        encoder = WireEncoder(registry, view_subject(contract), view_schema,
-                              logical_types=False)
         secret = keys[contract.partner]
         routes.append(PartnerRoute(
             contract=contract, view=view, encode_view=encoder.encode,
@@ -282,12 +294,12 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
         ))
     change_decoder = WireDecoder(registry)
     consent_decoder = WireDecoder(registry, reader_schema=load_schema("consent_changed"))
-    audit = WireEncoder(registry, f"{topics.audit}-value", load_schema("disclosure_record"),
-                        logical_types=False)
+    audit = _registered(registry, f"{topics.audit}-value", load_schema("disclosure_record"),
+                        "the audit record schema")
     notice_schema = load_schema("deletion_notice")
     notice_encoders = {
-        c.partner: WireEncoder(registry, f"{topics.notices(c.partner)}-value", notice_schema,
-                               logical_types=False)
+        c.partner: _registered(registry, f"{topics.notices(c.partner)}-value", notice_schema,
+                               f"the deletion notice schema of partner {c.partner}")
         for c in contracts
     }
 
