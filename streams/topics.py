@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -142,7 +143,21 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
+    _await_metadata(admin, [t.topic for t in wanted], timeout_s)
     return created
+
+
+def _await_metadata(admin: AdminClient, names: list[str], timeout_s: float) -> None:
+    """Wait (bounded) until the broker's metadata has a leader for every partition of the
+    topics just created: the controller acknowledges a creation before the brokers know it,
+    and a describe or produce in between finds no such topic."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = admin.list_topics(timeout=timeout_s).topics
+        if all(n in found and found[n].error is None and found[n].partitions
+               and all(p.leader >= 0 for p in found[n].partitions.values()) for n in names):
+            return
+        time.sleep(0.1)
 
 
 def describe_topics(conn: Connection, names: Iterable[str], timeout_s: float = 30.0,
