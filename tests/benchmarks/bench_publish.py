@@ -191,6 +191,10 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
     or_rates: list[float] = []
     or_raw: list[float] = []
     or_rerun: list[float] = []
+    # per CPU-second of this process (librdkafka's threads included): what the code costs,
+    # whatever else the machine runs at the same time
+    or_cpu: list[float] = []
+    or_raw_cpu: list[float] = []
     or_events = 0
     edfi_load = edfi_load or Path(os.environ.get("HALLPASS_EDFI_LOAD", EDFI_SLICE))
     ed_rates: list[float] = []
@@ -210,9 +214,13 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
             topics = Topics(f"{prefix}or{i}.")
             or_msgs: Messages = []
             state = Path(tmp) / f"state{i}.sqlite3"
+            cpu = time.process_time()
             rate, or_events = publish_oneroster(conn, topics, package, state, or_msgs)
             or_rates.append(rate)
+            or_cpu.append(or_events / max(time.process_time() - cpu, 1e-9))
+            cpu = time.process_time()
             or_raw.append(raw_produce(conn, or_msgs, lambda t: f"{t}.raw"))
+            or_raw_cpu.append(len(or_msgs) / max(time.process_time() - cpu, 1e-9))
             progress(f"publisher {i + 1}/{repeat}: oneroster again, nothing changed")
             rerun_msgs: Messages = []
             or_rerun.append(publish_oneroster(conn, topics, package, state, rerun_msgs)[0])
@@ -235,6 +243,9 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
 
     oneroster = entry(or_rates, or_raw, or_events)
     oneroster["unchanged_rerun_students_per_s"] = summary(or_rerun)
+    oneroster["students_per_cpu_s"] = summary(or_cpu)
+    oneroster["raw_events_per_cpu_s"] = summary(or_raw_cpu)
+    oneroster["cpu_ratio_to_raw"] = ratio(summary(or_cpu), summary(or_raw_cpu))
     oneroster["students"] = oneroster_students
     edfi = entry(ed_rates, ed_raw, ed_events)
     edfi.update(load=str(edfi_load), **edfi_memory)
@@ -286,6 +297,8 @@ def main() -> None:
     show("raw produce of the OneRoster bytes", oneroster["raw_events_per_s"])
     show(f"oneroster bulk, {oneroster['students']} students/s", oneroster["events_per_s"])
     show("oneroster unchanged re-run, students/s", oneroster["unchanged_rerun_students_per_s"])
+    show("raw produce of the OneRoster bytes, per CPU-s", oneroster["raw_events_per_cpu_s"])
+    show("oneroster bulk, students per CPU-s", oneroster["students_per_cpu_s"])
     edfi = section["edfi"]
     show("raw produce of the Ed-Fi bytes", edfi["raw_events_per_s"])
     show(f"edfi load, {edfi['events']} students/s", edfi["events_per_s"])
