@@ -18,7 +18,7 @@ from streams.catalog import load_schema, schema_dir
 from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY, Connection
 from streams.processor.app import apply_contracts
 from streams.topics import ENV_TOPIC_PREFIX, Topics, TopicSpec, ensure_topics
-from streams.wire import WireEncoder
+from streams.wire import WireDecoder, WireEncoder
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -37,9 +37,9 @@ def _process(bus: Connection, topics: Topics, tmp: Path) -> subprocess.Completed
     )
 
 
-def _setup(bus: Connection) -> tuple[Topics, Producer]:
+def _setup(bus: Connection, tmp: Path) -> tuple[Topics, Producer]:
     topics = Topics(f"t.dlq.{uuid.uuid4().hex[:8]}.")
-    apply_contracts(bus, CONTRACTS, topics)
+    apply_contracts(bus, CONTRACTS, topics, secrets_file=tmp / "partner-secrets.json")
     ensure_topics(bus, [TopicSpec(topics.changes, 3), TopicSpec(topics.consent, 3)])
     return topics, Producer(bus.kafka_config({"partitioner": "murmur2_random"}))
 
@@ -47,7 +47,7 @@ def _setup(bus: Connection) -> tuple[Topics, Producer]:
 def test_undecodable_event_is_dead_lettered_and_processing_goes_on(
     bus: Connection, tmp_path: Path
 ) -> None:
-    topics, producer = _setup(bus)
+    topics, producer = _setup(bus, tmp_path)
     good = json.loads((schema_dir() / "examples" / "student_record_changed.upsert.json")
                       .read_text())
     encoder = WireEncoder(SchemaRegistryClient(bus.registry_config()),
@@ -72,7 +72,7 @@ def test_undecodable_event_is_dead_lettered_and_processing_goes_on(
 
 
 def test_mostly_invalid_input_halts_with_a_clear_error(bus: Connection, tmp_path: Path) -> None:
-    topics, producer = _setup(bus)
+    topics, producer = _setup(bus, tmp_path)
     for i in range(300):
         producer.produce(topics.changes, key=f"NY-{i}".encode(), value=b"garbage: bad deploy")
     assert producer.flush(30) == 0
@@ -81,3 +81,46 @@ def test_mostly_invalid_input_halts_with_a_clear_error(bus: Connection, tmp_path
     assert "events were invalid" in run.stderr and "fix the producer" in run.stderr
     # it stopped instead of dead-lettering everything
     assert len(read_topic(bus, topics.changes_dlq)) < 300
+
+
+def test_decodable_dead_letters_hold_no_never_share_value_and_name_the_field(
+    bus: Connection, tmp_path: Path
+) -> None:
+    """A record keyed by another student (decodable, invalid) and a record written with a
+    schema of its own whose first_name is an int (it decodes, then would crash the view
+    encoder): both dead-lettered with never-share fields stripped, the reason naming the field
+    and not its value; the processor goes on."""
+    topics, producer = _setup(bus, tmp_path)
+    registry = SchemaRegistryClient(bus.registry_config())
+    good = json.loads((schema_dir() / "examples" / "student_record_changed.upsert.json")
+                      .read_text())
+    schema = load_schema("student_record_changed")
+    encoder = WireEncoder(registry, f"{topics.changes}-value", schema)
+    foreign = json.loads(json.dumps(schema))
+    names = next(f for f in foreign["fields"] if f["name"] == "names")
+    first = next(f for f in names["type"][1]["fields"] if f["name"] == "first_name")
+    first["type"] = ["null", "long"]
+    odd = WireEncoder(registry, f"{topics.prefix}someone-else-value", foreign)
+    wrong_type = {**good, "student_id": "NY-ODD-1",
+                  "names": {**good["names"], "first_name": 4815162342}}
+    producer.produce(topics.changes, key=b"NY-SOMEONE-ELSE", value=encoder.encode(good))
+    producer.produce(topics.changes, key=b"NY-ODD-1", value=odd.encode(wrong_type))
+    producer.produce(topics.changes, key=good["student_id"].encode(), value=encoder.encode(good))
+    assert producer.flush(30) == 0
+
+    run = _process(bus, topics, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "4815162342" not in run.stdout + run.stderr
+
+    dead = sorted(read_topic(bus, topics.changes_dlq), key=lambda d: d.key or b"")
+    assert [d.key for d in dead] == [b"NY-ODD-1", b"NY-SOMEONE-ELSE"]
+    secrets = [v.encode() for v in good["restricted"].values()]
+    decoder = WireDecoder(registry)
+    for record in dead:
+        assert record.value is not None
+        assert not [s for s in secrets if s in record.value], "never-share values dead-lettered"
+        assert decoder.decode(record.value)["restricted"] == dict.fromkeys(good["restricted"])
+    reason = dead[0].headers["hallpass.dlq.reason"]
+    assert b"names.first_name" in reason and b"4815162342" not in reason
+    learnwell = read_topic(bus, topics.name("partner.learnwell.students"))
+    assert len([r for r in learnwell if r.value is not None]) == 1  # the good event went on
