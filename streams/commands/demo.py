@@ -82,14 +82,16 @@ def register(group: click.Group) -> None:
         click.echo(f"   {stats.consumed} events in {stats.transactions} transactions: "
                    f"{c.changes} changes, {c.consent_events} consent events, "
                    f"{c.dead_letters} dead letters")
-        click.echo(f"   {'partner':<18} {'disclosed':>9} {'withheld':>9} {'retracted':>9}  "
-                   "withheld/retracted by reason")
+        click.echo(f"   {'partner':<18} {'disclosed':>9} {'unchanged':>9} {'withheld':>9} "
+                   f"{'retracted':>9} {'partly':>6}  withheld / retracted / partly by reason")
         for route in handler.routes:
             p = route.partner
             withheld = {r: n for (q, r), n in c.withheld.items() if q == p}
             retracted = {r: n for (q, r), n in c.retracted.items() if q == p}
-            click.echo(f"   {p:<18} {c.disclosed.get(p, 0):>9} {sum(withheld.values()):>9} "
-                       f"{sum(retracted.values()):>9}  {withheld} {retracted}")
+            partly = {r: n for (q, r), n in c.narrowed.items() if q == p}
+            click.echo(f"   {p:<18} {c.disclosed.get(p, 0):>9} {c.unchanged.get(p, 0):>9} "
+                       f"{sum(withheld.values()):>9} {sum(retracted.values()):>9} "
+                       f"{sum(partly.values()):>6}  {withheld} / {retracted} / {partly}")
 
         click.echo("== 4. what each vendor holds (read_committed, local copy)")
         for route in handler.routes:
