@@ -61,7 +61,7 @@ from streams.processor.app import (
     run_processor,
 )
 from streams.processor.handlers import BusHandler
-from streams.processor.loop import Output
+from streams.processor.messages import Output
 from streams.read_to_end import nonempty_from_start, read_to_end
 from streams.topics import Topics, TopicSpec, ensure_topics
 from streams.wire import WireDecoder, WireEncoder
@@ -69,6 +69,7 @@ from tests.benchmarks.bench_publish import SEED, measure_publisher
 from tests.benchmarks.dataset import (
     PARTITIONS,
     Encoded,
+    bench_keys,
     contracts_dir,
     drop_run,
     encode_dataset,
@@ -131,7 +132,7 @@ class Bench:
     def ready(self, name: str, partners: int = 3) -> Topics:
         """A fresh prefix with the partner topics and schemas applied and the data on it."""
         topics = self.topics(name)
-        apply_contracts(self.conn, self.dirs[partners], topics)
+        apply_contracts(self.conn, self.dirs[partners], topics, secrets_file=self.secrets)
         produce(self.conn, topics, self.data)
         return topics
 
@@ -242,13 +243,13 @@ def codec_once(handler: BusHandler, topics: Topics, data: Encoded,
 
 def scenario_codec(bench: Bench) -> Section:
     topics = bench.topics("codec")
-    apply_contracts(bench.conn, bench.dirs[3], topics)
+    apply_contracts(bench.conn, bench.dirs[3], topics, secrets_file=bench.secrets)
     decoder = WireDecoder(SchemaRegistryClient(bench.conn.registry_config()))
     codec_rates, handler_rates, records = [], [], 0
     for i in range(bench.repeat):
         bench.progress(f"codec and in-memory handler {i + 1}/{bench.repeat}")
-        handler = build_handler(bench.conn, bench.dirs[3], bench.secrets, lambda _m: None,
-                                topics)
+        handler = build_handler(bench.conn, bench.dirs[3], bench_keys(bench.secrets),
+                                topics, PARTITIONS)
         rate, outputs = run_in_memory(handler, topics, fake_messages(topics, bench.data))
         handler_rates.append(rate)
         codec_rate, records = codec_once(handler, topics, bench.data, outputs, decoder)
@@ -315,7 +316,7 @@ def scenario_workers(bench: Bench) -> Section:
         for count in ((1, 2) if i % 2 == 0 else (2, 1)):
             bench.progress(f"workers {i + 1}/{bench.repeat}: {count} x hallpass process")
             topics = bench.topics(f"w{count}r{i}")
-            apply_contracts(bench.conn, bench.dirs[3], topics)
+            apply_contracts(bench.conn, bench.dirs[3], topics, secrets_file=bench.secrets)
 
             def feed(topics: Topics = topics) -> int:
                 produce(bench.conn, topics, bench.data)
@@ -351,7 +352,7 @@ def latency_once(bench: Bench, topics: Topics, rate: int, seconds: float) -> dic
     ensure_topics(conn, [TopicSpec(topics.changes, PARTITIONS),
                          TopicSpec(topics.consent, PARTITIONS),
                          TopicSpec(topics.name("latency.warmup"), 1)])
-    apply_contracts(conn, bench.dirs[3], topics)
+    apply_contracts(conn, bench.dirs[3], topics, secrets_file=bench.secrets)
     processor = WorkerProcess(conn, topics, bench.tmp,
                               ["--contracts", str(bench.dirs[3]), "--partner-secrets",
                                str(bench.secrets)], bench.tmp / f"{topics.prefix}latency.log")
@@ -509,7 +510,7 @@ def cli_once(bench: Bench, topics: Topics) -> tuple[WorkerSummary, int]:
 def scale_once(bench: Bench, topics: Topics, students: int) -> dict[str, float]:
     ensure_topics(bench.conn, [TopicSpec(topics.changes, PARTITIONS),
                                TopicSpec(topics.consent, PARTITIONS)])
-    apply_contracts(bench.conn, bench.dirs[3], topics)
+    apply_contracts(bench.conn, bench.dirs[3], topics, secrets_file=bench.secrets)
     bench.progress(f"  producing {students:,} consent events")
     produce_consent_state(bench, topics, students)
     bench.progress("  loading them: hallpass process --until-idle")
@@ -615,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         # every partner's secret up front: concurrent workers would each make their own
         catalog = field_catalog(load_schema("student_record_changed"))
         load_partner_secrets(bench.secrets, [c.partner for c in load_contracts(
-            bench.dirs[10], catalog)], lambda _m: None)
+            bench.dirs[10], catalog)], lambda _m: None)  # recorded by contracts apply
         for name in wanted:
             step = time.monotonic()
             try:

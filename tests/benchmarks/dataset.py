@@ -4,9 +4,9 @@ processor's handler run in memory; and deleting what a run created."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,8 @@ from streams.catalog import field_catalog, load_schema
 from streams.config import Connection
 from streams.contracts import contract_files, lock_contracts
 from streams.processor.handlers import BusHandler
-from streams.processor.loop import Output
+from streams.processor.messages import Output
+from streams.processor.routing import partition_for
 from streams.processor.state import Tables
 from streams.topics import CHANGES, Topics, TopicSpec, ensure_topics
 from streams.wire import WireEncoder
@@ -122,14 +123,23 @@ class FakeMessage:
     def value(self) -> bytes:
         return self._v
 
+    def headers(self) -> None:
+        return None
+
     def timestamp(self) -> tuple[int, int]:
         return (1, int(time.time() * 1000))
 
 
+def bench_keys(secrets_file: Path) -> dict[str, bytes]:
+    """The pseudonym secrets ``contracts apply`` made for the benchmark."""
+    return {p: bytes.fromhex(h) for p, h in json.loads(secrets_file.read_text()).items()}
+
+
 def fake_messages(topics: Topics, data: Encoded) -> list[FakeMessage]:
-    """The data as input messages, each on a fixed partition of its key."""
+    """The data as input messages, each on its key's partition (murmur2, as the publishers
+    and the processor choose it)."""
     return [FakeMessage(topics.consent if ev.consent else topics.changes,
-                        zlib.crc32(ev.key) % PARTITIONS, i, ev.key, ev.value)
+                        partition_for(ev.key, PARTITIONS), i, ev.key, ev.value)
             for i, ev in enumerate(data)]
 
 

@@ -39,7 +39,9 @@ from streams.processor.app import (
 from streams.topics import Topics
 from tests.benchmarks.bench_publish import SEED
 from tests.benchmarks.dataset import (
+    PARTITIONS,
     Encoded,
+    bench_keys,
     contracts_dir,
     drop_run,
     encode_dataset,
@@ -124,7 +126,7 @@ def render(result: Breakdown, top: int) -> str:
 def profile_handler(conn: Connection, topics: Topics, contracts: Path, secrets: Path,
                     data: Encoded, profiler: Profiler) -> tuple[float, int]:
     """The handler in memory under the profiler; (events/s, events)."""
-    handler = build_handler(conn, contracts, secrets, lambda _m: None, topics)
+    handler = build_handler(conn, contracts, bench_keys(secrets), topics, PARTITIONS)
     messages = fake_messages(topics, data)
     profiler.start()
     try:
@@ -168,7 +170,7 @@ def main() -> None:
             load_partner_secrets(secrets, [c.partner for c in load_contracts(contracts,
                                                                              catalog)],
                                  lambda _m: None)
-            apply_contracts(conn, contracts, topics)
+            apply_contracts(conn, contracts, topics, secrets_file=secrets)
             if args.mode == "handler":
                 progress(f"profiling the handler in memory, {args.partners} partner(s)")
                 rate, events = profile_handler(conn, topics, contracts, secrets, data,

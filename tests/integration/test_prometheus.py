@@ -195,7 +195,8 @@ def prometheus_binary() -> str:
 def test_prometheus_sees_the_processor_counters_and_a_partner_lag(
     bus: Connection, topics: Topics, tmp_path: Path, prometheus_binary: str
 ) -> None:
-    apply_contracts(bus, CONTRACTS, topics)
+    apply_contracts(bus, CONTRACTS, topics,
+                    secrets_file=tmp_path / "data" / "partner-secrets.json")
     events = list(simulate(STUDENTS, SEED, DAYS))
     publisher = EventPublisher(bus, {topics.changes: "student_record_changed",
                                      topics.consent: "consent_changed"})
