@@ -222,16 +222,16 @@ def codec_once(handler: BusHandler, topics: Topics, data: Encoded,
     audit records, deletion notices) with the handler's own codecs; (events/s, records)."""
     encoders: dict[str, Callable[[Any], bytes]] = {
         route.contract.topic: route.encode_view for route in handler.routes}
-    encoders[topics.audit] = handler.encode_audit
+    encoders[topics.audit] = handler.codecs.encode_audit
     for route in handler.routes:
-        encoders[topics.notices(route.partner)] = handler.encode_notice
+        encoders[topics.notices(route.partner)] = handler.codecs.encode_notice
     jobs = []
     records = 0
     for ev, outs in zip(data, outputs, strict=True):
         encodes = [(encoders[out.topic], decoder.decode(out.value)) for out in outs
                    if out.value is not None and out.topic in encoders]
         records += len(encodes)
-        jobs.append((handler.decode_consent if ev.consent else handler.decode_change,
+        jobs.append((handler.codecs.decode_consent if ev.consent else handler.codecs.decode_change,
                      ev.value, encodes))
     started = time.perf_counter()
     for decode, value, encodes in jobs:
