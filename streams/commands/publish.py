@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from prometheus_client import CollectorRegistry
@@ -18,6 +19,9 @@ from streams.commands.context import Context, pass_context, progress
 from streams.metrics import ConnectorMetrics, metrics_port_option, serve_metrics
 from streams.security.client_settings import read_properties
 from streams.topics import CHANGES, CONSENT
+
+if TYPE_CHECKING:
+    from connectors.oneroster.reader import PackageReadResult
 
 
 class Progress:
@@ -106,11 +110,7 @@ def register(group: click.Group) -> None:
                 result = read_package(path, config=config, store=store, progress=progress)
             except OneRosterPackageError as exc:
                 raise click.ClickException(str(exc)) from exc
-            metrics.read(result.rows_read)
-            for reject in result.rejects:
-                metrics.rejected(reject.file, reject.column)
-            _show("rejected", result.rejects, result.rejects_path)
-            _show("warning", result.warnings, result.warnings_path)
+            _report_read(result, metrics)
             publisher = EventPublisher(ctx.connection(), metrics=metrics)
             meter = Progress("publishing")
             try:
@@ -169,6 +169,15 @@ def _source_config(source_file: Path | None) -> SourceConfig:
                                   extension_entities=EXTENSION_ENTITIES)
     except SourceConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--source") from exc
+
+
+def _report_read(result: PackageReadResult, metrics: ConnectorMetrics) -> None:
+    """Count what a connector read and rejected, and print its rejects and warnings."""
+    metrics.read(result.rows_read)
+    for reject in result.rejects:
+        metrics.rejected(reject.file, reject.column)
+    _show("rejected", result.rejects, result.rejects_path)
+    _show("warning", result.warnings, result.warnings_path)
 
 
 def _show(what: str, items: Sequence[Reject], path: Path | None, limit: int = 20) -> None:
@@ -333,11 +342,7 @@ def register_edfi(publish: click.Group) -> None:
                     as_of=as_of.date() if as_of else None, progress=progress)
             except EdFiLoadError as exc:
                 raise click.ClickException(str(exc)) from exc
-            metrics.read(result.rows_read)
-            for reject in result.rejects:
-                metrics.rejected(reject.file, reject.column)
-            _show("rejected", result.rejects, result.rejects_path)
-            _show("warning", result.warnings, result.warnings_path)
+            _report_read(result, metrics)
             publisher = EventPublisher(ctx.connection(), metrics=metrics)
             meter = Progress("publishing")
             try:
