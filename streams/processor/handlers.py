@@ -199,6 +199,11 @@ class BusHandler:
         for number, state in tables.partitions.items():
             self.timers.rebuild(number, state.consent, state.clock)
             self._districts_seen.pop(number, None)
+            # a partition taken over from a worker further along the global table: what it
+            # already acted on is on the global topic, so this worker knows it now instead
+            # of deciding its students with an older district state until it follows there
+            for district in state.district_applied.values():
+                tables.merge_districts(district)
 
     def on_revoked(self, partitions: Sequence[int]) -> None:
         for number in partitions:

@@ -240,6 +240,19 @@ class Tables:
             self.district_topic, 0, district_event_key(event), DistrictState((event,)).to_bytes()))
         return True
 
+    def merge_districts(self, state: DistrictState) -> bool:
+        """Merge district events already on the global topic (no write); True if new."""
+        changed = False
+        for event in state.events:
+            before = self.districts.get(event.district_id, DistrictState())
+            after = before.apply(event)
+            if after is not before:
+                self.districts[event.district_id] = after
+                changed = True
+        if changed:
+            self.districts_version += 1
+        return changed
+
     def load_global(self, key: bytes, value: bytes | None) -> bool:
         """Apply one record of the global table (restore or follow); True if it changed
         anything. Writes of every worker merge: a district's state is the union of its
@@ -253,16 +266,7 @@ class Tables:
             return changed
         # a district event (``D|district|event``), or a whole district state (older format,
         # keyed by the district id alone)
-        changed = False
-        for event in DistrictState.from_bytes(value).events:
-            before = self.districts.get(event.district_id, DistrictState())
-            after = before.apply(event)
-            if after is not before:
-                self.districts[event.district_id] = after
-                changed = True
-        if changed:
-            self.districts_version += 1
-        return changed
+        return self.merge_districts(DistrictState.from_bytes(value))
 
     def students(self) -> Iterator[tuple[int, str]]:
         for number, state in self.partitions.items():
