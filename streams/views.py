@@ -88,11 +88,16 @@ class Permits:
 
 @dataclass(frozen=True, slots=True)
 class ViewLeaf:
-    """A leaf of a compiled view: its path (same in source and view), category and basis."""
+    """A leaf of a compiled view: its path (same in source and view), category and basis.
+
+    ``requires`` is what a consent-basis leaf needs live consent for: its own category and
+    every special category its values can reveal (``programs`` codes of special education,
+    Section 504 or homeless programs); empty for the other bases."""
 
     path: str
     category: str
     basis: Basis
+    requires: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +371,7 @@ class PartnerView:
         self._root = root
         self._categories = tuple(leaf.category for leaf in leaves)
         self._consent_categories = frozenset(
-            leaf.category for leaf in leaves if leaf.basis is Basis.CONSENT
+            category for leaf in leaves for category in leaf.requires
         )
         self._cache: dict[tuple[bool, bool, frozenset[str]], _Pruned] = {}
 
@@ -376,7 +381,8 @@ class PartnerView:
 
     @property
     def consent_categories(self) -> frozenset[str]:
-        """The categories of the view's leaves on the ``consent`` basis."""
+        """The consent categories the view's consent-basis leaves need: their own and those
+        their values can reveal."""
         return self._consent_categories
 
     def permitted_paths(self, permits: Permits) -> frozenset[str]:
@@ -404,7 +410,7 @@ def _permitted(leaf: ViewLeaf, permits: Permits) -> bool:
         return permits.directory
     if leaf.basis is Basis.SCHOOL_OFFICIAL:
         return permits.school_official
-    return leaf.category in permits.consent_categories
+    return leaf.requires <= permits.consent_categories
 
 
 def compile_view(
@@ -437,7 +443,10 @@ def compile_view(
                 if basis is None:
                     dropped.append(path)
                     continue
-                leaves.append(ViewLeaf(path, catalog[path].category, basis))
+                info = catalog[path]
+                requires = (frozenset((info.category, *info.reveals))
+                            if basis is Basis.CONSENT else frozenset[str]())
+                leaves.append(ViewLeaf(path, info.category, basis, requires))
                 slots.append(_Slot(name, _LEAF, len(leaves) - 1, None))
                 continue
             inner, is_array = _view_container(view_field, path)

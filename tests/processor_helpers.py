@@ -156,7 +156,8 @@ class Expected:
         DESIGN: nothing once the contract ended, the student was deleted, the district or the
         parent opted out; else the allowed fields whose basis holds for this student
         (directory unless the parent opted out of it, school_official, consent only with a
-        live grant of the field's category) and that carry a value.
+        live grant of the field's category and of every special category its values can
+        reveal) and that carry a value.
         """
         status = self.status(student, contract.partner)
         if (not contract.is_active(self.end) or student in self.deleted
@@ -168,7 +169,8 @@ class Expected:
             if basis is Basis.SCHOOL_OFFICIAL
             or (basis is Basis.DIRECTORY and not status.directory_opt_out)
             or (basis is Basis.CONSENT
-                and self.catalog[path].category in status.live_consent_categories)
+                and {self.catalog[path].category, *self.catalog[path].reveals}
+                <= status.live_consent_categories)
         }
         if not permitted:
             return None

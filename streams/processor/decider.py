@@ -13,6 +13,7 @@ import orjson
 from streams.consent import ConsentKind, ConsentStatus, DistrictState, StudentConsentHistory
 from streams.contracts import Basis, Contract
 from streams.policy import (
+    CONSENT_ENDINGS,
     Decision,
     Disclosed,
     Withheld,
@@ -119,7 +120,9 @@ def withdrawn_fields(route: PartnerRoute, inputs: DecisionInputs,
         elif leaf.basis is Basis.DIRECTORY:
             reason = WithheldReason.DIRECTORY_OPT_OUT
         elif leaf.basis is Basis.CONSENT:
-            reason = endings.get(leaf.category, WithheldReason.NO_CONSENT)
+            found = {endings.get(c, WithheldReason.NO_CONSENT)
+                     for c in leaf.requires - inputs.status.live_consent_categories}
+            reason = next((r for r in CONSENT_ENDINGS if r in found), WithheldReason.NO_CONSENT)
             if reason is WithheldReason.NO_CONSENT:  # it was held: its basis changed
                 reason = WithheldReason.CONTRACT_CHANGED
         else:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from streams.consent import ConsentEvent, ConsentKind
+from streams.contracts import Allowance, Basis
 from streams.processor.clock import ManualClock
 from streams.processor.decider import PartnerRoute
 from streams.processor.emitter import DAY_MS
@@ -445,3 +446,37 @@ def test_a_leaf_of_the_wrong_type_is_a_dead_letter_naming_the_field_not_its_valu
     [worker] = bus.cluster.workers
     assert all(state.stored(STUDENTS[0]) is None
                for state in worker.tables.partitions.values()), "the bad record was stored"
+
+
+def test_revoking_a_category_that_program_codes_reveal_retracts_the_codes() -> None:
+    """``programs`` may carry IEP, 504 or homeless program codes: revoking the IEP/504
+    consent withdraws the codes with the IEP/504 fields, as a retraction naming them."""
+    carewell = BY_PARTNER[CAREWELL].contract
+    with_programs = dataclasses.replace(carewell, frozen_fields=None, allow=(
+        *carewell.allow,
+        Allowance(Basis.CONSENT, category="student_program_membership"),
+        Allowance(Basis.CONSENT, category="special_living_situation")))
+    [route] = routes_for([with_programs])
+    bus = Bus()
+    bus.cluster.routes = [route if r.partner == CAREWELL else r for r in ROUTES]
+    [worker] = bus.cluster.workers
+    bus.cluster.kill(worker)
+    bus.cluster.start_worker()
+    bus.cluster.rebalance()
+    student = STUDENTS[5]
+    everything = ("student_name", "special_iep_504", "student_program_membership",
+                  "special_living_situation")
+    bus.change(change(student, NOW - HOUR, "c-1"))
+    bus.consent(grant(student, NOW - HOUR, everything, event_id="g-1"))
+    bus.settle()
+    [view] = views_sent(bus, route, student)
+    assert view and view["programs"] == BASE["programs"]
+    bus.consent(revoke(student, NOW, ("special_iep_504",)))
+    bus.settle()
+    reduced = views_sent(bus, route, student)[-1]
+    assert reduced and reduced["programs"] is None and reduced["names"]["first_name"]
+    [notice] = bus.notices(route, student)
+    assert notice["reason"] == "CONSENT_REVOKED"
+    assert "programs" in notice["fields"]
+    assert {"special_iep_504", "student_program_membership"} <= set(notice["categories"])
+    assert_reasons_documented(bus)

@@ -434,6 +434,7 @@ def test_nothing_outside_the_allowlist_ever_leaves(
             assert basis is Basis.CONSENT
         if basis is Basis.CONSENT:
             assert info.category in permits.consent_categories
+            assert set(info.reveals) <= permits.consent_categories
         elif basis is Basis.DIRECTORY:
             assert permits.directory
         else:
@@ -522,3 +523,36 @@ def test_partner_view_is_compiled_once_per_permit_set() -> None:
             UPSERT, view, Permits(True, True, frozenset({"special_medical", "attendance"})), "k"
         )
     assert len(view._cache) == 1
+
+
+# --- values that reveal special categories --------------------------------------------------
+
+REVEALING = contract(
+    "p-programs",
+    Allowance(Basis.CONSENT, category="student_program_membership"),
+    Allowance(Basis.CONSENT, category="special_iep_504"),
+    Allowance(Basis.CONSENT, category="special_living_situation"),
+)
+REVEALED_BY_PROGRAMS = frozenset(CATALOG["programs"].reveals)
+
+
+@given(st.sets(st.sampled_from(sorted({"student_program_membership", *REVEALED_BY_PROGRAMS,
+                                        "special_medical"}))))
+def test_program_codes_need_consent_for_every_category_they_can_reveal(
+    live: set[str],
+) -> None:
+    """``programs`` can carry special-education, 504 and homeless program codes: a partner
+    gets them only while the student's consent covers the field's own category and every
+    special category its codes reveal (issue 12)."""
+    assert {"special_iep_504", "special_living_situation"} == REVEALED_BY_PROGRAMS
+    view = derive_view(SOURCE, REVEALING)
+    assert {"student_program_membership", *REVEALED_BY_PROGRAMS} <= view.consent_categories
+    permits = Permits(True, True, frozenset(live))
+    projected = project(UPSERT, view, permits, "k")
+    needed = {"student_program_membership", *REVEALED_BY_PROGRAMS}
+    assert ("programs" in view.permitted_paths(permits)) == (needed <= live)
+    sent = projected.value["programs"] if projected is not None else None
+    if needed <= live:
+        assert sent == UPSERT["programs"]
+    else:
+        assert sent is None
