@@ -5,6 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HALLPASS := $(BIN)/hallpass
 PYTEST_ARGS ?=
+HELM_VERSION ?= v3.22.0
+GOBIN := $(shell go env GOPATH 2>/dev/null || echo $(HOME)/go)/bin
+HELM := $(shell command -v helm 2>/dev/null || echo $(GOBIN)/helm)
 
 .DEFAULT_GOAL := help
 
@@ -23,6 +26,7 @@ setup: $(BIN)/.installed tools ## create the virtualenv and install hallpass wit
 
 # Prometheus and promtool (alert rule tests, the Prometheus integration test) come from
 # Debian's packages; as root (CI) they are installed, otherwise the message says how.
+# helm (the chart tests) comes from `go install`.
 tools:
 	@command -v javac >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -36,6 +40,10 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends prometheus >/dev/null; \
 	  else echo "Prometheus and promtool are needed: sudo apt-get install prometheus"; exit 1; fi; }
+	@command -v helm >/dev/null || [ -x "$(GOBIN)/helm" ] || { \
+	  command -v go >/dev/null || { echo "Go is needed to install helm (the Helm chart tests)"; exit 1; }; \
+	  echo "installing helm $(HELM_VERSION) (go install; the Helm chart tests)"; \
+	  go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 
 lint: setup ## check style and types (changes nothing)
 	$(BIN)/ruff check .
@@ -64,7 +72,21 @@ bench: up ## benchmarks on the local stack (not part of `make test`); writes ben
 	$(BIN)/python -m tests.benchmarks.bench_processor $(BENCH_ARGS)
 	$(BIN)/python -m tests.benchmarks.bench_lag
 
+helm: setup tools ## regenerate the chart's generated parts (topics, users, rules, dashboard), lint it
+	$(BIN)/python deploy/helm/generate.py
+	$(HELM) lint --strict --kube-version 1.33.0 deploy/helm/hallpass
+	$(HELM) lint --strict --kube-version 1.33.0 deploy/helm/hallpass \
+	  -f deploy/helm/examples/contracts.values.yaml -f deploy/helm/examples/partners.values.yaml
+
+image: setup ## build the container image with buildah from a debootstrapped Debian root, smoke-test it (root)
+	@command -v buildah >/dev/null && command -v debootstrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends buildah debootstrap >/dev/null; \
+	  else echo "buildah and debootstrap are needed: sudo apt-get install buildah debootstrap"; exit 1; fi; }
+	deploy/image/build.sh
+
 clean: ## remove the virtualenv and caches (not the data dir)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: tools help setup lint format test unit up down demo bench clean
+.PHONY: tools help setup lint format test unit up down demo bench helm image clean

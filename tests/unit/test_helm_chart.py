@@ -45,8 +45,12 @@ def _helm() -> str | None:
     found = shutil.which("helm")
     if found:
         return found
-    gopath = Path(os.environ.get("GOPATH", Path.home() / "go"))
-    candidate = gopath / "bin" / "helm"
+    gopath = os.environ.get("GOPATH") or str(Path.home() / "go")
+    go = shutil.which("go")
+    if go:  # where `make tools` installed it: `go install` puts it in $(go env GOPATH)/bin
+        gopath = subprocess.run([go, "env", "GOPATH"], capture_output=True, text=True,
+                                check=False).stdout.strip() or gopath
+    candidate = Path(gopath.split(os.pathsep)[0]) / "bin" / "helm"
     return str(candidate) if candidate.exists() else None
 
 
@@ -401,8 +405,8 @@ def test_connectors_run_nightly_from_the_export_volume() -> None:
         assert container["args"][:2] == ["publish", kind]
         assert container["args"][2].startswith("/var/lib/hallpass-export/")
         volumes = {v["name"]: v for v in pod["volumes"]}
-        assert volumes["export"]["persistentVolumeClaim"] == {"claimName": "sis-exports",
-                                                              "readOnly": True}
+        # writable: the rejects and warnings files go beside the package
+        assert volumes["export"]["persistentVolumeClaim"] == {"claimName": "sis-exports"}
         assert volumes["data"]["persistentVolumeClaim"]["claimName"].endswith("-state")
         assert {"name": "HALLPASS_SASL_USERNAME", "value": "hallpass-sis"} in container["env"]
 
