@@ -485,3 +485,37 @@ def test_metrics_alerts_and_dashboard_are_on_by_default() -> None:
         "hallpass-processor")
     args = statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--metrics-port=9464" in args
+
+
+def _init_script(pod: dict[str, Any], root: Path) -> str:
+    (step,) = pod["initContainers"]
+    assert step["command"] == ["/bin/sh", "-c"]
+    return str(step["args"][0]).replace("/var/run/hallpass/secrets", str(root / "mounted")) \
+        .replace("/run/hallpass/private", str(root / "private"))
+
+
+def test_the_private_copy_is_mode_400_and_refuses_missing_partner_secrets(
+    tmp_path: Path
+) -> None:
+    """The init step of the contracts Job, run by sh on a copy of the mounted files."""
+    (job,) = of_kind(render(THREE_PARTNERS), "Job").values()
+    script = _init_script(job["spec"]["template"]["spec"], tmp_path)
+    mounted, private = tmp_path / "mounted", tmp_path / "private"
+    mounted.mkdir()
+    private.mkdir()
+    (mounted / "kafka-password").write_text("pw\n")
+    (mounted / "partner-secrets.json").write_text(json.dumps(
+        {p: "ab" * 32 for p in PARTNERS if p != "measurely"}))
+    for path in mounted.iterdir():
+        path.chmod(0o440)
+    missing = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                             check=False)
+    assert missing.returncode == 1
+    assert "no pseudonym secret for measurely" in missing.stdout
+    (mounted / "partner-secrets.json").chmod(0o640)
+    (mounted / "partner-secrets.json").write_text(json.dumps({p: "ab" * 32 for p in PARTNERS}))
+    done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in private.iterdir()) == ["kafka-password",
+                                                         "partner-secrets.json"]
+    assert {p.stat().st_mode & 0o777 for p in private.iterdir()} == {0o400}

@@ -96,7 +96,10 @@ Kafka over TLS with SCRAM-SHA-512 as `user`; secrets read from the private copie
 
 {{/*
 The init container that copies the mounted secrets (0440, group fsGroup) into a private
-in-memory directory with mode 0600: hallpass refuses secret files its group may read.
+in-memory directory with mode 0400: hallpass refuses secret files its group may read.
+With "partners": fail unless the pseudonym secrets name each of them (`contracts apply`
+would otherwise make one in its private copy and record its fingerprint on the bus, and the
+workers, given the Secret, would then refuse to start).
 */}}
 {{- define "hallpass.privateCopy" -}}
 - name: private-secrets
@@ -104,7 +107,12 @@ in-memory directory with mode 0600: hallpass refuses secret files its group may 
   imagePullPolicy: {{ .root.Values.image.pullPolicy }}
   command: ["/bin/sh", "-c"]
   args:
-    - umask 077 && for f in /var/run/hallpass/secrets/*; do cp -L "$f" /run/hallpass/private/; done
+    - >-
+      umask 077 && for f in /var/run/hallpass/secrets/*; do install -m 0400 "$f" /run/hallpass/private/; done
+      {{- range .partners }}
+      && { grep -q '"{{ . }}"' /run/hallpass/private/partner-secrets.json
+      || { echo "the partner secrets Secret has no pseudonym secret for {{ . }}: add it first"; exit 1; }; }
+      {{- end }}
   securityContext:
     {{- toYaml .root.Values.securityContext | nindent 4 }}
   volumeMounts:
@@ -185,4 +193,15 @@ emptyDir unless "data" names a volume source.
 - name: data
   emptyDir: {}
 {{- end }}
+{{- end -}}
+
+{{/* The partner ids of the contracts (JSON list). */}}
+{{- define "hallpass.partners" -}}
+{{- $partners := list }}
+{{- range $file, $text := .Values.contracts }}
+{{- if not (hasSuffix ".lock.yaml" $file) }}
+{{- $partners = append $partners (fromYaml $text).partner }}
+{{- end }}
+{{- end }}
+{{- toJson $partners }}
 {{- end -}}
