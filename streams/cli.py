@@ -31,11 +31,12 @@ from streams.topic_policy import (
     ENV_TOMBSTONE_RETENTION_DAYS,
     TopicSettingsError,
 )
+from streams.wire import RegistryAccessError, access_refused
 
 #: Failures a user can act on: printed as one clear message, exit status 1, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
     RuntimeProblem, NotConfiguredError, ClientSettingsError, TopicUnreadableError,
-    TopicSettingsError)
+    TopicSettingsError, RegistryAccessError)
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 #: Client security settings of every command. There is no password flag: a password on a
@@ -73,6 +74,11 @@ class HallpassGroup(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as exc:
             raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            refused = access_refused(exc)  # a registry refusal from any registry client
+            if refused is None:
+                raise
+            raise click.ClickException(str(refused)) from exc
 
 
 @click.group(

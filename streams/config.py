@@ -16,7 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.security.client_settings import read_properties
+from streams.security.client_settings import (
+    ClientSettingsError,
+    read_properties,
+    read_secret_file,
+)
 
 #: librdkafka configuration as confluent-kafka types it
 ConfigValue = str | int | float | bool
@@ -77,10 +81,9 @@ def registry_settings(env: Mapping[str, str]) -> dict[str, str]:
     path = env.get(ENV_REGISTRY_USER_INFO_FILE, "").strip()
     if path:
         try:
-            user_info = Path(path).read_text().strip()
-        except OSError as exc:
-            raise NotConfiguredError(
-                f"{ENV_REGISTRY_USER_INFO_FILE}: cannot read {path} ({exc.strerror})") from exc
+            user_info = read_secret_file(Path(path), "schema registry credentials file")
+        except ClientSettingsError as exc:
+            raise NotConfiguredError(f"{ENV_REGISTRY_USER_INFO_FILE}: {exc}") from exc
         if ":" not in user_info:
             raise NotConfiguredError(
                 f"{ENV_REGISTRY_USER_INFO_FILE}: {path} must hold user:password on one line")
@@ -115,18 +118,25 @@ def external_connection(env: Mapping[str, str]) -> Connection | None:
 
 def local_connection(data_dir: Path) -> Connection | None:
     """The connection recorded by ``hallpass up`` in ``data_dir``, or None; for a stack
-    started with ``--secure``, with the admin's client properties."""
+    started with ``--secure``, with the admin's client properties and hallpass's registry
+    credentials (and the local CA for a registry on HTTPS)."""
     state_file = data_dir / RUNTIME_STATE_FILE
     try:
         state = json.loads(state_file.read_text())
     except (OSError, ValueError):
         return None
     admin_properties = str(state.get("admin_properties") or "")
+    registry: dict[str, str] = {}
+    user_info_file = str(state.get("registry_user_info") or "")
+    if user_info_file:
+        registry = registry_settings({ENV_REGISTRY_USER_INFO_FILE: user_info_file,
+                                      ENV_REGISTRY_CA: str(state.get("registry_ca") or "")})
     return Connection(
         bootstrap_servers=str(state["bootstrap_servers"]),
         schema_registry_url=str(state["schema_registry_url"]),
         client_properties=(read_properties(Path(admin_properties), "admin properties file")
                            if admin_properties else {}),
+        registry_properties=registry,
     )
 
 
@@ -159,5 +169,7 @@ def resolve_connection(
         schema_registry_url=(schema_registry_url or found.schema_registry_url).rstrip("/"),
         client_properties=(found.client_properties if client_properties is None
                            else dict(client_properties)),
-        registry_properties=registry or dict(found.registry_properties),
+        # the environment's registry settings on top of the local stack's (its CA stays
+        # when only the credentials are given)
+        registry_properties={**found.registry_properties, **registry},
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -22,6 +23,32 @@ _HEADER = struct.Struct(">bI")
 
 class WireFormatError(ValueError):
     """Bytes that are not a Confluent-framed Avro record of a known schema."""
+
+
+class RegistryAccessError(RuntimeError):
+    """The schema registry refused this client (credentials, role or TLS trust): a setting
+    to fix, never a bad record."""
+
+
+def access_refused(exc: BaseException) -> RegistryAccessError | None:
+    """``exc`` as a :class:`RegistryAccessError` if the registry refused the client: HTTP
+    401 or 403, or its TLS certificate was not trusted; None for anything else."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, SchemaRegistryError) and cause.http_status_code in (401, 403):
+            what = ("did not accept the credentials" if cause.http_status_code == 401
+                    else "does not allow this action for the credentials")
+            return RegistryAccessError(
+                f"the schema registry {what} (HTTP {cause.http_status_code}): set "
+                "HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE to a mode-600 file holding the "
+                "registry user:password you were given (vendors: the read-only one)")
+        if "CERTIFICATE_VERIFY_FAILED" in str(cause):
+            return RegistryAccessError(
+                "the schema registry's TLS certificate is not trusted: set "
+                "HALLPASS_SCHEMA_REGISTRY_CA_LOCATION to the CA certificate (PEM) that "
+                "signed it")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def parse(schema: Mapping[str, Any]) -> Any:
@@ -53,13 +80,19 @@ class WireEncoder:
         subject has; a ``SchemaRegistryError`` if it is not)."""
         self.subject = subject
         registered = Schema(json.dumps(schema), "AVRO")
-        if register:
-            self.schema_id = registry.register_schema(subject, registered)
-        else:
-            found = registry.lookup_schema(subject, registered).schema_id
-            if found is None:
-                raise WireFormatError(f"the registry gave no schema id for {subject}")
-            self.schema_id = found
+        try:
+            if register:
+                self.schema_id = registry.register_schema(subject, registered)
+            else:
+                found = registry.lookup_schema(subject, registered).schema_id
+                if found is None:
+                    raise WireFormatError(f"the registry gave no schema id for {subject}")
+                self.schema_id = found
+        except Exception as exc:
+            refused = access_refused(exc)
+            if refused is not None:
+                raise refused from exc
+            raise
         self._parsed = parse(schema if logical_types else without_logical_types(schema))
         self._header = _HEADER.pack(MAGIC, self.schema_id)
 
@@ -91,6 +124,9 @@ class WireDecoder:
             try:
                 found = self._registry.get_schema(schema_id)
             except Exception as exc:  # registry errors are reported as bad input
+                refused = access_refused(exc)
+                if refused is not None:
+                    raise refused from exc
                 raise WireFormatError(f"unknown schema id {schema_id}: {exc}") from exc
             parsed = parse(without_logical_types(json.loads(found.schema_str or "{}")))
             self._writers[schema_id] = parsed
