@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -93,6 +94,12 @@ class RuntimeState:
     tls: bool = False
     #: the admin's client properties (mode 600), "" unless secure
     admin_properties: str = ""
+    #: the registry credentials of hallpass's own commands (``user:password``, mode 600) and
+    #: the read-only credentials for vendors and auditors; "" unless secure
+    registry_user_info: str = ""
+    registry_reader_user_info: str = ""
+    #: the CA the registry's HTTPS certificate is signed by; "" unless TLS
+    registry_ca: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,6 +449,12 @@ BROKER_USER = "hallpass-broker"
 SECRETS_FILE = "security.json"
 ADMIN_PROPERTIES_FILE = "admin.properties"
 REGISTRY_CONFIG_FILE = "registry.properties"
+#: the registry's HTTP users (basic authentication, Quarkus embedded users): hallpass's own
+#: commands register schemas; the reader (vendors, auditors) may only read them
+REGISTRY_API_USER = "hallpass"
+REGISTRY_READER_USER = "hallpass-reader"
+REGISTRY_USER_INFO_FILE = "registry.user-info"
+REGISTRY_READER_USER_INFO_FILE = "registry-reader.user-info"
 TLS_DIR = "tls"
 
 
@@ -452,13 +465,26 @@ class StackSecrets:
     admin_password: str
     broker_password: str
     registry_password: str
+    #: passwords of the registry's HTTP users (data dirs formatted before they existed get
+    #: them at the next ``up``)
+    registry_api_password: str = ""
+    registry_reader_password: str = ""
 
     @classmethod
     def generate(cls) -> StackSecrets:
-        return cls(*(secrets.token_urlsafe(32) for _ in range(3)))
+        return cls(*(secrets.token_urlsafe(32) for _ in range(5)))
+
+    def completed(self) -> StackSecrets:
+        """These secrets with the registry's HTTP passwords made if they are missing."""
+        return StackSecrets(
+            self.admin_password, self.broker_password, self.registry_password,
+            self.registry_api_password or secrets.token_urlsafe(32),
+            self.registry_reader_password or secrets.token_urlsafe(32))
 
     def values(self) -> tuple[str, ...]:
-        return (self.admin_password, self.broker_password, self.registry_password)
+        return tuple(v for v in (self.admin_password, self.broker_password,
+                                 self.registry_password, self.registry_api_password,
+                                 self.registry_reader_password) if v)
 
     def redact(self, text: str) -> str:
         """``text`` with every password of the stack replaced by ``***``."""
@@ -496,6 +522,38 @@ def admin_client_properties(stack_secrets: StackSecrets, ca_file: Path | None) -
     if ca_file:
         props["ssl.ca.location"] = str(ca_file)
     return props
+
+
+def registry_http_config(stack_secrets: StackSecrets, tls_dir: Path | None) -> dict[str, str]:
+    """Apicurio's HTTP security on the secure stack, with Quarkus's own mechanisms (Apicurio 3's
+    authentication needs an OpenID Connect server; Quarkus basic authentication with embedded
+    users does not): every request needs a registry user, reads need the reader or writer
+    role, everything else (registering schemas, changing compatibility) the writer role.
+    With TLS the API is HTTPS only, with the broker's certificate of the local CA."""
+    config = {
+        "quarkus.http.auth.basic": "true",
+        "quarkus.security.users.embedded.enabled": "true",
+        "quarkus.security.users.embedded.plain-text": "true",
+        f"quarkus.security.users.embedded.users.{REGISTRY_API_USER}":
+            stack_secrets.registry_api_password,
+        f"quarkus.security.users.embedded.roles.{REGISTRY_API_USER}": "registry-writer",
+        f"quarkus.security.users.embedded.users.{REGISTRY_READER_USER}":
+            stack_secrets.registry_reader_password,
+        f"quarkus.security.users.embedded.roles.{REGISTRY_READER_USER}": "registry-reader",
+        "quarkus.http.auth.policy.registry-read.roles-allowed": "registry-reader,registry-writer",
+        "quarkus.http.auth.policy.registry-write.roles-allowed": "registry-writer",
+        "quarkus.http.auth.permission.read.paths": "/*",
+        "quarkus.http.auth.permission.read.methods": "GET,HEAD",
+        "quarkus.http.auth.permission.read.policy": "registry-read",
+        "quarkus.http.auth.permission.write.paths": "/*",
+        "quarkus.http.auth.permission.write.policy": "registry-write",
+    }
+    if tls_dir is not None:
+        key_and_chain = str(tls_dir / "broker.pem")
+        config["quarkus.http.ssl.certificate.files"] = key_and_chain
+        config["quarkus.http.ssl.certificate.key-files"] = key_and_chain
+        config["quarkus.http.insecure-requests"] = "disabled"
+    return config
 
 
 def registry_kafka_config(stack_secrets: StackSecrets, ca_file: Path | None) -> dict[str, str]:
@@ -657,6 +715,9 @@ class LocalStack:
             "secure": state.secure,
             "tls": state.tls,
             **({"admin_properties": state.admin_properties} if state.admin_properties else {}),
+            **({"registry_user_info": state.registry_user_info,
+                "registry_reader_user_info": state.registry_reader_user_info}
+               if state.registry_user_info else {}),
         }
 
     # up
@@ -687,6 +748,7 @@ class LocalStack:
         ca_file = self._prepare_security()
         cluster_id = self._format_storage(kafka_java, classpath)
         admin_properties = self._write_admin_properties(ca_file)
+        registry_users = self._write_registry_user_info()
         client_properties = (read_properties(admin_properties, "admin properties file")
                              if admin_properties else {})
 
@@ -702,7 +764,8 @@ class LocalStack:
             self.logs_dir / "broker.out", {}, self.data_dir,
         )
         bootstrap = f"127.0.0.1:{self.ports.kafka}"
-        registry_url = f"http://127.0.0.1:{self.ports.registry}{REGISTRY_API_PATH}"
+        scheme = "https" if ca_file else "http"
+        registry_url = f"{scheme}://127.0.0.1:{self.ports.registry}{REGISTRY_API_PATH}"
         state = RuntimeState(
             bootstrap_servers=bootstrap, schema_registry_url=registry_url, kafka_pid=kafka_pid,
             registry_pid=0, kafka_port=self.ports.kafka, controller_port=self.ports.controller,
@@ -710,15 +773,21 @@ class LocalStack:
             kafka_version=kafka_version, registry=f"apicurio-registry {apicurio_version}",
             started_at=time.time(), secure=self.secure, tls=self.tls,
             admin_properties=str(admin_properties or ""),
+            registry_user_info=str(registry_users[0]) if registry_users else "",
+            registry_reader_user_info=str(registry_users[1]) if registry_users else "",
+            registry_ca=str(ca_file or ""),
         )
         self._write_state(state)
         try:
             self._wait_for_kafka(kafka_pid, bootstrap, broker_log, started + timeout_s,
                                  client_properties)
-            registry_env = {}
+            registry_env = {"QUARKUS_HTTP_PORT": str(self.ports.registry)}
             if self.secure:
                 self._grant_registry(bootstrap, client_properties)
                 registry_env["QUARKUS_CONFIG_LOCATIONS"] = str(self._registry_config(ca_file))
+            if ca_file:  # HTTPS only, on the registry port
+                registry_env = {**registry_env, "QUARKUS_HTTP_SSL_PORT": str(self.ports.registry),
+                                "QUARKUS_HTTP_PORT": "0"}
             self.progress(
                 f"Kafka ready in {time.monotonic() - started:.1f}s; starting Apicurio Registry "
                 f"{apicurio_version} on 127.0.0.1:{self.ports.registry} ..."
@@ -731,7 +800,6 @@ class LocalStack:
                     "APICURIO_STORAGE_KIND": "kafkasql",
                     "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS": bootstrap,
                     "QUARKUS_HTTP_HOST": "127.0.0.1",
-                    "QUARKUS_HTTP_PORT": str(self.ports.registry),
                     # health/metrics interface: on loopback, next to the registry port
                     "QUARKUS_MANAGEMENT_HOST": "127.0.0.1",
                     "QUARKUS_MANAGEMENT_PORT": str(self.ports.registry + 1),
@@ -742,8 +810,10 @@ class LocalStack:
             )
             state = RuntimeState(**{**asdict(state), "registry_pid": registry_pid})
             self._write_state(state)
-            self._wait_for_registry(registry_pid, registry_url, started + timeout_s)
-            self._set_default_compatibility(registry_url)
+            http = self._registry_http(state)
+            with http:
+                self._wait_for_registry(http, registry_pid, registry_url, started + timeout_s)
+                self._set_default_compatibility(http, registry_url)
         except BaseException:
             self.down(quiet=True)
             raise
@@ -793,6 +863,9 @@ class LocalStack:
         if recorded is None:
             recorded = StackSecrets.generate()
             write_private(self.secrets_file, json.dumps(asdict(recorded), indent=2))
+        elif not (recorded.registry_api_password and recorded.registry_reader_password):
+            recorded = recorded.completed()  # formatted before the registry had users
+            write_private(self.secrets_file, json.dumps(asdict(recorded), indent=2))
         self._secrets = recorded
         return ensure_local_ca(self.tls_dir, self.progress) if self.tls else None
 
@@ -811,6 +884,19 @@ class LocalStack:
                 "credentials are in it: restore it, or start afresh with a new --data-dir"
             ) from exc
 
+    def _write_registry_user_info(self) -> tuple[Path, Path] | None:
+        """The registry credentials (``user:password``, mode 600): hallpass's own, which its
+        commands on this data dir use by themselves, and the read-only one to hand to vendors
+        and auditors (``HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE``)."""
+        if self._secrets is None:
+            return None
+        own = self.data_dir / REGISTRY_USER_INFO_FILE
+        reader = self.data_dir / REGISTRY_READER_USER_INFO_FILE
+        write_private(own, f"{REGISTRY_API_USER}:{self._secrets.registry_api_password}\n")
+        write_private(reader,
+                      f"{REGISTRY_READER_USER}:{self._secrets.registry_reader_password}\n")
+        return own, reader
+
     def _write_admin_properties(self, ca_file: Path | None) -> Path | None:
         if self._secrets is None:
             return None
@@ -824,7 +910,8 @@ class LocalStack:
         assert self._secrets is not None
         path = self.data_dir / REGISTRY_CONFIG_FILE
         write_private(path, format_properties(
-            registry_kafka_config(self._secrets, ca_file),
+            {**registry_kafka_config(self._secrets, ca_file),
+             **registry_http_config(self._secrets, self.tls_dir if ca_file else None)},
             header="the schema registry's Kafka client, written by `hallpass up --secure`; "
                    "it holds the registry's password: keep it mode 600"))
         return path
@@ -919,31 +1006,42 @@ class LocalStack:
         raise RuntimeProblem(f"Kafka did not answer in time{said}; the end of {log}:\n"
                              + self._redact(log_tail(log)))
 
-    def _wait_for_registry(self, pid: int, url: str, deadline: float) -> None:
+    @staticmethod
+    def _registry_http(state: RuntimeState) -> httpx.Client:
+        """An HTTP client of the registry as hallpass's own registry user (secure stack)."""
+        auth = None
+        if state.registry_user_info:
+            user, _, password = Path(state.registry_user_info).read_text().strip().partition(":")
+            auth = httpx.BasicAuth(user, password)
+        verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=state.registry_ca)
+                                         if state.registry_ca else True)
+        return httpx.Client(timeout=10.0, auth=auth, verify=verify)
+
+    def _wait_for_registry(self, client: httpx.Client, pid: int, url: str,
+                           deadline: float) -> None:
         log = self.logs_dir / "registry.log"
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if not pid_alive(pid):
-                    raise RuntimeProblem(
-                        f"the schema registry exited during start; the end of {log}:\n"
-                        f"{log_tail(log)}"
-                    )
-                try:
-                    if client.get(f"{url}/subjects").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.3)
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                raise RuntimeProblem(
+                    f"the schema registry exited during start; the end of {log}:\n"
+                    f"{log_tail(log)}"
+                )
+            try:
+                if client.get(f"{url}/subjects", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
         raise RuntimeProblem(
             f"the schema registry did not answer in time; the end of {log}:\n{log_tail(log)}"
         )
 
     @staticmethod
-    def _set_default_compatibility(url: str) -> None:
+    def _set_default_compatibility(client: httpx.Client, url: str) -> None:
         """Confluent's default is BACKWARD; Apicurio starts with none, so say it once."""
-        response = httpx.put(
+        response = client.put(
             f"{url}/config", json={"compatibility": "BACKWARD"},
-            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"}, timeout=10.0,
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
         )
         if response.status_code != 200:
             raise RuntimeProblem(
@@ -993,3 +1091,7 @@ def describe(state: RuntimeState | Mapping[str, object]) -> Iterable[str]:
         mode = "SASL_SSL" if data.get("tls") else "SASL_PLAINTEXT"
         yield f"security         {mode}, SCRAM-SHA-512, ACLs (deny by default)"
         yield f"admin settings   {data.get('admin_properties')} (mode 600)"
+        if data.get("registry_user_info"):
+            yield ("registry users   basic authentication; hallpass's own in "
+                   f"{data.get('registry_user_info')}, read-only for vendors in "
+                   f"{data.get('registry_reader_user_info')} (mode 600)")

@@ -46,7 +46,7 @@ def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in (ENV_BOOTSTRAP, ENV_REGISTRY, ENV_TOPIC_PREFIX)
            and not k.startswith(("HALLPASS_SASL", "HALLPASS_SECURITY", "HALLPASS_SSL",
-                                 ENV_CLIENT_PROPERTIES))}
+                                 "HALLPASS_SCHEMA_REGISTRY_", ENV_CLIENT_PROPERTIES))}
     env.update(extra or {})
     return env
 
@@ -77,6 +77,16 @@ class SecureStack:
     @property
     def ca_file(self) -> Path:
         return self.data_dir / "tls" / "ca.pem"
+
+    @property
+    def registry_reader(self) -> Path:
+        """The registry's read-only credentials (``user:password``) that vendors get."""
+        return self.data_dir / "registry-reader.user-info"
+
+    @property
+    def registry_writer(self) -> Path:
+        """hallpass's own registry credentials."""
+        return self.data_dir / "registry.user-info"
 
     def hallpass(self, *args: str, client_properties: Path | None = None,
                  env: Mapping[str, str] | None = None, check: bool = True,
@@ -133,7 +143,7 @@ def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureSta
     stack = SecureStack(
         data_dir=data_dir, secrets_dir=secrets_dir,
         bootstrap=f"127.0.0.1:{SECURE_PORTS['kafka']}",
-        registry_url=f"http://127.0.0.1:{SECURE_PORTS['registry']}/apis/ccompat/v7",
+        registry_url=f"https://127.0.0.1:{SECURE_PORTS['registry']}/apis/ccompat/v7",
     )
     stack.hallpass("up", "--secure", "--tls", "--kafka-port", str(SECURE_PORTS["kafka"]),
                    "--controller-port", str(SECURE_PORTS["controller"]),

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from connectors.simulator import CHANGES_TOPIC, simulate
+from streams.config import ENV_REGISTRY_USER_INFO_FILE
 from streams.security.acl_plan import DEFAULT_ROLES
 from tests.integration.conftest import SecureBus, process_list
 
@@ -55,8 +56,10 @@ def flow(secure_bus: SecureBus, tmp_path_factory: pytest.TempPathFactory) -> Flo
     stack.transcript.append(f"$ hallpass process --until-idle\n{process_out}")
 
     # the flag instead of the environment variable, this time
+    # with the registry's read-only credentials a vendor is given
     pulled = stack.hallpass("--client-properties", str(secure_bus.properties["learnwell"]),
-                            "vendor", "pull", "--partner", "learnwell", "--show", "1")
+                            "vendor", "pull", "--partner", "learnwell", "--show", "1",
+                            env={ENV_REGISTRY_USER_INFO_FILE: str(stack.registry_reader)})
     return Flow(simulated.stdout, process_out, code, pulled.stdout)
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 
+from streams.config import ENV_REGISTRY_USER_INFO_FILE
 from streams.security.client_settings import (
     ENV_SASL_PASSWORD_FILE,
     ENV_SASL_USERNAME,
@@ -160,3 +163,54 @@ def test_no_password_in_any_log_or_process_list(secure_bus: SecureBus) -> None:
     leaks = [(who, where) for who, password in passwords.items()
              for where, text in corpus.items() if password in text]
     assert leaks == []
+
+
+def test_the_registry_takes_only_its_users_on_https(secure_bus: SecureBus) -> None:
+    """The secure stack's schema registry: HTTPS only (the local CA), every request with a
+    registry user; vendors' read-only user reads view schemas and may not register one."""
+    stack = secure_bus.stack
+    url = stack.registry_url
+    tls = ssl.create_default_context(cafile=str(stack.ca_file))
+    reader = tuple(stack.registry_reader.read_text().strip().split(":", 1))
+    writer = tuple(stack.registry_writer.read_text().strip().split(":", 1))
+    for path in (stack.registry_reader, stack.registry_writer):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    subject = "partner.learnwell.students-value"
+    foreign = {"schema": json.dumps({"type": "record", "name": "Foreign", "fields": []})}
+    with httpx.Client(verify=tls, timeout=10) as client:
+        assert client.get(f"{url}/subjects").status_code == 401
+        assert client.get(f"{url}/subjects", auth=(reader[0], "not-the-password")
+                          ).status_code == 401
+        assert client.post(f"{url}/subjects/{subject}/versions", json=foreign
+                           ).status_code == 401
+        listed = client.get(f"{url}/subjects", auth=reader)
+        assert listed.status_code == 200 and subject in listed.json()
+        assert client.post(f"{url}/subjects/{subject}/versions", json=foreign, auth=reader
+                           ).status_code == 403
+        assert client.put(f"{url}/config", json={"compatibility": "NONE"}, auth=reader
+                          ).status_code == 403
+        assert client.get(f"{url}/config", auth=writer).status_code == 200
+    plain = url.replace("https://", "http://")
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{plain}/subjects", auth=writer, timeout=5)
+
+
+def test_a_command_without_registry_credentials_is_refused_and_told_why(
+        secure_stack: SecureStack, tmp_path: Path) -> None:
+    """`roundtrip` registers a schema: with guessed credentials, with the read-only ones and
+    with a readable credentials file it is refused in one line that names the setting."""
+    stranger = tmp_path / "stranger.user-info"
+    write_private(stranger, "hallpass-reader:guessed\n")
+    readable = tmp_path / "readable.user-info"
+    readable.write_text(secure_stack.registry_reader.read_text())
+    readable.chmod(0o644)
+    cases = {stranger: "did not accept the credentials (HTTP 401)",
+             secure_stack.registry_reader: "does not allow this action",
+             readable: "chmod 600"}
+    for credentials, said in cases.items():
+        refused = secure_stack.hallpass("roundtrip", check=False,
+                                        env={ENV_REGISTRY_USER_INFO_FILE: str(credentials)})
+        assert refused.returncode == 1, refused.stdout
+        assert said in refused.stderr and ENV_REGISTRY_USER_INFO_FILE in refused.stderr
+        assert "Traceback" not in refused.stderr and "guessed" not in refused.stderr
+    assert secure_stack.hallpass("roundtrip").returncode == 0  # its own credentials
