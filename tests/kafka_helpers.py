@@ -25,6 +25,8 @@ class Read:
     partition: int
     offset: int
     headers: dict[str, bytes]
+    #: the record's Kafka timestamp (ms)
+    timestamp: int = 0
 
 
 def read_topic(conn: Connection, topic: str, timeout_s: float = 60.0) -> list[Read]:
@@ -39,7 +41,7 @@ def read_topic(conn: Connection, topic: str, timeout_s: float = 60.0) -> list[Re
                                timeout_s):
             headers = {k: v for k, v in (msg.headers() or []) if isinstance(v, bytes)}
             out.append(Read(msg.key(), msg.value(), msg.partition() or 0,
-                            msg.offset() or 0, headers))
+                            msg.offset() or 0, headers, msg.timestamp()[1]))
     finally:
         consumer.close()
     return out

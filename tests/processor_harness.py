@@ -94,6 +94,8 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers_: tuple[tuple[str, str | bytes | None], ...] = ()
+    #: the timestamp the producer set (None: the broker's clock)
+    timestamp: int | None = None
 
 
 class _Msg:
@@ -150,9 +152,11 @@ class Broker:
         return self.logs.setdefault((topic, partition), [])
 
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
-               headers: Sequence[tuple[str, str | bytes | None]] | None = None) -> Record:
+               headers: Sequence[tuple[str, str | bytes | None]] | None = None,
+               timestamp: int | None = None) -> Record:
         log = self.log(topic, partition)
-        record = Record(topic, partition, len(log), key, value, tuple(headers or ()))
+        record = Record(topic, partition, len(log), key, value, tuple(headers or ()),
+                        timestamp)
         log.append(record)
         return record
 
@@ -167,7 +171,7 @@ class Broker:
             count = partitions_of.get(out.topic, self.partitions)
             partition = out.partition if out.partition is not None else (
                 partition_for(out.key, count) if out.key is not None else 0)
-            self.append(out.topic, partition, out.key, out.value, out.headers)
+            self.append(out.topic, partition, out.key, out.value, out.headers, out.timestamp)
 
     def records(self, topic: str) -> list[Record]:
         return [r for (t, _p), log in sorted(self.logs.items()) if t == topic for r in log]

@@ -103,10 +103,12 @@ class Emitter:
             self.counters.bump(self.counters.disclosed, partner)
             value = dict(decision.value)
             value["event_id"] = route.reference(f"view|{subject.decision_id}")
-            value["occurred_at"] = coarse_time(self.now_ms())
+            day = coarse_time(self.now_ms())
+            value["occurred_at"] = day
             key = decision.partner_student_key
             outputs = [
-                Output(route.contract.topic, key.encode(), route.encode_view(value)),
+                Output(route.contract.topic, key.encode(), route.encode_view(value),
+                       timestamp=day),
                 self._audit(route, subject, "DISCLOSED", None, key, list(decision.fields),
                             sorted(decision.categories),
                             sorted(b.value for b in decision.legal_bases)),
@@ -124,7 +126,7 @@ class Emitter:
                 Output(route.contract.topic, key.encode(), None, [
                     ("hallpass.deletion.reason", why.encode()),
                     ("hallpass.contract.version", str(route.contract.version).encode()),
-                ]),
+                ], timestamp=coarse_time(self.now_ms())),
                 self._notice(route, subject, key, why, [], []),
                 self._audit(route, subject, "RETRACTED", why, key, [], [], []),
             ]
@@ -153,6 +155,7 @@ class Emitter:
     def _notice(self, route: PartnerRoute, subject: Subject, key: str, reason: str,
                 categories: list[str], fields: list[str]) -> Output:
         """A deletion notice: categories and fields empty means the whole record."""
+        day = coarse_time(self.now_ms())
         return Output(self.topics.notices(route.partner), key.encode(), self.encode_notice({
             "event_id": route.reference(f"notice|{subject.decision_id}"),
             "partner": route.partner,
@@ -160,9 +163,9 @@ class Emitter:
             "reason": reason,
             "categories": categories,
             "contract_version": route.contract.version,
-            "retracted_at": coarse_time(self.now_ms()),
+            "retracted_at": day,
             "fields": fields,
-        }))
+        }), timestamp=day)
 
     def _audit(self, route: PartnerRoute, subject: Subject, decision: str, reason: str | None,
                key: str | None, fields: list[str], categories: list[str],

@@ -32,6 +32,9 @@ class Output:
     value: bytes | None
     headers: Headers | None = None
     partition: int | None = None
+    #: the Kafka record timestamp (ms); None: the producer's clock. Records a partner reads
+    #: carry the day only, like their envelope times, so timestamps link no two partners.
+    timestamp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -483,6 +483,7 @@ def test_no_value_outside_the_contracts_links_two_partners(run: BusRun) -> None:
     for partner in PARTNERS:
         per_key = values[partner] = {}
         for read in run.reads(run.topics.partner(partner)):
+            assert read.timestamp % 86_400_000 == 0, "a Kafka timestamp finer than a day"
             found = per_key.setdefault(read.key or b"", {(read.key or b"").decode()})
             for name, value in read.headers.items():
                 if name not in ("hallpass.deletion.reason", "hallpass.contract.version"):
@@ -493,6 +494,7 @@ def test_no_value_outside_the_contracts_links_two_partners(run: BusRun) -> None:
                 assert view["event_id"] not in source_ids, "a source event id reached a partner"
                 found.update((view["event_id"], view["partner_student_key"]))
         for read in run.reads(run.topics.notices(partner)):
+            assert read.timestamp % 86_400_000 == 0, "a Kafka timestamp finer than a day"
             notice = decoder.decode(read.value)
             assert notice["retracted_at"] % 86_400_000 == 0, "a time finer than a day"
             per_key.setdefault(read.key or b"", set()).update(
@@ -564,6 +566,7 @@ def test_every_tombstone_carries_a_reason_and_a_deletion_notice(run: BusRun) -> 
         assert {reason for _, reason in tombstones} <= reasons
         notices: Counter[tuple[bytes, str]] = Counter()
         for read in run.reads(run.topics.notices(partner)):
+            assert read.timestamp % 86_400_000 == 0, "a Kafka timestamp finer than a day"
             notice = decoder.decode(read.value)
             assert notice["partner"] == partner
             assert notice["reason"] in reasons
