@@ -26,7 +26,9 @@ setup: $(BIN)/.installed tools ## create the virtualenv and install hallpass wit
 
 # Prometheus and promtool (alert rule tests, the Prometheus integration test) come from
 # Debian's packages; as root (CI) they are installed, otherwise the message says how.
-# helm (the chart tests) comes from `go install`.
+# helm (the chart tests) comes from `go install`. Node.js and npm (the Node.js vendor example)
+# come from Debian's packages; its npm packages and the Java example's Maven artifacts are
+# fetched by the vendor test itself, once, into ~/.npm, ~/.m2 and ~/.cache/hallpass.
 tools:
 	@command -v javac >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -40,6 +42,12 @@ tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends prometheus >/dev/null; \
 	  else echo "Prometheus and promtool are needed: sudo apt-get install prometheus"; exit 1; fi; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Node.js and npm (the Node.js vendor example, deploy/vendors/node)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends nodejs npm >/dev/null; \
+	  else echo "Node.js 18+ and npm are needed for the tests: sudo apt-get install nodejs npm"; exit 1; fi; }
 	@command -v helm >/dev/null || [ -x "$(GOBIN)/helm" ] || { \
 	  command -v go >/dev/null || { echo "Go is needed to install helm (the Helm chart tests)"; exit 1; }; \
 	  echo "installing helm $(HELM_VERSION) (go install; the Helm chart tests)"; \
