@@ -11,8 +11,15 @@ import click
 from streams.commands import register_all
 from streams.commands.context import Context
 from streams.config import ENV_DATA_DIR, NotConfiguredError, data_dir_from
-from streams.local_runtime import RuntimeProblem
-from streams.read_to_end import TopicUnreadableError
+from streams.kafka.read_to_end import TopicUnreadableError
+from streams.kafka.wire import RegistryAccessError, access_refused
+from streams.local.errors import RuntimeProblem
+from streams.policy.retention import (
+    ENV_MIN_INSYNC_REPLICAS,
+    ENV_REPLICATION_FACTOR,
+    ENV_TOMBSTONE_RETENTION_DAYS,
+    TopicSettingsError,
+)
 from streams.security.client_settings import (
     ENV_CLIENT_PROPERTIES,
     ENV_SASL_MECHANISM,
@@ -25,13 +32,6 @@ from streams.security.client_settings import (
     ClientSecurity,
     ClientSettingsError,
 )
-from streams.topic_policy import (
-    ENV_MIN_INSYNC_REPLICAS,
-    ENV_REPLICATION_FACTOR,
-    ENV_TOMBSTONE_RETENTION_DAYS,
-    TopicSettingsError,
-)
-from streams.wire import RegistryAccessError, access_refused
 
 #: Failures a user can act on: printed as one clear message, exit status 1, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (

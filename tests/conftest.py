@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from streams.config import Connection, external_connection
-from streams.local_runtime import LocalStack, Ports
-from streams.topics import Topics
+from streams.kafka.names import Topics
+from streams.local.stack import LocalStack, Ports
 
 TEST_PORTS = Ports(kafka=29092, controller=29093, registry=28081)
 

@@ -3,7 +3,7 @@
 SIS integrations and Kafka Connect write with Java's ``KafkaProducer``, whose default
 partitioner places a keyed record by murmur2 of the key; these helpers let a test write input
 exactly as they do, through the Kafka client jars of the local runtime (Maven Central, fetched
-once by :func:`streams.local_runtime.kafka_classpath`), and learn where each record landed.
+once by :func:`streams.local.artifacts.kafka_classpath`), and learn where each record landed.
 
 The program is compiled once per source (and Kafka version) into the hallpass cache
 (``~/.cache/hallpass/java-producer-<hash>/``; ``HALLPASS_CACHE_DIR`` moves it). It needs a JDK
@@ -24,13 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streams.config import Connection
-from streams.local_runtime import (
-    KAFKA_MIN_JAVA,
-    RuntimeProblem,
-    cache_dir,
-    find_java,
-    kafka_classpath,
-)
+from streams.local.artifacts import KAFKA_MIN_JAVA, cache_dir, find_java, kafka_classpath
+from streams.local.errors import RuntimeProblem
 
 SOURCE = Path(__file__).resolve().parent / "java" / "JavaProducer.java"
 MAIN_CLASS = "JavaProducer"

@@ -14,8 +14,8 @@ from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY, Connection
-from streams.read_to_end import nonempty_from_start, read_to_end
-from streams.wire import WireDecoder
+from streams.kafka.read_to_end import nonempty_from_start, read_to_end
+from streams.kafka.wire import WireDecoder
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,17 @@ from typing import Any
 
 import orjson
 
-from streams.catalog import field_catalog, load_schema, never_share_paths
-from streams.contracts import Contract, load_contracts
-from streams.policy import partner_key, partner_reference
+from streams.kafka.names import DEFAULT_TOPICS, Topics
+from streams.policy.catalog import field_catalog, load_schema, never_share_paths
+from streams.policy.contracts import Contract, load_contracts
+from streams.policy.decision import partner_key, partner_reference
+from streams.policy.views import derive_view
 from streams.processor.clock import ManualClock
 from streams.processor.decider import PartnerRoute
 from streams.processor.handlers import BusHandler, Codecs, HandlerSettings
 from streams.processor.messages import InputHeaders, Output
 from streams.processor.routing import partition_for
 from streams.processor.state import Tables
-from streams.topics import DEFAULT_TOPICS, Topics
-from streams.views import derive_view
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = load_schema("student_record_changed")

@@ -17,17 +17,17 @@ from confluent_kafka import Consumer, IsolationLevel, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connectors.simulator import SimEvent
-from streams.catalog import FieldInfo
+from connectors.simulation.stream import SimEvent
 from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY, Connection
-from streams.consent import (
+from streams.kafka.names import ENV_TOPIC_PREFIX, Topics
+from streams.policy.catalog import FieldInfo
+from streams.policy.consent import (
     ConsentEvent,
     ConsentStatus,
     DistrictState,
     StudentConsentHistory,
 )
-from streams.contracts import Basis, Contract
-from streams.topics import ENV_TOPIC_PREFIX, Topics
+from streams.policy.contracts import Basis, Contract
 
 
 def event_time(value: Mapping[str, Any]) -> int:

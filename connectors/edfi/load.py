@@ -42,17 +42,17 @@ from connectors.edfi.interchange import (
 from connectors.edfi.readers import READERS, BadValue, Context
 from connectors.edfi.state import Lookups, Student
 from connectors.edfi.stream import XmlProblem, read_root, records
-from connectors.fingerprints import SourceStateStore, fingerprint
 from connectors.oneroster.reader import PackageReadResult, StudentEvent
-from connectors.rejects import (
+from connectors.source.config import KeyRule, SourceConfig
+from connectors.source.rejects import (
     WHOLE_ROW,
     Reject,
     rejects_path_for,
     warnings_path_for,
     write_rejects,
 )
-from connectors.source_config import KeyRule, SourceConfig
-from streams.catalog import load_schema
+from connectors.source.state import SourceStateStore, fingerprint
+from streams.policy.catalog import load_schema
 
 _EVENT_ID_NAMESPACE: Final[uuid.UUID] = uuid.UUID("0b8f3e0c-5d21-4f6a-9a0e-ed0f1ed0f1e5")
 

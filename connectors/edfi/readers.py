@@ -23,7 +23,7 @@ from connectors.edfi.state import (
     Student,
 )
 from connectors.edfi.stream import Node
-from connectors.rejects import Reject
+from connectors.source.rejects import Reject
 
 STUDENT_ID = "StudentReference/StudentIdentity/StudentUniqueId"
 

@@ -1,6 +1,6 @@
 """Joining the entity view into one ``StudentRecordChanged`` value per student.
 
-The student key follows the source's explicit key rule (:class:`~connectors.source_config.
+The student key follows the source's explicit key rule (:class:`~connectors.source.config.
 KeyRule`) and the event says which identifier it is (``student_id_type``). A login (the
 user's ``username`` or ``email``) is never published as an id: a rule that yields one rejects
 the row. ``identity.state_student_id`` is filled only from a state id (the key when the rule
@@ -27,9 +27,9 @@ from connectors.oneroster.columns import (
 )
 from connectors.oneroster.rows import Record
 from connectors.oneroster.tables import KEY_OF_FILE, Tables
-from connectors.rejects import Reject
-from connectors.source_config import KeyRule, SourceConfig, extension_type
-from streams.catalog import field_catalog, load_schema
+from connectors.source.config import KeyRule, SourceConfig, extension_type
+from connectors.source.rejects import Reject
+from streams.policy.catalog import field_catalog, load_schema
 
 Operation = Literal["UPSERT", "DELETE"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Final, Literal
 
 from connectors.oneroster.columns import KNOWN_FILES, VERSIONS, Version
-from connectors.rejects import WHOLE_ROW, Reject
+from connectors.source.rejects import WHOLE_ROW, Reject
 
 Mode = Literal["bulk", "delta"]
 FileMode = Literal["bulk", "delta", "absent"]

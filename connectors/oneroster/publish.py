@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connectors.fingerprints import SourceStateStore, fingerprint
 from connectors.oneroster.reader import PackageReadResult, StudentEvent
-from connectors.publisher import DeliveryReport
+from connectors.source.publisher import DeliveryReport
+from connectors.source.state import SourceStateStore, fingerprint
 
 
 class Publisher(Protocol):
-    """What :func:`publish_result` needs of :class:`~connectors.publisher.EventPublisher`."""
+    """What :func:`publish_result` needs of :class:`~connectors.source.publisher.EventPublisher`."""
 
     def publish(self, topic: str, key: str, record: Mapping[str, Any],
                 on_delivered: Callable[[], None] | None = None) -> None: ...
@@ -76,7 +76,7 @@ def publish_result(
     on_unchanged: Callable[[], None] | None = None,
 ) -> PublishOutcome:
     """Publish the changed events of ``result`` (see the module doc); raises the publisher's
-    :class:`~connectors.publisher.PublishError` when not everything was acknowledged."""
+    :class:`~connectors.source.publisher.PublishError` when not everything was acknowledged."""
     guard = withdrawal_guard(result, max_share, confirm_withdrawals)
     events: list[StudentEvent] = list(result.events)
     if guard is None:

@@ -27,7 +27,6 @@ from typing import Any, Final
 import fastavro
 from fastavro.validation import ValidationError, validate
 
-from connectors.fingerprints import Delivered, EntityChanges, SourceStateStore, fingerprint
 from connectors.oneroster.columns import KNOWN_FILES, READ_ORDER, ParseOptions
 from connectors.oneroster.join import (
     EXTENSION_ENTITIES,
@@ -55,15 +54,16 @@ from connectors.oneroster.tables import (
     entity_changes,
     read_tables,
 )
-from connectors.rejects import (
+from connectors.source.config import SourceConfig
+from connectors.source.rejects import (
     WHOLE_ROW,
     Reject,
     rejects_path_for,
     warnings_path_for,
     write_rejects,
 )
-from connectors.source_config import SourceConfig
-from streams.catalog import load_schema
+from connectors.source.state import Delivered, EntityChanges, SourceStateStore, fingerprint
+from streams.policy.catalog import load_schema
 
 _EVENT_ID_NAMESPACE: Final[uuid.UUID] = uuid.UUID("6f1c2a52-3d0e-4b8e-9a57-0c6e3f1b9d41")
 
@@ -76,7 +76,7 @@ class StudentEvent:
 
     key: str
     value: dict[str, Any]
-    #: :func:`~connectors.fingerprints.fingerprint` of ``value`` (computed once)
+    #: :func:`~connectors.source.state.fingerprint` of ``value`` (computed once)
     fingerprint: str = ""
 
     @property

@@ -33,7 +33,7 @@ from connectors.oneroster.columns import (
     parse_value,
 )
 from connectors.oneroster.package import FileMode, OneRosterPackageError
-from connectors.rejects import WHOLE_ROW, Reject, is_secret_column
+from connectors.source.rejects import WHOLE_ROW, Reject, is_secret_column
 
 Status = Literal["active", "tobedeleted"]
 _SURROGATE = re.compile("[\udc80-\udcff]")

@@ -24,7 +24,6 @@ from typing import Any
 
 import orjson
 
-from connectors.fingerprints import EntityChanges, StoredEntity
 from connectors.oneroster.columns import (
     KNOWN_FILES,
     READ_ORDER,
@@ -37,7 +36,8 @@ from connectors.oneroster.columns import (
 )
 from connectors.oneroster.package import Manifest, Package
 from connectors.oneroster.rows import ColumnError, RawRow, Record, iter_raw_rows, to_record
-from connectors.rejects import WHOLE_ROW, Reject
+from connectors.source.rejects import WHOLE_ROW, Reject
+from connectors.source.state import EntityChanges, StoredEntity
 
 NOUNS: dict[str, str] = {
     "orgs": "org",

@@ -1,4 +1,4 @@
-"""Pieces of the SIS simulator (see :mod:`connectors.simulator` for the public entry point).
+"""Pieces of the SIS simulator (see :mod:`connectors.simulation.stream` for the public entry point).
 
 Each module has one job: ``reference`` holds the built-in name lists and course catalogue,
 ``rates`` the proportions and their public sources, ``calendar`` the school-day clock,

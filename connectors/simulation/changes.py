@@ -48,9 +48,9 @@ from connectors.simulation.district import (
     random_address,
 )
 
-#: Topic of student record changes (same as ``streams.topics.CHANGES``).
+#: Topic of student record changes (same as ``streams.kafka.names.CHANGES``).
 CHANGES_TOPIC: Final = "sis.student.changes"
-#: Topic of consent decisions (same as ``streams.topics.CONSENT``).
+#: Topic of consent decisions (same as ``streams.kafka.names.CONSENT``).
 CONSENT_TOPIC: Final = "consent.events"
 
 

@@ -4,7 +4,7 @@
 districts, schools by level (elementary K-5, middle 6-8, high 9-12) sized by grade, teachers,
 courses and class sections, students with their guardians and special indicators. The
 change stream (:mod:`connectors.simulation.changes`) and the OneRoster writer
-(:mod:`connectors.oneroster_writer`) both start from it, so a package and a stream built from
+(:mod:`connectors.oneroster.writer`) both start from it, so a package and a stream built from
 the same seed describe the same students.
 
 Everything is drawn from the ``random.Random`` passed in; nothing depends on the clock or on

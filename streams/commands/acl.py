@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 
-from streams.catalog import field_catalog, load_schema
 from streams.commands.bus import contracts_dir_option
 from streams.commands.context import Context, pass_context, progress
-from streams.contracts import Contract, ContractsInvalidError, load_contracts
+from streams.kafka.names import Topics
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.contracts import Contract, ContractsInvalidError, load_contracts
 from streams.security.acl_plan import AclPlanError, AclRule, plan_acls
-from streams.topics import Topics
 
 COLUMNS = ("PRINCIPAL", "RESOURCE", "PATTERN", "OPERATION")
 

@@ -12,18 +12,18 @@ from typing import Any, TypeVar
 import click
 from prometheus_client import CollectorRegistry
 
-from streams.catalog import field_catalog, load_schema
+from connectors.partner.auditor import read_disclosures
 from streams.commands.context import Context, pass_context, progress
-from streams.consent import ConsentEvent, ConsentKind
-from streams.contracts import (
+from streams.metrics import metrics_port_option, serve_metrics
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.contracts import (
     ContractsInvalidError,
     check_contracts,
     contract_files,
     lock_contracts,
     review_contracts,
 )
-from streams.disclosures import read_disclosures
-from streams.metrics import metrics_port_option, serve_metrics
 from streams.processor.app import (
     ENV_SECRETS_FILE,
     ProcessorSetupError,
@@ -226,7 +226,7 @@ def register(group: click.Group) -> None:
         """Publish parental consent, revocations and opt-outs (ConsentChanged events)."""
 
     def _publish_consent(ctx: Context, event: ConsentEvent) -> None:
-        from connectors.publisher import EventPublisher
+        from connectors.source.publisher import EventPublisher
 
         topic = ctx.topics().consent
         publisher = EventPublisher(ctx.connection(), {topic: "consent_changed"})
@@ -360,7 +360,7 @@ def register(group: click.Group) -> None:
                     show: int) -> None:
         """Read partner.<PARTNER>.students (read_committed) into a local copy; tombstones
         delete."""
-        from connectors.vendor import VendorCopy, sync_partner_topic
+        from connectors.partner.vendor import VendorCopy, sync_partner_topic
 
         copy = VendorCopy(copy_path or ctx.data_dir / f"vendor-{partner}.sqlite")
         report = sync_partner_topic(ctx.connection(), ctx.topics().partner(partner), copy,

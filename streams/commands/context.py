@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from streams.config import Connection, resolve_connection
+from streams.kafka.names import Topics, topics_from
+from streams.policy.retention import TopicSettings, topic_settings_from
 from streams.security.client_settings import ClientSecurity
-from streams.topic_policy import TopicSettings, topic_settings_from
-from streams.topics import Topics, topics_from
 
 
 class Context:

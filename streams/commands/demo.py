@@ -32,10 +32,10 @@ def register(group: click.Group) -> None:
         vendor decodes it, one student's disclosure report, and the consumer lag of every
         group. While it runs, the processor's metrics are served on --metrics-port.
         """
-        from connectors.publisher import EventPublisher
-        from connectors.simulator import simulate
-        from connectors.vendor import VendorCopy, sync_partner_topic
-        from streams.disclosures import read_disclosures
+        from connectors.partner.auditor import read_disclosures
+        from connectors.partner.vendor import VendorCopy, sync_partner_topic
+        from connectors.simulation.stream import simulate
+        from connectors.source.publisher import EventPublisher
         from streams.processor.app import apply_contracts, run_processor
 
         conn = ctx.connection()

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import click
 from prometheus_client import CollectorRegistry
 
-from connectors.rejects import Reject
-from connectors.source_config import SourceConfig
+from connectors.source.config import SourceConfig
+from connectors.source.rejects import Reject
 from streams.commands.context import Context, pass_context, progress
+from streams.kafka.names import CHANGES, CONSENT
 from streams.metrics import ConnectorMetrics, metrics_port_option, serve_metrics
 from streams.security.client_settings import read_properties
-from streams.topics import CHANGES, CONSENT
 
 if TYPE_CHECKING:
     from connectors.oneroster.reader import PackageReadResult
@@ -90,10 +90,10 @@ def register(group: click.Group) -> None:
         Bad rows are rejected (file:line:column: reason) into <PATH>.rejects.csv; tolerated
         problems (unknown columns, bad optional values) go to <PATH>.warnings.csv.
         """
-        from connectors.fingerprints import SourceStateStore
         from connectors.oneroster import OneRosterPackageError, read_package
         from connectors.oneroster.publish import publish_result
-        from connectors.publisher import EventPublisher, PublishError
+        from connectors.source.publisher import EventPublisher, PublishError
+        from connectors.source.state import SourceStateStore
 
         config = _source_config(source_file)
         if district:
@@ -159,7 +159,7 @@ ONEROSTER_EXIT_CODES = (
 
 def _source_config(source_file: Path | None) -> SourceConfig:
     from connectors.oneroster import EXTENSION_ENTITIES, KEY_FIELDS, TYPED_KEY_FIELDS
-    from connectors.source_config import SourceConfigError, load_source_config
+    from connectors.source.config import SourceConfigError, load_source_config
 
     if source_file is None:
         return SourceConfig()
@@ -216,9 +216,9 @@ def register_simulate(group: click.Group) -> None:
         then daily changes (attendance, grades, discipline, moves, withdrawals) and consent
         events (grants, revocations, opt-outs, a district opt-out), the latter as the consent
         source when --consent-client-properties names its principal."""
-        from connectors.oneroster_writer import write_oneroster_package
-        from connectors.publisher import EventPublisher, PublishError
-        from connectors.simulator import simulate as simulated_events
+        from connectors.oneroster.writer import write_oneroster_package
+        from connectors.simulation.stream import simulate as simulated_events
+        from connectors.source.publisher import EventPublisher, PublishError
 
         if oneroster_out is not None:
             summary = write_oneroster_package(students, oneroster_out, seed=seed,
@@ -317,9 +317,9 @@ def register_edfi(publish: click.Group) -> None:
             DescriptorTableError,
             load_tables,
         )
-        from connectors.fingerprints import SourceStateStore
         from connectors.oneroster.publish import publish_result
-        from connectors.publisher import EventPublisher, PublishError
+        from connectors.source.publisher import EventPublisher, PublishError
+        from connectors.source.state import SourceStateStore
 
         config = _edfi_source_config(source_file)
         if district:
@@ -366,10 +366,10 @@ def register_edfi(publish: click.Group) -> None:
 
 def _edfi_source_config(source_file: Path | None) -> SourceConfig:
     from connectors.edfi import DEFAULT_KEY_RULE, KEY_FIELDS, TYPED_KEY_FIELDS
-    from connectors.source_config import (
+    from connectors.source.config import (
         DEFAULT_KEY_RULE as ONEROSTER_DEFAULT,
     )
-    from connectors.source_config import (
+    from connectors.source.config import (
         SourceConfigError,
         load_source_config,
     )

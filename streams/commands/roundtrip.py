@@ -8,7 +8,7 @@ import uuid
 import click
 
 from streams.commands.context import Context, pass_context
-from streams.roundtrip import avro_roundtrip
+from streams.kafka.roundtrip import avro_roundtrip
 
 
 def register(group: click.Group) -> None:

@@ -8,7 +8,7 @@ import click
 
 from streams.commands.context import Context, pass_context, progress
 from streams.config import external_connection
-from streams.local_runtime import LocalStack, Ports, describe
+from streams.local.stack import LocalStack, Ports, describe
 
 
 def _stack(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,

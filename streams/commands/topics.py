@@ -11,9 +11,10 @@ import click
 from streams.commands.acl import load_checked_contracts
 from streams.commands.bus import contracts_dir_option
 from streams.commands.context import Context, pass_context, progress
+from streams.kafka.admin import alter_topic_configs, describe_topics
+from streams.kafka.names import TopicSpec
+from streams.policy.retention import drift
 from streams.processor.app import bus_topics, contract_topics, input_partitions, prefixed
-from streams.topic_policy import drift
-from streams.topics import TopicSpec, alter_topic_configs, describe_topics
 
 
 def _specs(ctx: Context, contracts_dir: Path, partitions: int) -> list[TopicSpec]:

@@ -47,8 +47,8 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from itertools import pairwise
 
-from streams.contracts import PARTNER_ID
-from streams.topics import Topics
+from streams.kafka.names import Topics
+from streams.policy.contracts import PARTNER_ID
 
 #: (topic, partition)
 TP = tuple[str, int]

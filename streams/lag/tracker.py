@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from streams.kafka.names import Topics
 from streams.lag.model import (
     TP,
     CommitSample,
@@ -34,7 +35,6 @@ from streams.lag.model import (
     partner_of,
     worst,
 )
-from streams.topics import Topics
 
 #: a record wanted for its timestamp: (topic, partition) and offset
 RecordAt = tuple[TP, int]

@@ -19,17 +19,16 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from prometheus_client import CollectorRegistry
 
-from streams.catalog import FieldInfo, field_catalog, load_schema, never_share_paths
 from streams.config import Connection
-from streams.contracts import Contract, load_contracts
+from streams.kafka.admin import describe_topics, ensure_topics, partition_counts
+from streams.kafka.names import DEFAULT_TOPICS, Topics, TopicSpec
+from streams.kafka.read_to_end import nonempty_from_start, read_to_end
+from streams.kafka.wire import WireDecoder, WireEncoder, WireFormatError
 from streams.metrics import ProcessorCollector, ProcessorSources, ProcessorTimings
-from streams.policy import partner_key, partner_reference
-from streams.processor.clock import Clock
-from streams.processor.handlers import BusHandler, Codecs, HandlerSettings, PartnerRoute
-from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
-from streams.processor.state import Tables, fingerprint_key, fingerprint_value
-from streams.read_to_end import nonempty_from_start, read_to_end
-from streams.topic_policy import (
+from streams.policy.catalog import FieldInfo, field_catalog, load_schema, never_share_paths
+from streams.policy.contracts import Contract, load_contracts
+from streams.policy.decision import partner_key, partner_reference
+from streams.policy.retention import (
     DEFAULT_TOPIC_SETTINGS,
     TopicDrift,
     TopicSettings,
@@ -37,16 +36,11 @@ from streams.topic_policy import (
     drift,
     partner_topic_specs,
 )
-from streams.topics import (
-    DEFAULT_TOPICS,
-    Topics,
-    TopicSpec,
-    describe_topics,
-    ensure_topics,
-    partition_counts,
-)
-from streams.views import compile_view, derive_view_schema
-from streams.wire import WireDecoder, WireEncoder, WireFormatError
+from streams.policy.views import compile_view, derive_view_schema
+from streams.processor.clock import Clock
+from streams.processor.handlers import BusHandler, Codecs, HandlerSettings, PartnerRoute
+from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
+from streams.processor.state import Tables, fingerprint_key, fingerprint_value
 
 ENV_SECRETS_FILE = "HALLPASS_PARTNER_SECRETS_FILE"
 
@@ -70,14 +64,14 @@ def contract_topics(contracts: list[Contract], partitions: int = 3,
                     topics: Topics = DEFAULT_TOPICS,
                     settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[TopicSpec]:
     """Each contract's partner topic and notices topic (``contracts`` already prefixed),
-    configured by :mod:`streams.topic_policy`."""
+    configured by :mod:`streams.policy.retention`."""
     return partner_topic_specs([(c.partner, c.topic) for c in contracts], partitions, topics,
                                settings)
 
 
 def bus_topics(partitions: int = 3, topics: Topics = DEFAULT_TOPICS,
                settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[TopicSpec]:
-    """The bus's own topics, configured by :mod:`streams.topic_policy`."""
+    """The bus's own topics, configured by :mod:`streams.policy.retention`."""
     return bus_topic_specs(partitions, topics, settings)
 
 
@@ -100,7 +94,7 @@ def apply_contracts(conn: Connection, contracts_dir: Path,
                     topics: Topics = DEFAULT_TOPICS, secrets_file: Path | None = None,
                     note: Callable[[str], None] = lambda _m: None,
                     settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[AppliedContract]:
-    """Create the bus's and each partner's topics (as :mod:`streams.topic_policy` says) and
+    """Create the bus's and each partner's topics (as :mod:`streams.policy.retention` says) and
     register each view schema; report (through ``note``) existing topics whose settings
     differ. With ``secrets_file``: make the pseudonym secrets of partners that have none (the
     one place they are made) and record every partner's secret fingerprint on the bus."""

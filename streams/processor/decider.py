@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from streams.consent import ConsentKind, ConsentStatus, DistrictState, StudentConsentHistory
-from streams.contracts import Basis, Contract
-from streams.policy import (
+from streams.policy.consent import ConsentKind, ConsentStatus, DistrictState, StudentConsentHistory
+from streams.policy.contracts import Basis, Contract
+from streams.policy.decision import (
     CONSENT_ENDINGS,
     Decision,
     Disclosed,
@@ -21,8 +21,8 @@ from streams.policy import (
     decide,
     permits_of,
 )
+from streams.policy.views import PartnerView
 from streams.processor.state import Holding
-from streams.views import PartnerView
 
 Encode = Callable[[Mapping[str, Any]], bytes]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from streams.topics import CHANGES_DLQ
+from streams.kafka.names import CHANGES_DLQ
 
 DLQ_TOPIC = CHANGES_DLQ
 

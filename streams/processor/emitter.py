@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.policy import Decision, Disclosed, Withheld, WithheldReason
+from streams.kafka.names import Topics
+from streams.policy.decision import Decision, Disclosed, Withheld, WithheldReason
 from streams.processor.decider import Encode, PartnerRoute, view_fingerprint
 from streams.processor.messages import Origin, Output
 from streams.processor.state import Holding
-from streams.topics import Topics
 
 DAY_MS = 86_400_000
 

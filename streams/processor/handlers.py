@@ -30,8 +30,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.consent import ConsentEvent, DistrictState, StudentConsentHistory
-from streams.policy import Decision, Disclosed, Withheld, WithheldReason
+from streams.kafka.names import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
+from streams.kafka.wire import WireFormatError
+from streams.policy.consent import ConsentEvent, DistrictState, StudentConsentHistory
+from streams.policy.decision import Decision, Disclosed, Withheld, WithheldReason
 from streams.processor.clock import Clock, MonotonicNow, WallClock
 from streams.processor.decider import (
     DecisionInputs,
@@ -49,8 +51,6 @@ from streams.processor.routing import partition_for
 from streams.processor.state import SEEN_IDS, Holding, Tables, holdings_by_partner
 from streams.processor.timers import StudentTimers, contract_dates_due, district_dates_due
 from streams.processor.validate import record_checker
-from streams.topics import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
-from streams.wire import WireFormatError
 
 Decode = Callable[[bytes | None], dict[str, Any]]
 

@@ -27,10 +27,10 @@ from confluent_kafka import (
 )
 
 from streams.config import Connection
+from streams.kafka.read_to_end import nonempty_from_start, read_to_end
 from streams.processor.emitter import DAY_MS
 from streams.processor.messages import Output
 from streams.processor.state import DISTRICT_TOPIC, STATE_TOPIC, Tables
-from streams.read_to_end import nonempty_from_start, read_to_end
 
 log = logging.getLogger("hallpass.processor")
 

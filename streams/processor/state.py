@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from streams.consent import ConsentEvent, DistrictState, StudentConsentHistory
-from streams.topics import PROCESSOR_DISTRICTS, PROCESSOR_STATE
+from streams.kafka.names import PROCESSOR_DISTRICTS, PROCESSOR_STATE
+from streams.policy.consent import ConsentEvent, DistrictState, StudentConsentHistory
 
 STATE_TOPIC = PROCESSOR_STATE
 DISTRICT_TOPIC = PROCESSOR_DISTRICTS

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 
-from streams.consent import DistrictState, StudentConsentHistory
+from streams.policy.consent import DistrictState, StudentConsentHistory
 from streams.processor.decider import PartnerRoute
 
 

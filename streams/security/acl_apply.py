@@ -43,8 +43,11 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from streams.config import Connection
-from streams.contracts import Contract
-from streams.read_to_end import nonempty_from_start, read_to_end
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import Topics
+from streams.kafka.read_to_end import nonempty_from_start, read_to_end
+from streams.policy.contracts import Contract
+from streams.policy.retention import DEFAULT_TOPIC_SETTINGS, Role, spec
 from streams.security.acl_plan import (
     ALLOW,
     CLUSTER,
@@ -57,8 +60,6 @@ from streams.security.acl_plan import (
     AclRule,
     partner_topics,
 )
-from streams.topic_policy import DEFAULT_TOPIC_SETTINGS, Role, spec
-from streams.topics import Topics, ensure_topics
 
 #: The record of the principals hallpass manages (admin-only: it has no ACL).
 PRINCIPALS_TOPIC = "hallpass.acl.principals"

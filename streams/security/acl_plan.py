@@ -28,8 +28,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-from streams.contracts import Contract
-from streams.topics import DEFAULT_TOPICS, Topics
+from streams.kafka.names import DEFAULT_TOPICS, Topics
+from streams.policy.contracts import Contract
 
 TOPIC = "TOPIC"
 GROUP = "GROUP"
@@ -52,7 +52,7 @@ RESTORE_GROUP_SUFFIX = "-restore"
 #: the consumer that follows the global table (district opt-outs) on every worker
 GLOBAL_GROUP_SUFFIX = "-global"
 
-#: The auditor's consumer groups: streams/disclosures.py reads the ledger as
+#: The auditor's consumer groups: connectors/partner/auditor.py reads the ledger as
 #: ``hallpass-disclosures-reader`` (a fixed name, not under the topic prefix).
 AUDITOR_GROUP_PREFIX = "hallpass-disclosures-"
 

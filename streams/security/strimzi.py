@@ -1,7 +1,7 @@
 """Strimzi manifests from the contracts: topics and users for a Kafka cluster on Kubernetes.
 
 A ``KafkaTopic`` for every topic of the bus and every partner's two topics (partitions,
-replication and every topic-level setting of :mod:`streams.topic_policy`, as ``hallpass
+replication and every topic-level setting of :mod:`streams.policy.retention`, as ``hallpass
 contracts apply`` creates them), and a ``KafkaUser`` for every principal:
 SCRAM-SHA-512 authentication and ``simple`` authorization with exactly the ACLs of
 :func:`~streams.security.acl_plan.plan_acls`. The admin's user has no ACLs: it is meant to be
@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from streams.contracts import Contract
+from streams.kafka.names import DEFAULT_TOPICS, Topics, TopicSpec
+from streams.policy.contracts import Contract
+from streams.policy.retention import DEFAULT_TOPIC_SETTINGS, TopicSettings
 from streams.processor.app import bus_topics, contract_topics, prefixed
 from streams.security.acl_plan import DEFAULT_ROLES, AclRule, Roles, plan_acls
-from streams.topic_policy import DEFAULT_TOPIC_SETTINGS, TopicSettings
-from streams.topics import DEFAULT_TOPICS, Topics, TopicSpec
 
 API_VERSION = "kafka.strimzi.io/v1"
 CLUSTER_LABEL = "strimzi.io/cluster"

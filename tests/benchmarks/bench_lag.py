@@ -26,11 +26,12 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.config import Connection, resolve_connection
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import Topics, TopicSpec
 from streams.lag.collect import KafkaOffsets
 from streams.lag.exporter import LagCollector, LagExporter
 from streams.lag.model import GroupSelection
 from streams.lag.tracker import LagSampler, LagTracker
-from streams.topics import Topics, TopicSpec, ensure_topics
 
 PARTITIONS = 3
 

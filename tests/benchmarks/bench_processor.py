@@ -49,11 +49,15 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import CollectorRegistry, generate_latest
 
-from connectors.simulator import SimEvent, simulate
-from streams.catalog import field_catalog, load_schema
+from connectors.simulation.stream import SimEvent, simulate
 from streams.config import Connection, resolve_connection
-from streams.consent import ConsentEvent, ConsentKind
-from streams.contracts import load_contracts
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import Topics, TopicSpec
+from streams.kafka.read_to_end import nonempty_from_start, read_to_end
+from streams.kafka.wire import WireDecoder, WireEncoder
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.contracts import load_contracts
 from streams.processor.app import (
     apply_contracts,
     build_handler,
@@ -62,9 +66,6 @@ from streams.processor.app import (
 )
 from streams.processor.handlers import BusHandler
 from streams.processor.messages import Output
-from streams.read_to_end import nonempty_from_start, read_to_end
-from streams.topics import Topics, TopicSpec, ensure_topics
-from streams.wire import WireDecoder, WireEncoder
 from tests.benchmarks.bench_publish import SEED, measure_publisher
 from tests.benchmarks.dataset import (
     PARTITIONS,

@@ -38,15 +38,15 @@ from typing import Any
 from confluent_kafka import Producer
 
 from connectors.edfi import DEFAULT_KEY_RULE, read_load
-from connectors.fingerprints import SourceStateStore
 from connectors.oneroster import read_package
 from connectors.oneroster.publish import publish_result
-from connectors.oneroster_writer import write_oneroster_package
-from connectors.publisher import DeliveryReport, EventPublisher
-from connectors.simulator import SimEvent, simulate
-from connectors.source_config import SourceConfig
+from connectors.oneroster.writer import write_oneroster_package
+from connectors.simulation.stream import SimEvent, simulate
+from connectors.source.config import SourceConfig
+from connectors.source.publisher import DeliveryReport, EventPublisher
+from connectors.source.state import SourceStateStore
 from streams.config import Connection, resolve_connection
-from streams.topics import CHANGES, Topics
+from streams.kafka.names import CHANGES, Topics
 from tests.benchmarks.results import RESULTS_FILE, Progress, ratio, summary, write_results
 from tests.processor_helpers import drop_prefix
 
@@ -146,7 +146,7 @@ def publish_edfi(conn: Connection, topics: Topics, load: Path, store_file: Path,
 _PARSE_ONLY = """
 import datetime, json, resource, sys, tracemalloc
 from connectors.edfi import DEFAULT_KEY_RULE, read_load
-from connectors.source_config import SourceConfig
+from connectors.source.config import SourceConfig
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 config = SourceConfig(source_id="bench", student_key=DEFAULT_KEY_RULE)
 result, summary = read_load(sys.argv[1], config=config, as_of=datetime.date(2022, 3, 1),

@@ -36,14 +36,14 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.config import Connection
-from streams.local_runtime import LocalStack, Ports
+from streams.local.stack import LocalStack, Ports
 from streams.security.acl_apply import create_rules
 from streams.security.acl_plan import AclRule
 from streams.security.client_settings import read_properties
 from streams.security.users import set_password
 from tests.benchmarks.results import RESULTS_FILE, Progress, ratio, summary, write_results
 
-#: the SIS publisher's producer (connectors/publisher.py)
+#: the SIS publisher's producer (connectors/source/publisher.py)
 PRODUCER_SETTINGS: Mapping[str, str | int | float | bool] = {
     "enable.idempotence": True, "acks": "all", "linger.ms": 25, "batch.num.messages": 10000,
     "compression.type": "lz4", "queue.buffering.max.messages": 200000,

@@ -15,16 +15,17 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connectors.simulator import SimEvent
-from streams.catalog import field_catalog, load_schema
+from connectors.simulation.stream import SimEvent
 from streams.config import Connection
-from streams.contracts import contract_files, lock_contracts
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import CHANGES, Topics, TopicSpec
+from streams.kafka.wire import WireEncoder
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.contracts import contract_files, lock_contracts
 from streams.processor.handlers import BusHandler
 from streams.processor.messages import Output
 from streams.processor.routing import partition_for
 from streams.processor.state import Tables
-from streams.topics import CHANGES, Topics, TopicSpec, ensure_topics
-from streams.wire import WireEncoder
 from tests.benchmarks.results import REPO
 from tests.processor_helpers import drop_prefix
 

@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Connection
-from streams.topics import Topics
+from streams.kafka.names import Topics
 from tests.benchmarks.dataset import PARTITIONS
 from tests.processor_helpers import cli_env
 

@@ -26,17 +26,17 @@ from pathlib import Path
 from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 
-from connectors.simulator import simulate
-from streams.catalog import field_catalog, load_schema
+from connectors.simulation.stream import simulate
 from streams.config import Connection, resolve_connection
-from streams.contracts import load_contracts
+from streams.kafka.names import Topics
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.contracts import load_contracts
 from streams.processor.app import (
     apply_contracts,
     build_handler,
     load_partner_secrets,
     run_processor,
 )
-from streams.topics import Topics
 from tests.benchmarks.bench_publish import SEED
 from tests.benchmarks.dataset import (
     PARTITIONS,
@@ -53,16 +53,16 @@ from tests.benchmarks.results import Progress
 
 #: (stage, path fragments): a sample counts for the innermost frame on its stack that matches
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("avro codec (fastavro via streams/wire.py)", ("streams/wire.py", "fastavro")),
-    ("policy and views (streams/policy.py, views.py)", ("streams/policy.py",
-                                                         "streams/views.py")),
-    ("consent state (streams/consent.py)", ("streams/consent.py",)),
+    ("avro codec (fastavro via streams/kafka/wire.py)", ("streams/kafka/wire.py", "fastavro")),
+    ("policy and views (streams/policy/decision.py, views.py)",
+     ("streams/policy/decision.py", "streams/policy/views.py")),
+    ("consent state (streams/policy/consent.py)", ("streams/policy/consent.py",)),
     ("tables (streams/processor/state.py, orjson)", ("streams/processor/state.py", "orjson")),
     ("handler (streams/processor/handlers.py)", ("streams/processor/handlers.py",)),
     ("schema registry client", ("schema_registry",)),
     ("kafka I/O (confluent_kafka, processor/loop.py)", ("confluent_kafka",
                                                         "streams/processor/loop.py",
-                                                        "streams/read_to_end.py")),
+                                                        "streams/kafka/read_to_end.py")),
 )
 #: consume also waits: for the group to assign, for input, and the idle span that ends a run
 #: with until_idle; counted apart from the rest of the Kafka I/O

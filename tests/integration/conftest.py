@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.catalog import field_catalog, load_schema
 from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY, Connection
-from streams.contracts import load_contracts
+from streams.kafka.names import ENV_TOPIC_PREFIX
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.contracts import load_contracts
 from streams.security.acl_plan import DEFAULT_ROLES
 from streams.security.client_settings import (
     ENV_CLIENT_PROPERTIES,
@@ -32,7 +33,6 @@ from streams.security.client_settings import (
     read_properties,
     write_private,
 )
-from streams.topics import ENV_TOPIC_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "deploy" / "contracts"

@@ -14,7 +14,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streams.config import Connection
-from streams.topics import TopicSpec, ensure_topics
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import TopicSpec
 
 pytestmark = pytest.mark.kafka
 

@@ -14,11 +14,12 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streams.catalog import load_schema, schema_dir
 from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY, Connection
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import ENV_TOPIC_PREFIX, Topics, TopicSpec
+from streams.kafka.wire import WireDecoder, WireEncoder
+from streams.policy.catalog import load_schema, schema_dir
 from streams.processor.app import apply_contracts
-from streams.topics import ENV_TOPIC_PREFIX, Topics, TopicSpec, ensure_topics
-from streams.wire import WireDecoder, WireEncoder
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.kafka

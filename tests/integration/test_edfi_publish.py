@@ -20,16 +20,16 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from connectors.edfi import DEFAULT_KEY_RULE, read_load
-from connectors.fingerprints import SourceStateStore
 from connectors.oneroster.publish import publish_result
-from connectors.publisher import EventPublisher
-from connectors.source_config import SourceConfig
-from streams.catalog import field_catalog, load_schema
+from connectors.source.config import SourceConfig
+from connectors.source.publisher import EventPublisher
+from connectors.source.state import SourceStateStore
 from streams.config import Connection
-from streams.policy import partner_key
+from streams.kafka.names import Topics
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.decision import partner_key
 from streams.processor.app import apply_contracts, run_processor
 from streams.processor.clock import ManualClock
-from streams.topics import Topics
 from tests.integration.test_oneroster_publish import Changes
 from tests.integration.test_processor import live_records
 from tests.kafka_helpers import hallpass_cli, read_topic

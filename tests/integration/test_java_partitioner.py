@@ -16,8 +16,9 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Connection
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import TopicSpec
 from streams.processor.routing import partition_for
-from streams.topics import TopicSpec, ensure_topics
 from tests.java_producer import java_produce
 
 pytestmark = pytest.mark.kafka

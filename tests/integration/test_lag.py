@@ -28,12 +28,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import ENV_BOOTSTRAP, ENV_REGISTRY, Connection
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import Topics, TopicSpec
 from streams.lag.collect import KafkaOffsets
 from streams.lag.exporter import LagCollector, LagExporter
 from streams.lag.model import GroupSelection
 from streams.lag.tracker import LagSampler, LagTracker
-from streams.local_runtime import KAFKA_MIN_JAVA, find_java, kafka_classpath, port_free
-from streams.topics import Topics, TopicSpec, ensure_topics
+from streams.local.artifacts import KAFKA_MIN_JAVA, find_java, kafka_classpath
+from streams.local.processes import port_free
 from tests.kafka_helpers import hallpass_cli
 
 pytestmark = pytest.mark.kafka

@@ -140,7 +140,8 @@ def test_external_cluster_means_up_starts_nothing(tmp_path: Path) -> None:
 
 def test_cluster_id_starting_with_a_dash_formats(tmp_path: Path, bus: object) -> None:
     """A random cluster id may start with "-"; the storage tool must not read it as a flag."""
-    from streams.local_runtime import LocalStack, find_java, kafka_classpath
+    from streams.local.artifacts import find_java, kafka_classpath
+    from streams.local.stack import LocalStack
 
     stack = LocalStack(tmp_path)
     tmp_path.mkdir(exist_ok=True)

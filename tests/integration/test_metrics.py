@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connectors.publisher import EventPublisher
-from connectors.simulator import CHANGES_TOPIC, simulate
-from streams.catalog import field_catalog, load_schema
+from connectors.partner.auditor import read_ledger
+from connectors.simulation.stream import CHANGES_TOPIC, simulate
+from connectors.source.publisher import EventPublisher
 from streams.config import Connection
-from streams.disclosures import read_ledger
+from streams.kafka.names import Topics
 from streams.metrics import ConnectorMetrics
+from streams.policy.catalog import field_catalog, load_schema
 from streams.processor.app import apply_contracts, run_processor
-from streams.topics import Topics
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.kafka

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.fingerprints import SourceStateStore
 from connectors.oneroster import read_package
-from connectors.publisher import EventPublisher, PublishError
+from connectors.source.publisher import EventPublisher, PublishError
+from connectors.source.state import SourceStateStore
 from streams.config import Connection
-from streams.topics import CHANGES
+from streams.kafka.names import CHANGES
 from tests.kafka_helpers import decode_all, hallpass_cli, read_topic
 
 pytestmark = pytest.mark.kafka

@@ -33,27 +33,27 @@ import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connectors.publisher import EventPublisher
-from connectors.simulator import CHANGES_TOPIC, CONSENT_TOPIC, SimEvent, simulate
-from connectors.vendor import VendorCopy, sync_partner_topic
-from streams.catalog import FieldInfo, field_catalog, load_schema, never_share_paths
+from connectors.partner.auditor import read_ledger
+from connectors.partner.vendor import VendorCopy, sync_partner_topic
+from connectors.simulation.stream import CHANGES_TOPIC, CONSENT_TOPIC, SimEvent, simulate
+from connectors.source.publisher import EventPublisher
 from streams.config import Connection
-from streams.consent import ConsentEvent, ConsentKind
-from streams.contracts import (
+from streams.kafka.names import Topics
+from streams.kafka.wire import WireDecoder, parse, without_logical_types
+from streams.policy.catalog import FieldInfo, field_catalog, load_schema, never_share_paths
+from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.contracts import (
     Basis,
     Contract,
     load_contracts,
     lock_contracts,
     resolve_allowances,
 )
-from streams.disclosures import read_ledger
-from streams.policy import WithheldReason, partner_key
+from streams.policy.decision import WithheldReason, partner_key
+from streams.policy.views import ENVELOPE_FIELDS
 from streams.processor.app import apply_contracts, run_processor
 from streams.processor.clock import ManualClock
 from streams.processor.routing import partition_for
-from streams.topics import Topics
-from streams.views import ENVELOPE_FIELDS
-from streams.wire import WireDecoder, parse, without_logical_types
 from tests.kafka_helpers import Read, latest_by_key, read_topic
 from tests.processor_helpers import (
     Expected,

@@ -10,8 +10,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Connection
+from streams.kafka.admin import ensure_topics, partition_counts
+from streams.kafka.names import Topics, TopicSpec
 from streams.processor.app import ProcessorSetupError, apply_contracts, check_copartitioned
-from streams.topics import Topics, TopicSpec, ensure_topics, partition_counts
 
 pytestmark = pytest.mark.kafka
 

@@ -29,11 +29,11 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.publisher import EventPublisher
-from connectors.simulator import CHANGES_TOPIC, simulate
+from connectors.simulation.stream import CHANGES_TOPIC, simulate
+from connectors.source.publisher import EventPublisher
 from streams.config import Connection
+from streams.kafka.names import Topics
 from streams.processor.app import apply_contracts
-from streams.topics import Topics
 from tests.processor_helpers import cli_env, count_records, drop_prefix
 from tests.unit.test_dashboard import as_prometheus_query, dashboard_exprs
 

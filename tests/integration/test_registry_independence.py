@@ -14,11 +14,12 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from streams.catalog import load_schema, schema_dir
 from streams.config import Connection
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import Topics, TopicSpec
+from streams.kafka.wire import WireEncoder
+from streams.policy.catalog import load_schema, schema_dir
 from streams.processor.app import ProcessorSetupError, apply_contracts, build_handler
-from streams.topics import Topics, TopicSpec, ensure_topics
-from streams.wire import WireEncoder
 from tests.kafka_helpers import read_topic
 from tests.processor_helpers import drop_prefix, hallpass
 

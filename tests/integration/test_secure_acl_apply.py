@@ -15,9 +15,9 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Connection
+from streams.kafka.names import AUDIT, partner_topic
 from streams.security.acl_apply import broker_acls, create_rules, to_filter
 from streams.security.acl_plan import AclRule
-from streams.topics import AUDIT, partner_topic
 from tests.integration.conftest import CONTRACTS, SecureBus, SecureStack
 
 pytestmark = pytest.mark.kafka

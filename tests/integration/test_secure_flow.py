@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator import CHANGES_TOPIC, simulate
+from connectors.simulation.stream import CHANGES_TOPIC, simulate
 from streams.config import ENV_REGISTRY_USER_INFO_FILE
 from streams.security.acl_plan import DEFAULT_ROLES
 from tests.integration.conftest import SecureBus, process_list

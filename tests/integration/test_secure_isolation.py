@@ -14,9 +14,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.config import Connection
+from streams.kafka.names import AUDIT, CHANGES, CHANGES_DLQ, CONSENT, notices_topic, partner_topic
 from streams.security.acl_plan import DEFAULT_ROLES
 from streams.security.client_settings import read_properties
-from streams.topics import AUDIT, CHANGES, CHANGES_DLQ, CONSENT, notices_topic, partner_topic
 from tests.integration.conftest import SecureBus
 
 pytestmark = pytest.mark.kafka

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator import simulate
+from connectors.simulation.stream import simulate
 from streams.config import Connection
-from streams.topics import CHANGES, CONSENT
+from streams.kafka.names import CHANGES, CONSENT
 from tests.kafka_helpers import decode_all, hallpass_cli, read_topic
 
 pytestmark = pytest.mark.kafka

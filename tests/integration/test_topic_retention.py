@@ -15,9 +15,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from streams.catalog import field_catalog, load_schema
 from streams.config import Connection
-from streams.contracts import load_contracts
+from streams.kafka.admin import alter_topic_configs, ensure_topics
+from streams.kafka.names import Topics, TopicSpec
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.contracts import load_contracts
+from streams.policy.retention import DAY_MS, TopicSettings
 from streams.processor.app import (
     apply_contracts,
     bus_topics,
@@ -25,8 +28,6 @@ from streams.processor.app import (
     prefixed,
     topics_drift,
 )
-from streams.topic_policy import DAY_MS, TopicSettings
-from streams.topics import Topics, TopicSpec, alter_topic_configs, ensure_topics
 
 pytestmark = pytest.mark.kafka
 

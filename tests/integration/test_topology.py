@@ -23,16 +23,17 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streams.catalog import field_catalog, load_schema
+from connectors.partner.auditor import read_ledger
 from streams.config import Connection
-from streams.consent import ConsentEvent, ConsentKind
-from streams.contracts import load_contracts, resolve_allowances
-from streams.disclosures import read_ledger
-from streams.policy import partner_key
+from streams.kafka.admin import ensure_topics
+from streams.kafka.names import Topics, TopicSpec
+from streams.kafka.wire import WireDecoder, WireEncoder
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.contracts import load_contracts, resolve_allowances
+from streams.policy.decision import partner_key
 from streams.processor.app import apply_contracts
 from streams.processor.routing import partition_for
-from streams.topics import Topics, TopicSpec, ensure_topics
-from streams.wire import WireDecoder, WireEncoder
 from tests.java_producer import java_produce
 from tests.kafka_helpers import latest_by_key, read_topic
 from tests.processor_helpers import Expected, cli_env, drop_prefix, non_null_leaves

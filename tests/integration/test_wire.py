@@ -11,9 +11,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from streams.catalog import load_schema, schema_dir
 from streams.config import Connection
-from streams.wire import WireDecoder, WireEncoder, WireFormatError
+from streams.kafka.wire import WireDecoder, WireEncoder, WireFormatError
+from streams.policy.catalog import load_schema, schema_dir
 
 pytestmark = pytest.mark.kafka
 

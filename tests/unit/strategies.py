@@ -15,9 +15,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from streams.catalog import CATEGORIES, SPECIAL_CATEGORIES, FieldInfo
-from streams.consent import ConsentEvent, ConsentKind
-from streams.contracts import Allowance, Basis, Contract
+from streams.policy.catalog import CATEGORIES, SPECIAL_CATEGORIES, FieldInfo
+from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.contracts import Allowance, Basis, Contract
 
 SORTED_CATEGORIES = sorted(CATEGORIES)
 FIELD_NAMES = ("alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta")

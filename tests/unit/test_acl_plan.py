@@ -20,9 +20,10 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.catalog import field_catalog, load_schema
 from streams.cli import main
-from streams.contracts import Allowance, Basis, Contract, lock_contracts
+from streams.kafka.names import DEFAULT_TOPICS, Topics
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.contracts import Allowance, Basis, Contract, lock_contracts
 from streams.security.acl_plan import (
     AclPlanError,
     AclRule,
@@ -30,7 +31,6 @@ from streams.security.acl_plan import (
     plan_acls,
     vendor_group_prefix,
 )
-from streams.topics import DEFAULT_TOPICS, Topics
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CONTRACTS = REPO / "deploy" / "contracts"
@@ -132,8 +132,8 @@ def contract(partner: str, principal: str | None = None) -> Contract:
 
 
 def sample_contracts() -> list[Contract]:
-    from streams.catalog import field_catalog, load_schema
-    from streams.contracts import load_contracts
+    from streams.policy.catalog import field_catalog, load_schema
+    from streams.policy.contracts import load_contracts
 
     return load_contracts(SAMPLE_CONTRACTS, field_catalog(load_schema("student_record_changed")))
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.catalog import load_schema
-from streams.consent import (
+from streams.policy.catalog import load_schema
+from streams.policy.consent import (
     ConsentEvent,
     ConsentKind,
     ConsentStatus,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.catalog import SPECIAL_CATEGORIES, FieldInfo, field_catalog, load_schema
-from streams.contracts import (
+from streams.policy.catalog import SPECIAL_CATEGORIES, FieldInfo, field_catalog, load_schema
+from streams.policy.contracts import (
     Allowance,
     Basis,
     Contract,
@@ -579,7 +579,7 @@ def test_lock_records_the_fields_and_their_basis(tmp_path: Path) -> None:
 def test_a_new_schema_leaf_reaches_no_partner_until_the_version_is_bumped(
     tmp_path: Path
 ) -> None:
-    from streams.views import derive_view_schema
+    from streams.policy.views import derive_view_schema
 
     write(tmp_path, "learnwell.yaml", VALID)
     lock_contracts(tmp_path, CATALOG)

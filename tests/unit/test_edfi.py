@@ -17,7 +17,7 @@ from connectors.edfi.descriptors import DescriptorMap, load_tables
 from connectors.edfi.interchange import NotAnInterchange, identify
 from connectors.edfi.readers import school_year
 from connectors.edfi.stream import XmlProblem, read_root, records
-from connectors.source_config import KeyRule, SourceConfig
+from connectors.source.config import KeyRule, SourceConfig
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "edfi"
 SLICE, OWN = DATA / "grand-bend", DATA / "hallpass"

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from connectors.fingerprints import FingerprintStore, canonical_json, fingerprint
 from connectors.oneroster import StudentEvent, read_package
+from connectors.source.state import FingerprintStore, canonical_json, fingerprint
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oneroster"
 

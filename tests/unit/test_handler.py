@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.consent import ConsentEvent, ConsentKind
+from streams.policy.consent import ConsentEvent, ConsentKind
 from streams.processor.app import ProcessorSetupError, check_fingerprints, secret_fingerprint
 from streams.processor.clock import ManualClock
 from streams.processor.routing import partition_for

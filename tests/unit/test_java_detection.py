@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from streams import local_runtime
-from streams.local_runtime import RuntimeProblem, find_java
+from streams.local import artifacts
+from streams.local.artifacts import find_java
+from streams.local.errors import RuntimeProblem
 
 
 def _fake_java(tmp_path: Path, name: str, version: str) -> Path:
@@ -20,7 +21,7 @@ def _fake_java(tmp_path: Path, name: str, version: str) -> Path:
 
 def test_too_old_java_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = _fake_java(tmp_path, "jdk11", "11.0.2")
-    monkeypatch.setattr(local_runtime, "java_candidates", lambda env: [old])
+    monkeypatch.setattr(artifacts, "java_candidates", lambda env: [old])
     with pytest.raises(RuntimeProblem) as problem:
         find_java({}, 17, "Apache Kafka")
     message = str(problem.value)
@@ -29,7 +30,7 @@ def test_too_old_java_says_what_to_install(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_missing_java_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_runtime, "java_candidates", lambda env: [])
+    monkeypatch.setattr(artifacts, "java_candidates", lambda env: [])
     with pytest.raises(RuntimeProblem, match="Java found: none found"):
         find_java({}, 21, "Apicurio Registry")
 
@@ -37,6 +38,6 @@ def test_missing_java_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_first_new_enough_java_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = _fake_java(tmp_path, "jdk8", "1.8.0_292")
     new = _fake_java(tmp_path, "jdk21", "21.0.4")
-    monkeypatch.setattr(local_runtime, "java_candidates", lambda env: [old, new])
+    monkeypatch.setattr(artifacts, "java_candidates", lambda env: [old, new])
     assert find_java({}, 17, "Kafka") == new
-    assert local_runtime.java_major(old) == 8
+    assert artifacts.java_major(old) == 8

@@ -8,11 +8,11 @@ import threading
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.config import Connection
+from streams.kafka.names import Topics
 from streams.lag.collect import BrokerUnavailable
 from streams.lag.exporter import REMIND_EVERY_S, LagCollector, LagExporter
 from streams.lag.model import GroupSelection
 from streams.lag.tracker import LagSampler, LagTracker, OffsetSource, Snapshot
-from streams.topics import Topics
 from tests.lag_fake import FakeCluster, FakeSource
 
 LIVE = Connection("127.0.0.1:9092", "http://127.0.0.1:8081")

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.kafka.names import Topics
 from streams.lag.model import (
     CommitSample,
     GroupSelection,
@@ -28,7 +29,6 @@ from streams.lag.model import (
     partner_of,
     worst,
 )
-from streams.topics import Topics
 
 # -- a simulated partition: record k appended at append_times[k] ---------------------------
 times = st.integers(min_value=0, max_value=10_000).map(lambda ms: ms / 10)

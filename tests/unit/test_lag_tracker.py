@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from streams.kafka.names import Topics
 from streams.lag.model import GroupLag, GroupSelection, LagReport, Status
 from streams.lag.tracker import LagSampler, LagTracker
-from streams.topics import Topics
 from tests.lag_fake import FakeCluster, FakeSource
 
 T = "orders"

@@ -9,7 +9,6 @@ import click
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.catalog import field_catalog, load_schema
 from streams.metrics import (
     ConnectorMetrics,
     ProcessorCollector,
@@ -17,6 +16,7 @@ from streams.metrics import (
     ProcessorTimings,
     serve_metrics,
 )
+from streams.policy.catalog import field_catalog, load_schema
 from streams.processor.app import stripped_by_category
 
 

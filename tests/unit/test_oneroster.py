@@ -20,8 +20,8 @@ from connectors.oneroster import (
     PackageReadResult,
     read_package,
 )
-from connectors.rejects import Reject, rejects_path_for, write_rejects
-from streams.catalog import load_schema
+from connectors.source.rejects import Reject, rejects_path_for, write_rejects
+from streams.policy.catalog import load_schema
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oneroster"
 FALLBACK_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z, used when no row has a date

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from connectors.oneroster import EXTENSION_ENTITIES, KEY_FIELDS, TYPED_KEY_FIELDS
-from connectors.source_config import (
+from connectors.source.config import (
     DEFAULT_KEY_RULE,
     KeyRule,
     SourceConfig,

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from connectors.fingerprints import SourceStateStore
 from connectors.oneroster import PackageReadResult, read_package
 from connectors.oneroster.publish import PublishOutcome, publish_result
-from connectors.publisher import DeliveryReport, PublishError
+from connectors.source.publisher import DeliveryReport, PublishError
+from connectors.source.state import SourceStateStore
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oneroster"
 AVA, BEN, CHLOE = "1234567890", "2234567890", "3234567890"

@@ -24,8 +24,8 @@ from connectors.oneroster import (
     PackageReadResult,
     read_package,
 )
-from connectors.rejects import is_secret_column, neutralised
-from connectors.source_config import load_source_config
+from connectors.source.config import load_source_config
+from connectors.source.rejects import is_secret_column, neutralised
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oneroster"
 

@@ -24,7 +24,7 @@ from connectors.oneroster import (
     PackageReadResult,
     read_package,
 )
-from connectors.source_config import SourceConfig, load_source_config
+from connectors.source.config import SourceConfig, load_source_config
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "oneroster"
 SOURCES = DATA / "sources"

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.catalog import field_catalog, load_schema
-from streams.consent import ConsentEvent, ConsentStatus, StudentConsentHistory
-from streams.contracts import Allowance, Basis, Contract, load_contracts
-from streams.policy import (
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.consent import ConsentEvent, ConsentStatus, StudentConsentHistory
+from streams.policy.contracts import Allowance, Basis, Contract, load_contracts
+from streams.policy.decision import (
     Decision,
     Disclosed,
     Withheld,
@@ -29,7 +29,7 @@ from streams.policy import (
     decide,
     partner_key,
 )
-from streams.views import PartnerView, derive_view
+from streams.policy.views import PartnerView, derive_view
 from tests.unit.strategies import student_events
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from streams.consent import ConsentEvent, ConsentKind
-from streams.contracts import Allowance, Basis
+from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.contracts import Allowance, Basis
 from streams.processor.clock import ManualClock
 from streams.processor.decider import PartnerRoute
 from streams.processor.emitter import DAY_MS

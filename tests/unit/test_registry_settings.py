@@ -18,7 +18,7 @@ from streams.config import (
     NotConfiguredError,
     resolve_connection,
 )
-from streams.wire import RegistryAccessError, access_refused
+from streams.kafka.wire import RegistryAccessError, access_refused
 
 
 def test_registry_credentials_and_ca_reach_every_registry_client(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import fastavro
 import pytest
 from fastavro.validation import validate
 
-from streams.catalog import (
+from streams.policy.catalog import (
     CATEGORIES,
     SPECIAL_CATEGORIES,
     FieldInfo,

@@ -9,8 +9,9 @@ from confluent_kafka.admin import ResourceType  # type: ignore[attr-defined]
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.catalog import field_catalog, load_schema
-from streams.contracts import Contract, load_contracts
+from streams.kafka.names import DEFAULT_TOPICS, Topics
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.contracts import Contract, load_contracts
 from streams.security.acl_apply import (
     Namespace,
     covers,
@@ -22,7 +23,6 @@ from streams.security.acl_apply import (
     to_filter,
 )
 from streams.security.acl_plan import AclRule, plan_acls
-from streams.topics import DEFAULT_TOPICS, Topics
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "contracts"
 

@@ -10,17 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from streams.local_runtime import (
-    SECURE_BROKER_PROPERTIES,
-    SECURE_TLS,
-    LocalStack,
-    RuntimeProblem,
+from streams.local.broker import SECURE_BROKER_PROPERTIES, SECURE_TLS
+from streams.local.errors import RuntimeProblem
+from streams.local.security import (
     StackSecrets,
     admin_client_properties,
     java_argfile,
     registry_kafka_config,
     scram_format_args,
 )
+from streams.local.stack import LocalStack
 from streams.security.acl_plan import REGISTRY_GROUP_PREFIX, REGISTRY_JOURNAL_TOPIC
 from streams.security.client_settings import parse_properties
 
@@ -144,7 +143,7 @@ def test_formatting_keeps_the_passwords_off_the_command_line(
         seen.update(argv=argv, mode=argfile.stat().st_mode & 0o777, text=argfile.read_text())
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    monkeypatch.setattr(subprocess, "run", fake_run)  # the module local_runtime runs it from
+    monkeypatch.setattr(subprocess, "run", fake_run)  # the module streams.local.stack runs it from
     stack._format_storage(Path("/usr/bin/java"), "/libs/*")
     command_line = " ".join(seen["argv"])  # type: ignore[arg-type]
     assert not any(p in command_line for p in passwords)

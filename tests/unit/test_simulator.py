@@ -17,8 +17,8 @@ import fastavro
 import pytest
 from fastavro.validation import validate
 
-from connectors.oneroster_writer import COLUMNS, write_oneroster_delta, write_oneroster_package
-from connectors.simulator import (
+from connectors.oneroster.writer import COLUMNS, write_oneroster_delta, write_oneroster_package
+from connectors.simulation.stream import (
     CHANGES_TOPIC,
     CONSENT_TOPIC,
     DEFAULT_START,
@@ -27,7 +27,7 @@ from connectors.simulator import (
     build_districts,
     simulate,
 )
-from streams.catalog import load_schema
+from streams.policy.catalog import load_schema
 
 CONSENT_KINDS = {
     "GRANT", "REVOKE", "PARTNER_OPT_OUT", "ALL_OPT_OUT", "DIRECTORY_OPT_OUT", "DISTRICT_OPT_OUT",
@@ -356,7 +356,7 @@ def test_emitted_values_are_not_changed_by_later_events(schemas: dict[str, Any])
 
 
 def test_topics_match_the_bus() -> None:
-    topics = pytest.importorskip("streams.topics")
+    topics = pytest.importorskip("streams.kafka.names")
     assert topics.CHANGES == CHANGES_TOPIC
     assert topics.CONSENT == CONSENT_TOPIC
 

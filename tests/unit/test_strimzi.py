@@ -25,7 +25,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
 from streams.cli import main
-from streams.contracts import Allowance, Basis, Contract
+from streams.kafka.names import DEFAULT_TOPICS, Topics
+from streams.policy.contracts import Allowance, Basis, Contract
+from streams.policy.retention import TopicSettings
 from streams.security.acl_plan import AclPlanError, AclRule, Roles, plan_acls
 from streams.security.strimzi import (
     StrimziRenderError,
@@ -34,8 +36,6 @@ from streams.security.strimzi import (
     kafka_users,
     render_strimzi,
 )
-from streams.topic_policy import TopicSettings
-from streams.topics import DEFAULT_TOPICS, Topics
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "strimzi"
@@ -127,8 +127,8 @@ def contract(partner: str) -> Contract:
 
 
 def sample_contracts() -> list[Contract]:
-    from streams.catalog import field_catalog, load_schema
-    from streams.contracts import load_contracts
+    from streams.policy.catalog import field_catalog, load_schema
+    from streams.policy.contracts import load_contracts
 
     return load_contracts(SAMPLE_CONTRACTS, field_catalog(load_schema("student_record_changed")))
 

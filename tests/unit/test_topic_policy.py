@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli import main
-from streams.processor.app import bus_topics, contract_topics
-from streams.topic_policy import (
+from streams.kafka.names import DEFAULT_TOPICS, Topics
+from streams.policy.retention import (
     DAY_MS,
     DEFAULT_TOPIC_SETTINGS,
     POLICIES,
@@ -18,7 +18,7 @@ from streams.topic_policy import (
     drift,
     topic_settings_from,
 )
-from streams.topics import DEFAULT_TOPICS, Topics
+from streams.processor.app import bus_topics, contract_topics
 from tests.unit.test_strimzi import sample_contracts
 
 

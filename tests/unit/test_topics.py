@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.topics import DEFAULT_TOPICS, Topics, topics_from
+from streams.kafka.names import DEFAULT_TOPICS, Topics, topics_from
 
 
 def test_no_prefix_keeps_the_documented_names() -> None:

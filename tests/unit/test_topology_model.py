@@ -27,8 +27,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.consent import ConsentEvent, ConsentKind, DistrictState, StudentConsentHistory
-from streams.policy import Disclosed, decide
+from streams.policy.consent import ConsentEvent, ConsentKind, DistrictState, StudentConsentHistory
+from streams.policy.decision import Disclosed, decide
 from streams.processor.clock import ManualClock
 from streams.processor.decider import PartnerRoute
 from streams.processor.handlers import SOURCE_HEADER

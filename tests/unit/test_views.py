@@ -17,9 +17,9 @@ from fastavro.validation import validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.catalog import SPECIAL_CATEGORIES, field_catalog, load_schema
-from streams.contracts import Allowance, Basis, Contract, load_contracts, resolve_allowances
-from streams.views import (
+from streams.policy.catalog import SPECIAL_CATEGORIES, field_catalog, load_schema
+from streams.policy.contracts import Allowance, Basis, Contract, load_contracts, resolve_allowances
+from streams.policy.views import (
     ENVELOPE_FIELDS,
     PartnerView,
     Permits,

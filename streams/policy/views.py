@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streams.catalog import FieldInfo, field_catalog
-from streams.contracts import Basis, Contract, resolve_allowances
+from streams.policy.catalog import FieldInfo, field_catalog
+from streams.policy.contracts import Basis, Contract, resolve_allowances
 
 ENVELOPE_FIELDS: tuple[str, ...] = (
     "partner_student_key",

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from streams.consent import ConsentStatus
-from streams.contracts import Basis, Contract
-from streams.views import PartnerView, Permits, project
+from streams.policy.consent import ConsentStatus
+from streams.policy.contracts import Basis, Contract
+from streams.policy.views import PartnerView, Permits, project
 
 PARTNER_KEY_LENGTH = 32
 MIN_SECRET_BYTES = 16

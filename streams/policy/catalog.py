@@ -94,7 +94,7 @@ def schema_dir() -> Path:
     configured = os.environ.get(SCHEMAS_DIR_ENV)
     if configured:
         return Path(configured)
-    package_dir = Path(__file__).resolve().parent
+    package_dir = Path(__file__).resolve().parents[1]  # streams/
     repo_schemas = package_dir.parent / "schemas"
     if repo_schemas.is_dir():
         return repo_schemas

@@ -1,6 +1,6 @@
 """Write the simulated district as a OneRoster 1.2 CSV package (bulk) or a delta package.
 
-:func:`write_oneroster_package` writes the district of :func:`connectors.simulator.simulate`
+:func:`write_oneroster_package` writes the district of :func:`connectors.simulation.stream.simulate`
 for the same ``(students, seed, districts)`` as it stands on the first day: ``manifest.csv``,
 ``orgs.csv``, ``academicSessions.csv``, ``courses.csv``, ``classes.csv``, ``users.csv``
 (students, guardians, teachers and counselors), ``roles.csv``, ``demographics.csv`` and
@@ -392,8 +392,9 @@ def write_oneroster_package(
 ) -> PackageSummary:
     """Write the initial simulated district(s) as a OneRoster 1.2 bulk CSV package.
 
-    Same ``(students, seed, districts, start)`` as :func:`connectors.simulator.simulate`, same
-    students: the package and the stream's initial snapshots agree on ids, names and grades.
+    Same ``(students, seed, districts, start)`` as
+    :func:`connectors.simulation.stream.simulate`, same students: the package and the
+    stream's initial snapshots agree on ids, names and grades.
     ``student_ids`` of the summary lists the state student ids, in package order.
     """
     world = build_world(random.Random(seed), students, districts, start)

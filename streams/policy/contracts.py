@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from streams.catalog import CATEGORIES, SPECIAL_CATEGORIES, FieldInfo
+from streams.policy.catalog import CATEGORIES, SPECIAL_CATEGORIES, FieldInfo
 
 PARTNER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 PRINCIPAL = re.compile(r"^User:[A-Za-z0-9._@=,-]+$")

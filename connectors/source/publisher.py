@@ -15,11 +15,11 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streams.catalog import load_schema
 from streams.config import Connection
+from streams.kafka.names import CHANGES, CONSENT
+from streams.kafka.wire import WireEncoder
 from streams.metrics import ConnectorMetrics
-from streams.topics import CHANGES, CONSENT
-from streams.wire import WireEncoder
+from streams.policy.catalog import load_schema
 
 #: topic -> schema file stem, for what the SIS side publishes
 SIS_TOPICS: Mapping[str, str] = {

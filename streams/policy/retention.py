@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streams.topics import DEFAULT_TOPICS, Topics, TopicSpec
+from streams.kafka.names import DEFAULT_TOPICS, Topics, TopicSpec
 
 ENV_REPLICATION_FACTOR = "HALLPASS_REPLICATION_FACTOR"
 ENV_MIN_INSYNC_REPLICAS = "HALLPASS_MIN_INSYNC_REPLICAS"

@@ -1,4 +1,4 @@
-"""The embedded local runtime: a real Apache Kafka broker (KRaft, one combined node) and an
+"""The local stack: a real Apache Kafka broker (KRaft, one combined node) and an
 Apicurio schema registry (Confluent-compatible API, KafkaSQL storage on that broker).
 
 Artifacts come from Maven Central through the descriptor ``deploy/local/pom.xml`` into a cache
@@ -19,17 +19,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import secrets
-import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import time
 import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,12 +31,42 @@ from typing import Any
 import httpx
 
 from streams.config import RUNTIME_STATE_FILE
+from streams.local.artifacts import (
+    KAFKA_MIN_JAVA,
+    REGISTRY_MIN_JAVA,
+    find_java,
+    kafka_classpath,
+    registry_home,
+)
+from streams.local.broker import (
+    BROKER_PROPERTIES,
+    LOG4J2_PROPERTIES,
+    SECURE_BROKER_PROPERTIES,
+    SECURE_TLS,
+)
+from streams.local.errors import Progress, RuntimeProblem
+from streams.local.processes import _spawn, _stop_pid, log_tail, pid_alive, port_free, rss_bytes
+from streams.local.security import (
+    ADMIN_PROPERTIES_FILE,
+    ADMIN_USER,
+    BROKER_USER,
+    REGISTRY_API_USER,
+    REGISTRY_CONFIG_FILE,
+    REGISTRY_READER_USER,
+    REGISTRY_READER_USER_INFO_FILE,
+    REGISTRY_USER_INFO_FILE,
+    SECRETS_FILE,
+    TLS_DIR,
+    StackSecrets,
+    admin_client_properties,
+    ensure_local_ca,
+    java_argfile,
+    registry_http_config,
+    registry_kafka_config,
+    scram_format_args,
+)
 from streams.security.acl_plan import (
     DEFAULT_ROLES,
-    REGISTRY_EVENTS_TOPIC,
-    REGISTRY_GROUP_PREFIX,
-    REGISTRY_JOURNAL_TOPIC,
-    REGISTRY_SNAPSHOTS_TOPIC,
     registry_rules,
 )
 from streams.security.client_settings import (
@@ -54,17 +78,6 @@ from streams.security.client_settings import (
 )
 
 REGISTRY_API_PATH = "/apis/ccompat/v7"
-KAFKA_MIN_JAVA = 17
-REGISTRY_MIN_JAVA = 21
-ENV_CACHE_DIR = "HALLPASS_CACHE_DIR"
-ENV_KAFKA_HOME = "KAFKA_HOME"
-ENV_JAVA_HOME = "HALLPASS_JAVA_HOME"
-
-Progress = Callable[[str], None]
-
-
-class RuntimeProblem(RuntimeError):
-    """Something in the environment stops the local runtime; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -100,535 +113,6 @@ class RuntimeState:
     registry_reader_user_info: str = ""
     #: the CA the registry's HTTPS certificate is signed by; "" unless TLS
     registry_ca: str = ""
-
-
-# ---------------------------------------------------------------------------------------------
-# Descriptor and artifacts
-
-
-def descriptor_path() -> Path:
-    """``deploy/local/pom.xml`` in the repository, or its packaged copy in a wheel."""
-    here = Path(__file__).resolve().parent
-    repo_copy = here.parent / "deploy" / "local" / "pom.xml"
-    for candidate in (repo_copy, here / "_deploy_local" / "pom.xml"):
-        if candidate.is_file():
-            return candidate
-    raise RuntimeProblem("deploy/local/pom.xml is missing: reinstall hallpass")
-
-
-def pinned_versions(pom: Path) -> dict[str, str]:
-    """The ``<properties>`` of the descriptor (kafka.version, apicurio.version, ...)."""
-    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    root = ET.parse(pom).getroot()  # noqa: S314 - our own file in the repository
-    props = root.find("m:properties", ns)
-    if props is None:
-        raise RuntimeProblem(f"{pom}: no <properties> with the pinned versions")
-    return {child.tag.split("}", 1)[1]: (child.text or "").strip() for child in props}
-
-
-def cache_dir(env: Mapping[str, str]) -> Path:
-    if env.get(ENV_CACHE_DIR):
-        return Path(env[ENV_CACHE_DIR]).expanduser()
-    xdg = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "hallpass"
-
-
-def _run_maven(pom: Path, args: list[str], what: str) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise RuntimeProblem(
-            f"Maven (mvn) is not installed, and it is needed to fetch {what} from Maven Central. "
-            "Install it (`apt-get install maven`), or set KAFKA_HOME to an unpacked Apache Kafka, "
-            "or point hallpass at an existing cluster with HALLPASS_BOOTSTRAP_SERVERS and "
-            "HALLPASS_SCHEMA_REGISTRY_URL."
-        )
-    result = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(pom), *args], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
-        raise RuntimeProblem(
-            f"Maven could not fetch {what} from Maven Central (is the network or the Maven "
-            f"repository reachable? check ~/.m2/settings.xml). Maven said:\n{tail}"
-        )
-
-
-def kafka_classpath(env: Mapping[str, str], progress: Progress) -> tuple[str, str]:
-    """(classpath, version) of the Kafka broker: KAFKA_HOME if set, else the Maven cache."""
-    if env.get(ENV_KAFKA_HOME):
-        home = Path(env[ENV_KAFKA_HOME])
-        libs = home / "libs"
-        jars = sorted(libs.glob("kafka_2.13-*.jar"))
-        if not jars:
-            raise RuntimeProblem(
-                f"KAFKA_HOME={home} is not an unpacked Apache Kafka distribution "
-                "(no libs/kafka_2.13-*.jar): fix it or unset KAFKA_HOME to use Maven Central"
-            )
-        version = jars[0].stem.removeprefix("kafka_2.13-")
-        return f"{libs}/*", version
-    pom = descriptor_path()
-    version = pinned_versions(pom)["kafka.version"]
-    libs = cache_dir(env) / f"kafka-{version}" / "libs"
-    _fetch_once(pom, libs, f"Apache Kafka {version}",
-                ["-Pkafka", "dependency:copy-dependencies", "-DincludeScope=runtime",
-                 f"-DoutputDirectory={libs}"], progress)
-    return f"{libs}/*", version
-
-
-def _fetch_once(pom: Path, target: Path, what: str, maven_args: list[str], progress: Progress,
-                must_contain: str | None = None) -> None:
-    """Resolve ``what`` with Maven into ``target`` unless a completed copy is there."""
-    marker = target / ".complete"
-    if marker.exists():
-        return
-    progress(f"fetching {what} from Maven Central into {target} (once) ...")
-    if target.exists():
-        shutil.rmtree(target)
-    _run_maven(pom, maven_args, what)
-    if must_contain and not (target / must_contain).is_file():
-        raise RuntimeProblem(f"{what} in {target} has no {must_contain}")
-    marker.write_text(what)
-
-
-def registry_home(env: Mapping[str, str], progress: Progress) -> tuple[Path, str]:
-    """(unpacked Apicurio Registry dir, version) from the Maven cache."""
-    pom = descriptor_path()
-    version = pinned_versions(pom)["apicurio.version"]
-    home = cache_dir(env) / f"apicurio-{version}"
-    _fetch_once(pom, home, f"Apicurio Registry {version}",
-                ["-Pregistry", "dependency:unpack-dependencies", f"-DoutputDirectory={home}",
-                 f"-DmarkersDirectory={home}/.markers"], progress,
-                must_contain="quarkus-run.jar")
-    return home, version
-
-
-# ---------------------------------------------------------------------------------------------
-# Java
-
-
-def java_major(java: Path) -> int | None:
-    try:
-        out = subprocess.run(
-            [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
-        ).stderr
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
-    if not match:
-        return None
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major
-
-
-def java_candidates(env: Mapping[str, str]) -> list[Path]:
-    found: list[Path] = []
-    for var in (ENV_JAVA_HOME, "JAVA_HOME"):
-        if env.get(var):
-            found.append(Path(env[var]) / "bin" / "java")
-    on_path = shutil.which("java")
-    if on_path:
-        found.append(Path(on_path))
-    jvm = Path("/usr/lib/jvm")
-    if jvm.is_dir():
-        found.extend(sorted(jvm.glob("*/bin/java")))
-    unique: list[Path] = []
-    for path in found:
-        if path.is_file() and path.resolve() not in {p.resolve() for p in unique}:
-            unique.append(path)
-    return unique
-
-
-def find_java(env: Mapping[str, str], minimum: int, purpose: str) -> Path:
-    """The first Java of at least ``minimum``, preferring the one the user named."""
-    seen: list[str] = []
-    for java in java_candidates(env):
-        major = java_major(java)
-        seen.append(f"{java} ({major or '?'})")
-        if major is not None and major >= minimum:
-            return java
-    where = ", ".join(seen) if seen else "none found"
-    raise RuntimeProblem(
-        f"{purpose} needs Java {minimum} or newer; Java found: {where}. Install a JDK "
-        f"{minimum}+ (e.g. `apt-get install openjdk-{minimum}-jre-headless` where available) and "
-        f"point {ENV_JAVA_HOME} or JAVA_HOME at it."
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Processes
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (exited child not yet reaped) counts as dead
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _spawn(argv: list[str], log: Path, extra_env: Mapping[str, str], cwd: Path) -> int:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update(extra_env)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=cwd, env=env, start_new_session=True,
-        )
-    return proc.pid
-
-
-def _stop_pid(pid: int, grace_s: float) -> None:
-    if not pid_alive(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def rss_bytes(pid: int) -> int | None:
-    """Resident memory of a process, from /proc."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def log_tail(log: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-# ---------------------------------------------------------------------------------------------
-# The stack
-
-
-_BROKER_NODE = """\
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:{controller}
-"""
-
-_PLAINTEXT_LISTENERS = """\
-listeners=PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=PLAINTEXT://127.0.0.1:{kafka}
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-"""
-
-#: Listeners of the secure broker (``up --secure``), and why:
-#:
-#: - CLIENT (SASL_PLAINTEXT, or SASL_SSL with ``--tls``), SCRAM-SHA-512: every client, and the
-#:   broker itself as inter-broker listener (in KRaft a single node still sends itself
-#:   transaction markers), authenticated as the super user ``User:hallpass-broker``.
-#: - CONTROLLER (SASL_PLAINTEXT on 127.0.0.1), PLAIN: the broker talking to its own
-#:   controller, as ``User:hallpass-broker`` with the password only server.properties holds.
-#:   SCRAM cannot serve the controller listener (SCRAM credentials live in the metadata log
-#:   the controller itself serves); a PLAINTEXT controller listener would need ANONYMOUS in
-#:   super.users, making any local process that connects to the controller port a super user
-#:   (the controller accepts admin requests, e.g. to create ACLs). Loopback-only, so no TLS.
-SECURE_LISTENERS = """\
-listeners=CLIENT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}
-advertised.listeners=CLIENT://127.0.0.1:{kafka}
-listener.security.protocol.map=CLIENT:{client_protocol},CONTROLLER:SASL_PLAINTEXT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=CLIENT
-sasl.enabled.mechanisms=SCRAM-SHA-512
-listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512
-sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
-listener.name.client.scram-sha-512.sasl.jaas.config=\
-org.apache.kafka.common.security.scram.ScramLoginModule required \
-username="{broker_user}" password="{broker_password}";
-listener.name.controller.sasl.enabled.mechanisms=PLAIN
-sasl.mechanism.controller.protocol=PLAIN
-listener.name.controller.plain.sasl.jaas.config=\
-org.apache.kafka.common.security.plain.PlainLoginModule required \
-username="{broker_user}" password="{broker_password}" user_{broker_user}="{broker_password}";
-authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
-allow.everyone.if.no.acl.found=false
-super.users=User:{admin_user};User:{broker_user}
-"""
-
-#: TLS on the client listener (``up --secure --tls``): PEM files of the local CA.
-SECURE_TLS = """\
-ssl.keystore.type=PEM
-ssl.keystore.location={tls_dir}/broker.pem
-ssl.truststore.type=PEM
-ssl.truststore.location={tls_dir}/ca.pem
-ssl.client.auth=none
-"""
-
-_BROKER_COMMON = """\
-log.dirs={log_dir}
-num.partitions=3
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=10
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
-log.retention.hours=-1
-log.cleaner.enable=true
-"""
-
-BROKER_PROPERTIES = (
-    "# written by `hallpass up`; one combined broker+controller node in KRaft mode\n"
-    + _BROKER_NODE + _PLAINTEXT_LISTENERS + _BROKER_COMMON
-)
-SECURE_BROKER_PROPERTIES = (
-    "# written by `hallpass up --secure`: one combined broker+controller node in KRaft mode.\n"
-    "# It holds the broker's own password: keep it mode 600.\n"
-    + _BROKER_NODE + SECURE_LISTENERS + "{tls}" + _BROKER_COMMON
-)
-
-LOG4J2_PROPERTIES = """\
-# written by `hallpass up`: broker logs to {log}
-status = warn
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = %d{{ISO8601}} %-5p [%c{{1}}] %m%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = FILE
-logger.kafka.name = kafka
-logger.kafka.level = INFO
-logger.state.name = state.change.logger
-logger.state.level = WARN
-"""
-
-
-# ---------------------------------------------------------------------------------------------
-# Secure mode: credentials, TLS, the registry's client
-
-
-SCRAM_MECHANISM = "SCRAM-SHA-512"
-SCRAM_ITERATIONS = 8192
-ADMIN_USER = DEFAULT_ROLES.admin.removeprefix("User:")
-REGISTRY_USER = DEFAULT_ROLES.registry.removeprefix("User:")
-#: the broker's own principal (inter-broker and controller traffic), a super user
-BROKER_USER = "hallpass-broker"
-SECRETS_FILE = "security.json"
-ADMIN_PROPERTIES_FILE = "admin.properties"
-REGISTRY_CONFIG_FILE = "registry.properties"
-#: the registry's HTTP users (basic authentication, Quarkus embedded users): hallpass's own
-#: commands register schemas; the reader (vendors, auditors) may only read them
-REGISTRY_API_USER = "hallpass"
-REGISTRY_READER_USER = "hallpass-reader"
-REGISTRY_USER_INFO_FILE = "registry.user-info"
-REGISTRY_READER_USER_INFO_FILE = "registry-reader.user-info"
-TLS_DIR = "tls"
-
-
-@dataclass(frozen=True)
-class StackSecrets:
-    """The passwords a secure data dir was formatted with (``security.json``, mode 600)."""
-
-    admin_password: str
-    broker_password: str
-    registry_password: str
-    #: passwords of the registry's HTTP users (data dirs formatted before they existed get
-    #: them at the next ``up``)
-    registry_api_password: str = ""
-    registry_reader_password: str = ""
-
-    @classmethod
-    def generate(cls) -> StackSecrets:
-        return cls(*(secrets.token_urlsafe(32) for _ in range(5)))
-
-    def completed(self) -> StackSecrets:
-        """These secrets with the registry's HTTP passwords made if they are missing."""
-        return StackSecrets(
-            self.admin_password, self.broker_password, self.registry_password,
-            self.registry_api_password or secrets.token_urlsafe(32),
-            self.registry_reader_password or secrets.token_urlsafe(32))
-
-    def values(self) -> tuple[str, ...]:
-        return tuple(v for v in (self.admin_password, self.broker_password,
-                                 self.registry_password, self.registry_api_password,
-                                 self.registry_reader_password) if v)
-
-    def redact(self, text: str) -> str:
-        """``text`` with every password of the stack replaced by ``***``."""
-        for value in self.values():
-            text = text.replace(value, "***")
-        return text
-
-
-def scram_format_args(stack_secrets: StackSecrets) -> list[str]:
-    """``kafka-storage format`` arguments that create the stack's SCRAM credentials."""
-    users = ((ADMIN_USER, stack_secrets.admin_password),
-             (BROKER_USER, stack_secrets.broker_password),
-             (REGISTRY_USER, stack_secrets.registry_password))
-    args: list[str] = []
-    for name, password in users:
-        args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},"
-                 f"iterations={SCRAM_ITERATIONS},password={password}]"]
-    return args
-
-
-def java_argfile(args: Iterable[str]) -> str:
-    """A ``java @file`` argument file: one quoted argument a line. The JVM reads arguments
-    from it, so secrets among them never show on the process's command line."""
-    return "".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"\n' for a in args)
-
-
-def admin_client_properties(stack_secrets: StackSecrets, ca_file: Path | None) -> dict[str, str]:
-    """The admin's librdkafka client settings (``admin.properties``)."""
-    props = {
-        "security.protocol": "SASL_SSL" if ca_file else "SASL_PLAINTEXT",
-        "sasl.mechanism": SCRAM_MECHANISM,
-        "sasl.username": ADMIN_USER,
-        "sasl.password": stack_secrets.admin_password,
-    }
-    if ca_file:
-        props["ssl.ca.location"] = str(ca_file)
-    return props
-
-
-def registry_http_config(stack_secrets: StackSecrets, tls_dir: Path | None) -> dict[str, str]:
-    """Apicurio's HTTP security on the secure stack, with Quarkus's own mechanisms (Apicurio 3's
-    authentication needs an OpenID Connect server; Quarkus basic authentication with embedded
-    users does not): every request needs a registry user, reads need the reader or writer
-    role, everything else (registering schemas, changing compatibility) the writer role.
-    With TLS the API is HTTPS only, with the broker's certificate of the local CA."""
-    config = {
-        "quarkus.http.auth.basic": "true",
-        "quarkus.security.users.embedded.enabled": "true",
-        "quarkus.security.users.embedded.plain-text": "true",
-        f"quarkus.security.users.embedded.users.{REGISTRY_API_USER}":
-            stack_secrets.registry_api_password,
-        f"quarkus.security.users.embedded.roles.{REGISTRY_API_USER}": "registry-writer",
-        f"quarkus.security.users.embedded.users.{REGISTRY_READER_USER}":
-            stack_secrets.registry_reader_password,
-        f"quarkus.security.users.embedded.roles.{REGISTRY_READER_USER}": "registry-reader",
-        "quarkus.http.auth.policy.registry-read.roles-allowed": "registry-reader,registry-writer",
-        "quarkus.http.auth.policy.registry-write.roles-allowed": "registry-writer",
-        "quarkus.http.auth.permission.read.paths": "/*",
-        "quarkus.http.auth.permission.read.methods": "GET,HEAD",
-        "quarkus.http.auth.permission.read.policy": "registry-read",
-        "quarkus.http.auth.permission.write.paths": "/*",
-        "quarkus.http.auth.permission.write.policy": "registry-write",
-    }
-    if tls_dir is not None:
-        key_and_chain = str(tls_dir / "broker.pem")
-        config["quarkus.http.ssl.certificate.files"] = key_and_chain
-        config["quarkus.http.ssl.certificate.key-files"] = key_and_chain
-        config["quarkus.http.insecure-requests"] = "disabled"
-    return config
-
-
-def registry_kafka_config(stack_secrets: StackSecrets, ca_file: Path | None) -> dict[str, str]:
-    """Apicurio's Kafka client settings for KafkaSQL storage as ``User:hallpass-registry``.
-
-    ``apicurio.kafka.common.*`` passes through to its producers, consumers and admin client
-    (Apicurio 3's ``apicurio.kafkasql.security.sasl.*`` settings are for OAuth only). The
-    storage names are set explicitly, the same names its ACLs are granted on.
-    """
-    jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{REGISTRY_USER}" password="{stack_secrets.registry_password}";')
-    config = {
-        "apicurio.kafkasql.topic": REGISTRY_JOURNAL_TOPIC,
-        "apicurio.kafkasql.snapshots.topic": REGISTRY_SNAPSHOTS_TOPIC,
-        "apicurio.events.kafka.topic": REGISTRY_EVENTS_TOPIC,
-        "apicurio.kafkasql.consumer.group-prefix": REGISTRY_GROUP_PREFIX,
-        "apicurio.kafka.common.security.protocol": "SASL_SSL" if ca_file else "SASL_PLAINTEXT",
-        "apicurio.kafka.common.sasl.mechanism": SCRAM_MECHANISM,
-        "apicurio.kafka.common.sasl.jaas.config": jaas,
-    }
-    if ca_file:
-        config["apicurio.kafka.common.ssl.truststore.type"] = "PEM"
-        config["apicurio.kafka.common.ssl.truststore.location"] = str(ca_file)
-    return config
-
-
-_BROKER_CERT_EXTENSIONS = """\
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=serverAuth,clientAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost
-"""
-
-
-def ensure_local_ca(tls_dir: Path, progress: Progress) -> Path:
-    """A local CA and a broker certificate for 127.0.0.1 signed by it (PEM, made once with
-    openssl); returns the CA certificate clients trust (``ssl.ca.location``)."""
-    ca_cert, ca_key = tls_dir / "ca.pem", tls_dir / "ca.key"
-    broker_pem = tls_dir / "broker.pem"
-    if ca_cert.is_file() and ca_key.is_file() and broker_pem.is_file():
-        return ca_cert
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise RuntimeProblem(
-            "--tls needs openssl to make the local CA and the broker's certificate: install it "
-            "(`apt-get install openssl`), or leave out --tls")
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    tls_dir.chmod(0o700)  # the private keys below are created with openssl's default mode
-    progress(f"making a local CA and a broker certificate in {tls_dir} ...")
-
-    def run(*args: str) -> None:
-        result = subprocess.run([openssl, *args], capture_output=True, text=True, check=False,
-                                cwd=tls_dir)
-        if result.returncode != 0:
-            raise RuntimeProblem(f"openssl {args[0]} failed:\n{result.stderr.strip()}")
-
-    if not (ca_cert.is_file() and ca_key.is_file()):
-        run("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
-            "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=hallpass local CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    (tls_dir / "broker.ext").write_text(_BROKER_CERT_EXTENSIONS)
-    run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key",
-        "-out", "broker.csr", "-subj", "/CN=127.0.0.1")
-    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-set_serial", str(secrets.randbits(63)), "-sha256", "-days", "825",
-        "-extfile", "broker.ext", "-out", "broker.crt")
-    # Kafka's PEM key store: the (unencrypted PKCS#8) key, then the certificate chain
-    write_private(broker_pem, (tls_dir / "broker.key").read_text()
-                  + (tls_dir / "broker.crt").read_text() + ca_cert.read_text())
-    for leftover in ("broker.key", "broker.csr", "broker.ext"):
-        (tls_dir / leftover).unlink()
-    for private in (ca_key, broker_pem):
-        private.chmod(0o600)
-    return ca_cert
 
 
 class LocalStack:

@@ -18,8 +18,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Connection
-from streams.read_to_end import TopicUnreadableError, read_to_end, topic_partitions
-from streams.wire import WireDecoder
+from streams.kafka.read_to_end import TopicUnreadableError, read_to_end, topic_partitions
+from streams.kafka.wire import WireDecoder
 
 
 @dataclass

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from streams.catalog import field_catalog, load_schema
+from streams.policy.catalog import field_catalog, load_schema
 
 #: What a student key can be; recorded in the event as ``student_id_type``.
 KEY_KINDS: Final[tuple[str, ...]] = ("state_id", "local_id", "sis_id", "sourced_id")

@@ -8,11 +8,11 @@ from typing import Any
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streams.catalog import load_schema
 from streams.config import Connection
-from streams.read_to_end import nonempty_from_start, read_to_end, topic_partitions
-from streams.topics import AUDIT
-from streams.wire import WireDecoder
+from streams.kafka.names import AUDIT
+from streams.kafka.read_to_end import nonempty_from_start, read_to_end, topic_partitions
+from streams.kafka.wire import WireDecoder
+from streams.policy.catalog import load_schema
 
 
 def read_ledger(conn: Connection, topic: str = AUDIT,
