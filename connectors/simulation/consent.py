@@ -10,8 +10,7 @@ MEASURELY: Final = "measurely"
 CAREWELL: Final = "carewell-health"
 PARTNERS: Final[tuple[str, ...]] = (LEARNWELL, MEASURELY, CAREWELL)
 
-#: Categories the health partner asks consent for.
-HEALTH_CATEGORIES: Final[tuple[str, ...]] = ("special_medical", "special_iep_504")
+#: The purpose the health partner states when it asks consent.
 HEALTH_PURPOSE: Final = (
     "Coordinate school health services: care plans, medication and accommodations"
 )

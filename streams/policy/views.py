@@ -336,7 +336,6 @@ _Projector = Callable[[Mapping[str, Any], set[int]], dict[str, Any]]
 @dataclass(frozen=True, slots=True)
 class _Pruned:
     run: _Projector | None
-    leaf_count: int
 
 
 class PartnerView:
@@ -398,7 +397,7 @@ class PartnerView:
         pruned = self._cache.get(key)
         if pruned is None:
             allowed = {i for i, leaf in enumerate(self.leaves) if _permitted(leaf, permits)}
-            pruned = _Pruned(_build(self._root, allowed), len(allowed))
+            pruned = _Pruned(_build(self._root, allowed))
             if len(self._cache) >= _MAX_CACHED_PLANS:
                 self._cache.clear()
             self._cache[key] = pruned

@@ -16,7 +16,7 @@ followed but had not yet acted on before a crash is acted on after the restore.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,14 +267,6 @@ class Tables:
         # a district event (``D|district|event``), or a whole district state (older format,
         # keyed by the district id alone)
         return self.merge_districts(DistrictState.from_bytes(value))
-
-    def students(self) -> Iterator[tuple[int, str]]:
-        for number, state in self.partitions.items():
-            for student in state.holders:
-                yield number, student
-
-    def consent_state_size(self) -> int:
-        return sum(len(p.consent) for p in self.partitions.values())
 
 
 def district_event_key(event: ConsentEvent) -> bytes:
