@@ -53,7 +53,7 @@ tools:
 	  echo "installing helm $(HELM_VERSION) (go install; the Helm chart tests)"; \
 	  go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 
-lint: setup ## check style and types (changes nothing)
+lint: setup ## check style and types of the code and the tests (changes nothing)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -39,7 +39,9 @@ def read_topic(conn: Connection, topic: str, timeout_s: float = 60.0) -> list[Re
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
         for msg in read_to_end(consumer, nonempty_from_start(consumer, topic, meta.partitions),
                                timeout_s):
-            headers = {k: v for k, v in (msg.headers() or []) if isinstance(v, bytes)}
+            # a consumed message's headers are (key, value) pairs; the dict form is for produce
+            pairs = cast(list[tuple[str, bytes | str | None]], msg.headers() or [])
+            headers = {k: v for k, v in pairs if isinstance(v, bytes)}
             out.append(Read(msg.key(), msg.value(), msg.partition() or 0,
                             msg.offset() or 0, headers, msg.timestamp()[1]))
     finally:

@@ -28,13 +28,14 @@ STUDENT_V1 = {
 }
 
 
-def _read_all(conn: Connection, topic: str, isolation: str, expect_at_most: int) -> list[bytes]:
+def _read_all(conn: Connection, topic: str, isolation: str,
+              expect_at_most: int) -> list[bytes | None]:
     consumer = Consumer(conn.kafka_config({
         "group.id": f"t-{uuid.uuid4()}", "auto.offset.reset": "earliest",
         "enable.auto.commit": False, "isolation.level": isolation,
     }))
     consumer.assign([TopicPartition(topic, 0, 0)])
-    values: list[bytes] = []
+    values: list[bytes | None] = []
     try:
         # read until the end of the partition (the broker tells us with a partition EOF)
         while True:
@@ -75,11 +76,14 @@ def test_avro_record_round_trips_through_the_registry(
             if msg is not None and not msg.error():
                 break
         assert msg is not None and not msg.error()
-        assert msg.value()[0] == 0  # Confluent wire format: magic byte, then the schema id
-        assert deserializer(msg.value(), ctx) == record
+        value = msg.value()
+        # Confluent wire format: magic byte, then the schema id
+        assert value is not None and value[0] == 0
+        assert deserializer(value, ctx) == record
     finally:
         consumer.close()
     latest = registry.get_latest_version(f"{topic}-value")
+    assert latest.schema.schema_str is not None
     assert json.loads(latest.schema.schema_str)["name"] == "Student"
 
 
@@ -118,13 +122,13 @@ def test_registry_enforces_backward_compatibility(
     registry = SchemaRegistryClient(bus.registry_config())
     registry.register_schema(subject, Schema(json.dumps(STUDENT_V1), "AVRO"))
 
-    compatible = dict(STUDENT_V1, fields=[*STUDENT_V1["fields"],  # type: ignore[list-item]
+    compatible = dict(STUDENT_V1, fields=[*STUDENT_V1["fields"],
                       {"name": "homeroom", "type": ["null", "string"], "default": None}])
     assert registry.test_compatibility(subject, Schema(json.dumps(compatible), "AVRO"))
     registry.register_schema(subject, Schema(json.dumps(compatible), "AVRO"))
 
     # a new required field without a default cannot read the old data: BACKWARD-incompatible
-    incompatible = dict(STUDENT_V1, fields=[*STUDENT_V1["fields"],  # type: ignore[list-item]
+    incompatible = dict(STUDENT_V1, fields=[*STUDENT_V1["fields"],
                         {"name": "gpa", "type": "double"}])
     assert not registry.test_compatibility(subject, Schema(json.dumps(incompatible), "AVRO"))
     with pytest.raises(SchemaRegistryError) as refused:

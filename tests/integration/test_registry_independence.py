@@ -73,8 +73,8 @@ def test_a_foreign_version_under_a_partner_subject_changes_nothing(
     assert producer.flush(30) == 0
     hallpass(bus, topics, tmp_path, "process", "--until-idle", "--contracts", str(CONTRACTS),
              "--partner-secrets", str(secrets))
-    [sent] = [r for r in read_topic(bus, topics.partner("learnwell")) if r.value is not None]
-    assert int.from_bytes(sent.value[1:5], "big") == learnwell.schema_id, \
+    [sent] = [r.value for r in read_topic(bus, topics.partner("learnwell")) if r.value is not None]
+    assert int.from_bytes(sent[1:5], "big") == learnwell.schema_id, \
         "the record was written with another schema than the one apply registered"
 
 

@@ -171,8 +171,9 @@ def test_the_registry_takes_only_its_users_on_https(secure_bus: SecureBus) -> No
     stack = secure_bus.stack
     url = stack.registry_url
     tls = ssl.create_default_context(cafile=str(stack.ca_file))
-    reader = tuple(stack.registry_reader.read_text().strip().split(":", 1))
-    writer = tuple(stack.registry_writer.read_text().strip().split(":", 1))
+    reader_name, reader_password = stack.registry_reader.read_text().strip().split(":", 1)
+    writer_name, writer_password = stack.registry_writer.read_text().strip().split(":", 1)
+    reader, writer = (reader_name, reader_password), (writer_name, writer_password)
     for path in (stack.registry_reader, stack.registry_writer):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     subject = "partner.learnwell.students-value"

@@ -74,7 +74,7 @@ def test_every_topic_carries_its_retention_as_a_topic_override(
                              "retention.bytes": "-1"},
     }
     for want in expected.values():
-        want["min.insync.replicas"] = "1"  # type: ignore[index]
+        want["min.insync.replicas"] = "1"
     found = described(bus, list(expected))
     wrong = {
         (topic, key): found[topic][key]

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from jsonschema import (  # type: ignore[import-untyped]  # no stubs in the dev extras
+from jsonschema import (
     Draft7Validator,
     Draft202012Validator,
 )

@@ -66,7 +66,7 @@ PARTNERS = tuple(r.partner for r in ROUTES)
 
 def snapshot(student: str, district: str, at: int, variant: int, event_id: str,
              deleted: bool) -> dict[str, Any]:
-    record = copy.deepcopy(BASE)
+    record: dict[str, Any] = copy.deepcopy(BASE)
     record.update(event_id=event_id, student_id=student, district_id=district,
                   occurred_at=at, operation="DELETE" if deleted else "UPSERT")
     record["names"]["first_name"] = f"Name{variant}"
