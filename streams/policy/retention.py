@@ -19,6 +19,10 @@ sis.student.changes.dlq     delete   bounded (14 days)                raw record
 hallpass.processor.repartition delete short (3 days)                  raw records in transit
 ==========================  =======  ===============================  ==========================
 
+The topics vendors read are stored gzip-compressed (``compression.type=gzip``, the broker
+recompresses what the processor writes with lz4): gzip is the one codec every mainstream
+client reads without a plugin (kafkajs reads no other), see the vendor guide.
+
 Replication factor and ``min.insync.replicas`` come from :class:`TopicSettings`, resolved once
 from the environment (or flags) by the command; the default is the cluster's own default
 (``replication_factor=-1`` when creating a topic, no ``min.insync.replicas`` override).
@@ -192,6 +196,10 @@ POLICIES: tuple[TopicPolicy, ...] = (
 _BY_ROLE = {policy.role: policy for policy in POLICIES}
 
 
+#: the codec of the topics vendors read: every mainstream client (kafkajs too) reads gzip
+VENDOR_COMPRESSION = "gzip"
+
+
 def policy_of(role: Role) -> TopicPolicy:
     return _BY_ROLE[role]
 
@@ -213,6 +221,8 @@ def topic_config(role: Role, settings: TopicSettings) -> dict[str, str]:
     elif role is Role.REPARTITION:
         config |= {"retention.ms": str(settings.repartition_retention_hours * HOUR_MS),
                    "retention.bytes": FOREVER}
+    if role in (Role.PARTNER, Role.NOTICES):
+        config["compression.type"] = VENDOR_COMPRESSION
     if settings.min_insync_replicas is not None:
         config["min.insync.replicas"] = str(settings.min_insync_replicas)
     return config

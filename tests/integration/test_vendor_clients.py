@@ -7,10 +7,9 @@ after the initial load, and after parents' opt-outs (a directory opt-out narrows
 a notice naming fields; an opt-out of all sharing: a tombstone and a whole-record notice). Each
 copy must equal, key for key and field for field, what ``hallpass vendor pull`` holds.
 
-Compression: the processor writes LZ4; kafkajs reads only gzip without plugins. The learnwell
-topics get a topic-level ``compression.type=gzip`` here (the broker recompresses), which is the
-setting partner topics need (README: vendor guide); measurely's topics stay as the bus creates
-them, and a test shows what kafkajs makes of them.
+Compression: the processor writes LZ4; kafkajs reads only gzip without plugins, so the bus
+creates partner topics with a topic-level ``compression.type=gzip`` (the broker recompresses;
+streams/policy/retention.py), and the kafkajs consumer reads them with no setting of its own.
 
 The Java and Node builds (``mvn package``, ``npm ci``) run once per source into the hallpass
 cache (``~/.cache/hallpass/vendor-java-<hash>``, ``vendor-node-<hash>``), offline after the
@@ -38,8 +37,6 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
-    AlterConfigOpType,
-    ConfigEntry,
     ConfigResource,
     ResourceType,
 )
@@ -227,15 +224,6 @@ class Outcome:
     notices: int
 
 
-def set_topic_compression(conn: Connection, topics: Sequence[str], codec: str) -> None:
-    admin = AdminClient(conn.kafka_config())
-    resources = [ConfigResource(ResourceType.TOPIC, t, incremental_configs=[
-        ConfigEntry("compression.type", codec,
-                    incremental_operation=AlterConfigOpType.SET)]) for t in topics]
-    for future in admin.incremental_alter_configs(resources).values():
-        future.result(30)
-
-
 def topic_compression(conn: Connection, topic: str) -> str:
     admin = AdminClient(conn.kafka_config())
     resource = ConfigResource(ResourceType.TOPIC, topic)
@@ -278,8 +266,6 @@ def outcome(vendors: Vendors) -> Outcome:
         _progress(f"[{time.monotonic() - started:5.1f}s] {what}")
 
     hallpass(conn, topics, work, "contracts", "apply", "--contracts", str(CONTRACTS))
-    # the setting the README recommends for partner topics: the broker writes them gzip
-    set_topic_compression(conn, [topics.partner(PARTNER), topics.notices(PARTNER)], "gzip")
     events = list(simulate(STUDENTS, SEED, DAYS, districts=DISTRICTS))
     publisher = EventPublisher(conn, {topics.changes: "student_record_changed",
                                       topics.consent: "consent_changed"})
@@ -353,21 +339,14 @@ def test_the_clients_agree_on_every_count(outcome: Outcome) -> None:
 
 def test_kafkajs_reads_partner_topics_as_the_bus_creates_them(vendors: Vendors,
                                                              outcome: Outcome) -> None:
-    """measurely's topics keep the bus's own settings. While the processor writes LZ4 and no
-    topic-level compression.type says otherwise, kafkajs cannot read them (this xfails, and
-    shows the error); once partner topics are gzip (streams/topic_policy.py), it reads."""
-    codec = topic_compression(vendors.conn, vendors.topics.partner(LZ4_PARTNER))
+    """The bus creates partner topics gzip-compressed (the processor writes LZ4, which
+    kafkajs cannot read without a plugin): a Node.js vendor on kafkajs reads them as they
+    are, with no setting of its own."""
+    for topic in (vendors.topics.partner(LZ4_PARTNER), vendors.topics.notices(LZ4_PARTNER)):
+        assert topic_compression(vendors.conn, topic) == "gzip"
     argv, env = vendors.argv("node", LZ4_PARTNER)
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                             env={**os.environ, **env}, check=False)
-    if codec in ("producer", "lz4", "snappy", "zstd"):
-        assert result.returncode != 0, result.stdout
-        assert "compression not implemented" in result.stderr, result.stderr
-        pytest.xfail(f"partner topics are created with compression.type={codec} and the "
-                     "processor writes LZ4: kafkajs reads only gzip without plugins "
-                     f"({result.stderr.strip().splitlines()[-1]}); needs compression.type=gzip "
-                     "on partner topics (streams/topic_policy.py, streams/policy/retention.py "
-                     "after the refactor)")
     assert result.returncode == 0, result.stderr
     held = json.loads(result.stdout.strip().splitlines()[-1])["students_held"]
     pulled, _ = vendors.pull(LZ4_PARTNER)

@@ -241,11 +241,12 @@ def test_topics_carry_the_retention_the_law_needs_and_its_reason() -> None:
     config = {name: t["spec"]["config"] for name, t in topics.items()}
     forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1",
                "min.insync.replicas": "2"}
-    for name in ("consent.events", "audit.disclosures", "partner.learnwell.notices"):
+    for name in ("consent.events", "audit.disclosures"):
         assert config[name] == forever, name
+    assert config["partner.learnwell.notices"] == forever | {"compression.type": "gzip"}
     assert config["partner.learnwell.students"] == {
         "cleanup.policy": "compact", "delete.retention.ms": str(40 * 86_400_000),
-        "min.insync.replicas": "2"}
+        "compression.type": "gzip", "min.insync.replicas": "2"}
     assert config["sis.student.changes"]["retention.ms"] == str(7 * 86_400_000)
     assert config["hallpass.processor.repartition"]["retention.ms"] == str(72 * 3_600_000)
     # replication -1: no `replicas`, the cluster's default.replication.factor

@@ -30,15 +30,18 @@ def by_name(settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> dict[str, dict[
 
 def test_consents_ledger_and_notices_are_kept_forever_and_never_compacted() -> None:
     config = by_name()
-    for name in ("consent.events", "audit.disclosures", "partner.learnwell.notices",
-                 "partner.measurely.notices", "partner.carewell-health.notices"):
-        assert config[name] == {"cleanup.policy": "delete", "retention.ms": "-1",
-                                "retention.bytes": "-1"}, name
+    forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+    for name in ("consent.events", "audit.disclosures"):
+        assert config[name] == forever, name
+    for name in ("partner.learnwell.notices", "partner.measurely.notices",
+                 "partner.carewell-health.notices"):
+        assert config[name] == forever | {"compression.type": "gzip"}, name
 
 
 def test_partner_topics_keep_tombstones_for_the_longest_vendor_outage() -> None:
     assert by_name()["partner.learnwell.students"] == {
-        "cleanup.policy": "compact", "delete.retention.ms": str(30 * DAY_MS)}
+        "cleanup.policy": "compact", "delete.retention.ms": str(30 * DAY_MS),
+        "compression.type": "gzip"}
     longer = by_name(TopicSettings(tombstone_retention_days=60))
     assert longer["partner.learnwell.students"]["delete.retention.ms"] == str(60 * DAY_MS)
 
@@ -51,6 +54,13 @@ def test_changelogs_compact_and_raw_topics_have_a_bounded_retention() -> None:
                        ("hallpass.processor.repartition", 3)):
         assert config[name]["cleanup.policy"] == "delete"
         assert config[name]["retention.ms"] == str(days * DAY_MS), name
+
+
+def test_vendors_read_gzip_and_nothing_else_is_recompressed() -> None:
+    """gzip: the one codec every mainstream client (kafkajs too) reads without a plugin."""
+    for name, config in by_name().items():
+        vendor_reads = name.startswith("partner.")
+        assert (config.get("compression.type") == "gzip") == vendor_reads, name
 
 
 def test_every_topic_says_why_and_every_role_has_a_policy() -> None:
