@@ -10,7 +10,7 @@ import click
 
 from streams.commands import register_all
 from streams.commands.context import Context
-from streams.config import ENV_DATA_DIR, NotConfiguredError, data_dir_from
+from streams.config import ENV_DATA_DIR, NotConfiguredError
 from streams.kafka.read_to_end import TopicUnreadableError
 from streams.kafka.wire import RegistryAccessError, access_refused
 from streams.local.errors import RuntimeProblem
@@ -32,6 +32,7 @@ from streams.security.client_settings import (
     ClientSecurity,
     ClientSettingsError,
 )
+from streams.settings import settings_from
 
 #: Failures a user can act on: printed as one clear message, exit status 1, no traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -134,9 +135,11 @@ def main(ctx: click.Context, data_dir: Path | None, client_properties: Path | No
         sasl_username=sasl_username or None, sasl_password_file=sasl_password_file,
         ssl_ca_location=ssl_ca_location,
     )
-    ctx.obj = Context(data_dir_from(data_dir, os.environ), security, {
-        "replication_factor": replication_factor, "min_insync_replicas": min_insync_replicas,
-        "tombstone_retention_days": tombstone_retention_days})
+    # the one place the environment is read: every command takes its settings from ctx.obj
+    ctx.obj = Context(settings_from(
+        os.environ, data_dir=data_dir, security=security, replication_factor=replication_factor,
+        min_insync_replicas=min_insync_replicas,
+        tombstone_retention_days=tombstone_retention_days))
 
 
 register_all(main)

@@ -73,25 +73,65 @@ class Connection:
         return config
 
 
+@dataclass(frozen=True)
+class ConnectionInputs:
+    """What the user said about the bus, before the local runtime is consulted: an existing
+    cluster (both addresses, or neither) and the schema registry's credentials file and CA."""
+
+    bootstrap_servers: str = ""
+    schema_registry_url: str = ""
+    #: a file holding the registry credentials as ``user:password`` (mode 600)
+    registry_user_info_file: str = ""
+    #: the CA certificate (PEM) that signed the registry's TLS certificate
+    registry_ca: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ConnectionInputs:
+        """``HALLPASS_BOOTSTRAP_SERVERS``, ``HALLPASS_SCHEMA_REGISTRY_URL``,
+        ``HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE`` and ``HALLPASS_SCHEMA_REGISTRY_CA_LOCATION``
+        of ``env``."""
+        return cls(env.get(ENV_BOOTSTRAP, "").strip(), env.get(ENV_REGISTRY, "").strip(),
+                   env.get(ENV_REGISTRY_USER_INFO_FILE, "").strip(),
+                   env.get(ENV_REGISTRY_CA, "").strip())
+
+    def registry_properties(self) -> dict[str, str]:
+        """Schema registry client settings: credentials from the file
+        ``registry_user_info_file`` names (``user:password``, never the value itself), the CA
+        from ``registry_ca``."""
+        out: dict[str, str] = {}
+        path = self.registry_user_info_file
+        if path:
+            try:
+                user_info = read_secret_file(Path(path), "schema registry credentials file")
+            except ClientSettingsError as exc:
+                raise NotConfiguredError(f"{ENV_REGISTRY_USER_INFO_FILE}: {exc}") from exc
+            if ":" not in user_info:
+                raise NotConfiguredError(
+                    f"{ENV_REGISTRY_USER_INFO_FILE}: {path} must hold user:password on one line")
+            out["basic.auth.user.info"] = user_info
+        if self.registry_ca:
+            out["ssl.ca.location"] = self.registry_ca
+        return out
+
+    def external(self) -> Connection | None:
+        """An existing cluster named by these inputs, or None."""
+        bootstrap, registry = self.bootstrap_servers, self.schema_registry_url
+        if not bootstrap and not registry:
+            return None
+        if not bootstrap or not registry:
+            missing = ENV_REGISTRY if bootstrap else ENV_BOOTSTRAP
+            raise NotConfiguredError(
+                f"{ENV_BOOTSTRAP} and {ENV_REGISTRY} go together: set {missing} as well "
+                "(or unset both to use the local runtime of `hallpass up`)"
+            )
+        return Connection(bootstrap_servers=bootstrap, schema_registry_url=registry.rstrip("/"))
+
+
 def registry_settings(env: Mapping[str, str]) -> dict[str, str]:
     """Schema registry client settings from the environment: credentials from the file
     ``HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE`` names (``user:password``, never the value in
     the environment itself), the CA from ``HALLPASS_SCHEMA_REGISTRY_CA_LOCATION``."""
-    out: dict[str, str] = {}
-    path = env.get(ENV_REGISTRY_USER_INFO_FILE, "").strip()
-    if path:
-        try:
-            user_info = read_secret_file(Path(path), "schema registry credentials file")
-        except ClientSettingsError as exc:
-            raise NotConfiguredError(f"{ENV_REGISTRY_USER_INFO_FILE}: {exc}") from exc
-        if ":" not in user_info:
-            raise NotConfiguredError(
-                f"{ENV_REGISTRY_USER_INFO_FILE}: {path} must hold user:password on one line")
-        out["basic.auth.user.info"] = user_info
-    ca = env.get(ENV_REGISTRY_CA, "").strip()
-    if ca:
-        out["ssl.ca.location"] = ca
-    return out
+    return ConnectionInputs.from_env(env).registry_properties()
 
 
 def data_dir_from(value: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
@@ -103,17 +143,7 @@ def data_dir_from(value: str | os.PathLike[str] | None, env: Mapping[str, str]) 
 
 def external_connection(env: Mapping[str, str]) -> Connection | None:
     """An existing cluster named by the environment, or None."""
-    bootstrap = env.get(ENV_BOOTSTRAP, "").strip()
-    registry = env.get(ENV_REGISTRY, "").strip()
-    if not bootstrap and not registry:
-        return None
-    if not bootstrap or not registry:
-        missing = ENV_REGISTRY if bootstrap else ENV_BOOTSTRAP
-        raise NotConfiguredError(
-            f"{ENV_BOOTSTRAP} and {ENV_REGISTRY} go together: set {missing} as well "
-            "(or unset both to use the local runtime of `hallpass up`)"
-        )
-    return Connection(bootstrap_servers=bootstrap, schema_registry_url=registry.rstrip("/"))
+    return ConnectionInputs.from_env(env).external()
 
 
 def local_connection(data_dir: Path) -> Connection | None:
@@ -129,8 +159,9 @@ def local_connection(data_dir: Path) -> Connection | None:
     registry: dict[str, str] = {}
     user_info_file = str(state.get("registry_user_info") or "")
     if user_info_file:
-        registry = registry_settings({ENV_REGISTRY_USER_INFO_FILE: user_info_file,
-                                      ENV_REGISTRY_CA: str(state.get("registry_ca") or "")})
+        registry = ConnectionInputs(registry_user_info_file=user_info_file,
+                                    registry_ca=str(state.get("registry_ca") or "")
+                                    ).registry_properties()
     return Connection(
         bootstrap_servers=str(state["bootstrap_servers"]),
         schema_registry_url=str(state["schema_registry_url"]),
@@ -147,17 +178,30 @@ def resolve_connection(
     schema_registry_url: str | None = None,
     client_properties: Mapping[str, str] | None = None,
 ) -> Connection:
+    """:func:`connect` with the inputs of ``env`` (scripts and benchmarks; the CLI resolves
+    its :class:`~streams.settings.Settings` once and calls :func:`connect`)."""
+    return connect(ConnectionInputs.from_env(env), data_dir, bootstrap_servers,
+                   schema_registry_url, client_properties)
+
+
+def connect(
+    inputs: ConnectionInputs,
+    data_dir: Path,
+    bootstrap_servers: str | None = None,
+    schema_registry_url: str | None = None,
+    client_properties: Mapping[str, str] | None = None,
+) -> Connection:
     """The one place that decides which cluster a command talks to, and as whom.
 
     ``client_properties`` are the security settings the user gave; when given they replace
     the local stack's admin properties as a whole (never mixed, so that one principal's name
     never travels with another's password). None: the local stack's, if any.
     """
-    registry = registry_settings(env)
+    registry = inputs.registry_properties()
     if bootstrap_servers and schema_registry_url:
         return Connection(bootstrap_servers, schema_registry_url.rstrip("/"),
                           dict(client_properties or {}), registry)
-    found = external_connection(env) or local_connection(data_dir)
+    found = inputs.external() or local_connection(data_dir)
     if found is None:
         raise NotConfiguredError(
             f"no Kafka to talk to: nothing runs under {data_dir} and {ENV_BOOTSTRAP} is not set. "

@@ -12,7 +12,6 @@ histograms observed once per message (end to end) and once per batch (stages).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,11 +44,11 @@ def metrics_port_option(default: int) -> Callable[[Any], Any]:
 
 
 def serve_metrics(registry: CollectorRegistry, port: int,
-                  env: Mapping[str, str] | None = None) -> str | None:
-    """Serve ``registry`` on ``port`` in a daemon thread; returns the URL, None when off."""
+                  addr: str = "127.0.0.1") -> str | None:
+    """Serve ``registry`` on ``addr``:``port`` in a daemon thread; returns the URL, None when
+    off."""
     if port <= 0:
         return None
-    addr = (env if env is not None else os.environ).get(ENV_METRICS_ADDR, "127.0.0.1")
     try:
         start_http_server(port, addr=addr, registry=registry)
     except OSError as exc:

@@ -16,7 +16,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Connection
-from streams.kafka.names import CHANGES, CONSENT
+from streams.kafka.names import CHANGES, CONSENT, Topics
 from streams.kafka.wire import WireEncoder
 from streams.metrics import ConnectorMetrics
 from streams.policy.catalog import load_schema
@@ -28,6 +28,11 @@ SIS_TOPICS: Mapping[str, str] = {
 }
 
 OnDelivered = Callable[[], None]
+
+
+def sis_topics(topics: Topics) -> dict[str, str]:
+    """:data:`SIS_TOPICS` under the prefix of ``topics``."""
+    return {topics.name(topic): stem for topic, stem in SIS_TOPICS.items()}
 
 
 class PublishError(RuntimeError):

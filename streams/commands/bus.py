@@ -24,28 +24,21 @@ from streams.policy.contracts import (
     lock_contracts,
     review_contracts,
 )
-from streams.processor.app import (
-    ENV_SECRETS_FILE,
-    ProcessorSetupError,
-    apply_contracts,
-    run_processor,
-)
+from streams.processor.app import ProcessorSetupError, apply_contracts, run_processor
 from streams.processor.clock import ManualClock
 from streams.processor.dlq import TooManyInvalidError
 from streams.processor.loop import LoopStats
+from streams.settings import ENV_SECRETS_FILE
 
 DEFAULT_CONTRACTS = Path("deploy/contracts")
+ENV_CONTRACTS_DIR = "HALLPASS_CONTRACTS_DIR"
 F = TypeVar("F", bound=Callable[..., Any])
 
 contracts_dir_option = click.option(
     "--contracts", "contracts_dir", type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_CONTRACTS, show_default=True, envvar="HALLPASS_CONTRACTS_DIR",
+    default=DEFAULT_CONTRACTS, show_default=True, envvar=ENV_CONTRACTS_DIR,
     show_envvar=True, help="Directory of partner contracts (one YAML file per partner).",
 )
-
-
-def _secrets_file(ctx: Context, given: Path | None) -> Path:
-    return given or Path(ctx.env.get(ENV_SECRETS_FILE) or ctx.data_dir / "partner-secrets.json")
 
 
 def partner_secrets_option(help_text: str) -> Callable[[F], F]:
@@ -128,7 +121,7 @@ def register(group: click.Group) -> None:
         try:
             applied_contracts = apply_contracts(
                 ctx.connection(), contracts_dir, ctx.topics(),
-                secrets_file=_secrets_file(ctx, partner_secrets), note=progress,
+                secrets_file=ctx.secrets_file(partner_secrets), note=progress,
                 settings=ctx.topic_settings())
         except ProcessorSetupError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -183,7 +176,7 @@ def register(group: click.Group) -> None:
             progress(f"testing only: the clock is frozen at {frozen_clock} (not the wall clock)")
             clock = ManualClock(frozen_clock)
         registry = CollectorRegistry()
-        url = serve_metrics(registry, metrics_port, ctx.env)
+        url = serve_metrics(registry, metrics_port, ctx.settings.metrics_addr)
         if url:
             progress(f"metrics on {url}")
         started = time.monotonic()
@@ -199,7 +192,7 @@ def register(group: click.Group) -> None:
 
         try:
             stats, handler = run_processor(
-                ctx.connection(), contracts_dir, _secrets_file(ctx, partner_secrets),
+                ctx.connection(), contracts_dir, ctx.secrets_file(partner_secrets),
                 until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
                 metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock,
                 future_skew_ms=int(future_skew_hours * 3_600_000),

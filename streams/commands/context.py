@@ -1,45 +1,45 @@
-"""The object every subcommand receives: the data dir, the client security settings and, on
-demand, the connection."""
+"""The object every subcommand receives: the run's :class:`~streams.settings.Settings`,
+resolved once by the ``hallpass`` group, and on demand the connection they name."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from streams.config import Connection, resolve_connection
-from streams.kafka.names import Topics, topics_from
-from streams.policy.retention import TopicSettings, topic_settings_from
-from streams.security.client_settings import ClientSecurity
+from streams.config import Connection
+from streams.kafka.names import Topics
+from streams.policy.retention import TopicSettings
+from streams.settings import Settings
 
 
 class Context:
-    def __init__(self, data_dir: Path, security: ClientSecurity | None = None,
-                 topic_flags: dict[str, int | None] | None = None) -> None:
-        self.data_dir = data_dir
-        self.env = dict(os.environ)
-        self.security = security or ClientSecurity()
-        self._topic_flags = dict(topic_flags or {})
-        self._topic_settings: TopicSettings | None = None
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
 
     def topic_settings(self) -> TopicSettings:
         """Replication, min.insync.replicas and retentions of the topics the bus creates: the
         global flags, else HALLPASS_REPLICATION_FACTOR and the like, else the defaults (the
-        cluster's replication); resolved once."""
-        if self._topic_settings is None:
-            self._topic_settings = topic_settings_from(self.env, self._topic_flags)
-        return self._topic_settings
+        cluster's replication)."""
+        return self.settings.topic_settings
 
     def connection(self) -> Connection:
         """The bus, as the principal of the given client settings (else the local stack's
         admin, for a stack started with ``hallpass up --secure``)."""
-        given = self.security.properties() if self.security.given else None
-        return resolve_connection(self.env, self.data_dir, client_properties=given)
+        return self.settings.connection()
 
     def topics(self) -> Topics:
         """Topic names, under ``HALLPASS_TOPIC_PREFIX`` when set."""
-        return topics_from(self.env)
+        return self.settings.topics
+
+    def secrets_file(self, given: Path | None = None) -> Path:
+        """The partners' pseudonym secrets: ``--partner-secrets``, else
+        ``HALLPASS_PARTNER_SECRETS_FILE``, else ``<data dir>/partner-secrets.json``."""
+        return given or self.settings.secrets_file
 
 
 pass_context = click.make_pass_decorator(Context)

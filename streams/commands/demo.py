@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 from prometheus_client import CollectorRegistry
 
+from streams.commands.bus import ENV_CONTRACTS_DIR
 from streams.commands.context import Context, pass_context, progress
+from streams.kafka.names import CONSENT
 from streams.metrics import metrics_port_option, serve_metrics
 
 CONTRACTS = Path("deploy/contracts")
@@ -20,7 +22,7 @@ def register(group: click.Group) -> None:
     @click.option("--days", type=int, default=20, show_default=True)
     @click.option("--seed", type=int, default=2014, show_default=True)
     @click.option("--contracts", "contracts_dir", type=click.Path(path_type=Path),
-                  default=CONTRACTS, show_default=True)
+                  default=CONTRACTS, show_default=True, envvar=ENV_CONTRACTS_DIR)
     @metrics_port_option(default=9464)
     @pass_context
     def demo(ctx: Context, students: int, days: int, seed: int, contracts_dir: Path,
@@ -35,26 +37,28 @@ def register(group: click.Group) -> None:
         from connectors.partner.auditor import read_disclosures
         from connectors.partner.vendor import VendorCopy, sync_partner_topic
         from connectors.simulation.stream import simulate
-        from connectors.source.publisher import EventPublisher
+        from connectors.source.publisher import EventPublisher, sis_topics
         from streams.processor.app import apply_contracts, run_processor
 
         conn = ctx.connection()
-        secrets_file = ctx.data_dir / "partner-secrets.json"
+        topics = ctx.topics()
+        secrets_file = ctx.secrets_file()
         click.echo(f"== bus: Kafka {conn.bootstrap_servers}, registry {conn.schema_registry_url}")
         click.echo("== 1. contracts apply")
-        for applied in apply_contracts(conn, contracts_dir, secrets_file=secrets_file,
-                                       note=progress):
+        for applied in apply_contracts(conn, contracts_dir, topics, secrets_file=secrets_file,
+                                       note=progress, settings=ctx.topic_settings()):
             click.echo(f"   {applied.partner:<18} -> {applied.topic} (view schema id "
                        f"{applied.schema_id}, {applied.fields} fields)")
 
         click.echo(f"== 2. simulate {students} students, 2 districts, {days} school days")
-        publisher = EventPublisher(conn)
+        publisher = EventPublisher(conn, sis_topics(topics))
         counts: dict[str, int] = {}
         sample_student = None
         for event in simulate(students, seed, days, districts=2):
-            publisher.publish(event.topic, event.key, event.value)
-            counts[event.topic] = counts.get(event.topic, 0) + 1
-            if sample_student is None and event.topic == "consent.events" and \
+            topic = topics.name(event.topic)
+            publisher.publish(topic, event.key, event.value)
+            counts[topic] = counts.get(topic, 0) + 1
+            if sample_student is None and event.topic == CONSENT and \
                     event.value.get("kind") == "GRANT":
                 sample_student = event.key
         report = publisher.close()
@@ -63,20 +67,21 @@ def register(group: click.Group) -> None:
 
         click.echo("== 3. process until idle (exactly once)")
         registry = CollectorRegistry()
-        url = serve_metrics(registry, metrics_port, ctx.env)
+        url = serve_metrics(registry, metrics_port, ctx.settings.metrics_addr)
         if url:
             click.echo(f"   processor metrics on {url} while it runs (scrape config: "
                        "deploy/prometheus/prometheus.yml; a long-running `hallpass process "
                        "--metrics-port 9464` serves them for good)")
         stats, handler = run_processor(conn, contracts_dir, secrets_file,
                                        until_idle=True, worker=0, note=progress,
-                                       metrics=registry if url else None)
+                                       metrics=registry if url else None, topics=topics,
+                                       topic_settings=ctx.topic_settings())
         if url:
             consumed = registry.get_sample_value(
-                "hallpass_processor_events_consumed_total", {"topic": "sis.student.changes"})
+                "hallpass_processor_events_consumed_total", {"topic": topics.changes})
             p99 = _quantile(registry, "hallpass_processor_latency_seconds", 0.99)
             click.echo(f"   metrics: hallpass_processor_events_consumed_total"
-                       f"{{topic=\"sis.student.changes\"}} {consumed:.0f}; publish-to-commit p99 "
+                       f"{{topic=\"{topics.changes}\"}} {consumed:.0f}; publish-to-commit p99 "
                        f"<= {p99} s (the events waited for the processor to start)")
         c = handler.counters
         click.echo(f"   {stats.consumed} events in {stats.transactions} transactions: "
@@ -114,8 +119,8 @@ def register(group: click.Group) -> None:
 
         source = KafkaOffsets(conn)
         try:
-            lag = LagSampler(LagTracker(ctx.topics(), window=1)).sample(
-                source, GroupSelection((ctx.topics().processor_group, "*-demo-vendor")))
+            lag = LagSampler(LagTracker(topics, window=1)).sample(
+                source, GroupSelection((topics.processor_group, "*-demo-vendor")))
         finally:
             source.close()
         for line in report_table(lag).splitlines():
@@ -123,7 +128,7 @@ def register(group: click.Group) -> None:
 
         if sample_student:
             click.echo(f"== 6. disclosure report of student {sample_student} (FERPA 99.32)")
-            for row in read_disclosures(conn, sample_student)[-6:]:
+            for row in read_disclosures(conn, sample_student, topics.audit)[-6:]:
                 fields = ", ".join(row["fields"][:6]) + (" ..." if len(row["fields"]) > 6 else "")
                 click.echo(f"   {row['partner']:<16} {row['decision']:<9} "
                            f"v{row['contract_version']} {'/'.join(row['legal_basis']) or '-':<24}"

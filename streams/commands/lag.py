@@ -111,7 +111,7 @@ def register(group: click.Group) -> None:
             selection=GroupSelection(groups), note=progress)
         registry = CollectorRegistry()
         registry.register(LagCollector(lambda: exporter.latest))
-        url = serve_metrics(registry, metrics_port, ctx.env)
+        url = serve_metrics(registry, metrics_port, ctx.settings.metrics_addr)
         which = ", ".join(groups) if groups else "every consumer group"
         progress(f"lag exporter: metrics on {url}; sampling {which} on "
                  f"{conn.bootstrap_servers} every {interval:g}s")

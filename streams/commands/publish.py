@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from connectors.source.config import SourceConfig
 from connectors.source.rejects import Reject
 from streams.commands.context import Context, pass_context, progress
-from streams.kafka.names import CHANGES, CONSENT
+from streams.kafka.names import CONSENT
 from streams.metrics import ConnectorMetrics, metrics_port_option, serve_metrics
 from streams.security.client_settings import read_properties
 
@@ -47,7 +47,7 @@ class Progress:
 
 def _connector_metrics(ctx: Context, connector: str, port: int) -> ConnectorMetrics:
     registry = CollectorRegistry()
-    url = serve_metrics(registry, port, ctx.env)
+    url = serve_metrics(registry, port, ctx.settings.metrics_addr)
     if url:
         progress(f"metrics on {url}")
     return ConnectorMetrics(registry, connector)
@@ -92,7 +92,7 @@ def register(group: click.Group) -> None:
         """
         from connectors.oneroster import OneRosterPackageError, read_package
         from connectors.oneroster.publish import publish_result
-        from connectors.source.publisher import EventPublisher, PublishError
+        from connectors.source.publisher import EventPublisher, PublishError, sis_topics
         from connectors.source.state import SourceStateStore
 
         config = _source_config(source_file)
@@ -111,11 +111,12 @@ def register(group: click.Group) -> None:
             except OneRosterPackageError as exc:
                 raise click.ClickException(str(exc)) from exc
             _report_read(result, metrics)
-            publisher = EventPublisher(ctx.connection(), metrics=metrics)
+            topics = ctx.topics()
+            publisher = EventPublisher(ctx.connection(), sis_topics(topics), metrics=metrics)
             meter = Progress("publishing")
             try:
                 outcome = publish_result(
-                    result, store, publisher, CHANGES,
+                    result, store, publisher, topics.changes,
                     max_share=config.withdrawal_max_share,
                     confirm_withdrawals=confirm_withdrawals, tick=meter.tick,
                     on_unchanged=metrics.unchanged,
@@ -218,7 +219,7 @@ def register_simulate(group: click.Group) -> None:
         source when --consent-client-properties names its principal."""
         from connectors.oneroster.writer import write_oneroster_package
         from connectors.simulation.stream import simulate as simulated_events
-        from connectors.source.publisher import EventPublisher, PublishError
+        from connectors.source.publisher import EventPublisher, PublishError, sis_topics
 
         if oneroster_out is not None:
             summary = write_oneroster_package(students, oneroster_out, seed=seed,
@@ -229,12 +230,13 @@ def register_simulate(group: click.Group) -> None:
             return
         metrics = _connector_metrics(ctx, "simulator", metrics_port)
         conn = ctx.connection()
-        publisher = EventPublisher(conn, metrics=metrics)
+        topics = ctx.topics()
+        publisher = EventPublisher(conn, sis_topics(topics), metrics=metrics)
         consent_publisher = publisher
         if consent_client_properties is not None:
             consent_conn = dataclasses.replace(conn, client_properties=read_properties(
                 consent_client_properties, "consent client properties file"))
-            consent_publisher = EventPublisher(consent_conn, metrics=metrics)
+            consent_publisher = EventPublisher(consent_conn, sis_topics(topics), metrics=metrics)
         meter = Progress("publishing simulated events")
         counts: dict[str, int] = {}
         try:
@@ -243,8 +245,9 @@ def register_simulate(group: click.Group) -> None:
             ):
                 metrics.read()
                 target = consent_publisher if event.topic == CONSENT else publisher
-                target.publish(event.topic, event.key, event.value)
-                counts[event.topic] = counts.get(event.topic, 0) + 1
+                topic = topics.name(event.topic)
+                target.publish(topic, event.key, event.value)
+                counts[topic] = counts.get(topic, 0) + 1
                 meter.tick(done)
             report = publisher.close()
             if consent_publisher is not publisher:
@@ -318,7 +321,7 @@ def register_edfi(publish: click.Group) -> None:
             load_tables,
         )
         from connectors.oneroster.publish import publish_result
-        from connectors.source.publisher import EventPublisher, PublishError
+        from connectors.source.publisher import EventPublisher, PublishError, sis_topics
         from connectors.source.state import SourceStateStore
 
         config = _edfi_source_config(source_file)
@@ -343,10 +346,11 @@ def register_edfi(publish: click.Group) -> None:
             except EdFiLoadError as exc:
                 raise click.ClickException(str(exc)) from exc
             _report_read(result, metrics)
-            publisher = EventPublisher(ctx.connection(), metrics=metrics)
+            topics = ctx.topics()
+            publisher = EventPublisher(ctx.connection(), sis_topics(topics), metrics=metrics)
             meter = Progress("publishing")
             try:
-                outcome = publish_result(result, store, publisher, CHANGES, tick=meter.tick,
+                outcome = publish_result(result, store, publisher, topics.changes, tick=meter.tick,
                                          on_unchanged=metrics.unchanged)
             except PublishError as exc:
                 raise click.ClickException(str(exc)) from exc

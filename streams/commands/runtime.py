@@ -7,14 +7,13 @@ import json
 import click
 
 from streams.commands.context import Context, pass_context, progress
-from streams.config import external_connection
 from streams.local.stack import LocalStack, Ports, describe
 
 
 def _stack(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
            secure: bool = False, tls: bool = False) -> LocalStack:
     return LocalStack(
-        ctx.data_dir, env=ctx.env, progress=progress,
+        ctx.data_dir, env=ctx.settings.local_env, progress=progress,
         ports=Ports(kafka=kafka_port, controller=controller_port, registry=registry_port),
         secure=secure, tls=tls,
     )
@@ -55,7 +54,7 @@ def register(group: click.Group) -> None:
         With HALLPASS_BOOTSTRAP_SERVERS and HALLPASS_SCHEMA_REGISTRY_URL set, hallpass uses
         that cluster and starts nothing.
         """
-        external = external_connection(ctx.env)
+        external = ctx.settings.external_connection()
         if external is not None:
             click.echo("using the existing cluster named by the environment; starting nothing")
             click.echo(f"Kafka            {external.bootstrap_servers}")
@@ -75,7 +74,7 @@ def register(group: click.Group) -> None:
     @pass_context
     def down(ctx: Context) -> None:
         """Stop the local broker and registry started by `hallpass up` (data is kept)."""
-        if not LocalStack(ctx.data_dir, env=ctx.env, progress=progress).down():
+        if not LocalStack(ctx.data_dir, env=ctx.settings.local_env, progress=progress).down():
             raise click.ClickException(
                 f"nothing is running from {ctx.data_dir}: there is nothing to stop "
                 "(start it with `hallpass up`, or pass the --data-dir it was started with)"
@@ -87,7 +86,7 @@ def register(group: click.Group) -> None:
     @pass_context
     def status(ctx: Context, as_json: bool) -> None:
         """Say what runs: the broker and registry, their addresses, pids and memory."""
-        external = external_connection(ctx.env)
+        external = ctx.settings.external_connection()
         if external is not None:
             info: dict[str, object] = {
                 "running": True, "external": True,
@@ -95,7 +94,7 @@ def register(group: click.Group) -> None:
                 "schema_registry_url": external.schema_registry_url,
             }
         else:
-            info = LocalStack(ctx.data_dir, env=ctx.env).status()
+            info = LocalStack(ctx.data_dir, env=ctx.settings.local_env).status()
         if as_json:
             click.echo(json.dumps(info, indent=2))
             return

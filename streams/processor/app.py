@@ -42,8 +42,6 @@ from streams.processor.handlers import BusHandler, Codecs, HandlerSettings, Part
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
 from streams.processor.state import Tables, fingerprint_key, fingerprint_value
 
-ENV_SECRETS_FILE = "HALLPASS_PARTNER_SECRETS_FILE"
-
 
 class ProcessorSetupError(RuntimeError):
     """The processor cannot start; the message says what to do."""

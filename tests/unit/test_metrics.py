@@ -160,8 +160,8 @@ def test_a_taken_port_is_a_clear_error() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(click.ClickException, match="--metrics-port"):
-            serve_metrics(CollectorRegistry(), port, {})
+            serve_metrics(CollectorRegistry(), port)
 
 
 def test_port_zero_serves_nothing() -> None:
-    assert serve_metrics(CollectorRegistry(), 0, {}) is None
+    assert serve_metrics(CollectorRegistry(), 0) is None
