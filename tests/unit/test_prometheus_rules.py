@@ -33,6 +33,7 @@ ALERTS = {
     "HallpassPartnerLagHigh",
     "HallpassPartnerGroupStalled",
     "HallpassProcessorDown",
+    "HallpassProcessorStalled",  # up, but no commit while its input lag grows (issue 15)
     "HallpassDeadLettersIncreasing",
     "HallpassRejectedRowsIncreasing",
     "HallpassProcessingLatencyHigh",
