@@ -41,6 +41,7 @@ from streams.processor.clock import Clock
 from streams.processor.handlers import BusHandler, Codecs, HandlerSettings, PartnerRoute
 from streams.processor.loop import LoopSettings, LoopStats, ProcessorLoop
 from streams.processor.state import Tables, fingerprint_key, fingerprint_value
+from streams.security.client_settings import check_private
 
 
 class ProcessorSetupError(RuntimeError):
@@ -127,6 +128,7 @@ def apply_contracts(conn: Connection, contracts_dir: Path,
 def _read_secrets(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
+    check_private(path, "pseudonym secrets file")
     try:
         found = json.loads(path.read_text())
         if not isinstance(found, dict):

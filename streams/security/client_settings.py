@@ -44,8 +44,15 @@ class ClientSettingsError(ValueError):
     """The client security settings cannot be used; the message says what to do."""
 
 
+#: permission bits a secret-holding file must not have: any for others, write for its group
+_NOT_PRIVATE = 0o037
+
+
 def check_private(path: Path, what: str) -> None:
-    """Refuse a secret-holding file that its group or others may read or write."""
+    """Refuse a secret-holding file that others may read or write, or its group may write.
+
+    Group read is accepted: Kubernetes mounts Secrets as 0440 (or 0640) with the pod's
+    ``fsGroup``, the group of that pod's processes only."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError as exc:
@@ -54,9 +61,9 @@ def check_private(path: Path, what: str) -> None:
         raise ClientSettingsError(f"{what} {path} cannot be read: {exc.strerror}") from exc
     if not stat.S_ISREG(mode):
         raise ClientSettingsError(f"{what} {path} is not a regular file")
-    if mode & 0o077:
+    if mode & _NOT_PRIVATE:
         raise ClientSettingsError(
-            f"{what} {path} is readable by its group or by others (mode "
+            f"{what} {path} is readable by others or writable by its group (mode "
             f"{stat.S_IMODE(mode):03o}); it holds a secret: run `chmod 600 {path}` and retry"
         )
 

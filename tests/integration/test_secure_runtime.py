@@ -71,7 +71,7 @@ def test_a_readable_client_properties_file_is_refused(secure_bus: SecureBus,
 def test_a_readable_password_file_is_refused(secure_stack: SecureStack, tmp_path: Path) -> None:
     password = tmp_path / "pw"
     password.write_text("a-long-enough-password\n")
-    password.chmod(0o640)
+    password.chmod(0o644)
     added = secure_stack.hallpass("users", "add", "someone", "--password-file", str(password),
                                   check=False)
     assert added.returncode == 1 and f"chmod 600 {password}" in added.stderr

@@ -47,7 +47,16 @@ def test_written_files_are_private_from_the_start(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600 and path.read_text() == "x=2\n"
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o440, 0o640])
+def test_a_file_only_its_owner_and_group_read_is_accepted(tmp_path: Path, mode: int) -> None:
+    """0440 with fsGroup is how Kubernetes mounts a Secret into a pod."""
+    path = private(tmp_path / "vendor.properties", "security.protocol=SASL_SSL\n"
+                   "sasl.username=v\nsasl.password=x\n")
+    path.chmod(mode)
+    assert ClientSecurity(properties_file=path).properties()["sasl.password"] == "x"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o660, 0o444, 0o620])
 def test_a_file_others_can_read_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
     path = private(tmp_path / "vendor.properties", "sasl.password=x\n")
     path.chmod(mode)
