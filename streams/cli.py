@@ -10,15 +10,13 @@ import click
 
 from streams.commands import register_all
 from streams.commands.context import Context
-from streams.config import ENV_DATA_DIR, NotConfiguredError
-from streams.kafka.read_to_end import TopicUnreadableError
-from streams.kafka.wire import RegistryAccessError, access_refused
-from streams.local.errors import RuntimeProblem
+from streams.config import ENV_DATA_DIR
+from streams.errors import HallpassError
+from streams.kafka.wire import access_refused
 from streams.policy.retention import (
     ENV_MIN_INSYNC_REPLICAS,
     ENV_REPLICATION_FACTOR,
     ENV_TOMBSTONE_RETENTION_DAYS,
-    TopicSettingsError,
 )
 from streams.security.client_settings import (
     ENV_CLIENT_PROPERTIES,
@@ -30,14 +28,8 @@ from streams.security.client_settings import (
     SASL_MECHANISMS,
     SECURITY_PROTOCOLS,
     ClientSecurity,
-    ClientSettingsError,
 )
 from streams.settings import settings_from
-
-#: Failures a user can act on: printed as one clear message, exit status 1, no traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    RuntimeProblem, NotConfiguredError, ClientSettingsError, TopicUnreadableError,
-    TopicSettingsError, RegistryAccessError)
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 #: Client security settings of every command. There is no password flag: a password on a
@@ -70,10 +62,14 @@ def _security_options(fn: click.decorators.FC) -> click.decorators.FC:
 
 
 class HallpassGroup(click.Group):
+    """Renders every failure a user can act on once, here: a :class:`HallpassError` (or a
+    registry refusal from any registry client) is one ``Error: ...`` line, exit status 1, no
+    traceback."""
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except HallpassError as exc:
             raise click.ClickException(str(exc)) from exc
         except Exception as exc:
             refused = access_refused(exc)  # a registry refusal from any registry client

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.errors import HallpassError
 from streams.security.client_settings import (
     ClientSettingsError,
     read_properties,
@@ -37,7 +38,7 @@ DEFAULT_DATA_DIR = ".hallpass"
 RUNTIME_STATE_FILE = "runtime.json"
 
 
-class NotConfiguredError(RuntimeError):
+class NotConfiguredError(HallpassError, RuntimeError):
     """No bus to talk to: neither the environment nor a running local stack names one."""
 
 

@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from streams.errors import HallpassError
+
 log = logging.getLogger("hallpass.metrics")
 
 ENV_METRICS_PORT = "HALLPASS_METRICS_PORT"
@@ -31,6 +33,10 @@ ENV_METRICS_ADDR = "HALLPASS_METRICS_ADDR"
 #: values are the norm and tens of seconds mean a backlog
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class MetricsPortError(HallpassError):
+    """Metrics cannot be served on the port asked for."""
 
 
 def metrics_port_option(default: int) -> Callable[[Any], Any]:
@@ -52,7 +58,7 @@ def serve_metrics(registry: CollectorRegistry, port: int,
     try:
         start_http_server(port, addr=addr, registry=registry)
     except OSError as exc:
-        raise click.ClickException(
+        raise MetricsPortError(
             f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc}. Choose another "
             f"port with --metrics-port (or ${ENV_METRICS_PORT}; 0 turns metrics off)."
         ) from exc

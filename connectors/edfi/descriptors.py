@@ -15,11 +15,13 @@ from typing import Any
 
 import yaml
 
+from streams.errors import HallpassError
+
 DEFAULT_TABLE = Path(__file__).with_name("descriptors.yaml")
 _PASSTHROUGH = "_passthrough"
 
 
-class DescriptorTableError(ValueError):
+class DescriptorTableError(HallpassError, ValueError):
     """The descriptor table is unusable; the message says where and why."""
 
 

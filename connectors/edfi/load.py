@@ -52,6 +52,7 @@ from connectors.source.rejects import (
     write_rejects,
 )
 from connectors.source.state import SourceStateStore, fingerprint
+from streams.errors import HallpassError
 from streams.policy.catalog import load_schema
 
 _EVENT_ID_NAMESPACE: Final[uuid.UUID] = uuid.UUID("0b8f3e0c-5d21-4f6a-9a0e-ed0f1ed0f1e5")
@@ -65,7 +66,7 @@ DEFAULT_KEY_RULE: Final[KeyRule] = KeyRule("StudentUniqueId", "state_id")
 ProgressFn = Callable[[str], None]
 
 
-class EdFiLoadError(ValueError):
+class EdFiLoadError(HallpassError, ValueError):
     """The load cannot be read at all (no such path, no XML file in it)."""
 
 

@@ -21,6 +21,7 @@ from typing import IO, Final, Literal
 
 from connectors.oneroster.columns import KNOWN_FILES, VERSIONS, Version
 from connectors.source.rejects import WHOLE_ROW, Reject
+from streams.errors import HallpassError
 
 Mode = Literal["bulk", "delta"]
 FileMode = Literal["bulk", "delta", "absent"]
@@ -28,7 +29,7 @@ _FILE_MODES: Final[Mapping[str, FileMode]] = {"bulk": "bulk", "delta": "delta", 
 MANIFEST: Final = "manifest.csv"
 
 
-class OneRosterPackageError(Exception):
+class OneRosterPackageError(HallpassError):
     """The package cannot be read at all; nothing from it may be published.
 
     The message says what is wrong and what to do about it.

@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from streams.errors import HallpassError
 from streams.policy.catalog import field_catalog, load_schema
 
 #: What a student key can be; recorded in the event as ``student_id_type``.
@@ -58,7 +59,7 @@ _TOP_KEYS: Final[frozenset[str]] = frozenset(
 )
 
 
-class SourceConfigError(ValueError):
+class SourceConfigError(HallpassError, ValueError):
     """The source configuration is unusable; the message is ``file: key: reason``."""
 
 

@@ -16,6 +16,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Connection
+from streams.errors import HallpassError
 from streams.kafka.names import CHANGES, CONSENT, Topics
 from streams.kafka.wire import WireEncoder
 from streams.metrics import ConnectorMetrics
@@ -35,7 +36,7 @@ def sis_topics(topics: Topics) -> dict[str, str]:
     return {topics.name(topic): stem for topic, stem in SIS_TOPICS.items()}
 
 
-class PublishError(RuntimeError):
+class PublishError(HallpassError, RuntimeError):
     """Not everything was acknowledged; ``report`` says how much was."""
 
     def __init__(self, message: str, report: DeliveryReport) -> None:

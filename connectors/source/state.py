@@ -38,6 +38,8 @@ from typing import Any, Self
 
 import orjson
 
+from streams.errors import HallpassError
+
 #: Envelope fields left out of the fingerprint: they differ between two exports of the same data.
 VOLATILE_FIELDS: frozenset[str] = frozenset({"event_id", "occurred_at"})
 
@@ -137,6 +139,10 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+class SourceStateError(HallpassError):
+    """The state store cannot be opened; the message names it."""
+
+
 class SourceStateStore:
     """The state of one source in a sqlite3 file (see the module doc).
 
@@ -159,10 +165,18 @@ class SourceStateStore:
 
     def __init__(self, path: Path) -> None:
         self._path = Path(path)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
-        self._conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self._path, check_same_thread=False,
+                                         isolation_level=None)
+            self._create()
+        except (OSError, sqlite3.Error) as exc:
+            raise SourceStateError(f"cannot open the state store {self._path}: {exc}; check "
+                                   "the path and its permissions") from exc
+
+    def _create(self) -> None:
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")

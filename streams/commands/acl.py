@@ -17,31 +17,23 @@ from streams.commands.bus import contracts_dir_option
 from streams.commands.context import Context, pass_context, progress
 from streams.kafka.names import Topics
 from streams.policy.catalog import field_catalog, load_schema
-from streams.policy.contracts import Contract, ContractsInvalidError, load_contracts
-from streams.security.acl_plan import AclPlanError, AclRule, plan_acls
+from streams.policy.contracts import Contract, load_contracts
+from streams.security.acl_plan import AclRule, plan_acls
 
 COLUMNS = ("PRINCIPAL", "RESOURCE", "PATTERN", "OPERATION")
 
 
 def load_checked_contracts(directory: Path) -> list[Contract]:
-    """The valid contracts of ``directory``; every problem becomes one clear CLI error."""
+    """The valid contracts of ``directory`` (each problem of an invalid one is reported by
+    the CLI group)."""
     if not directory.is_dir():
         raise click.ClickException(f"{directory}: no such directory of contracts")
-    try:
-        return load_contracts(directory, field_catalog(load_schema("student_record_changed")))
-    except ContractsInvalidError as exc:
-        raise click.ClickException(f"invalid contracts in {directory}:\n{exc}") from exc
+    return load_contracts(directory, field_catalog(load_schema("student_record_changed")))
 
 
 def planned_acls(contracts_dir: Path, topics: Topics) -> list[AclRule]:
-    """The ACL plan of the contracts in ``contracts_dir``, or a clear CLI error."""
-    contracts = load_checked_contracts(contracts_dir)
-    try:
-        return plan_acls(contracts, topics)
-    except AclPlanError as exc:
-        raise click.ClickException(
-            f"the contracts in {contracts_dir} cannot be kept apart:\n{exc}"
-        ) from exc
+    """The ACL plan of the contracts in ``contracts_dir``."""
+    return plan_acls(load_checked_contracts(contracts_dir), topics)
 
 
 def format_plan(rules: Sequence[AclRule]) -> str:

@@ -18,15 +18,13 @@ from streams.metrics import metrics_port_option, serve_metrics
 from streams.policy.catalog import field_catalog, load_schema
 from streams.policy.consent import ConsentEvent, ConsentKind
 from streams.policy.contracts import (
-    ContractsInvalidError,
     check_contracts,
     contract_files,
     lock_contracts,
     review_contracts,
 )
-from streams.processor.app import ProcessorSetupError, apply_contracts, run_processor
+from streams.processor.app import apply_contracts, run_processor
 from streams.processor.clock import ManualClock
-from streams.processor.dlq import TooManyInvalidError
 from streams.processor.loop import LoopStats
 from streams.settings import ENV_SECRETS_FILE
 
@@ -88,11 +86,7 @@ def register(group: click.Group) -> None:
         lock with the contract. A version already locked with other fields is refused: bump
         its `version` first."""
         catalog = field_catalog(load_schema("student_record_changed"))
-        try:
-            results = lock_contracts(directory, catalog, partner)
-        except ContractsInvalidError as exc:
-            raise click.ClickException(f"cannot lock the contracts in {directory}:\n{exc}") \
-                from exc
+        results = lock_contracts(directory, catalog, partner)
         if partner is not None and not results:
             raise click.ClickException(f"no contract of partner {partner!r} in {directory}")
         for result in results:
@@ -118,13 +112,10 @@ def register(group: click.Group) -> None:
         topics plan` shows; existing topics whose settings differ are reported, see `hallpass
         topics check`) and register the partner's view schema, derived from its contract,
         under the topic's value subject; make and record the partners' pseudonym secrets."""
-        try:
-            applied_contracts = apply_contracts(
-                ctx.connection(), contracts_dir, ctx.topics(),
-                secrets_file=ctx.secrets_file(partner_secrets), note=progress,
-                settings=ctx.topic_settings())
-        except ProcessorSetupError as exc:
-            raise click.ClickException(str(exc)) from exc
+        applied_contracts = apply_contracts(
+            ctx.connection(), contracts_dir, ctx.topics(),
+            secrets_file=ctx.secrets_file(partner_secrets), note=progress,
+            settings=ctx.topic_settings())
         for applied in applied_contracts:
             click.echo(f"{applied.partner:<20} {applied.topic:<40} schema id "
                        f"{applied.schema_id:<4} {applied.fields} fields")
@@ -190,15 +181,12 @@ def register(group: click.Group) -> None:
                 progress(f"processed {stats.consumed} events ({rate:.0f}/s), "
                          f"{stats.produced} records out")
 
-        try:
-            stats, handler = run_processor(
-                ctx.connection(), contracts_dir, ctx.secrets_file(partner_secrets),
-                until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
-                metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock,
-                future_skew_ms=int(future_skew_hours * 3_600_000),
-                topic_settings=ctx.topic_settings())
-        except (ProcessorSetupError, TooManyInvalidError) as exc:
-            raise click.ClickException(str(exc)) from exc
+        stats, handler = run_processor(
+            ctx.connection(), contracts_dir, ctx.secrets_file(partner_secrets),
+            until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
+            metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock,
+            future_skew_ms=int(future_skew_hours * 3_600_000),
+            topic_settings=ctx.topic_settings())
         elapsed = time.monotonic() - started
         counters = handler.counters
         busy = max(stats.last_commit_at - stats.first_batch_at, 1e-9)

@@ -10,8 +10,8 @@ import click
 from streams.commands.acl import load_checked_contracts
 from streams.commands.bus import contracts_dir_option
 from streams.commands.context import Context, pass_context
-from streams.security.acl_plan import DEFAULT_ROLES, AclPlanError
-from streams.security.strimzi import StrimziRenderError, StrimziTarget, render_strimzi
+from streams.security.acl_plan import DEFAULT_ROLES
+from streams.security.strimzi import StrimziTarget, render_strimzi
 
 DEFAULT_K8S_DIR = Path("deploy/k8s")
 
@@ -53,11 +53,8 @@ def strimzi(ctx: Context, out_dir: Path, contracts_dir: Path, cluster: str,
     if replicas is not None:
         settings = dataclasses.replace(settings, replication_factor=replicas)
     target = StrimziTarget(cluster, namespace, partitions, settings)
-    try:
-        files = render_strimzi(contracts, ctx.topics(), DEFAULT_ROLES, target,
-                               source=contracts_dir.as_posix())
-    except (AclPlanError, StrimziRenderError) as exc:
-        raise click.ClickException(f"cannot render the Strimzi manifests:\n{exc}") from exc
+    files = render_strimzi(contracts, ctx.topics(), DEFAULT_ROLES, target,
+                           source=contracts_dir.as_posix())
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         path = out_dir / name

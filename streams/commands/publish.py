@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,39 +89,29 @@ def register(group: click.Group) -> None:
         Bad rows are rejected (file:line:column: reason) into <PATH>.rejects.csv; tolerated
         problems (unknown columns, bad optional values) go to <PATH>.warnings.csv.
         """
-        from connectors.oneroster import OneRosterPackageError, read_package
+        from connectors.oneroster import read_package
         from connectors.oneroster.publish import publish_result
-        from connectors.source.publisher import EventPublisher, PublishError, sis_topics
+        from connectors.source.publisher import EventPublisher, sis_topics
         from connectors.source.state import SourceStateStore
 
         config = _source_config(source_file)
         if district:
             config = dataclasses.replace(config, district_id=district)
         metrics = _connector_metrics(ctx, "oneroster", metrics_port)
-        store_path = state_path or ctx.data_dir / "oneroster" / f"{config.source_id}.sqlite3"
+        store = SourceStateStore(
+            state_path or ctx.data_dir / "oneroster" / f"{config.source_id}.sqlite3")
         try:
-            store = SourceStateStore(store_path)
-        except (OSError, sqlite3.Error) as exc:
-            raise click.ClickException(f"cannot open the state store {store_path}: {exc}; "
-                                       "check the path and its permissions") from exc
-        try:
-            try:
-                result = read_package(path, config=config, store=store, progress=progress)
-            except OneRosterPackageError as exc:
-                raise click.ClickException(str(exc)) from exc
+            result = read_package(path, config=config, store=store, progress=progress)
             _report_read(result, metrics)
             topics = ctx.topics()
             publisher = EventPublisher(ctx.connection(), sis_topics(topics), metrics=metrics)
             meter = Progress("publishing")
-            try:
-                outcome = publish_result(
-                    result, store, publisher, topics.changes,
-                    max_share=config.withdrawal_max_share,
-                    confirm_withdrawals=confirm_withdrawals, tick=meter.tick,
-                    on_unchanged=metrics.unchanged,
-                )
-            except PublishError as exc:
-                raise click.ClickException(str(exc)) from exc
+            outcome = publish_result(
+                result, store, publisher, topics.changes,
+                max_share=config.withdrawal_max_share,
+                confirm_withdrawals=confirm_withdrawals, tick=meter.tick,
+                on_unchanged=metrics.unchanged,
+            )
         finally:
             store.close()
         click.echo(
@@ -219,7 +208,7 @@ def register_simulate(group: click.Group) -> None:
         source when --consent-client-properties names its principal."""
         from connectors.oneroster.writer import write_oneroster_package
         from connectors.simulation.stream import simulate as simulated_events
-        from connectors.source.publisher import EventPublisher, PublishError, sis_topics
+        from connectors.source.publisher import EventPublisher, sis_topics
 
         if oneroster_out is not None:
             summary = write_oneroster_package(students, oneroster_out, seed=seed,
@@ -239,21 +228,18 @@ def register_simulate(group: click.Group) -> None:
             consent_publisher = EventPublisher(consent_conn, sis_topics(topics), metrics=metrics)
         meter = Progress("publishing simulated events")
         counts: dict[str, int] = {}
-        try:
-            for done, event in enumerate(
-                simulated_events(students, seed, days, districts=districts), 1
-            ):
-                metrics.read()
-                target = consent_publisher if event.topic == CONSENT else publisher
-                topic = topics.name(event.topic)
-                target.publish(topic, event.key, event.value)
-                counts[topic] = counts.get(topic, 0) + 1
-                meter.tick(done)
-            report = publisher.close()
-            if consent_publisher is not publisher:
-                report.acknowledged += consent_publisher.close().acknowledged
-        except PublishError as exc:
-            raise click.ClickException(str(exc)) from exc
+        for done, event in enumerate(
+            simulated_events(students, seed, days, districts=districts), 1
+        ):
+            metrics.read()
+            target = consent_publisher if event.topic == CONSENT else publisher
+            topic = topics.name(event.topic)
+            target.publish(topic, event.key, event.value)
+            counts[topic] = counts.get(topic, 0) + 1
+            meter.tick(done)
+        report = publisher.close()
+        if consent_publisher is not publisher:
+            report.acknowledged += consent_publisher.close().acknowledged
         elapsed = meter.elapsed()
         click.echo(
             f"simulated {students} students over {days} days (seed {seed}): published "
@@ -314,14 +300,14 @@ def register_edfi(publish: click.Group) -> None:
         that are not Ed-Fi XML are rejected (file:line:element: reason, never a value) into
         <PATH>.rejects.csv; warnings go to <PATH>.warnings.csv.
         """
-        from connectors.edfi import EdFiLoadError, read_load
+        from connectors.edfi import read_load
         from connectors.edfi.descriptors import (
             DescriptorMap,
             DescriptorTableError,
             load_tables,
         )
         from connectors.oneroster.publish import publish_result
-        from connectors.source.publisher import EventPublisher, PublishError, sis_topics
+        from connectors.source.publisher import EventPublisher, sis_topics
         from connectors.source.state import SourceStateStore
 
         config = _edfi_source_config(source_file)
@@ -332,28 +318,18 @@ def register_edfi(publish: click.Group) -> None:
         except DescriptorTableError as exc:
             raise click.BadParameter(str(exc), param_hint="--descriptors") from exc
         metrics = _connector_metrics(ctx, "edfi", metrics_port)
-        store_path = state_path or ctx.data_dir / "edfi" / f"{config.source_id}.sqlite3"
+        store = SourceStateStore(
+            state_path or ctx.data_dir / "edfi" / f"{config.source_id}.sqlite3")
         try:
-            store = SourceStateStore(store_path)
-        except (OSError, sqlite3.Error) as exc:
-            raise click.ClickException(f"cannot open the state store {store_path}: {exc}; "
-                                       "check the path and its permissions") from exc
-        try:
-            try:
-                result, summary = read_load(
-                    path, config=config, store=store, descriptors=DescriptorMap(tables),
-                    as_of=as_of.date() if as_of else None, progress=progress)
-            except EdFiLoadError as exc:
-                raise click.ClickException(str(exc)) from exc
+            result, summary = read_load(
+                path, config=config, store=store, descriptors=DescriptorMap(tables),
+                as_of=as_of.date() if as_of else None, progress=progress)
             _report_read(result, metrics)
             topics = ctx.topics()
             publisher = EventPublisher(ctx.connection(), sis_topics(topics), metrics=metrics)
             meter = Progress("publishing")
-            try:
-                outcome = publish_result(result, store, publisher, topics.changes, tick=meter.tick,
-                                         on_unchanged=metrics.unchanged)
-            except PublishError as exc:
-                raise click.ClickException(str(exc)) from exc
+            outcome = publish_result(result, store, publisher, topics.changes,
+                                     tick=meter.tick, on_unchanged=metrics.unchanged)
         finally:
             store.close()
         click.echo(

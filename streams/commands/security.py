@@ -12,11 +12,10 @@ import click
 
 from streams.commands.bus import contracts_dir_option
 from streams.commands.context import Context, pass_context, progress
-from streams.security.acl_apply import AclApplyError, apply_plan, describe_rule
-from streams.security.client_settings import ClientSettingsError, read_secret_file
+from streams.security.acl_apply import apply_plan, describe_rule
+from streams.security.client_settings import read_secret_file
 from streams.security.users import (
     MECHANISM_NAME,
-    UserAdminError,
     list_users,
     remove_user,
     set_password,
@@ -44,11 +43,8 @@ def register(group: click.Group) -> None:
     @pass_context
     def users_add(ctx: Context, name: str, password_file: Path) -> None:
         """Create NAME's credential, or replace its password."""
-        try:
-            password = read_secret_file(password_file)
-            user = set_password(_admin_config(ctx), name, password)
-        except (UserAdminError, ClientSettingsError) as exc:
-            raise click.ClickException(str(exc)) from exc
+        password = read_secret_file(password_file)
+        user = set_password(_admin_config(ctx), name, password)
         click.echo(f"{MECHANISM_NAME} credential of User:{user} set")
 
     @users.command("remove")
@@ -58,25 +54,19 @@ def register(group: click.Group) -> None:
     @pass_context
     def users_remove(ctx: Context, name: str, force: bool) -> None:
         """Delete NAME's credential: it can no longer authenticate."""
-        try:
-            config = _admin_config(ctx)
-            if user_name(name) == config.get("sasl.username") and not force:
-                raise click.ClickException(
-                    f"{name} is the user this command runs as: removing it would lock you out "
-                    "(add --force if that is what you want)")
-            user = remove_user(config, name)
-        except UserAdminError as exc:
-            raise click.ClickException(str(exc)) from exc
+        config = _admin_config(ctx)
+        if user_name(name) == config.get("sasl.username") and not force:
+            raise click.ClickException(
+                f"{name} is the user this command runs as: removing it would lock you out "
+                "(add --force if that is what you want)")
+        user = remove_user(config, name)
         click.echo(f"{MECHANISM_NAME} credential of User:{user} removed")
 
     @users.command("list")
     @pass_context
     def users_list(ctx: Context) -> None:
         """Every user with a SCRAM credential."""
-        try:
-            found = list_users(_admin_config(ctx))
-        except UserAdminError as exc:
-            raise click.ClickException(str(exc)) from exc
+        found = list_users(_admin_config(ctx))
         for user, mechanisms in found.items():
             click.echo(f"User:{user:<30} {', '.join(mechanisms)}")
 
@@ -106,10 +96,7 @@ def acl_apply(ctx: Context, contracts_dir: Path, dry_run: bool) -> None:
     topics = ctx.topics()
     plan = planned_acls(contracts_dir, topics)
     contracts = load_checked_contracts(contracts_dir)
-    try:
-        result = apply_plan(ctx.connection(), plan, contracts, topics, dry_run=dry_run)
-    except AclApplyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = apply_plan(ctx.connection(), plan, contracts, topics, dry_run=dry_run)
     changes = result.changes
     verb = ("would add", "would remove") if dry_run else ("added", "removed")
     for rule in changes.add:

@@ -12,8 +12,10 @@ from collections.abc import Iterable, Iterator
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from streams.errors import HallpassError
 
-class TopicUnreadableError(RuntimeError):
+
+class TopicUnreadableError(HallpassError, RuntimeError):
     """The broker refuses to describe a topic (not authorized, or another error)."""
 
 

@@ -17,6 +17,8 @@ import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from streams.errors import HallpassError
+
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
@@ -25,7 +27,7 @@ class WireFormatError(ValueError):
     """Bytes that are not a Confluent-framed Avro record of a known schema."""
 
 
-class RegistryAccessError(RuntimeError):
+class RegistryAccessError(HallpassError, RuntimeError):
     """The schema registry refused this client (credentials, role or TLS trust): a setting
     to fix, never a bad record."""
 

@@ -33,6 +33,7 @@ from confluent_kafka import admin as kafka_admin
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Connection
+from streams.errors import HallpassError
 from streams.lag.model import TP, GroupSelection
 from streams.lag.tracker import GroupObservation, RecordAt, Snapshot
 
@@ -41,7 +42,7 @@ from streams.lag.tracker import GroupObservation, RecordAt, Snapshot
 READER_GROUP = "hallpass-lag-reader"
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(HallpassError, RuntimeError):
     """The cluster did not answer the group listing."""
 
 

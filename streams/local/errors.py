@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from streams.errors import HallpassError
+
 Progress = Callable[[str], None]
 
 
-class RuntimeProblem(RuntimeError):
+class RuntimeProblem(HallpassError, RuntimeError):
     """Something in the environment stops the local runtime; the message says what to do."""

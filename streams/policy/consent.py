@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, overload
 
+from streams.errors import HallpassError
 from streams.policy.catalog import CATEGORIES
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -60,7 +61,7 @@ _NO_PARTNER = frozenset({ConsentKind.ALL_OPT_OUT, ConsentKind.DIRECTORY_OPT_OUT}
 _HAS_CATEGORIES = frozenset({ConsentKind.GRANT, ConsentKind.REVOKE})
 
 
-class InvalidConsentEventError(ValueError):
+class InvalidConsentEventError(HallpassError, ValueError):
     """A consent event that breaks the ConsentChanged rules (e.g. a GRANT without categories)."""
 
 
@@ -318,14 +319,26 @@ class StudentConsentHistory:
             live_consent_categories=frozenset(c for c, u in live_until.items() if now_ms < u),
         )
 
-    def compact(self, horizon_ms: int) -> StudentConsentHistory:
-        """Drop the events that cannot change ``status_at(t, p)`` for any t >= horizon_ms."""
+    def compact(self, horizon_ms: int, *, keep_endings: bool = False) -> StudentConsentHistory:
+        """Drop the events that cannot change ``status_at(t, p)`` for any t >= horizon_ms.
+
+        ``keep_endings``: also keep, for each partner and category, the last grant or revoke
+        about it, even a grant that has expired, so that why a category has no consent
+        (revoked, expired or never given; ``streams.processor.decider.consent_endings``) is
+        also the same from the horizon on. Either way a late event (one dated before the
+        horizon) applied to the compacted history gives what it gives to the full one.
+        """
         seen_scopes: set[tuple[str, str | None]] = set()
         revoked_all: set[str] = set()
         revoked: set[tuple[str, str]] = set()
+        #: (partner, category) with a later grant or revoke about it, by the horizon
+        mentioned: set[tuple[str, str]] = set()
 
         def covered(partner: str, category: str) -> bool:
             return partner in revoked_all or (partner, category) in revoked
+
+        def said_later(partner: str, category: str) -> bool:
+            return partner in revoked_all or (partner, category) in mentioned
 
         kept: list[ConsentEvent] = []
         for event in reversed(self.events):
@@ -335,6 +348,8 @@ class StudentConsentHistory:
                     event.expires_at <= horizon_ms or event.expires_at <= event.effective_at
                 )
                 keep = not expired and not all(covered(partner, c) for c in event.categories)
+                if keep_endings and not keep:
+                    keep = not all(said_later(partner, c) for c in event.categories)
             elif event.kind is ConsentKind.REVOKE:
                 if event.categories:
                     keep = not all(covered(partner, c) for c in event.categories)
@@ -348,9 +363,12 @@ class StudentConsentHistory:
                 if event.kind is ConsentKind.REVOKE:
                     if event.categories:
                         revoked.update((partner, c) for c in event.categories)
+                        mentioned.update((partner, c) for c in event.categories)
                     else:
                         revoked_all.add(partner)
-                elif event.kind is not ConsentKind.GRANT:
+                elif event.kind is ConsentKind.GRANT:
+                    mentioned.update((partner, c) for c in event.categories)
+                else:
                     seen_scopes.add(_scope(event))
         if len(kept) == len(self.events):
             return self

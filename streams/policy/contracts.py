@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from streams.errors import HallpassError
 from streams.policy.catalog import CATEGORIES, SPECIAL_CATEGORIES, FieldInfo
 
 PARTNER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -157,7 +158,7 @@ class ContractError:
         )
 
 
-class ContractsInvalidError(ValueError):
+class ContractsInvalidError(HallpassError, ValueError):
     """Raised by :func:`load_contracts` when any contract has a problem."""
 
     def __init__(self, errors: list[ContractError]) -> None:

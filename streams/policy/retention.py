@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from streams.errors import HallpassError
 from streams.kafka.names import DEFAULT_TOPICS, Topics, TopicSpec
 
 ENV_REPLICATION_FACTOR = "HALLPASS_REPLICATION_FACTOR"
@@ -49,7 +50,7 @@ DAY_MS = 24 * HOUR_MS
 FOREVER = "-1"
 
 
-class TopicSettingsError(ValueError):
+class TopicSettingsError(HallpassError, ValueError):
     """A topic setting from the environment or a flag is not usable; the message says which."""
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.errors import HallpassError
 from streams.policy.catalog import FieldInfo, field_catalog
 from streams.policy.contracts import Basis, Contract, resolve_allowances
 
@@ -65,7 +66,7 @@ _ENVELOPE_SCHEMA: tuple[dict[str, Any], ...] = (
 )
 
 
-class ViewError(ValueError):
+class ViewError(HallpassError, ValueError):
     """A view schema that cannot be derived or compiled."""
 
 

@@ -20,6 +20,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from prometheus_client import CollectorRegistry
 
 from streams.config import Connection
+from streams.errors import HallpassError
 from streams.kafka.admin import describe_topics, ensure_topics, partition_counts
 from streams.kafka.names import DEFAULT_TOPICS, Topics, TopicSpec
 from streams.kafka.read_to_end import nonempty_from_start, read_to_end
@@ -44,7 +45,7 @@ from streams.processor.state import Tables, fingerprint_key, fingerprint_value
 from streams.security.client_settings import check_private
 
 
-class ProcessorSetupError(RuntimeError):
+class ProcessorSetupError(HallpassError, RuntimeError):
     """The processor cannot start; the message says what to do."""
 
 

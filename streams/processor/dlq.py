@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from streams.errors import HallpassError
 from streams.kafka.names import CHANGES_DLQ
 
 DLQ_TOPIC = CHANGES_DLQ
@@ -30,7 +31,7 @@ class InvalidMessage:
         ]
 
 
-class TooManyInvalidError(RuntimeError):
+class TooManyInvalidError(HallpassError, RuntimeError):
     """Most recent events are invalid: stop instead of dead-lettering everything."""
 
 

@@ -43,6 +43,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from streams.config import Connection
+from streams.errors import HallpassError
 from streams.kafka.admin import ensure_topics
 from streams.kafka.names import Topics
 from streams.kafka.read_to_end import nonempty_from_start, read_to_end
@@ -69,7 +70,7 @@ _KIND = {TOPIC: ResourceType.TOPIC, GROUP: ResourceType.GROUP,
 _KIND_NAME = {kind: name for name, kind in _KIND.items()}
 
 
-class AclApplyError(RuntimeError):
+class AclApplyError(HallpassError, RuntimeError):
     """The broker refused to list or change ACLs; the message says what to do."""
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
+from streams.errors import HallpassError
 from streams.kafka.names import DEFAULT_TOPICS, Topics
 from streams.policy.contracts import Contract
 
@@ -108,7 +109,7 @@ class Roles:
 DEFAULT_ROLES = Roles()
 
 
-class AclPlanError(ValueError):
+class AclPlanError(HallpassError, ValueError):
     """The contracts and roles cannot be isolated from each other; ``problems`` says why."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from streams.errors import HallpassError
+
 ENV_CLIENT_PROPERTIES = "HALLPASS_CLIENT_PROPERTIES"
 ENV_SECURITY_PROTOCOL = "HALLPASS_SECURITY_PROTOCOL"
 ENV_SASL_MECHANISM = "HALLPASS_SASL_MECHANISM"
@@ -40,7 +42,7 @@ SECRET_KEYS = frozenset({
 })
 
 
-class ClientSettingsError(ValueError):
+class ClientSettingsError(HallpassError, ValueError):
     """The client security settings cannot be used; the message says what to do."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from streams.errors import HallpassError
 from streams.kafka.names import DEFAULT_TOPICS, Topics, TopicSpec
 from streams.policy.contracts import Contract
 from streams.policy.retention import DEFAULT_TOPIC_SETTINGS, TopicSettings
@@ -66,7 +67,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 
 
-class StrimziRenderError(ValueError):
+class StrimziRenderError(HallpassError, ValueError):
     """The manifests cannot be written; ``problems`` says why."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -21,6 +21,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     UserScramCredentialUpsertion,
 )
 
+from streams.errors import HallpassError
 from streams.security.acl_apply import AclApplyError, cluster_operations
 
 MECHANISM = ScramMechanism.SCRAM_SHA_512
@@ -32,7 +33,7 @@ MIN_PASSWORD_LENGTH = 12
 _USER_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,200}$")
 
 
-class UserAdminError(RuntimeError):
+class UserAdminError(HallpassError, RuntimeError):
     """A credential could not be set or removed; the message says what to do."""
 
 

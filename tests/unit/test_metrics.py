@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-import click
 import pytest
 from prometheus_client import CollectorRegistry
 
+from streams.errors import HallpassError
 from streams.metrics import (
     ConnectorMetrics,
     ProcessorCollector,
@@ -159,7 +159,7 @@ def test_a_taken_port_is_a_clear_error() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(click.ClickException, match="--metrics-port"):
+        with pytest.raises(HallpassError, match="--metrics-port"):
             serve_metrics(CollectorRegistry(), port)
 
 
