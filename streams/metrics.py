@@ -11,14 +11,16 @@ histograms observed once per message (end to end) and once per batch (stages).
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import click
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -55,6 +57,7 @@ def serve_metrics(registry: CollectorRegistry, port: int,
     off."""
     if port <= 0:
         return None
+    register_build_info(registry)
     try:
         start_http_server(port, addr=addr, registry=registry)
     except OSError as exc:
@@ -63,6 +66,29 @@ def serve_metrics(registry: CollectorRegistry, port: int,
             f"port with --metrics-port (or ${ENV_METRICS_PORT}; 0 turns metrics off)."
         ) from exc
     return f"http://{addr}:{port}/metrics"
+
+
+def build_info() -> dict[str, str]:
+    """What is running: hallpass's version and those of Python and the Kafka client."""
+    import confluent_kafka
+
+    try:
+        version = importlib.metadata.version("hallpass")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return {"version": version, "python": platform.python_version(),
+            "confluent_kafka": confluent_kafka.version()[0],
+            "librdkafka": confluent_kafka.libversion()[0]}
+
+
+def register_build_info(registry: CollectorRegistry) -> None:
+    """``hallpass_build_info{version,python,confluent_kafka,librdkafka} 1`` on ``registry``
+    (once): which release each process runs, for dashboards and rollouts."""
+    if registry.get_sample_value("hallpass_build_info", build_info()) is not None:
+        return
+    Gauge("hallpass_build_info", "The hallpass release and client libraries this process "
+          "runs (value 1).", labelnames=sorted(build_info()), registry=registry
+          ).labels(**build_info()).set(1)
 
 
 # -- processor ---------------------------------------------------------------------------

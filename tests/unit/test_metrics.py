@@ -14,6 +14,8 @@ from streams.metrics import (
     ProcessorCollector,
     ProcessorSources,
     ProcessorTimings,
+    build_info,
+    register_build_info,
     serve_metrics,
 )
 from streams.policy.catalog import field_catalog, load_schema
@@ -165,3 +167,13 @@ def test_a_taken_port_is_a_clear_error() -> None:
 
 def test_port_zero_serves_nothing() -> None:
     assert serve_metrics(CollectorRegistry(), 0) is None
+
+
+def test_every_served_registry_says_which_release_runs() -> None:
+    registry = CollectorRegistry()
+    register_build_info(registry)
+    register_build_info(registry)  # twice: still one series
+    info = build_info()
+    assert registry.get_sample_value("hallpass_build_info", info) == 1
+    assert info["version"] != "" and info["librdkafka"].count(".") >= 2
+    assert sum(1 for m in registry.collect() for _ in m.samples) == 1
