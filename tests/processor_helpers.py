@@ -28,6 +28,7 @@ from streams.policy.consent import (
     StudentConsentHistory,
 )
 from streams.policy.contracts import Basis, Contract
+from tests.eventually import eventually
 
 
 def event_time(value: Mapping[str, Any]) -> int:
@@ -234,14 +235,9 @@ class ProcessorProcess:
 
     def wait_for(self, text: str, timeout_s: float) -> bool:
         """True once ``text`` is in the output; False if the process ended first."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return True
-            if self.proc.poll() is not None:
-                return text in self.output()
-            time.sleep(0.02)
-        raise AssertionError(f"no {text!r} within {timeout_s}s:\n{self.output()}")
+        eventually(lambda: text in self.output() or self.proc.poll() is not None, timeout_s,
+                   lambda: f"no {text!r}:\n{self.output()}", interval_s=0.02)
+        return text in self.output()
 
     def kill(self) -> bool:
         """SIGKILL; True if the process was still running."""
@@ -312,14 +308,17 @@ def count_records(conn: Connection, topic: str, isolation: str) -> int:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, -2) for p in partitions])
         pending = set(partitions)
-        deadline = time.monotonic() + 60
-        while pending:
-            assert time.monotonic() < deadline, f"no end of {topic}"
+
+        def read_to_end() -> bool:
+            nonlocal count
             for msg in consumer.consume(num_messages=10000, timeout=0.5):
                 if msg.error() is not None:
                     pending.discard(msg.partition())
                 else:
                     count += 1
+            return not pending
+
+        eventually(read_to_end, 60, f"no end of {topic}", interval_s=0)
     finally:
         consumer.close()
     return count

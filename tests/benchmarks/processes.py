@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 from streams.config import Connection
 from streams.kafka.names import Topics
 from tests.benchmarks.dataset import PARTITIONS
+from tests.eventually import eventually
 from tests.processor_helpers import cli_env
 
 _RESTORED = re.compile(r"restored (\d+) table records in ([\d.]+)s; busy ([\d.]+)s "
@@ -123,21 +124,22 @@ class CommitWatch:
 def wait_group_stable(conn: Connection, group: str, members: int, timeout_s: float) -> None:
     """Wait until ``group`` is stable with at least ``members`` members, each assigned."""
     admin = AdminClient(conn.kafka_config())
-    deadline = time.monotonic() + timeout_s
     state: object = None
-    while time.monotonic() < deadline:
+
+    def stable() -> bool:
+        nonlocal state
         try:
             described = admin.describe_consumer_groups([group])[group].result()
-            state = (described.state, len(described.members))
-            if (described.state == ConsumerGroupState.STABLE
-                    and len(described.members) >= members
-                    and all(m.assignment.topic_partitions for m in described.members)):
-                return
         except Exception as exc:  # the group does not exist yet
             state = exc
-        time.sleep(0.1)
-    raise TimeoutError(f"the group {group} was not stable with {members} member(s) within "
-                       f"{timeout_s}s: {state}")
+            return False
+        state = (described.state, len(described.members))
+        return bool(described.state == ConsumerGroupState.STABLE
+                    and len(described.members) >= members
+                    and all(m.assignment.topic_partitions for m in described.members))
+
+    eventually(stable, timeout_s,
+               lambda: f"the group {group} stable with {members} member(s): {state}")
 
 
 class WorkerProcess:
@@ -208,14 +210,17 @@ def run_workers(conn: Connection, topics: Topics, contracts: Path, secrets: Path
         resumed = time.monotonic()
         for worker in workers:
             os.kill(worker.proc.pid, signal.SIGCONT)
-        deadline = resumed + timeout_s
-        while not watch.seen or watch.seen[-1][1] < expected:
+
+        def all_committed() -> bool:
+            if watch.seen and watch.seen[-1][1] >= expected:
+                return True
             for worker in workers:
                 if worker.proc.poll() is not None:
                     raise RuntimeError(f"a worker ended early:\n{worker.output()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the group committed {watch.seen[-1:]} of {expected}")
-            time.sleep(0.05)
+            return False
+
+        eventually(all_committed, timeout_s,
+                   lambda: f"the group committed {watch.seen[-1:]} of {expected}", interval_s=0.05)
     finally:
         watch.stop()
         for worker in workers:

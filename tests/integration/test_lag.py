@@ -36,6 +36,7 @@ from streams.lag.model import GroupSelection
 from streams.lag.tracker import LagSampler, LagTracker
 from streams.local.artifacts import KAFKA_MIN_JAVA, find_java, kafka_classpath
 from streams.local.processes import port_free
+from tests.eventually import eventually
 from tests.kafka_helpers import hallpass_cli
 
 pytestmark = pytest.mark.kafka
@@ -76,11 +77,17 @@ def stopped_group(bus: Connection, unique_name: Callable[[str], str]
     consumer = Consumer(bus.kafka_config({
         "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     consumer.subscribe([topic])
-    consumed, deadline = 0, time.monotonic() + 60
-    while consumed < sum(PRODUCED.values()) and time.monotonic() < deadline:
+    consumed = 0
+
+    def all_consumed() -> bool:
+        nonlocal consumed
         msg = consumer.poll(1.0)
         if msg is not None and msg.error() is None:
             consumed += 1
+        return consumed >= sum(PRODUCED.values())
+
+    eventually(all_consumed, 60, lambda: f"consumed {consumed} of {sum(PRODUCED.values())}",
+               interval_s=0)
     assert consumed == sum(PRODUCED.values())
     consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in COMMITTED.items()],
                     asynchronous=False)

@@ -54,6 +54,7 @@ from streams.policy.views import ENVELOPE_FIELDS
 from streams.processor.app import apply_contracts, run_processor
 from streams.processor.clock import ManualClock
 from streams.processor.routing import partition_for
+from tests.eventually import eventually
 from tests.kafka_helpers import Read, latest_by_key, read_topic
 from tests.processor_helpers import (
     Expected,
@@ -790,9 +791,11 @@ def test_sigkills_change_nothing_partners_or_the_ledger_see(run: BusRun, tmp_pat
                 # once this run committed (and so aborted its predecessor's transaction), the
                 # moment a transaction of its own is open with records on the broker
                 proc.wait_for("processed ", 120)
-                deadline = time.monotonic() + 20
-                while open_txn.records() == 0 and proc.proc.poll() is None:
-                    assert time.monotonic() < deadline, "no transaction seen open"
+
+                def opened(p: ProcessorProcess = proc) -> bool:
+                    return open_txn.records() > 0 or p.proc.poll() is not None
+
+                eventually(opened, 20, "no transaction seen open", interval_s=0)
             else:
                 time.sleep(rng.uniform(0.2, 3.0))
             if not proc.kill():

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from connectors.source.publisher import EventPublisher
 from streams.config import Connection
 from streams.kafka.names import Topics
 from streams.processor.app import apply_contracts
+from tests.eventually import eventually
 from tests.processor_helpers import cli_env, count_records, drop_prefix
 from tests.unit.test_dashboard import as_prometheus_query, dashboard_exprs
 
@@ -136,15 +136,18 @@ class PromQL:
     def wait_for(self, promql: str, accept: Callable[[list[dict[str, Any]]], bool],
                  timeout_s: float = 90.0) -> list[dict[str, Any]]:
         """The query's result once ``accept`` takes it (Prometheus scrapes every second)."""
-        deadline = time.monotonic() + timeout_s
-        result = self.query(promql)
-        while not accept(result):
-            if time.monotonic() > deadline:
-                logs = "\n".join(s.output() for s in self.services)
-                raise AssertionError(f"{promql} -> {result} after {timeout_s}s\n{logs}")
-            time.sleep(0.5)
+        result: list[dict[str, Any]] = []
+
+        def accepted() -> list[dict[str, Any]] | None:
+            nonlocal result
             result = self.query(promql)
-        return result
+            return result if accept(result) else None
+
+        def failure() -> str:
+            logs = "\n".join(s.output() for s in self.services)
+            return f"{promql} -> {result}\n{logs}"
+
+        return eventually(accepted, timeout_s, failure, interval_s=0.5)
 
 
 def value(result: list[dict[str, Any]]) -> float:
@@ -224,15 +227,14 @@ def test_prometheus_sees_the_processor_counters_and_a_partner_lag(
     ]
     prom = PromQL(f"http://127.0.0.1:{prometheus_port}", services)
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def ready() -> bool:
             try:
-                if httpx.get(f"{prom.url}/-/ready", timeout=2).status_code == 200:
-                    break
+                return httpx.get(f"{prom.url}/-/ready", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, services[2].output()
-            time.sleep(0.2)
+                return False
+
+        eventually(ready, 60, services[2].output, interval_s=0.2)
 
         # the processor's counters: every input event, per topic
         job = 'job="hallpass-processor"'

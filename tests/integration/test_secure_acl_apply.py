@@ -5,7 +5,6 @@ bus is taken back while what hallpass does not manage is left alone."""
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from streams.config import Connection
 from streams.kafka.names import AUDIT, partner_topic
 from streams.security.acl_apply import broker_acls, create_rules, to_filter
 from streams.security.acl_plan import AclRule
+from tests.eventually import eventually
 from tests.integration.conftest import CONTRACTS, SecureBus, SecureStack
 
 pytestmark = pytest.mark.kafka
@@ -34,20 +34,22 @@ def read_outcome(conn: Connection, topic: str, group: str, timeout_s: float = 30
     consumer = Consumer(conn.kafka_config({"group.id": group, "auto.offset.reset": "earliest",
                                            "enable.auto.commit": False, "log_level": 0}))
     consumer.subscribe([topic])
-    deadline = time.monotonic() + timeout_s
+
+    def outcome() -> str | None:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            return None
+        err = msg.error()
+        if err is None:
+            return "record"
+        if err.code() != KafkaError._PARTITION_EOF:
+            return str(err.name())
+        return None
+
     try:
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            err = msg.error()
-            if err is None:
-                return "record"
-            if err.code() != KafkaError._PARTITION_EOF:
-                return str(err.name())
+        return eventually(outcome, timeout_s, f"no record and no error on {topic}", interval_s=0)
     finally:
         consumer.close()
-    raise AssertionError(f"no record and no error on {topic} within {timeout_s}s")
 
 
 @pytest.fixture

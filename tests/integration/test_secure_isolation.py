@@ -4,7 +4,6 @@ group; a client without credentials, or with a wrong password, gets nowhere."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +16,7 @@ from streams.config import Connection
 from streams.kafka.names import AUDIT, CHANGES, CHANGES_DLQ, CONSENT, notices_topic, partner_topic
 from streams.security.acl_plan import DEFAULT_ROLES
 from streams.security.client_settings import read_properties
+from tests.eventually import eventually
 from tests.integration.conftest import SecureBus
 
 pytestmark = pytest.mark.kafka
@@ -35,17 +35,19 @@ def vendor(bus: SecureBus, partner: str = LEARNWELL) -> Connection:
 def first_error_or_record(consumer: Consumer, timeout_s: float = 20.0) -> tuple[str, bytes]:
     """(error name, b"") of the first error the consumer meets, or ("", value) of the first
     record it reads."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def outcome() -> tuple[str, bytes] | None:
         msg = consumer.poll(0.5)
         if msg is None:
-            continue
+            return None
         err = msg.error()
         if err is None:
             return "", msg.value() or b""
         if err.code() != KafkaError._PARTITION_EOF:
             return str(err.name()), b""
-    raise AssertionError("neither a record nor an error within the timeout")
+        return None
+
+    return eventually(outcome, timeout_s, "neither a record nor an error", interval_s=0)
 
 
 def subscribed(conn: Connection, topic: str, group: str) -> Consumer:
@@ -76,12 +78,10 @@ def test_vendor_reads_its_own_topics_in_its_own_group(secure_bus: SecureBus,
     consumer.subscribe([OWN_TOPIC, OWN_NOTICES])
     pending = {(t, p) for t in (OWN_TOPIC, OWN_NOTICES) for p in range(3)}
     values, errors = [], []
-    deadline = time.monotonic() + 60
-    try:
-        while pending and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
+
+    def read_all() -> bool:
+        msg = consumer.poll(0.5)
+        if msg is not None:
             err = msg.error()
             if err is None:
                 values.append(msg.value())
@@ -89,6 +89,11 @@ def test_vendor_reads_its_own_topics_in_its_own_group(secure_bus: SecureBus,
                 pending.discard((msg.topic(), msg.partition()))
             else:
                 errors.append(err.name())
+        return not pending
+
+    try:
+        eventually(read_all, 60, lambda: f"partitions not read to the end: {sorted(pending)}"
+                   f" (errors: {errors})", interval_s=0)
         consumer.commit(asynchronous=False)  # its own group: committing is allowed too
     finally:
         consumer.close()
