@@ -28,6 +28,7 @@ from streams.policy.consent import (
     StudentConsentHistory,
 )
 from streams.policy.contracts import Basis, Contract
+from streams.policy.schema_walk import leaves
 from tests.eventually import eventually
 
 
@@ -68,29 +69,7 @@ def non_null_leaves(record: Mapping[str, Any], leaf_paths: Iterable[str]) -> set
 
 def schema_leaf_paths(schema: Mapping[str, Any]) -> set[str]:
     """Leaf paths of an Avro record schema (inline records and arrays of records)."""
-    paths: set[str] = set()
-
-    def container(avro_type: Any) -> tuple[Mapping[str, Any] | None, bool]:
-        for branch in avro_type if isinstance(avro_type, list) else [avro_type]:
-            if isinstance(branch, Mapping) and branch.get("type") == "record":
-                return branch, False
-            if isinstance(branch, Mapping) and branch.get("type") == "array":
-                items = branch.get("items")
-                if isinstance(items, Mapping) and items.get("type") == "record":
-                    return items, True
-        return None, False
-
-    def walk(record: Mapping[str, Any], prefix: str) -> None:
-        for fld in record["fields"]:
-            path = f"{prefix}{fld['name']}"
-            inner, is_array = container(fld["type"])
-            if inner is None:
-                paths.add(path)
-            else:
-                walk(inner, f"{path}[]." if is_array else f"{path}.")
-
-    walk(schema, "")
-    return paths
+    return {path for path, _ in leaves(schema)}
 
 
 # --- what the partner topics should end as ----------------------------------------------------

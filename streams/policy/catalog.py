@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from streams.policy.schema_walk import SchemaWalkError, named_types, non_null, resolve, walk_fields
+
 SCHEMAS_DIR_ENV = "HALLPASS_SCHEMAS_DIR"
 
 CATEGORIES: frozenset[str] = frozenset(
@@ -60,16 +62,9 @@ SPECIAL_CATEGORIES: frozenset[str] = frozenset(
 )
 """Categories that may only be shared on the ``consent`` legal basis."""
 
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
-
-class SchemaCategoryError(ValueError):
+class SchemaCategoryError(SchemaWalkError):
     """A schema field breaks the category rule; ``path`` names the field."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -120,11 +115,15 @@ def field_catalog(schema: Mapping[str, Any]) -> dict[str, FieldInfo]:
     that lacks a valid category, carries one while being a container, or has a non-boolean
     ``never_share``.
     """
-    named: dict[str, Mapping[str, Any]] = {}
-    _register(schema, None, named)
-    if _resolve(schema, named).get("type") != "record":
+    named = named_types(schema)
+    if resolve(schema, named).get("type") != "record":
         raise SchemaCategoryError("<root>", "the top-level schema must be a record")
-    return {info.path: info for info in _walk_record(schema, "", named, ())}
+    try:
+        return {info.path: info for info in _leaf_infos(schema, named)}
+    except SchemaCategoryError:
+        raise
+    except SchemaWalkError as error:  # a record that cannot be walked
+        raise SchemaCategoryError(error.path, error.reason) from error
 
 
 def never_share_paths(catalog: Mapping[str, FieldInfo]) -> frozenset[str]:
@@ -140,33 +139,22 @@ def paths_by_category(catalog: Mapping[str, FieldInfo]) -> dict[str, frozenset[s
     return {category: frozenset(paths) for category, paths in grouped.items()}
 
 
-def _walk_record(
-    record: Mapping[str, Any],
-    prefix: str,
-    named: Mapping[str, Mapping[str, Any]],
-    seen: tuple[int, ...],
+def _leaf_infos(
+    schema: Mapping[str, Any], named: Mapping[str, Mapping[str, Any]]
 ) -> Iterator[FieldInfo]:
-    if id(record) in seen:
-        raise SchemaCategoryError(prefix or "<root>", "a recursive record has no finite paths")
-    fields = record.get("fields")
-    if not isinstance(fields, list):
-        raise SchemaCategoryError(prefix or "<root>", "record has no field list")
-    for field in fields:
-        if not isinstance(field, Mapping) or not isinstance(field.get("name"), str):
-            raise SchemaCategoryError(prefix or "<root>", "field without a name")
-        path = f"{prefix}{field['name']}"
-        container = _container_of(field.get("type"), named, path)
-        if container is None:
-            yield _leaf_info(field, path)
+    for at in walk_fields(schema, named):
+        if at.container is None:
+            yield _leaf_info(at.field, at.path)
             continue
+        if len(non_null(at.field.get("type"))) > 1:
+            raise SchemaCategoryError(
+                at.path, "a union may hold a record or array of records only with null"
+            )
         for attribute in ("category", "never_share", "directory_eligible", "reveals"):
-            if attribute in field:
+            if attribute in at.field:
                 raise SchemaCategoryError(
-                    path, f"container field carries {attribute!r}; put it on its leaves"
+                    at.path, f"container field carries {attribute!r}; put it on its leaves"
                 )
-        inner, is_array = container
-        child_prefix = f"{path}[]." if is_array else f"{path}."
-        yield from _walk_record(inner, child_prefix, named, (*seen, id(record)))
 
 
 def _leaf_info(field: Mapping[str, Any], path: str) -> FieldInfo:
@@ -194,76 +182,3 @@ def _leaf_info(field: Mapping[str, Any], path: str) -> FieldInfo:
     return FieldInfo(path=path, category=category, never_share=never_share,
                      avro_type=field["type"], directory_eligible=eligible,
                      reveals=tuple(reveals))
-
-
-def _container_of(
-    avro_type: Any, named: Mapping[str, Mapping[str, Any]], path: str
-) -> tuple[Mapping[str, Any], bool] | None:
-    """The record a container field holds and whether it is an array; None for a leaf."""
-    branches = avro_type if isinstance(avro_type, list) else [avro_type]
-    non_null = [b for b in branches if b != "null"]
-    containers: list[tuple[Mapping[str, Any], bool]] = []
-    for branch in non_null:
-        resolved = _resolve(branch, named)
-        if resolved.get("type") == "record":
-            containers.append((resolved, False))
-        elif resolved.get("type") == "array":
-            items = _resolve(resolved.get("items"), named)
-            if items.get("type") == "record":
-                containers.append((items, True))
-    if not containers:
-        return None
-    if len(non_null) > 1:
-        raise SchemaCategoryError(
-            path, "a union may hold a record or array of records only with null"
-        )
-    return containers[0]
-
-
-def _resolve(avro_type: Any, named: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The type as a mapping: named references looked up, primitives wrapped."""
-    if isinstance(avro_type, Mapping):
-        return avro_type
-    if isinstance(avro_type, str):
-        if avro_type in _PRIMITIVES:
-            return {"type": avro_type}
-        if avro_type in named:
-            return named[avro_type]
-        short = [schema for full, schema in named.items() if full.rsplit(".", 1)[-1] == avro_type]
-        if len(short) == 1:
-            return short[0]
-        return {"type": avro_type}
-    return {"type": "union"} if isinstance(avro_type, list) else {}
-
-
-def _register(avro_type: Any, namespace: str | None, named: dict[str, Mapping[str, Any]]) -> None:
-    """Collect the named types defined anywhere in a schema by their full names."""
-    if isinstance(avro_type, list):
-        for branch in avro_type:
-            _register(branch, namespace, named)
-        return
-    if not isinstance(avro_type, Mapping):
-        return
-    kind = avro_type.get("type")
-    if kind in ("record", "error", "enum", "fixed") and isinstance(avro_type.get("name"), str):
-        full = _full_name(avro_type, namespace)
-        named[full] = avro_type
-        namespace = full.rpartition(".")[0] or None
-    if kind in ("record", "error"):
-        for field in avro_type.get("fields", []):
-            if isinstance(field, Mapping):
-                _register(field.get("type"), namespace, named)
-    elif kind == "array":
-        _register(avro_type.get("items"), namespace, named)
-    elif kind == "map":
-        _register(avro_type.get("values"), namespace, named)
-    elif isinstance(kind, Mapping | list):
-        _register(kind, namespace, named)
-
-
-def _full_name(named_type: Mapping[str, Any], namespace: str | None) -> str:
-    name = str(named_type.get("name", ""))
-    if "." in name:
-        return name
-    own = named_type.get("namespace", namespace)
-    return f"{own}.{name}" if own else name

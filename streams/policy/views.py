@@ -25,6 +25,17 @@ from typing import Any
 from streams.errors import HallpassError
 from streams.policy.catalog import FieldInfo, field_catalog
 from streams.policy.contracts import Basis, Contract, resolve_allowances
+from streams.policy.schema_walk import (
+    NAMED_KINDS,
+    PRIMITIVES,
+    RECORD_KINDS,
+    child_prefix,
+    container,
+    lookup,
+    named_types,
+    non_null,
+    resolve,
+)
 
 ENVELOPE_FIELDS: tuple[str, ...] = (
     "partner_student_key",
@@ -34,8 +45,6 @@ ENVELOPE_FIELDS: tuple[str, ...] = (
 )
 VIEW_RECORD_NAME = "StudentView"
 _NAMESPACE_PREFIX = "org.hallpass.partner"
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-_NAMED = frozenset({"record", "error", "enum", "fixed"})
 _TYPE_KEYS = ("type", "logicalType", "precision", "scale", "size", "symbols", "default")
 _MAX_CACHED_PLANS = 1024
 _MAX_TYPE_DEPTH = 32
@@ -118,7 +127,7 @@ def derive_view_schema(source_schema: Mapping[str, Any], contract: Contract) -> 
     """The Avro schema of ``contract``'s partner view of ``source_schema`` (JSON-ready)."""
     catalog = field_catalog(source_schema)
     allowed = resolve_allowances(contract, catalog)
-    builder = _SchemaBuilder(_named_types(source_schema), catalog, allowed)
+    builder = _SchemaBuilder(named_types(source_schema), catalog, allowed)
     top = builder.record(source_schema, "")
     fields = [dict(f) for f in _ENVELOPE_SCHEMA]
     if top is not None:
@@ -163,8 +172,11 @@ class _SchemaBuilder:
                 if path in self.allowed:
                     fields.append(self.leaf(source_field, path))
                 continue
-            inner, is_array = self.container(source_field["type"], path)
-            child = self.record(inner, f"{path}[]." if is_array else f"{path}.")
+            held = container(source_field["type"], self.named)
+            if held is None:
+                raise ViewError(f"{path}: neither a catalogued leaf nor a container")
+            inner, is_array = held
+            child = self.record(inner, child_prefix(path, is_array))
             if child is None:
                 continue
             kept: Any = {"type": "array", "items": child} if is_array else child
@@ -189,32 +201,11 @@ class _SchemaBuilder:
         }
         return _with_doc(out, source_field)
 
-    def container(self, avro_type: Any, path: str) -> tuple[Mapping[str, Any], bool]:
-        branches = avro_type if isinstance(avro_type, list) else [avro_type]
-        for branch in branches:
-            resolved = self.resolve(branch)
-            if resolved.get("type") in ("record", "error"):
-                return resolved, False
-            if resolved.get("type") == "array":
-                items = self.resolve(resolved["items"])
-                if items.get("type") in ("record", "error"):
-                    return items, True
-        raise ViewError(f"{path}: neither a catalogued leaf nor a container")
-
     def resolve(self, avro_type: Any) -> Mapping[str, Any]:
-        if isinstance(avro_type, Mapping):
-            nested = avro_type.get("type")
-            if isinstance(nested, Mapping | list):
-                return self.resolve(nested) if isinstance(nested, Mapping) else {"type": "union"}
-            return avro_type
-        if isinstance(avro_type, str):
-            if avro_type in _PRIMITIVES:
-                return {"type": avro_type}
-            found = self.named.get(avro_type) or _by_short_name(self.named, avro_type)
-            if found is None:
-                raise ViewError(f"unknown named type {avro_type!r}")
-            return found
-        return {"type": "union"}
+        unknown = isinstance(avro_type, str) and avro_type not in PRIMITIVES
+        if unknown and lookup(avro_type, self.named) is None:
+            raise ViewError(f"unknown named type {avro_type!r}")
+        return resolve(avro_type, self.named)
 
     def copy_type(self, avro_type: Any, path: str, depth: int = 0) -> Any:
         """A copy of a leaf's type: named types renamed into the view, extra attributes dropped."""
@@ -224,7 +215,7 @@ class _SchemaBuilder:
         if isinstance(avro_type, list):
             return [self.copy_type(branch, path, deeper) for branch in avro_type]
         if isinstance(avro_type, str):
-            if avro_type in _PRIMITIVES:
+            if avro_type in PRIMITIVES:
                 return avro_type
             return self.copy_type(self.resolve(avro_type), path, deeper)
         kind = avro_type.get("type")
@@ -235,9 +226,9 @@ class _SchemaBuilder:
         if kind == "map":
             return {"type": "map", "values": self.copy_type(avro_type["values"], path, deeper)}
         out = {k: avro_type[k] for k in _TYPE_KEYS if k in avro_type}
-        if kind in _NAMED:
+        if kind in NAMED_KINDS:
             out["name"] = self.unique_name(path)
-        if kind in ("record", "error"):
+        if kind in RECORD_KINDS:
             out["type"] = "record"
             out["fields"] = [
                 {
@@ -265,8 +256,7 @@ def _pascal(path: str) -> str:
 
 
 def _nullable(avro_type: Any) -> list[Any]:
-    branches = avro_type if isinstance(avro_type, list) else [avro_type]
-    return ["null", *(b for b in branches if b != "null")]
+    return ["null", *non_null(avro_type)]
 
 
 def _with_doc(out: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,42 +264,6 @@ def _with_doc(out: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(doc, str):
         out["doc"] = doc
     return out
-
-
-def _by_short_name(named: Mapping[str, Mapping[str, Any]], short: str) -> Mapping[str, Any] | None:
-    found = [schema for full, schema in named.items() if full.rsplit(".", 1)[-1] == short]
-    return found[0] if len(found) == 1 else None
-
-
-def _named_types(schema: Any) -> dict[str, Mapping[str, Any]]:
-    named: dict[str, Mapping[str, Any]] = {}
-
-    def visit(avro_type: Any, namespace: str | None) -> None:
-        if isinstance(avro_type, list):
-            for branch in avro_type:
-                visit(branch, namespace)
-            return
-        if not isinstance(avro_type, Mapping):
-            return
-        kind = avro_type.get("type")
-        if kind in _NAMED and isinstance(avro_type.get("name"), str):
-            name = avro_type["name"]
-            own = avro_type.get("namespace", namespace)
-            full = name if "." in name else (f"{own}.{name}" if own else name)
-            named[full] = avro_type
-            namespace = full.rpartition(".")[0] or None
-        if kind in ("record", "error"):
-            for f in avro_type.get("fields", []):
-                visit(f.get("type"), namespace)
-        elif kind == "array":
-            visit(avro_type.get("items"), namespace)
-        elif kind == "map":
-            visit(avro_type.get("values"), namespace)
-        elif isinstance(kind, Mapping | list):
-            visit(kind, namespace)
-
-    visit(schema, None)
-    return named
 
 
 # --- compiling a view into a projection plan ---------------------------------------------------
@@ -449,8 +403,13 @@ def compile_view(
                 leaves.append(ViewLeaf(path, info.category, basis, requires))
                 slots.append(_Slot(name, _LEAF, len(leaves) - 1, None))
                 continue
-            inner, is_array = _view_container(view_field, path)
-            child = node(inner, f"{path}[]." if is_array else f"{path}.", 0)
+            held = container(view_field.get("type"))  # inline only: a view names no types
+            if held is None:
+                raise ViewError(
+                    f"{path}: a view field is a leaf with a category or an inline container"
+                )
+            inner, is_array = held
+            child = node(inner, child_prefix(path, is_array), 0)
             slots.append(_Slot(name, _ARRAY if is_array else _RECORD, -1, child))
         return _Node(tuple(f["name"] for f in fields), tuple(slots))
 
@@ -458,19 +417,6 @@ def compile_view(
     return PartnerView(
         contract.partner, contract.version, view_schema, tuple(leaves), root, tuple(dropped)
     )
-
-
-def _view_container(view_field: Mapping[str, Any], path: str) -> tuple[Mapping[str, Any], bool]:
-    avro_type = view_field.get("type")
-    branches = avro_type if isinstance(avro_type, list) else [avro_type]
-    for branch in branches:
-        if isinstance(branch, Mapping) and branch.get("type") == "record":
-            return branch, False
-        if isinstance(branch, Mapping) and branch.get("type") == "array":
-            items = branch.get("items")
-            if isinstance(items, Mapping) and items.get("type") == "record":
-                return items, True
-    raise ViewError(f"{path}: a view field is a leaf with a category or an inline container")
 
 
 def _build(node: _Node, allowed: set[int]) -> _Projector | None:

@@ -34,6 +34,7 @@ from streams.kafka.names import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
 from streams.kafka.wire import WireFormatError
 from streams.policy.consent import ConsentEvent, DistrictState, StudentConsentHistory
 from streams.policy.decision import Decision, Disclosed, Withheld, WithheldReason
+from streams.policy.schema_walk import holders, last_name
 from streams.processor.clock import Clock, MonotonicNow, WallClock
 from streams.processor.decider import (
     DecisionInputs,
@@ -91,25 +92,11 @@ class HandlerSettings:
 def strip_paths(record: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
     """Set the leaves at ``paths`` (``a.b``, ``a[].b``) to None, in place; returns record."""
     for path in paths:
-        _strip(record, path.replace("[]", ".[]").split("."))
+        name = last_name(path)
+        for holder in holders(record, path):
+            if isinstance(holder, dict) and name in holder:
+                holder[name] = None
     return record
-
-
-def _strip(node: Any, parts: list[str]) -> None:
-    if node is None or not parts:
-        return
-    head, rest = parts[0], parts[1:]
-    if head == "[]":
-        if isinstance(node, list):
-            for item in node:
-                _strip(item, rest)
-        return
-    if not isinstance(node, dict) or head not in node:
-        return
-    if rest:
-        _strip(node[head], rest)
-    else:
-        node[head] = None
 
 
 class Rejected(Exception):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from streams.policy.schema_walk import full_name
+
 #: checks a value; returns None if it fits, else the path of the first field that does not
 Check = Callable[[Any, str], str | None]
 
@@ -74,9 +76,8 @@ def _compile(avro_type: Any, named: dict[str, Check], namespace: str | None) -> 
     if kind in _SCALARS:
         return _scalar(_SCALARS[kind])
     name = avro_type.get("name")
-    own = avro_type.get("namespace", namespace)
     if isinstance(name, str):
-        full = name if "." in name or not own else f"{own}.{name}"
+        full = full_name(avro_type, namespace)
         namespace = full.rpartition(".")[0] or None
     if kind == "enum":
         symbols = frozenset(avro_type.get("symbols") or ())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from streams.policy.catalog import (
     paths_by_category,
     schema_dir,
 )
+from streams.policy.schema_walk import container, holders, non_null, walk_fields
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 EXAMPLES = SCHEMAS / "examples"
@@ -88,34 +89,9 @@ def _load_example(example: Path) -> dict[str, Any]:
     return loaded
 
 
-def _non_null(avro_type: Any) -> Any:
-    if isinstance(avro_type, list):
-        branches = [b for b in avro_type if b != "null"]
-        return branches[0] if len(branches) == 1 else avro_type
-    return avro_type
-
-
-def _record_below(avro_type: Any) -> tuple[dict[str, Any], bool] | None:
-    """The record held by a field type and whether it sits in an array; None otherwise."""
-    inner = _non_null(avro_type)
-    if isinstance(inner, dict) and inner.get("type") == "record":
-        return inner, False
-    if isinstance(inner, dict) and inner.get("type") == "array":
-        items = inner["items"]
-        if isinstance(items, dict) and items.get("type") == "record":
-            return items, True
-    return None
-
-
-def _all_fields(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+def _all_fields(record: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Every field (containers and leaves) with its path."""
-    for field in record["fields"]:
-        path = prefix + field["name"]
-        yield path, field
-        below = _record_below(field["type"])
-        if below is not None:
-            inner, is_array = below
-            yield from _all_fields(inner, f"{path}[]." if is_array else f"{path}.")
+    return ((at.path, at.field) for at in walk_fields(record))
 
 
 def _leaf_paths_of(datum: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -136,37 +112,26 @@ def _without(schema: dict[str, Any], datum: dict[str, Any], path: str) -> tuple[
     schema = copy.deepcopy(schema)
     datum = copy.deepcopy(datum)
     *parents, last = path.split(".")
-    records = [schema]
-    values: list[Any] = [datum]
+    record: Any = schema
     for segment in parents:
         name = segment.removesuffix("[]")
-        field = next(f for f in records[0]["fields"] if f["name"] == name)
-        below = _record_below(field["type"])
+        field = next(f for f in record["fields"] if f["name"] == name)
+        below = container(field["type"])
         assert below is not None, path
-        records = [below[0]]
-        children = [v[name] for v in values if v is not None]
-        values = [i for c in children if c is not None for i in c] if below[1] else children
-    records[0]["fields"] = [f for f in records[0]["fields"] if f["name"] != last]
-    for value in values:
-        if value is not None:
-            del value[last]
+        record = below[0]
+    record["fields"] = [f for f in record["fields"] if f["name"] != last]
+    for holder in holders(datum, path):
+        assert isinstance(holder, dict)
+        del holder[last]
     return schema, datum
 
 
 def _with_default(datum: dict[str, Any], path: str, default: Any) -> dict[str, Any]:
     datum = copy.deepcopy(datum)
-    *parents, last = path.split(".")
-    values: list[Any] = [datum]
-    for segment in parents:
-        name = segment.removesuffix("[]")
-        children = [v[name] for v in values if v is not None]
-        if segment.endswith("[]"):
-            values = [i for c in children if c is not None for i in c]
-        else:
-            values = children
-    for value in values:
-        if value is not None:
-            value[last] = copy.deepcopy(default)
+    last = path.rpartition(".")[2]
+    for holder in holders(datum, path):
+        assert isinstance(holder, dict)
+        holder[last] = copy.deepcopy(default)
     return datum
 
 
@@ -184,7 +149,8 @@ def _logical_values(avro_type: Any, datum: Any, path: str) -> Iterator[tuple[str
     """(path, logicalType, value) for every logical-typed value in a datum."""
     if datum is None:
         return
-    inner = _non_null(avro_type)
+    branches = non_null(avro_type)
+    inner = branches[0] if len(branches) == 1 else None
     if not isinstance(inner, dict):
         return
     if "logicalType" in inner:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from streams.policy.catalog import SPECIAL_CATEGORIES, field_catalog, load_schema
 from streams.policy.contracts import Allowance, Basis, Contract, load_contracts, resolve_allowances
+from streams.policy.schema_walk import leaves, values_at
 from streams.policy.views import (
     ENVELOPE_FIELDS,
     PartnerView,
@@ -76,47 +77,16 @@ def contract(partner: str = "p1", *allow: Allowance, version: int = 1) -> Contra
 
 def leaf_values(value: Mapping[str, Any] | None, record: Mapping[str, Any]) -> dict[str, list[Any]]:
     """Non-null leaf values of a view value, by path, walking the view schema."""
-    found: dict[str, list[Any]] = {}
-
-    def walk(val: Mapping[str, Any], rec: Mapping[str, Any], prefix: str) -> None:
-        for field in rec["fields"]:
-            name, inner = field["name"], val[field["name"]]
-            path = f"{prefix}{name}"
-            if not prefix and name in ENVELOPE_FIELDS:
-                continue
-            if inner is None:
-                continue
-            if "category" in field:
-                found.setdefault(path, []).append(inner)
-                continue
-            branch = next(b for b in field["type"] if b != "null")
-            if branch["type"] == "array":
-                for item in inner:
-                    walk(item, branch["items"], f"{path}[].")
-            else:
-                walk(inner, branch, f"{path}.")
-
-    if value is not None:
-        walk(value, record, "")
-    return found
+    if value is None:
+        return {}
+    found = {path: values_at(value, path) for path, _ in leaves(record)
+             if path not in ENVELOPE_FIELDS}
+    return {path: values for path, values in found.items() if values}
 
 
 def source_values(record: Mapping[str, Any], path: str) -> list[Any]:
     """Non-null values at a leaf path of a source record."""
-    current: list[Any] = [record]
-    for part in path.split("."):
-        name, is_array = part.removesuffix("[]"), part.endswith("[]")
-        nxt: list[Any] = []
-        for item in current:
-            value = item.get(name) if isinstance(item, Mapping) else None
-            if value is None:
-                continue
-            if is_array:
-                nxt.extend(value)
-            else:
-                nxt.append(value)
-        current = nxt
-    return current
+    return values_at(record, path)
 
 
 def encodes(value: Mapping[str, Any], schema: Mapping[str, Any]) -> bool:
