@@ -50,6 +50,8 @@ class Column:
     required_from: Version = "1.0"
     #: a reference to a row of this file (checked), and whether a dangling one rejects the row
     refers_to: str | None = None
+    #: a column of the 1.0/1.1 layout only (read from those, not part of 1.2's binding)
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,8 @@ def _req(name: str, kind: Kind = "text", *, since: Version = "1.0",
 
 
 def _opt(name: str, kind: Kind = "text", *, choices: tuple[str, ...] = (),
-         refers_to: str | None = None) -> Column:
-    return Column(name, kind, False, choices, "1.0", refers_to)
+         refers_to: str | None = None, legacy: bool = False) -> Column:
+    return Column(name, kind, False, choices, "1.0", refers_to, legacy)
 
 
 SPECS: Final[Mapping[str, FileSpec]] = {
@@ -161,9 +163,9 @@ SPECS: Final[Mapping[str, FileSpec]] = {
             _opt("primaryOrgSourcedId", refers_to="orgs"),
             _opt("pronouns"),
             # 1.0 and 1.1 layout (1.2 moved them to roles.csv); 1.0's single userId
-            _opt("role", "enum", choices=ROLES),
-            _opt("orgSourcedIds", "ids", refers_to="orgs"),
-            _opt("userId"),
+            _opt("role", "enum", choices=ROLES, legacy=True),
+            _opt("orgSourcedIds", "ids", refers_to="orgs", legacy=True),
+            _opt("userId", legacy=True),
         )),
         FileSpec("roles", (
             _req("userSourcedId", refers_to="users"),
@@ -227,6 +229,12 @@ def canonical_names(key: str) -> dict[str, str]:
     names.update({c.name.lower(): c.name for c in SPECS[key].columns})
     names.update(ALIASES.get(key, {}))
     return names
+
+
+def columns_1_2(key: str) -> tuple[str, ...]:
+    """The header of file ``key`` in OneRoster 1.2's CSV binding, in its order (what a 1.2
+    package writer writes): the common columns, then the file's own but the legacy ones."""
+    return (*COMMON, *(c.name for c in SPECS[key].columns if not c.legacy))
 
 
 def required_columns(key: str, version: Version) -> tuple[str, ...]:

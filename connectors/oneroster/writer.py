@@ -38,6 +38,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
+from connectors.oneroster.columns import KNOWN_FILES, READ_ORDER, columns_1_2
 from connectors.simulation.calendar import DEFAULT_START, at_ms
 from connectors.simulation.changes import Engine
 from connectors.simulation.district import (
@@ -51,47 +52,10 @@ from connectors.simulation.district import (
     gc_paused,
 )
 
-#: Column names of the OneRoster 1.2 CSV files written here, in the binding's order.
+#: Column names of the OneRoster 1.2 CSV files written here, in the binding's order: the
+#: reader's column specification (:mod:`connectors.oneroster.columns`), so the two cannot drift.
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    "orgs.csv": (
-        "sourcedId", "status", "dateLastModified", "name", "type", "identifier",
-        "parentSourcedId",
-    ),
-    "academicSessions.csv": (
-        "sourcedId", "status", "dateLastModified", "title", "type", "startDate", "endDate",
-        "parentSourcedId", "schoolYear",
-    ),
-    "courses.csv": (
-        "sourcedId", "status", "dateLastModified", "schoolYearSourcedId", "title", "courseCode",
-        "grades", "orgSourcedId", "subjects", "subjectCodes",
-    ),
-    "classes.csv": (
-        "sourcedId", "status", "dateLastModified", "title", "grades", "courseSourcedId",
-        "classCode", "classType", "location", "schoolSourcedId", "termSourcedIds", "subjects",
-        "subjectCodes", "periods",
-    ),
-    "users.csv": (
-        "sourcedId", "status", "dateLastModified", "enabledUser", "username", "userIds",
-        "givenName", "familyName", "middleName", "identifier", "email", "sms", "phone",
-        "agentSourcedIds", "grades", "password", "userMasterIdentifier", "resourceSourcedIds",
-        "preferredGivenName", "preferredMiddleName", "preferredFamilyName",
-        "primaryOrgSourcedId", "pronouns",
-    ),
-    "roles.csv": (
-        "sourcedId", "status", "dateLastModified", "userSourcedId", "roleType", "role",
-        "beginDate", "endDate", "orgSourcedId", "userProfileSourcedId",
-    ),
-    "demographics.csv": (
-        "sourcedId", "status", "dateLastModified", "birthDate", "sex",
-        "americanIndianOrAlaskaNative", "asian", "blackOrAfricanAmerican",
-        "nativeHawaiianOrOtherPacificIslander", "white", "demographicRaceTwoOrMoreRaces",
-        "hispanicOrLatinoEthnicity", "countryOfBirthCode", "stateOfBirthAbbreviation",
-        "cityOfBirth", "publicSchoolResidenceStatus",
-    ),
-    "enrollments.csv": (
-        "sourcedId", "status", "dateLastModified", "classSourcedId", "schoolSourcedId",
-        "userSourcedId", "role", "primary", "beginDate", "endDate",
-    ),
+    KNOWN_FILES[key]: columns_1_2(key) for key in READ_ORDER
 }
 
 #: Every ``file.<name>`` of the OneRoster 1.2 manifest, and whether this writer provides it.

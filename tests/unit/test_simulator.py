@@ -17,6 +17,7 @@ import fastavro
 import pytest
 from fastavro.validation import validate
 
+from connectors.oneroster.columns import COMMON, KNOWN_FILES, SPECS, canonical_names
 from connectors.oneroster.writer import COLUMNS, write_oneroster_delta, write_oneroster_package
 from connectors.simulation.stream import (
     CHANGES_TOPIC,
@@ -387,6 +388,21 @@ def test_package_has_the_oneroster_1_2_files_and_columns(tmp_path: Path) -> None
     counted = Counter(role_of[u["sourcedId"]] for u in users)
     assert counted["student"] == 500
     assert counted["teacher"] > 0 and counted["parent"] > 0
+
+
+@pytest.mark.parametrize("key", sorted(KNOWN_FILES))
+def test_writer_columns_are_the_columns_the_reader_reads_in_1_2(key: str) -> None:
+    written = COLUMNS[KNOWN_FILES[key]]
+    accepted = canonical_names(key)  # lowercase header -> the reader's column
+    spec = SPECS[key]
+    assert [c for c in written if accepted.get(c.lower()) != c] == []  # no unknown, no alias
+    assert [c for c in written if (column := spec.column(c)) and column.legacy] == []
+    assert len(set(written)) == len(written)
+    assert set(written) == {*COMMON, *(c.name for c in spec.columns if not c.legacy)}
+
+
+def test_writer_writes_every_file_the_reader_reads() -> None:
+    assert list(COLUMNS) == list(KNOWN_FILES.values())
 
 
 def test_package_read_back_gives_one_event_per_student(tmp_path: Path) -> None:
