@@ -23,6 +23,7 @@ from streams.policy.consent import (
     StudentConsentHistory,
     to_epoch_ms,
 )
+from streams.processor.decider import consent_endings
 from tests.unit.strategies import PARTNERS, district_events, student_events
 
 REPO = Path(__file__).resolve().parents[2]
@@ -405,6 +406,8 @@ def reference_status(events: list[ConsentEvent], now: int, partner: str) -> Cons
 
 
 event_lists = st.lists(student_events(), max_size=12)
+#: the categories student_events draws (tests/unit/strategies.py consent_categories)
+ALL_CATEGORIES = frozenset({"student_name", "special_medical", "assessment", "conduct"})
 short_ids = st.text(alphabet="ab", min_size=1, max_size=2)
 colliding_event_lists = st.lists(student_events(event_ids=short_ids), max_size=12)
 times = st.integers(-1, 30)
@@ -438,6 +441,21 @@ def test_compaction_changes_nothing_from_the_horizon_on_even_for_late_events(
     for now in (horizon, horizon + later):
         for partner in PARTNERS:
             assert compacted.status_at(now, partner) == full.status_at(now, partner)
+
+
+@given(event_lists, event_lists, times, st.integers(0, 10))
+def test_compaction_keeping_endings_also_keeps_why_a_category_has_no_consent(
+    early: list[ConsentEvent], late: list[ConsentEvent], horizon: int, later: int
+) -> None:
+    compacted = StudentConsentHistory.of(early).compact(horizon, keep_endings=True)
+    for event in late:
+        compacted = compacted.apply(event)
+    full = StudentConsentHistory.of([*early, *late])
+    for now in (horizon, horizon + later):
+        for partner in PARTNERS:
+            assert compacted.status_at(now, partner) == full.status_at(now, partner)
+            assert consent_endings(compacted, partner, ALL_CATEGORIES, now) == consent_endings(
+                full, partner, ALL_CATEGORIES, now)
 
 
 @given(event_lists)

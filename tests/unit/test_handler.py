@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.consent import ConsentEvent, ConsentKind, DistrictState, StudentConsentHistory
 from streams.processor.app import ProcessorSetupError, check_fingerprints, secret_fingerprint
 from streams.processor.clock import ManualClock
+from streams.processor.decider import inputs_at
 from streams.processor.routing import partition_for
 from streams.processor.state import Tables, fingerprint_key, fingerprint_value
 from tests.processor_harness import (
@@ -253,3 +254,48 @@ def test_tables_restored_from_their_changelog_equal_the_originals() -> None:
         assert after.district_applied == before.district_applied
         assert after.clock == before.clock
     assert restored.tables.districts == worker.tables.districts
+
+
+def test_a_long_consent_history_stays_bounded_and_decides_as_the_whole_one() -> None:
+    """Forty rounds of yearly-style consent (a grant that expires, now and then a revoke, an
+    opt-out and its lift): the stored history is compacted as it is updated and keeps only
+    what decides from the partition's clock on; every decision input, the reasons why a
+    category has no consent included, is the one the whole history gives."""
+    bus = Bus()
+    student, period = "NY-001", 10 * DAY
+    bus.change(change(student, NOW - HOUR, "c-1"))
+    bus.settle()
+    [worker] = bus.cluster.workers
+    partition = partition_for(student.encode(), bus.cluster.partitions)
+    sent: list[ConsentEvent] = []
+    held: list[bool] = []
+    for n in range(40):
+        start = NOW + n * period
+        round_events = [grant(student, start, expires=start + period - HOUR)]
+        if n % 3 == 1:
+            round_events.append(ConsentEvent(
+                f"revoke-{n}", ConsentKind.REVOKE, DISTRICT, start + period // 2, student,
+                "carewell-health", frozenset({"special_medical"})))
+        if n % 5 == 2:
+            round_events.append(ConsentEvent(
+                f"out-{n}", ConsentKind.PARTNER_OPT_OUT, DISTRICT, start + DAY, student,
+                "learnwell", expires_at=start + 3 * DAY))
+            round_events.append(ConsentEvent(
+                f"dir-{n}", ConsentKind.DIRECTORY_OPT_OUT, DISTRICT, start + DAY, student))
+        for event in round_events:
+            bus.consent(event)
+            sent.append(event)
+        for at in (start, start + 2 * DAY, start + period // 2 + HOUR, start + period - 1):
+            bus.clock.set(at)
+            bus.settle()
+            stored = worker.tables.partition(partition).consent[student]
+            assert len(stored.events) <= 8, (n, stored.events)  # a round's, and the last word
+            whole = StudentConsentHistory.of(sent)
+            for route in ROUTES:
+                assert inputs_at(route, stored, DistrictState(), at) == inputs_at(
+                    route, whole, DistrictState(), at), (n, at, route.partner)
+            held.append(student in bus.holds("carewell-health"))
+    stored = worker.tables.partition(partition).consent[student]
+    assert len(sent) == 69
+    assert len(stored.events) <= 6, stored.events
+    assert True in held and False in held  # consent came and went
