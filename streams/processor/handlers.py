@@ -61,6 +61,10 @@ ORIGIN_HEADER = "hallpass.origin"
 _SOURCE_CHANGES = b"changes"
 _SOURCE_CONSENT = b"consent"
 _DAY_MS = 86_400_000
+#: a student's consent history is compacted up to this long before its partition's clock
+#: (the time up to which timers acted): decisions from then on are as with the whole history,
+#: also on a worker whose wall clock lags the one that moved the partition's clock
+_COMPACT_MARGIN_MS = _DAY_MS
 
 
 @dataclass(frozen=True)
@@ -354,7 +358,8 @@ class BusHandler:
         after = before.apply(event)
         if after is before:
             return []  # seen before
-        tables.set_consent(partition, student, after)
+        horizon = tables.clock(partition) - _COMPACT_MARGIN_MS
+        tables.set_consent(partition, student, after.compact(horizon, keep_endings=True))
         for due in (event.effective_at, event.expires_at):
             if due is not None and due > now:
                 self.timers.schedule(partition, due, student)
