@@ -1,4 +1,4 @@
-"""The ``hallpass`` command: one group, subcommands registered from ``streams.commands``."""
+"""The ``hallpass`` command: one group, its subcommands (``streams.commands``) added below."""
 
 from __future__ import annotations
 
@@ -8,7 +8,22 @@ from typing import Any
 
 import click
 
-from streams.commands import register_all
+from streams.commands import (
+    acl,
+    consent,
+    contracts,
+    demo,
+    deploy,
+    disclosures,
+    lag,
+    process,
+    publish,
+    roundtrip,
+    runtime,
+    topics,
+    users,
+    vendor,
+)
 from streams.commands.context import Context
 from streams.config import ENV_DATA_DIR
 from streams.errors import HallpassError
@@ -138,4 +153,16 @@ def main(ctx: click.Context, data_dir: Path | None, client_properties: Path | No
         tombstone_retention_days=tombstone_retention_days))
 
 
-register_all(main)
+for command in (
+    # the local runtime
+    runtime.up, runtime.down, runtime.status,
+    # contracts, topics, access
+    contracts.contracts, topics.topics, acl.acl, users.users, deploy.deploy,
+    # the SIS side
+    publish.publish, publish.simulate, consent.consent,
+    # the processor and what it shares
+    process.process, disclosures.disclosures, vendor.vendor,
+    # operations
+    lag.lag, lag.lag_exporter, roundtrip.roundtrip, demo.demo,
+):
+    main.add_command(command)

@@ -17,9 +17,8 @@ import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import click
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -39,16 +38,6 @@ STAGE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 
 class MetricsPortError(HallpassError):
     """Metrics cannot be served on the port asked for."""
-
-
-def metrics_port_option(default: int) -> Callable[[Any], Any]:
-    """``--metrics-port`` (env ``HALLPASS_METRICS_PORT``) for a long-running command."""
-    return click.option(
-        "--metrics-port", type=click.IntRange(min=0, max=65535), default=default,
-        show_default=True, envvar=ENV_METRICS_PORT, show_envvar=True,
-        help="Serve Prometheus metrics on http://<addr>:PORT/metrics (0: off). The address "
-        f"is 127.0.0.1 unless ${ENV_METRICS_ADDR} says otherwise.",
-    )
 
 
 def serve_metrics(registry: CollectorRegistry, port: int,

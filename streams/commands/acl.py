@@ -1,8 +1,4 @@
-"""``hallpass acl``: the Kafka ACLs the contracts and roles imply.
-
-``acl plan`` lives here; ``acl apply`` is attached to the same :data:`acl` group by
-streams/commands/security.py.
-"""
+"""``hallpass acl plan|apply``: the Kafka ACLs the contracts and roles imply."""
 
 from __future__ import annotations
 
@@ -13,11 +9,12 @@ from pathlib import Path
 
 import click
 
-from streams.commands.bus import contracts_dir_option
 from streams.commands.context import Context, pass_context, progress
+from streams.commands.options import contracts_dir_option
 from streams.kafka.names import Topics
 from streams.policy.catalog import field_catalog, load_schema
 from streams.policy.contracts import Contract, load_contracts
+from streams.security.acl_apply import apply_plan, describe_rule
 from streams.security.acl_plan import AclRule, plan_acls
 
 COLUMNS = ("PRINCIPAL", "RESOURCE", "PATTERN", "OPERATION")
@@ -77,5 +74,37 @@ def plan(ctx: Context, contracts_dir: Path, as_json: bool) -> None:
     progress(f"{len(rules)} ACLs for {principals} principals; everything else is denied")
 
 
-def register(group: click.Group) -> None:
-    group.add_command(acl)
+@acl.command("apply")
+@contracts_dir_option
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@pass_context
+def acl_apply(ctx: Context, contracts_dir: Path, dry_run: bool) -> None:
+    """Make the broker's ACLs match the plan of the contracts (run as the admin).
+
+    Adds the ACLs the plan has and the broker lacks; removes the ACLs hallpass manages that
+    the plan no longer has, so a retired contract's vendor loses its access. Managed: every
+    ALLOW ACL of a principal of the plan or recorded by an earlier apply (in the admin-only
+    topic hallpass.acl.principals), and every ALLOW ACL on a topic, group or transactional
+    id of the bus. DENY ACLs and ACLs of other principals on other resources are left alone.
+    Re-applying an unchanged plan changes nothing.
+    """
+    topics = ctx.topics()
+    plan = planned_acls(contracts_dir, topics)
+    contracts = load_checked_contracts(contracts_dir)
+    result = apply_plan(ctx.connection(), plan, contracts, topics, dry_run=dry_run)
+    changes = result.changes
+    verb = ("would add", "would remove") if dry_run else ("added", "removed")
+    for rule in changes.add:
+        click.echo(f"{verb[0]:<12} {describe_rule(rule)}")
+    for rule in changes.remove:
+        click.echo(f"{verb[1]:<12} {describe_rule(rule)}")
+    for rule in changes.foreign:
+        progress(f"warning: an ACL hallpass does not manage also reaches the bus: "
+                 f"{describe_rule(rule)}")
+    if changes.empty:
+        click.echo(f"the broker's ACLs match the plan ({changes.unchanged} ACLs): "
+                   "nothing changed")
+    else:
+        click.echo(f"{len(changes.add)} {verb[0]}, {len(changes.remove)} {verb[1]}, "
+                   f"{changes.unchanged} unchanged" + ("; dry run, nothing changed"
+                                                       if dry_run else ""))

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from streams.commands.acl import load_checked_contracts
-from streams.commands.bus import contracts_dir_option
 from streams.commands.context import Context, pass_context
+from streams.commands.options import contracts_dir_option
 from streams.security.acl_plan import DEFAULT_ROLES
 from streams.security.strimzi import StrimziTarget, render_strimzi
 
@@ -61,6 +61,3 @@ def strimzi(ctx: Context, out_dir: Path, contracts_dir: Path, cluster: str,
         path.write_text(text, encoding="utf-8")
         click.echo(f"wrote {path}")
 
-
-def register(group: click.Group) -> None:
-    group.add_command(deploy)

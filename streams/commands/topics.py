@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from streams.commands.acl import load_checked_contracts
-from streams.commands.bus import contracts_dir_option
 from streams.commands.context import Context, pass_context, progress
+from streams.commands.options import contracts_dir_option
 from streams.kafka.admin import alter_topic_configs, describe_topics
 from streams.kafka.names import TopicSpec
 from streams.policy.retention import drift
@@ -86,6 +86,3 @@ def check(ctx: Context, contracts_dir: Path, fix: bool) -> None:
         raise click.ClickException(f"{len(found)} topic setting(s) differ")
     click.echo(f"{len(configs)} existing topic(s): settings as planned")
 
-
-def register(group: click.Group) -> None:
-    group.add_command(topics)
