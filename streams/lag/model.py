@@ -22,7 +22,12 @@ Lag in seconds
       holds). The collector reads the record at ``C`` (or the first one after it, when ``C``
       was compacted or deleted) and uses its Kafka timestamp: the producer's CreateTime, or
       the broker's append time on topics with ``message.timestamp.type=LogAppendTime``. A
-      producer that sets old timestamps makes this figure old too.
+      producer that sets old timestamps makes this figure old too. A timestamp that is a
+      whole UTC day (partner topics carry the day only, so that no two partners' records
+      share a time) says the record came that day: the figure is then the least age it can
+      have, counted from the end of that day or from the oldest sample whose log end was
+      past the record, whichever is earlier (a stopped group is still caught by its STOP or
+      STALL status).
 
 Status (in the spirit of Burrow's consumer rules), per partition over a window of samples,
 the group taking the worst of its partitions:
@@ -118,6 +123,10 @@ def appended_at(history: Sequence[LogEndSample], offset: int) -> float | None:
     return None
 
 
+#: a day in seconds (record timestamps of whole days)
+DAY_S = 86_400
+
+
 def needs_record_time(history: Sequence[LogEndSample], committed: int, log_end: int) -> bool:
     """Whether lag in seconds needs the timestamp of the record at ``committed`` (there is
     lag, and the samples do not reach back to the committed offset)."""
@@ -136,8 +145,16 @@ def lag_seconds(history: Sequence[LogEndSample], committed: int, log_end: int, n
     if committed >= log_end:
         return 0.0
     at = appended_at(history, committed)
-    if at is None:
+    if at is None and record_time is not None:
         at = record_time
+        if record_time % DAY_S == 0:
+            # a day stamp (what partner topics carry, so that timestamps link no two
+            # partners): the record came some time that day, and before the oldest sample
+            # whose log end was already past it; its age is at least the time since then
+            latest = record_time + DAY_S
+            if history and committed < history[0].offset:
+                latest = min(latest, history[0].at)
+            at = latest
     if at is None:
         return None
     return max(0.0, now - at)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from streams.kafka.names import Topics
 from streams.lag.model import (
+    DAY_S,
     CommitSample,
     GroupSelection,
     LogEndHistory,
@@ -135,8 +136,25 @@ def test_lag_seconds(appends: list[float], at: list[float], committed: int, now:
         assert not needs_record_time(history, committed, log_end)
     else:
         assert needs_record_time(history, committed, log_end)
-        assert seconds == (None if record_time is None else max(0.0, now - record_time))
+        if record_time is not None and record_time % DAY_S == 0:  # a day stamp
+            assert seconds is not None and seconds <= max(0.0, now - record_time)
+        else:
+            assert seconds == (None if record_time is None else max(0.0, now - record_time))
     assert seconds is None or seconds >= 0
+
+
+def test_a_day_stamp_gives_the_least_age_the_record_can_have() -> None:
+    """Partner topics carry whole UTC days as timestamps: a record stamped day D came during
+    D, and before the oldest sample whose log end was past it."""
+    day = 20_000 * DAY_S
+    history = (LogEndSample(day + 3_600.0, 40),)  # the exporter's first sample, at 01:00
+    assert lag_seconds(history, 25, 40, now=day + 4_000.0, record_time=day) == 400.0
+    # a group stuck since yesterday: at least the time since yesterday's end
+    later = (LogEndSample(day + 2 * DAY_S, 40),)
+    assert lag_seconds(later, 25, 40, now=day + 2 * DAY_S + 10, record_time=day) == \
+        DAY_S + 10
+    # a timestamp that is not a whole day is taken as it is
+    assert lag_seconds(history, 25, 40, now=day + 4_000.0, record_time=day + 1.5) == 3_998.5
 
 
 def test_a_single_sample_needs_the_record_timestamp() -> None:
