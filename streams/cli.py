@@ -27,6 +27,8 @@ from streams.commands import (
 from streams.commands.context import Context
 from streams.config import ENV_DATA_DIR
 from streams.errors import HallpassError
+from streams.kafka.reachability import DEFAULT_TIMEOUT_S as DEFAULT_CONNECT_TIMEOUT_S
+from streams.kafka.reachability import ENV_CONNECT_TIMEOUT, transport_problem
 from streams.kafka.wire import access_refused
 from streams.policy.retention import (
     ENV_MIN_INSYNC_REPLICAS,
@@ -44,7 +46,13 @@ from streams.security.client_settings import (
     SECURITY_PROTOCOLS,
     ClientSecurity,
 )
-from streams.settings import settings_from
+from streams.settings import (
+    ENV_DEBUG,
+    ENV_LOG_FORMAT,
+    LOG_FORMATS,
+    RunFlags,
+    settings_from,
+)
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 #: Client security settings of every command. There is no password flag: a password on a
@@ -87,10 +95,11 @@ class HallpassGroup(click.Group):
         except HallpassError as exc:
             raise click.ClickException(str(exc)) from exc
         except Exception as exc:
-            refused = access_refused(exc)  # a registry refusal from any registry client
-            if refused is None:
+            # a registry refusal from any registry client, or the bus stopped answering
+            problem = access_refused(exc) or transport_problem(exc)
+            if problem is None:
                 raise
-            raise click.ClickException(str(refused)) from exc
+            raise click.ClickException(str(problem)) from exc
 
 
 @click.group(
@@ -117,13 +126,24 @@ class HallpassGroup(click.Group):
               help="How long deletions stay on partner topics: the longest outage a vendor "
               f"may have and still learn of every deletion (env {ENV_TOMBSTONE_RETENTION_DAYS};"
               " default 30).")
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds a command waits for the broker and the schema registry to answer "
+              f"before it stops with what to check (env {ENV_CONNECT_TIMEOUT}; default "
+              f"{DEFAULT_CONNECT_TIMEOUT_S:g}).")
+@click.option("--debug", is_flag=True, default=None,
+              help=f"Show librdkafka's own log lines (connection retries and the like; env "
+              f"{ENV_DEBUG}=1).")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None,
+              help=f"Progress and log lines on stderr as text or as JSON lines (time, level, "
+              f"command, message) for a log collector (env {ENV_LOG_FORMAT}; default text).")
 @click.version_option(package_name="hallpass")
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, client_properties: Path | None,
          security_protocol: str | None, sasl_mechanism: str | None, sasl_username: str | None,
          sasl_password_file: Path | None, ssl_ca_location: Path | None,
          replication_factor: int | None, min_insync_replicas: int | None,
-         tombstone_retention_days: int | None) -> None:
+         tombstone_retention_days: int | None, connect_timeout: float | None,
+         debug: bool | None, log_format: str | None) -> None:
     """hallpass: a consent-aware student-data sharing bus.
 
     SIS change events go in; each partner receives only the fields its contract allows, only
@@ -150,7 +170,9 @@ def main(ctx: click.Context, data_dir: Path | None, client_properties: Path | No
     ctx.obj = Context(settings_from(
         os.environ, data_dir=data_dir, security=security, replication_factor=replication_factor,
         min_insync_replicas=min_insync_replicas,
-        tombstone_retention_days=tombstone_retention_days))
+        tombstone_retention_days=tombstone_retention_days,
+        run=RunFlags(connect_timeout_s=connect_timeout, debug=debug or None,
+                     log_format=log_format, command=ctx.invoked_subcommand)))
 
 
 for command in (

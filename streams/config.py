@@ -56,10 +56,17 @@ class Connection:
     #: schema registry client settings (``basic.auth.user.info``, ``ssl.ca.location``): they
     #: may hold a password, so they are left out of ``repr``
     registry_properties: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: ``client.id`` of every client (``hallpass-<command>[-<worker>]``): the broker's logs,
+    #: quotas and request metrics name the command that made a request
+    client_id: str = "hallpass"
+    #: librdkafka's own log lines (connection retries and the like): 0, none, unless a
+    #: command runs with ``--debug`` (6: informational)
+    log_level: int = 0
 
     def kafka_config(self, extra: Mapping[str, ConfigValue] | None = None) -> KafkaConfig:
         """librdkafka configuration for confluent-kafka clients, with ``extra`` on top."""
-        config: KafkaConfig = {"bootstrap.servers": self.bootstrap_servers}
+        config: KafkaConfig = {"bootstrap.servers": self.bootstrap_servers,
+                               "client.id": self.client_id, "log_level": self.log_level}
         config.update(self.client_properties)
         config.update(extra or {})
         return config

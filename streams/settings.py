@@ -13,12 +13,15 @@ the same order (flag, then environment, then default).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.config import Connection, ConnectionInputs, connect, data_dir_from
 from streams.kafka.names import DEFAULT_TOPICS, ENV_TOPIC_PREFIX, Topics
+from streams.kafka.reachability import DEFAULT_TIMEOUT_S as DEFAULT_CONNECT_TIMEOUT_S
+from streams.kafka.reachability import ENV_CONNECT_TIMEOUT
 from streams.local.artifacts import ENV_CACHE_DIR, ENV_JAVA_HOME, ENV_KAFKA_HOME
 from streams.metrics import ENV_METRICS_ADDR
 from streams.policy.retention import (
@@ -32,6 +35,9 @@ from streams.security.client_settings import ClientSecurity
 #: the pseudonym secrets of the partners (JSON ``{partner: hex}``, mode 600)
 ENV_SECRETS_FILE = "HALLPASS_PARTNER_SECRETS_FILE"
 SECRETS_FILE_NAME = "partner-secrets.json"
+ENV_DEBUG = "HALLPASS_DEBUG"
+ENV_LOG_FORMAT = "HALLPASS_LOG_FORMAT"
+LOG_FORMATS = ("text", "json")
 #: the address metrics are served on (the port is each command's ``--metrics-port``)
 DEFAULT_METRICS_ADDR = "127.0.0.1"
 #: where the local stack finds Java, Kafka and its download cache
@@ -57,6 +63,14 @@ class Settings:
     metrics_addr: str = DEFAULT_METRICS_ADDR
     #: the variables of :data:`LOCAL_STACK_VARIABLES` that are set (the local stack's tools)
     local_env: Mapping[str, str] = field(default_factory=dict)
+    #: how long a command waits for the broker or the registry to answer at all
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    #: librdkafka's own log lines on stderr (``--debug``)
+    debug: bool = False
+    #: progress and log lines as text or as JSON lines (``--log-format``)
+    log_format: str = "text"
+    #: ``client.id`` of the command's Kafka clients: ``hallpass-<command>``
+    client_id: str = "hallpass"
 
     @property
     def secrets_file(self) -> Path:
@@ -70,9 +84,31 @@ class Settings:
 
     def connection(self) -> Connection:
         """The bus, as the principal of the given client settings (else the local stack's
-        admin, for a stack started with ``hallpass up --secure``)."""
+        admin, for a stack started with ``hallpass up --secure``). A Java/Confluent
+        ``client.properties`` given as the properties file may also name the cluster and
+        the registry (the environment's settings win)."""
         given = self.security.properties() if self.security.given else None
-        return connect(self.connection_inputs, self.data_dir, client_properties=given)
+        java = self.security.client_file()
+        inputs = self.connection_inputs
+        if java is not None and not inputs.bootstrap_servers and not inputs.schema_registry_url:
+            inputs = dataclasses.replace(
+                inputs, bootstrap_servers=java.bootstrap_servers or "",
+                schema_registry_url=java.schema_registry_url or "")
+        conn = connect(inputs, self.data_dir, client_properties=given)
+        registry = {**(java.registry if java is not None else {}), **conn.registry_properties}
+        return dataclasses.replace(conn, registry_properties=registry,
+                                   client_id=self.client_id, log_level=6 if self.debug else 0)
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """The global flags about how a run behaves (None: not given, the variable decides)."""
+
+    connect_timeout_s: float | None = None
+    debug: bool | None = None
+    log_format: str | None = None
+    #: the subcommand run (names the clients: ``hallpass-<command>``)
+    command: str | None = None
 
 
 def settings_from(
@@ -83,6 +119,7 @@ def settings_from(
     replication_factor: int | None = None,
     min_insync_replicas: int | None = None,
     tombstone_retention_days: int | None = None,
+    run: RunFlags | None = None,
 ) -> Settings:
     """The settings of the flags given (None: not given) and of ``env``; a flag wins over its
     variable. Raises :class:`~streams.policy.retention.TopicSettingsError` (a
@@ -92,6 +129,7 @@ def settings_from(
     except ValueError as exc:
         raise TopicSettingsError(f"{ENV_TOPIC_PREFIX}: {exc}") from exc
     secrets = env.get(ENV_SECRETS_FILE, "").strip()
+    run = run or RunFlags()
     return Settings(
         data_dir=data_dir_from(data_dir, env),
         security=security or ClientSecurity(),
@@ -104,4 +142,30 @@ def settings_from(
         secrets_file_setting=Path(secrets) if secrets else None,
         metrics_addr=env.get(ENV_METRICS_ADDR, "").strip() or DEFAULT_METRICS_ADDR,
         local_env={k: env[k] for k in LOCAL_STACK_VARIABLES if env.get(k)},
+        connect_timeout_s=(run.connect_timeout_s if run.connect_timeout_s is not None
+                           else _positive_float(env, ENV_CONNECT_TIMEOUT,
+                                                DEFAULT_CONNECT_TIMEOUT_S)),
+        debug=run.debug if run.debug is not None else env.get(ENV_DEBUG, "") not in ("", "0"),
+        log_format=_log_format(run.log_format or env.get(ENV_LOG_FORMAT, "") or "text"),
+        client_id=f"hallpass-{run.command}" if run.command else "hallpass",
     )
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise TopicSettingsError(f"{name}={raw!r}: give a number of seconds above 0")
+    return value
+
+
+def _log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise TopicSettingsError(f"{ENV_LOG_FORMAT}={value!r}: use one of "
+                                 f"{', '.join(LOG_FORMATS)}")
+    return value

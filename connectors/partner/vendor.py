@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Connection
+from streams.errors import HallpassError
 from streams.kafka.read_to_end import TopicUnreadableError, read_to_end, topic_partitions
 from streams.kafka.wire import WireDecoder
 
@@ -29,14 +30,25 @@ class SyncReport:
     delete_reasons: dict[str, int] = field(default_factory=dict)
 
 
+class VendorCopyError(HallpassError, RuntimeError):
+    """The vendor's local copy cannot be opened; the message says what to do."""
+
+
 class VendorCopy:
     """The vendor's local copy: a small SQLite table of partner key -> latest record."""
 
     def __init__(self, path: Path | str = ":memory:") -> None:
-        self._db = sqlite3.connect(str(path))
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS students (key TEXT PRIMARY KEY, record TEXT NOT NULL)"
-        )
+        try:
+            if str(path) != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path))
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS students (key TEXT PRIMARY KEY, "
+                "record TEXT NOT NULL)")
+        except (OSError, sqlite3.Error) as exc:
+            raise VendorCopyError(
+                f"cannot open the local copy {path} ({exc}): give a writable file with "
+                "--copy FILE (or --data-dir DIR)") from exc
 
     def upsert(self, key: str, record: dict[str, Any]) -> None:
         self._db.execute("INSERT OR REPLACE INTO students VALUES (?, ?)",

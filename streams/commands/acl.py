@@ -91,7 +91,7 @@ def acl_apply(ctx: Context, contracts_dir: Path, dry_run: bool) -> None:
     topics = ctx.topics()
     plan = planned_acls(contracts_dir, topics)
     contracts = load_checked_contracts(contracts_dir)
-    result = apply_plan(ctx.connection(), plan, contracts, topics, dry_run=dry_run)
+    result = apply_plan(ctx.connection(registry=False), plan, contracts, topics, dry_run=dry_run)
     changes = result.changes
     verb = ("would add", "would remove") if dry_run else ("added", "removed")
     for rule in changes.add:

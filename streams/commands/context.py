@@ -3,12 +3,17 @@ resolved once by the ``hallpass`` group, and on demand the connection they name.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from streams.config import Connection
 from streams.kafka.names import Topics
+from streams.kafka.reachability import check_broker, check_registry
+from streams.policy.catalog import field_catalog, load_schema
+from streams.policy.contracts import Contract, load_contracts
 from streams.policy.retention import TopicSettings
 from streams.settings import Settings
 
@@ -16,6 +21,9 @@ from streams.settings import Settings
 class Context:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._checked: tuple[Connection, bool] | None = None
+        global _LOG_FORMAT, _COMMAND
+        _LOG_FORMAT, _COMMAND = settings.log_format, settings.client_id
 
     @property
     def data_dir(self) -> Path:
@@ -27,10 +35,27 @@ class Context:
         cluster's replication)."""
         return self.settings.topic_settings
 
-    def connection(self) -> Connection:
+    def connection(self, registry: bool = True) -> Connection:
         """The bus, as the principal of the given client settings (else the local stack's
-        admin, for a stack started with ``hallpass up --secure``)."""
-        return self.settings.connection()
+        admin, for a stack started with ``hallpass up --secure``).
+
+        Once per command the broker (and, with ``registry``, the schema registry) must answer
+        within ``--connect-timeout``, or the command stops with one line that names the
+        address and the setting to check."""
+        conn = self.settings.connection()
+        if self._checked != (conn, registry) and self._checked != (conn, True):
+            timeout = self.settings.connect_timeout_s
+            check_broker(conn.kafka_config(), timeout)
+            if registry:
+                check_registry(conn.registry_config(), timeout)
+            self._checked = (conn, registry)
+        return conn
+
+    @staticmethod
+    def valid_contracts(directory: Path) -> list[Contract]:
+        """The contracts of ``directory``, checked before the bus is asked anything: a
+        contract that cannot be used is said first (one line), not after a connection."""
+        return load_contracts(directory, field_catalog(load_schema("student_record_changed")))
 
     def topics(self) -> Topics:
         """Topic names, under ``HALLPASS_TOPIC_PREFIX`` when set."""
@@ -45,6 +70,17 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-def progress(message: str) -> None:
-    """Progress lines go to stderr so that stdout stays machine-readable."""
-    click.echo(message, err=True)
+_LOG_FORMAT = "text"
+_COMMAND = "hallpass"
+
+
+def progress(message: str, level: str = "info") -> None:
+    """Progress lines go to stderr so that stdout stays machine-readable; with
+    ``--log-format json`` one JSON object a line (time, level, command, message), for a log
+    collector."""
+    if _LOG_FORMAT == "json":
+        click.echo(json.dumps({"ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                               "level": level, "command": _COMMAND, "message": message}),
+                   err=True)
+    else:
+        click.echo(message, err=True)

@@ -93,6 +93,7 @@ def contracts_apply(ctx: Context, contracts_dir: Path, partner_secrets: Path | N
     topics plan` shows; existing topics whose settings differ are reported, see `hallpass
     topics check`) and register the partner's view schema, derived from its contract,
     under the topic's value subject; make and record the partners' pseudonym secrets."""
+    ctx.valid_contracts(contracts_dir)
     applied_contracts = apply_contracts(
         ctx.connection(), contracts_dir, ctx.topics(),
         secrets_file=ctx.secrets_file(partner_secrets), note=progress,

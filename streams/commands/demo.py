@@ -39,6 +39,7 @@ def demo(ctx: Context, students: int, days: int, seed: int, contracts_dir: Path,
     from connectors.source.publisher import EventPublisher, sis_topics
     from streams.processor.app import apply_contracts, run_processor
 
+    ctx.valid_contracts(contracts_dir)
     conn = ctx.connection()
     topics = ctx.topics()
     secrets_file = ctx.secrets_file()

@@ -55,7 +55,7 @@ def lag(ctx: Context, groups: tuple[str, ...], as_json: bool, samples: int,
     from streams.lag.render import report_json, report_table
     from streams.lag.tracker import LagSampler, LagTracker
 
-    conn = ctx.connection()
+    conn = ctx.connection(registry=False)
     sampler = LagSampler(LagTracker(ctx.topics(), window=samples))
     selection = GroupSelection(groups)
     source = KafkaOffsets(conn, timeout_s=timeout)
@@ -102,7 +102,7 @@ def lag_exporter(ctx: Context, metrics_port: int, interval: float,
 
     if metrics_port <= 0:
         raise click.UsageError("the exporter serves metrics: give --metrics-port a port")
-    conn = ctx.connection()
+    conn = ctx.connection(registry=False)
     exporter = LagExporter(
         connect=lambda: conn,
         open_source=lambda c: KafkaOffsets(c, timeout_s=min(timeout, interval)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -82,8 +83,11 @@ def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
             progress(f"processed {stats.consumed} events ({rate:.0f}/s), "
                      f"{stats.produced} records out")
 
+    ctx.valid_contracts(contracts_dir)
+    conn = ctx.connection()
+    conn = dataclasses.replace(conn, client_id=f"{conn.client_id}-{worker}")
     stats, handler = run_processor(
-        ctx.connection(), contracts_dir, ctx.secrets_file(partner_secrets),
+        conn, contracts_dir, ctx.secrets_file(partner_secrets),
         until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
         metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock,
         future_skew_ms=int(future_skew_hours * 3_600_000),

@@ -60,7 +60,7 @@ def plan(ctx: Context, contracts_dir: Path, as_json: bool) -> None:
 def check(ctx: Context, contracts_dir: Path, fix: bool) -> None:
     """Compare the existing topics with the settings the bus creates them with; print each
     difference with the command that fixes it. Exit status 1 if any remain."""
-    conn = ctx.connection()
+    conn = ctx.connection(registry=False)
     specs = _specs(ctx, contracts_dir, input_partitions(conn, ctx.topics()))
     configs, replicas = describe_topics(conn, [s.name for s in specs])
 

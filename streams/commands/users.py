@@ -18,7 +18,7 @@ from streams.security.users import (
 
 
 def _admin_config(ctx: Context) -> dict[str, str | int | float | bool]:
-    return ctx.connection().kafka_config({"log_level": 0})
+    return ctx.connection(registry=False).kafka_config({"log_level": 0})
 
 
 @click.group()

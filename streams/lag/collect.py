@@ -74,7 +74,8 @@ class KafkaOffsets:
         self._consumer: Consumer | None = None
 
     def _config(self, extra: dict[str, str | int | float | bool]) -> dict[str, Any]:
-        return {**self.conn.kafka_config(extra), "logger": self._log.logger}
+        # its own log lines go to the private logger (warnings and errors are quoted)
+        return {**self.conn.kafka_config({"log_level": 6, **extra}), "logger": self._log.logger}
 
     # -- the round ----------------------------------------------------------------------
     def snapshot(self, selection: GroupSelection) -> Snapshot:

@@ -201,8 +201,21 @@ def _resolve_unfrozen(contract: Contract, catalog: Mapping[str, FieldInfo]) -> d
     return allowed
 
 
+class ContractsDirectoryError(HallpassError, ValueError):
+    """The contracts directory is missing or is a file; the message says what to give."""
+
+
 def contract_files(directory: Path) -> list[Path]:
     """The contract files of ``directory`` (not their lock files)."""
+    if directory.is_file():
+        raise ContractsDirectoryError(
+            f"{directory} is a file: contracts are read from a directory, one YAML file per "
+            f"partner (with its .lock.yaml); give the directory that holds it "
+            f"({directory.parent})")
+    if not directory.is_dir():
+        raise ContractsDirectoryError(
+            f"{directory}: no such directory of contracts (give --contracts DIR or "
+            "HALLPASS_CONTRACTS_DIR; the samples are in deploy/contracts)")
     return sorted(p for p in directory.iterdir()
                   if p.suffix in CONTRACT_SUFFIXES and p.is_file()
                   and not p.name.endswith(LOCK_SUFFIX))

@@ -1,12 +1,14 @@
 """Client security settings: how a hallpass command authenticates to the broker.
 
-They come from a properties file (``--client-properties`` / ``HALLPASS_CLIENT_PROPERTIES``,
+They come from a properties file (``--client-properties`` / ``HALLPASS_CLIENT_PROPERTIES``:
 librdkafka property names, e.g. the ``admin.properties`` that ``hallpass up --secure``
-writes) and from single settings (flags or ``HALLPASS_SECURITY_PROTOCOL``,
-``HALLPASS_SASL_MECHANISM``, ``HALLPASS_SASL_USERNAME``, ``HALLPASS_SASL_PASSWORD_FILE``,
-``HALLPASS_SSL_CA_LOCATION``), which override the file's. A password is only ever read from a
-file; a file holding one must be private to its owner (``chmod 600``), or it is refused. A
-SASL user without a mechanism uses SCRAM-SHA-512 (librdkafka's default would be Kerberos).
+writes, or the ``client.properties`` of Java and Confluent tools, see
+:mod:`streams.security.java_properties`) and from single settings (flags or
+``HALLPASS_SECURITY_PROTOCOL``, ``HALLPASS_SASL_MECHANISM``, ``HALLPASS_SASL_USERNAME``,
+``HALLPASS_SASL_PASSWORD_FILE``, ``HALLPASS_SSL_CA_LOCATION``), which override the file's.
+A password is only ever read from a file; a file holding one must be private to its owner
+(``chmod 600``), or it is refused. A SASL user without a mechanism uses SCRAM-SHA-512
+(librdkafka's default would be Kerberos).
 
 The result is a plain mapping of librdkafka properties that :class:`streams.config.Connection`
 hands to every confluent-kafka client (the processor, the connectors and the vendor reader are
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import HallpassError
+from streams.security.java_properties import ClientFile, is_java_style, translate
 
 ENV_CLIENT_PROPERTIES = "HALLPASS_CLIENT_PROPERTIES"
 ENV_SECURITY_PROTOCOL = "HALLPASS_SECURITY_PROTOCOL"
@@ -148,9 +151,19 @@ class ClientSecurity:
             self.properties_file, self.security_protocol, self.sasl_mechanism,
             self.sasl_username, self.sasl_password_file, self.ssl_ca_location))
 
+    def client_file(self) -> ClientFile | None:
+        """The properties file read as a Java/Confluent ``client.properties`` (cluster and
+        registry in one file), or None when there is none or it is a librdkafka file."""
+        if self.properties_file is None:
+            return None
+        raw = read_properties(self.properties_file)
+        return translate(raw, str(self.properties_file)) if is_java_style(raw) else None
+
     def properties(self) -> dict[str, str]:
         """The librdkafka properties: the file's, then the single settings on top."""
         props = read_properties(self.properties_file) if self.properties_file else {}
+        if is_java_style(props):
+            props = dict(translate(props, str(self.properties_file)).kafka)
         if self.security_protocol:
             props["security.protocol"] = self.security_protocol
         if self.sasl_mechanism:

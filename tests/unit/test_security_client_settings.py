@@ -143,7 +143,8 @@ def test_a_plaintext_stack_has_no_client_properties(tmp_path: Path) -> None:
         "bootstrap_servers": "127.0.0.1:9092",
         "schema_registry_url": "http://127.0.0.1:8081/apis/ccompat/v7"}))
     conn = local_connection(tmp_path)
-    assert conn is not None and conn.kafka_config() == {"bootstrap.servers": "127.0.0.1:9092"}
+    assert conn is not None and conn.kafka_config() == {"bootstrap.servers": "127.0.0.1:9092",
+                                                     "client.id": "hallpass", "log_level": 0}
 
 
 def test_a_connection_never_shows_its_password() -> None:
