@@ -377,50 +377,53 @@ def _designation(ctx: Context, disability: Node) -> str | None:
 # ----------------------------------------------------------------------- attendance
 
 
-def read_school_attendance(node: Node, ctx: Context) -> None:
+def _attendance_event(node: Node, ctx: Context) -> tuple[Student, dt.date, str | None] | None:
+    """The student, day and category of an attendance event (None: a student not loaded)."""
     student = ctx.student(node)
     if student is None:
-        return
+        return None
     day = parse_date(node.text("AttendanceEvent/EventDate") or node.text("EventDate"))
     if day is None:
         raise BadValue("no EventDate")
     category = ctx.code("AttendanceEventCategoryDescriptor",
                         node.text("AttendanceEvent/AttendanceEventCategory")
                         or node.text("AttendanceEventCategory"))
+    return student, day, category
+
+
+def _count_absence(totals: AttendanceYear, day: dt.date, share: float) -> None:
+    totals.absent += share
+    totals.absence_dates.add(day)
+    if totals.last_absence is None or day > totals.last_absence:
+        totals.last_absence = day
+
+
+def read_school_attendance(node: Node, ctx: Context) -> None:
+    event = _attendance_event(node, ctx)
+    if event is None:
+        return
+    student, day, category = event
     duration = number(node.text("AttendanceEvent/EventDuration")
                       or node.text("EventDuration"))
     year = school_year(node.text("SessionReference/SessionIdentity/SchoolYear")) \
         or _year_of(day)
     totals = student.attendance.setdefault(year, AttendanceYear())
     if category == "absent":
-        share = 1.0 if duration is None else duration
-        totals.absent += share
-        totals.absence_dates.add(day)
-        if totals.last_absence is None or day > totals.last_absence:
-            totals.last_absence = day
+        _count_absence(totals, day, 1.0 if duration is None else duration)
     elif category == "present":
         totals.present += 1.0 if duration is None else duration
     elif category == "tardy":
         totals.tardy += 1
     elif category == "partial":
-        share = 0.5 if duration is None else 1.0 - duration
-        totals.absent += share
-        totals.absence_dates.add(day)
-        if totals.last_absence is None or day > totals.last_absence:
-            totals.last_absence = day
+        _count_absence(totals, day, 0.5 if duration is None else 1.0 - duration)
     student.saw_school(day, node.text("SchoolReference/SchoolIdentity/SchoolId"))
 
 
 def read_section_attendance(node: Node, ctx: Context) -> None:
-    student = ctx.student(node)
-    if student is None:
+    event = _attendance_event(node, ctx)
+    if event is None:
         return
-    day = parse_date(node.text("AttendanceEvent/EventDate") or node.text("EventDate"))
-    if day is None:
-        raise BadValue("no EventDate")
-    category = ctx.code("AttendanceEventCategoryDescriptor",
-                        node.text("AttendanceEvent/AttendanceEventCategory")
-                        or node.text("AttendanceEventCategory"))
+    student, day, category = event
     session = "SectionReference/SectionIdentity/CourseOfferingReference/CourseOfferingIdentity/" \
         "SessionReference/SessionIdentity/SchoolYear"
     year = school_year(node.text(session)) or _year_of(day)
