@@ -13,10 +13,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from streams.config import Connection, external_connection
 from streams.kafka.names import Topics
 from streams.local.stack import LocalStack, Ports
+
+# Speed is measured in `make bench`, never asserted in a test: no per-example time limit
+# (a loaded 2-core CI machine would otherwise fail pure properties at random).
+settings.register_profile("hallpass", deadline=None)
+settings.load_profile("hallpass")
 
 TEST_PORTS = Ports(kafka=29092, controller=29093, registry=28081)
 
