@@ -4,6 +4,7 @@ resolved once by the ``hallpass`` group, and on demand the connection they name.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ class Context:
         self._checked: tuple[Connection, bool] | None = None
         global _LOG_FORMAT, _COMMAND
         _LOG_FORMAT, _COMMAND = settings.log_format, settings.client_id
+        _route_library_logs(settings.log_format)
 
     @property
     def data_dir(self) -> Path:
@@ -72,6 +74,31 @@ pass_context = click.make_pass_decorator(Context)
 
 _LOG_FORMAT = "text"
 _COMMAND = "hallpass"
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(), "command": _COMMAND,
+            "logger": record.name, "message": record.getMessage()})
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler this module installs (found again, and replaced, per command run)."""
+
+
+def _route_library_logs(log_format: str) -> None:
+    """The library's own log records (``hallpass.*`` loggers: the processor's restores, the
+    metrics server) go to stderr from INFO on, as text or JSON lines like progress."""
+    logger = logging.getLogger("hallpass")
+    for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(old)
+    handler = _StderrHandler()
+    handler.setFormatter(_JsonLines() if log_format == "json" else logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def progress(message: str, level: str = "info") -> None:

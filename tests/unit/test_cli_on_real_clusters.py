@@ -5,6 +5,7 @@ and a Java/Confluent client.properties configures cluster and registry in one fi
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from pathlib import Path
@@ -127,3 +128,15 @@ def test_a_users_mistake_is_one_message_not_a_traceback(args: list[str]) -> None
     assert result.exception is None or isinstance(result.exception, SystemExit), \
         result.exception
     assert "Error:" in result.output and "Traceback" not in result.output
+
+
+def test_library_logs_follow_the_log_format(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    Context(settings_from({}, data_dir=tmp_path, run=RunFlags(log_format="json")))
+    try:
+        logging.getLogger("hallpass.processor").info("restored %d table records", 12)
+        line = json.loads(capsys.readouterr().err)
+        assert (line["logger"], line["message"]) == ("hallpass.processor",
+                                                    "restored 12 table records")
+    finally:
+        Context(settings_from({}, data_dir=tmp_path))
