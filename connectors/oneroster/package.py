@@ -36,6 +36,20 @@ class OneRosterPackageError(HallpassError):
     """
 
 
+def _check_entry(path: Path, name: str) -> None:
+    """Refuses a zip entry that is absolute or climbs out (``..``): such a name is never how
+    an export is written, and it could shadow a file of the package."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise OneRosterPackageError(
+            f"{path}: the zip entry {name!r} has an absolute path; give a package whose "
+            "entries are the CSV files (optionally in one folder)")
+    if ".." in parts:
+        raise OneRosterPackageError(
+            f"{path}: the zip entry {name!r} climbs out of the package (..); give a package "
+            "whose entries are the CSV files (optionally in one folder)")
+
+
 class Package:
     """Read access to the files of a package, a directory or a zip, by file name.
 
@@ -62,10 +76,16 @@ class Package:
                     "directory or a zip holding the CSV files (and manifest.csv)"
                 ) from exc
             for info in self._zip.infolist():
+                _check_entry(path, info.filename)
                 if info.is_dir():
                     continue
                 base = info.filename.rsplit("/", 1)[-1]
-                self._names.setdefault(base.lower(), info.filename)
+                if base.lower() in self._names:
+                    raise OneRosterPackageError(
+                        f"{path}: the zip holds {base} twice ({self._names[base.lower()]} and "
+                        f"{info.filename}); one would shadow the other: give a package with "
+                        "each file once")
+                self._names[base.lower()] = info.filename
         elif path.exists():
             raise OneRosterPackageError(
                 f"{path} is neither a directory nor a zip file; give a OneRoster package"
