@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from streams.policy.contracts import (
     lock_contracts,
     review_contracts,
 )
+from streams.policy.pages import contract_page, index_page, page_name
 from streams.processor.app import apply_contracts
 from streams.settings import ENV_SECRETS_FILE
 
@@ -101,3 +103,31 @@ def contracts_apply(ctx: Context, contracts_dir: Path, partner_secrets: Path | N
     for applied in applied_contracts:
         click.echo(f"{applied.partner:<20} {applied.topic:<40} schema id "
                    f"{applied.schema_id:<4} {applied.fields} fields")
+
+
+@contracts.command("publish")
+@contracts_dir_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Directory for the pages (index.html and one "
+              "<partner>.html per contract; created if missing).")
+@click.option("--district", default="The district", show_default=True,
+              help="The district's name as the pages say it.")
+def contracts_publish(contracts_dir: Path, out_dir: Path, district: str) -> None:
+    """Write one web page per contract for the district's website: what the contractor
+    receives about students, in plain words and under which basis, and its Parents' Bill of
+    Rights supplemental information (NY Ed Law 2-d, 8 NYCRR 121.3), which `contracts check`
+    requires of every contract under NY-Ed-Law-2-d."""
+    catalog = field_catalog(load_schema("student_record_changed"))
+    loaded = Context.valid_contracts(contracts_dir)
+    today = dt.date.today().isoformat()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for contract in loaded:
+            (out_dir / page_name(contract)).write_text(
+                contract_page(contract, catalog, district, today), encoding="utf-8")
+        (out_dir / "index.html").write_text(index_page(loaded, district, today),
+                                            encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the pages to {out_dir}: {exc.strerror}. "
+                                   "Give a writable --out DIR.") from exc
+    click.echo(f"wrote {len(loaded)} contract page(s) and index.html to {out_dir}")

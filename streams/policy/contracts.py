@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from streams.errors import HallpassError
+from streams.policy.bill_of_rights import BillOfRights, parse_bill_of_rights
 from streams.policy.catalog import CATEGORIES, SPECIAL_CATEGORIES, FieldInfo
 
 PARTNER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -78,7 +79,7 @@ _REQUIRED_KEYS = (
     "pseudonymous_ids",
     "allow",
 )
-_KNOWN_KEYS = frozenset({*_REQUIRED_KEYS, "topic"})
+_KNOWN_KEYS = frozenset({*_REQUIRED_KEYS, "topic", "bill_of_rights"})
 _LOCK_KEYS = frozenset({"partner", "version", "fields"})
 _ALLOW_KEYS = frozenset({"category", "field", "basis"})
 _DAY_MS = 86_400_000
@@ -131,6 +132,8 @@ class Contract:
     #: the fields this version was locked with (``<partner>.lock.yaml``); None: not frozen
     #: (contracts built in code). Only these fields reach the partner.
     frozen_fields: frozenset[str] | None = None
+    #: the Parents' Bill of Rights supplement (required under NY Ed Law 2-d, 121.3)
+    bill_of_rights: BillOfRights | None = dataclasses.field(default=None, compare=False)
     active_from_ms: int = dataclasses.field(init=False, repr=False, compare=False)
     active_until_ms: int = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -542,6 +545,7 @@ class _ContractReader:
             self._check_real_ids(allow)
         if allow is not None:
             self._check_revealing(allow)
+        rights = parse_bill_of_rights(self.doc.get("bill_of_rights"), laws, self.errors.add)
 
         if self.errors.items:
             return None
@@ -564,6 +568,7 @@ class _ContractReader:
             topic=topic or default_topic(partner),
             source=self.errors.file,
             purpose_code=purpose_code,
+            bill_of_rights=rights,
         )
 
     def _partner(self) -> str | None:

@@ -86,7 +86,7 @@ purpose_code: rostering
 purpose: Rostering under a contract that ends in the first week of school.
 valid_from: 2026-07-01
 valid_until: 2026-09-10
-laws: [FERPA, NY-Ed-Law-2-d]
+laws: [FERPA]
 principal: User:sunset
 pseudonymous_ids: true
 allow:

@@ -1,7 +1,8 @@
 """The command line keeps its shape: every command, option, variable and help text as
 captured in tests/fixtures/cli_help before the commands became module-level click commands
 added explicitly in streams/cli.py (issue 18). Changed on purpose since: the global flags
---connect-timeout, --debug and --log-format (issue 15), recaptured in the fixtures."""
+--connect-timeout, --debug and --log-format (issue 15) and `contracts publish` (issue 19),
+recaptured in the fixtures."""
 
 from __future__ import annotations
 

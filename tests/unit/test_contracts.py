@@ -38,6 +38,14 @@ valid_until: 2027-06-30
 laws: [FERPA, NY-Ed-Law-2-d]
 principal: User:learnwell
 pseudonymous_ids: true
+bill_of_rights:
+  exclusive_purposes: Rostering and classroom learning, nothing else.
+  subcontractors: Bound by written agreements with the same terms.
+  duration: The agreement runs until 2027-06-30.
+  at_expiry: All student data is deleted within 60 days, with a certificate.
+  challenge_accuracy: Ask the school; it corrects the SIS and the bus forwards it.
+  storage: United States data centers with access control and audit logs.
+  encryption: TLS in motion and AES-256 at rest for data and backups.
 allow:
   - category: student_name
     basis: directory
@@ -289,18 +297,18 @@ def test_real_ids_need_student_identifiers_on_the_school_official_basis() -> Non
 
 
 def test_yaml_syntax_error_names_the_line() -> None:
-    assert VALID.splitlines()[13] == "  - field: enrollment.grade_level"
+    assert VALID.splitlines()[21] == "  - field: enrollment.grade_level"
     errors = errors_of(VALID.replace("enrollment.grade_level", "enrollment.grade_level: 7"))
     assert len(errors) == 1
     assert errors[0].key == ""
-    assert errors[0].reason.startswith("YAML syntax error: line 14, column 34:")
+    assert errors[0].reason.startswith("YAML syntax error: line 22, column 34:")
 
 
 def test_duplicate_yaml_key_is_an_error_not_a_silent_override() -> None:
     errors = errors_of(VALID + "version: 4\n")
     assert len(errors) == 1
     assert "duplicate key 'version'" in errors[0].reason
-    assert "line 16" in errors[0].reason
+    assert "line 24" in errors[0].reason
 
 
 def test_a_document_that_is_not_a_mapping() -> None:
@@ -645,3 +653,33 @@ def test_contracts_check_and_lock_commands(tmp_path: Path) -> None:
     assert result.stdout.startswith("learnwell: locked version 3 in ")
     result = run.invoke(main, ["contracts", "check", str(tmp_path)])
     assert result.exit_code == 0 and "1 contract(s)" in result.stdout
+
+
+# --- Parents' Bill of Rights supplement (NY Ed Law 2-d, 8 NYCRR 121.3) --------------------------
+
+def test_a_contract_under_ed_law_2d_needs_the_bill_of_rights_supplement() -> None:
+    without = VALID[:VALID.index("bill_of_rights:")] + VALID[VALID.index("allow:"):]
+    [error] = errors_of(without)
+    assert error.key == "bill_of_rights" and "121.3" in error.reason
+    assert not errors_of(without.replace("laws: [FERPA, NY-Ed-Law-2-d]", "laws: [FERPA]"))
+    contract, found = parse_contract(VALID, "learnwell.yaml", CATALOG)
+    assert not found and contract is not None and contract.bill_of_rights is not None
+    assert contract.bill_of_rights.answer("encryption").startswith("TLS in motion")
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ("  storage: United States data centers with access control and audit logs.\n", "",
+     "bill_of_rights.storage"),
+    ("encryption: TLS in motion and AES-256 at rest for data and backups.",
+     "encryption: TBD", "bill_of_rights.encryption"),
+    ("  duration:", "  price: free\n  duration:", "bill_of_rights.price"),
+])
+def test_each_supplement_item_is_answered(old: str, new: str, key: str) -> None:
+    assert old in VALID
+    assert [e.key for e in errors_of(VALID.replace(old, new))] == [key]
+
+
+def test_the_sample_contracts_carry_the_supplement() -> None:
+    for contract in load_contracts(REPO / "deploy" / "contracts", CATALOG):
+        if "NY-Ed-Law-2-d" in contract.laws:
+            assert contract.bill_of_rights is not None, contract.partner
