@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import click
 
-from streams.commands.context import Context, pass_context
+from streams.commands.context import Context, pass_context, progress
+from streams.commands.options import INSTANT
 from streams.policy.consent import ConsentEvent, ConsentKind
 
 
@@ -30,8 +32,10 @@ def _publish_consent(ctx: Context, event: ConsentEvent) -> None:
 
 common = [
     click.option("--district", required=True, help="District id of the student."),
-    click.option("--effective-at", type=int, default=None,
-                 help="Effective time, epoch milliseconds (default: now)."),
+    click.option("--effective-at", type=INSTANT, default=None,
+                 help="Effective time: an ISO date or date-time (UTC unless an offset is "
+                 "given, e.g. 2026-09-01T08:00:00-04:00) or epoch milliseconds (default: "
+                 "now)."),
     click.option("--recorded-by", default="hallpass-cli", show_default=True,
                  help="Who recorded the decision."),
 ]
@@ -58,7 +62,9 @@ def _event(kind: ConsentKind, district: str, effective_at: int | None, recorded_
 @click.option("--category", "categories", multiple=True, required=True,
               help="Data category granted (repeat for several).")
 @click.option("--purpose", default=None)
-@click.option("--expires-at", type=int, default=None, help="Epoch ms; none = no expiry.")
+@click.option("--expires-at", type=INSTANT, default=None,
+              help="When the consent expires (ISO date or date-time, or epoch ms); none = "
+              "no expiry.")
 @with_common
 @pass_context
 def grant(ctx: Context, student: str, partner: str, categories: tuple[str, ...],
@@ -119,3 +125,47 @@ def district_opt_out(ctx: Context, partner: str, district: str, effective_at: in
     """A district opts out of PARTNER: none of its students flows to it."""
     _publish_consent(ctx, _event(ConsentKind.DISTRICT_OPT_OUT, district, effective_at,
                                  recorded_by, partner=partner))
+
+
+CONSENT_IMPORT_EXIT_CODES = (
+    "\b\nExit status:\n"
+    "  0  every row published\n"
+    "  1  failure: the file cannot be read, or the broker did not acknowledge everything\n"
+    "     (importing the same file again publishes the same event ids)\n"
+    "  3  published, but some rows were rejected (<FILE>.rejects.csv)")
+
+
+@consent.command("import", epilog=CONSENT_IMPORT_EXIT_CODES)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Read and check the file; publish nothing.")
+@pass_context
+def import_(ctx: Context, path: Path, dry_run: bool) -> None:
+    """Publish a CSV file of consent decisions, one event per row (columns: kind,
+    student_id, district_id, partner, categories separated by ';', effective_at, expires_at,
+    purpose, recorded_by; times as ISO dates or date-times, or epoch ms). Rows that cannot
+    become an event go to FILE.rejects.csv with the line, column and reason."""
+    from connectors.source.consent_csv import read_consent_csv
+    from connectors.source.publisher import EventPublisher
+    from connectors.source.rejects import rejects_path_for, write_rejects
+
+    found = read_consent_csv(path)
+    progress(f"read {len(found.events)} consent events, rejected {len(found.rejects)} rows "
+             f"of {path}")
+    if found.rejects:
+        target = rejects_path_for(path)
+        write_rejects(target, found.rejects)
+        for reject in found.rejects[:5]:
+            progress(f"  {reject}")
+        progress(f"rejected rows: {target}")
+    if not dry_run and found.events:
+        topic = ctx.topics().consent
+        publisher = EventPublisher(ctx.connection(), {topic: "consent_changed"})
+        for event in found.events:
+            key = event.district_id if event.is_district_event else (event.student_id or "")
+            publisher.publish(topic, key, event.to_avro())
+        publisher.close()
+    verb = "checked" if dry_run else "published"
+    click.echo(f"{verb} {len(found.events)} consent events from {path}")
+    if found.rejects:
+        ctx_exit = click.get_current_context()
+        ctx_exit.exit(3)

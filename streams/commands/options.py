@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from streams.metrics import ENV_METRICS_ADDR, ENV_METRICS_PORT
+from streams.policy.instants import InstantError, parse_instant
 
 DEFAULT_CONTRACTS = Path("deploy/contracts")
 ENV_CONTRACTS_DIR = "HALLPASS_CONTRACTS_DIR"
@@ -34,3 +35,21 @@ def metrics_port_option(default: int) -> Callable[[Any], Any]:
         help="Serve Prometheus metrics on http://<addr>:PORT/metrics (0: off). The address "
         f"is 127.0.0.1 unless ${ENV_METRICS_ADDR} says otherwise.",
     )
+
+
+class InstantType(click.ParamType):
+    """A point in time on the command line: ISO date or date-time, or epoch ms."""
+
+    name = "TIME"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_instant(str(value))
+        except InstantError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+INSTANT = InstantType()
