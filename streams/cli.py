@@ -183,7 +183,7 @@ for command in (
     # the SIS side
     publish.publish, publish.simulate, consent.consent,
     # the processor and what it shares
-    process.process, disclosures.disclosures, vendor.vendor,
+    process.process, disclosures.disclosures, disclosures.exposure, vendor.vendor,
     # operations
     lag.lag, lag.lag_exporter, roundtrip.roundtrip, demo.demo,
 ):
