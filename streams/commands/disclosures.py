@@ -12,17 +12,26 @@ import click
 
 from connectors.partner.auditor import read_disclosures
 from streams.commands.context import Context, pass_context
-from streams.commands.options import INSTANT
+from streams.commands.options import INSTANT, contracts_dir_option
 
 
 @click.command()
 @click.option("--student", required=True, help="State student id.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@contracts_dir_option
 @pass_context
-def disclosures(ctx: Context, student: str, as_json: bool) -> None:
+def disclosures(ctx: Context, student: str, as_json: bool, contracts_dir: Path) -> None:
     """What was shared about a student (FERPA 34 CFR 99.32): every partner that received
-    data, which fields, when, on which basis and contract version, and every retraction."""
+    data, which fields, when, on which basis and contract version, the legitimate interest
+    (the contract's purpose, 99.32(a)(3)), and every retraction."""
+    purposes = {(c.partner, c.version): f"{c.purpose_code}: {c.purpose}"
+                for c in ctx.valid_contracts(contracts_dir)}
     rows = read_disclosures(ctx.connection(), student, ctx.topics().audit)
+    for row in rows:
+        row["purpose"] = purposes.get(
+            (row["partner"], row["contract_version"]),
+            f"contract version {row['contract_version']} of {row['partner']} is not in "
+            f"{contracts_dir}: see the district's contract archive")
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -35,6 +44,8 @@ def disclosures(ctx: Context, student: str, as_json: bool) -> None:
         basis = "/".join(row["legal_basis"]) or "-"
         click.echo(f"{when}Z  {row['partner']:<16} {row['decision']:<9} "
                    f"v{row['contract_version']} {basis:<26} {what}")
+        if row["decision"] == "DISCLOSED":
+            click.echo(f"{'':<22}purpose: {row['purpose']}")
 
 
 @click.command()

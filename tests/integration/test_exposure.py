@@ -80,3 +80,10 @@ def test_exposure_at_a_breach_time_is_what_the_partner_topic_held_then(
     text = (letters / written[0]).read_text()
     assert "Example CSD" in text and "dpo@example.org" in text
     assert "your child&#x27;s name" in text  # its categories in plain words, escaped
+    # the parent's report names the legitimate interest of each disclosure (99.32(a)(3))
+    report = json.loads(hallpass(bus, topics, tmp_path, "disclosures", "--student",
+                                 opted[0]["student_id"], "--json").stdout)
+    disclosed = [r for r in report if r["decision"] == "DISCLOSED"]
+    assert disclosed and all(r["purpose"].startswith(("rostering:", "assessment:",
+                                                      "health_services:"))
+                             for r in disclosed)
