@@ -11,11 +11,11 @@ from streams.local.stack import LocalStack, Ports, describe
 
 
 def _stack(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
-           secure: bool = False, tls: bool = False) -> LocalStack:
+           secure: bool = False, tls: bool = False, brokers: int | None = None) -> LocalStack:
     return LocalStack(
         ctx.data_dir, env=ctx.settings.local_env, progress=progress,
         ports=Ports(kafka=kafka_port, controller=controller_port, registry=registry_port),
-        secure=secure, tls=tls,
+        secure=secure, tls=tls, brokers=brokers,
     )
 
 
@@ -33,14 +33,27 @@ def _stack(ctx: Context, kafka_port: int, controller_port: int, registry_port: i
               envvar="HALLPASS_CONTROLLER_PORT", help="KRaft controller port.")
 @click.option("--kafka-port", type=int, default=9092, show_default=True,
               envvar="HALLPASS_KAFKA_PORT", help="Client port of the local broker.")
+@click.option("--brokers", type=int, default=None, envvar="HALLPASS_BROKERS",
+              help="Broker nodes: 1, or a cluster of 3 or more (replication factor 3, "
+              "min.insync.replicas 2); broker n listens on --kafka-port + 2(n-1), its "
+              "controller on --controller-port + 2(n-1). Fixed when the data dir is first "
+              "formatted  [default: as formatted, else 1]")
 @pass_context
 def up(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
-       timeout: float, secure: bool, tls: bool) -> None:
+       timeout: float, secure: bool, tls: bool, brokers: int | None) -> None:
     """Start a local Kafka broker (KRaft) and schema registry on 127.0.0.1.
 
     Fetches Apache Kafka and Apicurio Registry from Maven Central on first use (cached
     outside the repository), formats the data dir once, starts both, waits until they
     answer and prints where they are. Data survives `hallpass down` and the next `up`.
+
+    With --brokers 3, three combined broker+controller nodes (a 3-voter KRaft quorum):
+    every topic, the offsets and transaction logs and the registry's storage have 3
+    replicas and need 2 in sync, so the bus survives the loss of any one node. Ports:
+    the given ones and the next (defaults 9092-9097). --secure runs a single broker.
+
+    When a stack from this data dir partly runs (a broker or the registry crashed), `up`
+    starts what is not running, on the ports it was started with, and leaves the rest.
 
     With --secure every client authenticates (SCRAM-SHA-512) and needs ACLs
     (`hallpass users add`, `hallpass acl apply`). The admin, a super user, gets a random
@@ -56,7 +69,7 @@ def up(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
         click.echo(f"Kafka            {external.bootstrap_servers}")
         click.echo(f"schema registry  {external.schema_registry_url}")
         return
-    state = _stack(ctx, kafka_port, controller_port, registry_port, secure, tls).up(
+    state = _stack(ctx, kafka_port, controller_port, registry_port, secure, tls, brokers).up(
         timeout_s=timeout)
     for line in describe(state):
         click.echo(line)
@@ -66,7 +79,8 @@ def up(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
 @click.command()
 @pass_context
 def down(ctx: Context) -> None:
-    """Stop the local broker and registry started by `hallpass up` (data is kept)."""
+    """Stop the local brokers and registry started by `hallpass up`, whichever still run
+    (data is kept)."""
     if not LocalStack(ctx.data_dir, env=ctx.settings.local_env, progress=progress).down():
         raise click.ClickException(
             f"nothing is running from {ctx.data_dir}: there is nothing to stop "
@@ -95,13 +109,31 @@ def status(ctx: Context, as_json: bool) -> None:
     if "bootstrap_servers" not in info:
         click.echo(f"nothing runs from {ctx.data_dir} (start it with `hallpass up`)")
         raise SystemExit(1)
-    click.echo("running" if info["running"] else "NOT running (stale state; `hallpass up`)")
+    down = info.get("down")
+    if info["running"]:
+        click.echo("running")
+    elif isinstance(down, list) and len(down) < len(_processes(info)):
+        click.echo(f"NOT running: {'; '.join(map(str, down))} "
+                   "(`hallpass up` starts what is down, `hallpass down` stops the rest)")
+    else:
+        click.echo("NOT running (stale state; `hallpass up`)")
     for line in describe(info):
         click.echo(line)
-    for part in ("kafka", "registry"):
-        proc = info.get(part)
-        if isinstance(proc, dict):
-            rss = proc.get("rss_bytes")
-            mem = f"{int(rss) / 2**20:.0f} MiB" if isinstance(rss, int) else "-"
-            alive = "up" if proc.get("alive") else "down"
-            click.echo(f"  {part:<9} pid {proc.get('pid')} {alive}, resident {mem}")
+    for part, proc in _processes(info):
+        rss = proc.get("rss_bytes")
+        mem = f"{int(rss) / 2**20:.0f} MiB" if isinstance(rss, int) else "-"
+        alive = "up" if proc.get("alive") else "down"
+        click.echo(f"  {part:<9} pid {proc.get('pid')} {alive}, resident {mem}")
+
+
+def _processes(info: dict[str, object]) -> list[tuple[str, dict[str, object]]]:
+    """Each process of a status: every broker node, then the registry."""
+    brokers = info.get("brokers")
+    found: list[tuple[str, dict[str, object]]] = []
+    if isinstance(brokers, list) and len(brokers) > 1:
+        found += [(f"broker {b.get('id')}", b) for b in brokers if isinstance(b, dict)]
+    elif isinstance(info.get("kafka"), dict):
+        found.append(("kafka", info["kafka"]))  # type: ignore[arg-type]
+    if isinstance(info.get("registry"), dict):
+        found.append(("registry", info["registry"]))  # type: ignore[arg-type]
+    return found

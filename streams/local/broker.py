@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # ---------------------------------------------------------------------------------------------
 # The stack
 
@@ -105,3 +107,59 @@ logger.kafka.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
 """
+
+
+# ---------------------------------------------------------------------------------------------
+# A cluster of nodes (``hallpass up --brokers 3``)
+
+#: A cluster of three or more nodes survives the loss of one: every topic (the bus's topics
+#: take the cluster's defaults, so do the offsets and transaction state logs) has three
+#: replicas and needs two in sync to accept a write with acks=all, and the controller
+#: quorum has three voters.
+CLUSTER_REPLICATION = {
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+    "offsets.topic.replication.factor": "3",
+    "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.min.isr": "2",
+    "share.coordinator.state.topic.replication.factor": "3",
+    "share.coordinator.state.topic.min.isr": "2",
+}
+
+
+def node_ports(kafka: int, controller: int, node: int) -> tuple[int, int]:
+    """The client and controller ports of node ``node`` (1-based): node 1 has the given
+    ports, each further node the ones two above the previous node's (with the defaults
+    9092/9093, 9094/9095 and 9096/9097), so that adjacent given ports never collide."""
+    return kafka + 2 * (node - 1), controller + 2 * (node - 1)
+
+
+def cluster_properties(single_node: str, node: int, nodes: int, kafka: int,
+                       controller: int) -> str:
+    """A node's server.properties in a cluster of ``nodes`` combined broker+controller
+    nodes, made from the single node's (its listeners on the node's own ports)."""
+    if nodes == 1:
+        return single_node
+    voters = ",".join(f"{n}@127.0.0.1:{node_ports(kafka, controller, n)[1]}"
+                      for n in range(1, nodes + 1))
+    own_kafka, own_controller = node_ports(kafka, controller, node)
+    moved = {str(kafka): str(own_kafka), str(controller): str(own_controller)}
+    text = re.sub(r"127\.0\.0\.1:(\d+)\b",
+                  lambda m: f"127.0.0.1:{moved.get(m.group(1), m.group(1))}", single_node)
+    return with_overrides(text, {"node.id": str(node), "controller.quorum.voters": voters,
+                                 **CLUSTER_REPLICATION})
+
+
+def with_overrides(text: str, overrides: dict[str, str]) -> str:
+    """``text`` (a properties file) with each key of ``overrides`` set: its line replaced
+    where it has one, else appended."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and not line.lstrip().startswith("#") and key in overrides:
+            seen.add(key)
+            line = f"{key}={overrides[key]}"
+        lines.append(line)
+    lines += [f"{key}={value}" for key, value in overrides.items() if key not in seen]
+    return "\n".join(lines) + "\n"
