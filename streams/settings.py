@@ -24,6 +24,7 @@ from streams.kafka.reachability import DEFAULT_TIMEOUT_S as DEFAULT_CONNECT_TIME
 from streams.kafka.reachability import ENV_CONNECT_TIMEOUT
 from streams.local.artifacts import ENV_CACHE_DIR, ENV_JAVA_HOME, ENV_KAFKA_HOME
 from streams.metrics import ENV_METRICS_ADDR
+from streams.policy.input_limits import ENV_KNOWN_DISTRICTS, known_districts_from
 from streams.policy.retention import (
     DEFAULT_TOPIC_SETTINGS,
     TopicSettings,
@@ -71,6 +72,9 @@ class Settings:
     log_format: str = "text"
     #: ``client.id`` of the command's Kafka clients: ``hallpass-<command>``
     client_id: str = "hallpass"
+    #: ``HALLPASS_KNOWN_DISTRICTS``: the districts the processor accepts records of (empty:
+    #: any; streams.policy.input_limits)
+    known_districts: frozenset[str] = frozenset()
 
     @property
     def secrets_file(self) -> Path:
@@ -148,6 +152,7 @@ def settings_from(
         debug=run.debug if run.debug is not None else env.get(ENV_DEBUG, "") not in ("", "0"),
         log_format=_log_format(run.log_format or env.get(ENV_LOG_FORMAT, "") or "text"),
         client_id=f"hallpass-{run.command}" if run.command else "hallpass",
+        known_districts=known_districts_from(env.get(ENV_KNOWN_DISTRICTS)),
     )
 
 

@@ -204,8 +204,10 @@ class Cluster:
 
     def __init__(self, routes: Sequence[PartnerRoute], partitions: int, clock: ManualClock,
                  topics: Topics = DEFAULT_TOPICS, rng: random.Random | None = None,
-                 future_skew_ms: int = 86_400_000) -> None:
+                 future_skew_ms: int = 86_400_000,
+                 known_districts: frozenset[str] = frozenset()) -> None:
         self.routes = list(routes)
+        self.known_districts = known_districts
         self.partitions = partitions
         self.clock = clock
         self.topics = topics
@@ -225,7 +227,7 @@ class Cluster:
             partitions=self.partitions, never_share=NEVER_SHARE, topics=self.topics,
             future_skew_ms=self.future_skew_ms,
             field_categories={p: info.category for p, info in CATALOG.items()},
-            change_schema=SOURCE),
+            change_schema=SOURCE, known_districts=self.known_districts),
             clock=self.clock)
 
     def start_worker(self) -> Worker:

@@ -91,7 +91,7 @@ def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
         until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
         metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock,
         future_skew_ms=int(future_skew_hours * 3_600_000),
-        topic_settings=ctx.topic_settings())
+        topic_settings=ctx.topic_settings(), known_districts=ctx.settings.known_districts)
     elapsed = time.monotonic() - started
     counters = handler.counters
     busy = max(stats.last_commit_at - stats.first_batch_at, 1e-9)

@@ -267,7 +267,8 @@ def _registered(registry: SchemaRegistryClient, subject: str, schema: Mapping[st
 
 def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, bytes],
                   topics: Topics = DEFAULT_TOPICS, partitions: int = 3,
-                  clock: Clock | None = None, future_skew_ms: int = 86_400_000) -> BusHandler:
+                  clock: Clock | None = None, future_skew_ms: int = 86_400_000,
+                  known_districts: frozenset[str] = frozenset()) -> BusHandler:
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
     contracts = prefixed(load_contracts(contracts_dir, catalog), topics)  # refuses invalid
@@ -309,7 +310,7 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
         HandlerSettings(partitions=partitions, never_share=sorted(never_share_paths(catalog)),
                         topics=topics, future_skew_ms=future_skew_ms,
                         field_categories={p: info.category for p, info in catalog.items()},
-                        change_schema=source),
+                        change_schema=source, known_districts=known_districts),
         clock=clock,
     )
 
@@ -388,13 +389,14 @@ def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
                   tick_interval_s: float = 5.0,
                   future_skew_ms: int = 86_400_000,
                   topic_settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+                  known_districts: frozenset[str] = frozenset(),
                   ) -> tuple[LoopStats, BusHandler]:
     """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a
     ``metrics`` registry, its counters and timings are exposed there."""
     partitions = check_copartitioned(conn, topics, topic_settings)
     keys = read_partner_secrets(secrets_file, contract_partners(contracts_dir))
     handler = build_handler(conn, contracts_dir, keys, topics, partitions, clock,
-                            future_skew_ms)
+                            future_skew_ms, known_districts)
     member = f"{topics.processor_group}-{socket.gethostname()}-{worker}"
     settings = LoopSettings(
         group_id=topics.processor_group, transactional_id=member, group_instance_id=member,

@@ -34,6 +34,7 @@ from streams.kafka.names import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
 from streams.kafka.wire import WireFormatError
 from streams.policy.consent import ConsentEvent, DistrictState, StudentConsentHistory
 from streams.policy.decision import Decision, Disclosed, Withheld, WithheldReason
+from streams.policy.input_limits import MAX_RECORD_BYTES as MAX_INPUT_BYTES
 from streams.policy.schema_walk import holders, last_name
 from streams.processor.clock import Clock, MonotonicNow, WallClock
 from streams.processor.decider import (
@@ -51,10 +52,11 @@ from streams.processor.messages import TIMER, Message, Origin, Output, header
 from streams.processor.routing import partition_for
 from streams.processor.state import SEEN_IDS, Holding, Tables, holdings_by_partner
 from streams.processor.timers import StudentTimers, contract_dates_due, district_dates_due
-from streams.processor.validate import record_checker
+from streams.processor.validate import change_rules, consent_refused, record_checker
 
 Decode = Callable[[bytes | None], dict[str, Any]]
 
+_OVERSIZED = f"oversized: the record is larger than {MAX_INPUT_BYTES} bytes"
 #: headers of a forwarded record: which input it came from, and where it was
 SOURCE_HEADER = "hallpass.source"
 ORIGIN_HEADER = "hallpass.origin"
@@ -91,6 +93,8 @@ class HandlerSettings:
     #: the student schema every change must fit (a record decoded with another writer schema
     #: may not); None: not checked
     change_schema: Mapping[str, Any] | None = None
+    #: districts a record may belong to (``HALLPASS_KNOWN_DISTRICTS``); empty: any
+    known_districts: frozenset[str] = frozenset()
 
 
 def strip_paths(record: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
@@ -143,6 +147,9 @@ class BusHandler:
         self.timers = StudentTimers()
         self._misfit = (record_checker(settings.change_schema)
                         if settings.change_schema is not None else None)
+        #: the input rules (ids, dates, sizes, districts: streams.policy.input_limits)
+        self._refused = (change_rules(settings.change_schema, settings.known_districts)
+                         if settings.change_schema is not None else None)
         #: per partition, the global district table version it was reconciled with
         self._districts_seen: dict[int, int] = {}
 
@@ -216,6 +223,7 @@ class BusHandler:
         key = msg.key()
         if is_consent:
             event = ConsentEvent.from_avro(self.codecs.decode_consent(msg.value()))
+            self._door_consent(event, len(msg.value() or b""))
             routing = event.district_id if event.is_district_event else (event.student_id or "")
             what = "district_id" if event.is_district_event else "student_id"
             if key is None or key != routing.encode():
@@ -223,6 +231,7 @@ class BusHandler:
                                "student's events must be keyed by its id)")
             return _Input(None, event, routing, origin)
         change = self.codecs.decode_change(msg.value())
+        self._door_change(change, len(msg.value() or b""))
         misfit = self._misfit(change) if self._misfit is not None else None
         if misfit is not None:  # the field, never its value
             raise Rejected(f"invalid: {misfit} does not have the type the student schema "
@@ -241,6 +250,23 @@ class BusHandler:
                            f"{self.settings.future_skew_ms / 3_600_000:g} h after the "
                            "processing time", change)
         return _Input(change, None, student, origin)
+
+    def _door_change(self, change: dict[str, Any], size: int) -> None:
+        """The input rules (streams.policy.input_limits): a change that breaks one is a dead
+        letter (redacted, like any decodable change) whose reason names the field and the
+        rule, never the value."""
+        if size > MAX_INPUT_BYTES:
+            raise Rejected(_OVERSIZED, change)
+        refused = self._refused(change, self.now()) if self._refused is not None else None
+        if refused is not None:
+            raise Rejected(f"invalid: {refused}", change)
+
+    def _door_consent(self, event: ConsentEvent, size: int) -> None:
+        if size > MAX_INPUT_BYTES:
+            raise Rejected(_OVERSIZED)
+        refused = consent_refused(event, self.now(), self.settings.known_districts)
+        if refused is not None:
+            raise Rejected(f"invalid: {refused}")
 
     def _forward(self, msg: Message, decoded: _Input, target: int) -> Output:
         self.counters.repartitioned += 1

@@ -154,3 +154,112 @@ def _deferred(named: dict[str, Check], name: str) -> Check:
         return named[name](value, path)
 
     return deferred
+
+
+# -- semantic rules: what a record of the right types must also satisfy -------------------------
+
+#: a change's fields that must hold an id (not null, not empty)
+REQUIRED_IDS = ("event_id", "student_id", "district_id")
+
+
+def _leaf_kind(name: str, avro_type: Any) -> str | None:
+    """``id``, ``name``, ``text``, ``date`` or ``millis`` for a leaf of these rules."""
+    from streams.policy.input_limits import is_name_field
+    from streams.policy.schema_walk import non_null
+
+    branches = non_null(avro_type)
+    if len(branches) != 1:
+        return None
+    branch = branches[0]
+    logical = branch.get("logicalType") if isinstance(branch, Mapping) else None
+    kind = branch.get("type") if isinstance(branch, Mapping) else branch
+    if kind == "string" or (kind == "array" and isinstance(branch, Mapping)
+                            and branch.get("items") == "string"):
+        if name.endswith("_id") or name == "event_id":
+            return "id"
+        return "name" if is_name_field(name) else "text"
+    if logical == "date":
+        return "date"
+    if logical == "timestamp-millis":
+        return "millis"
+    return None
+
+
+def change_rules(schema: Mapping[str, Any], known_districts: frozenset[str] = frozenset()
+                 ) -> Callable[[Mapping[str, Any], int], str | None]:
+    """A function of a decoded change (whose types fit ``schema``) and the processing time
+    (ms) that returns why it is refused (``<field> <rule>``, never the value), or None.
+    The rules and limits are :mod:`streams.policy.input_limits`'s."""
+    from streams.policy.input_limits import (
+        days_problem,
+        district_problem,
+        id_problem,
+        millis_problem,
+        text_problem,
+        today_utc,
+    )
+    from streams.policy.schema_walk import last_name, leaves, values_at
+
+    rules = [(path, kind) for path, f in leaves(schema)
+             if (kind := _leaf_kind(last_name(path), f.get("type"))) is not None]
+
+    def problem_of(kind: str, value: Any, today: Any) -> str | None:
+        if isinstance(value, list):
+            return next((p for v in value if (p := problem_of(kind, v, today))), None)
+        if kind == "id" and isinstance(value, str):
+            return id_problem(value)
+        if kind in ("name", "text") and isinstance(value, str):
+            return text_problem(value, kind == "name")
+        if kind == "date" and isinstance(value, int):
+            return days_problem(value, today)
+        if kind == "millis" and isinstance(value, int):
+            # an event time's upper bound is the handler's future skew (future_dated)
+            found = millis_problem(value, today)
+            return found if found is not None and found.startswith("is before") else None
+        return None
+
+    def refused(change: Mapping[str, Any], now_ms: int) -> str | None:
+        for name in REQUIRED_IDS:
+            found = id_problem(change.get(name))
+            if found is not None:
+                return f"{name} {found}"
+        today = today_utc(now_ms)
+        for path, kind in rules:
+            for value in values_at(change, path):
+                found = problem_of(kind, value, today)
+                if found is not None:
+                    return f"{path} {found}"
+        found = district_problem(change.get("district_id"), known_districts)
+        return f"district_id {found}" if found else None
+
+    return refused
+
+
+def consent_refused(event: Any, now_ms: int,
+                    known_districts: frozenset[str] = frozenset()) -> str | None:
+    """Why a decoded consent event (:class:`~streams.policy.consent.ConsentEvent`) is refused
+    by the input rules, or None."""
+    from streams.policy.input_limits import (
+        district_problem,
+        id_problem,
+        millis_problem,
+        today_utc,
+    )
+
+    today = today_utc(now_ms)
+    ids = [("event_id", event.event_id), ("district_id", event.district_id)]
+    if event.student_id is not None:
+        ids.append(("student_id", event.student_id))
+    if event.partner is not None:
+        ids.append(("partner", event.partner))
+    for name, value in ids:
+        found = id_problem(value)
+        if found is not None:
+            return f"{name} {found}"
+    # effective_at only: an expiry may lie years ahead (at graduation)
+    found = millis_problem(event.effective_at, today) if isinstance(event.effective_at, int) \
+        else None
+    if found is not None:
+        return f"effective_at {found}"
+    found = district_problem(event.district_id, known_districts)
+    return f"district_id {found}" if found else None
