@@ -15,6 +15,7 @@ from streams.commands import (
     demo,
     deploy,
     disclosures,
+    dlq,
     lag,
     process,
     publish,
@@ -183,7 +184,7 @@ for command in (
     # the SIS side
     publish.publish, publish.simulate, consent.consent,
     # the processor and what it shares
-    process.process, disclosures.disclosures, disclosures.exposure, vendor.vendor,
+    process.process, disclosures.disclosures, disclosures.exposure, vendor.vendor, dlq.dlq,
     # operations
     lag.lag, lag.lag_exporter, roundtrip.roundtrip, demo.demo,
 ):
