@@ -34,6 +34,7 @@ from connectors.oneroster.columns import (
 )
 from connectors.oneroster.package import FileMode, OneRosterPackageError
 from connectors.source.rejects import WHOLE_ROW, Reject, is_secret_column
+from streams.policy.input_limits import date_problem, id_problem, is_name_field, text_problem
 
 Status = Literal["active", "tobedeleted"]
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -300,6 +301,20 @@ def _check_common(
         return sourced_id, final, None
 
 
+def _door_problem(value: Value) -> str | None:
+    """Why a parsed value breaks an input limit (streams.policy.input_limits), or None: a
+    date outside the sane range, an id list with an empty or control-character id."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return date_problem(value, dt.date.today())
+    if isinstance(value, tuple):
+        for item in value:
+            ident = item.partition(":")[2] if ":" in item else item
+            refused = id_problem(ident) if isinstance(item, str) else None
+            if refused is not None:
+                return f"an id {refused}"
+    return None
+
+
 def to_record(
     spec: FileSpec,
     row: RawRow,
@@ -318,6 +333,9 @@ def to_record(
         warnings.append(Reject(row.file, row.line, column, reason, row.fields))
 
     sourced_id, status, modified = _check_common(row, mode, options, warn)
+    refused = id_problem(sourced_id)
+    if refused is not None:
+        raise ColumnError("sourcedId", refused)
     deleted = status == "tobedeleted"
     values: dict[str, Value] = {}
     fields = row.fields
@@ -329,10 +347,16 @@ def to_record(
                 raise ColumnError(column.name, "required value is empty")
             continue
         if column.kind == "text":
+            refused = text_problem(text, is_name_field(column.name.lower()))
+            if refused is not None:  # the rule, never the value
+                raise ColumnError(column.name, refused)
             values[column.name] = text
             continue
         try:
             values[column.name] = parse_value(column, text, options)
+            refused = _door_problem(values[column.name])
+            if refused is not None:
+                raise ColumnError(column.name, refused)
         except BadValue as exc:
             reason = str(exc) if not is_secret_column(column.name) else "value does not parse"
             if column.name in required and not deleted:
