@@ -317,6 +317,7 @@ class Cluster:
             self.kill(worker)
             return 0
         self._commit(outputs, changes)
+        worker.tables.forget()
         for record in batch:
             key = (record.topic, record.partition)
             self.positions[key] = max(self.positions.get(key, 0), record.offset + 1)
@@ -331,6 +332,7 @@ class Cluster:
         outputs = worker.handler.tick(worker.tables)
         changes = worker.tables.take_changes()
         self._commit(outputs, changes)
+        worker.tables.forget()
         return len(outputs)
 
     def _commit(self, outputs: Sequence[Output], changes: Sequence[Any]) -> None:

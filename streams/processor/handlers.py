@@ -24,14 +24,17 @@ the loop hands in records and produces what comes back.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.kafka.names import CHANGES, DEFAULT_TOPICS, Topics, notices_topic
-from streams.kafka.wire import WireFormatError
+from streams.kafka.wire import RegistryUnavailable, WireFormatError
 from streams.policy.consent import ConsentEvent, DistrictState, StudentConsentHistory
 from streams.policy.decision import Decision, Disclosed, Withheld, WithheldReason
 from streams.policy.input_limits import MAX_RECORD_BYTES as MAX_INPUT_BYTES
@@ -46,7 +49,7 @@ from streams.processor.decider import (
     inputs_at,
     withdrawn_fields,
 )
-from streams.processor.dlq import DlqLimit, InvalidMessage
+from streams.processor.dlq import DlqLimit, InvalidMessage, TooManyInvalidError
 from streams.processor.emitter import Counters, Emitter, Subject
 from streams.processor.messages import TIMER, Message, Origin, Output, header
 from streams.processor.routing import partition_for
@@ -55,6 +58,11 @@ from streams.processor.timers import StudentTimers, contract_dates_due, district
 from streams.processor.validate import change_rules, consent_refused, record_checker
 
 Decode = Callable[[bytes | None], dict[str, Any]]
+log = logging.getLogger("hallpass.processor")
+#: the largest record (key, value and headers) the processor writes: the producer refuses
+#: one over its ``message.max.bytes`` (1,000,000) and the broker one over the topic's
+#: ``max.message.bytes`` (1 MiB); a change that would need a larger one is a dead letter
+MAX_RECORD_BYTES = 990_000
 
 _OVERSIZED = f"oversized: the record is larger than {MAX_INPUT_BYTES} bytes"
 #: headers of a forwarded record: which input it came from, and where it was
@@ -78,6 +86,10 @@ class Codecs:
     #: a decoded change (never-share fields stripped) encoded again as its original bytes
     #: were, for the dead-letter topic; None: such a dead letter keeps no body at all
     encode_dead_change: Callable[[bytes | None, Mapping[str, Any]], bytes] | None = None
+    #: look up (and cache) the writer schema a change or a consent event needs, before
+    #: anything is decided; raise ``RegistryUnavailable`` when the registry does not answer
+    prefetch_change: Callable[[bytes | None], None] | None = None
+    prefetch_consent: Callable[[bytes | None], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,8 @@ class HandlerSettings:
     #: the student schema every change must fit (a record decoded with another writer schema
     #: may not); None: not checked
     change_schema: Mapping[str, Any] | None = None
+    #: the largest record the processor writes (outputs and table changes of one input)
+    max_record_bytes: int = MAX_RECORD_BYTES
     #: districts a record may belong to (``HALLPASS_KNOWN_DISTRICTS``); empty: any
     known_districts: frozenset[str] = frozenset()
 
@@ -139,7 +153,13 @@ class BusHandler:
         self.settings = settings
         self.topics = settings.topics
         self.never_share = list(settings.never_share)
+        #: the settings of each input partition's limit on invalid records
         self.dlq_limit = dlq_limit or DlqLimit()
+        self._limits: dict[tuple[str, int], DlqLimit] = {}
+        self._reasons: dict[tuple[str, int], collections.Counter[str]] = {}
+        #: input partitions whose recent records were mostly invalid -> why: the loop pauses
+        #: them (the others go on); cleared with :meth:`resume`
+        self.halted: dict[tuple[str, int], str] = {}
         self.now = MonotonicNow(clock or WallClock())
         self.counters = Counters()
         self.emitter = Emitter(self.topics, codecs.encode_audit, codecs.encode_notice,
@@ -154,29 +174,82 @@ class BusHandler:
         self._districts_seen: dict[int, int] = {}
 
     # -- entry points ------------------------------------------------------------------------
+    def prepare(self, batch: Sequence[Message]) -> None:
+        """Before a batch is decided: look up the schemas its records need. Raises
+        ``RegistryUnavailable`` (the loop waits and tries again; nothing is decided)."""
+        for msg in batch:
+            topic = msg.topic()
+            consent = topic == self.topics.consent or (
+                topic == self.topics.repartition
+                and header(msg, SOURCE_HEADER) == _SOURCE_CONSENT)
+            prefetch = self.codecs.prefetch_consent if consent else self.codecs.prefetch_change
+            if prefetch is not None:
+                prefetch(msg.value())
+
     def handle(self, msg: Message, tables: Tables) -> list[Output]:
+        """One input record: what to produce, or its dead letter. Whatever goes wrong with
+        the record, its table writes are undone and it is a dead letter with the reason; only
+        an unanswered registry (``RegistryUnavailable``) is raised: a wait, not bad input."""
+        mark = tables.mark()
         try:
-            decoded = self._decode(msg)
-        except (WireFormatError, ValueError, KeyError, TypeError, Rejected) as exc:
+            outputs = self._handle(msg, tables)
+        except RegistryUnavailable:
+            tables.rollback(mark)
+            raise
+        except Exception as exc:  # every per-record failure is a dead letter with a reason
+            tables.rollback(mark)
             return self._dead_letter(msg, exc)
-        self.dlq_limit.record(True)
+        self._limit(msg).record(True)
+        return outputs
+
+    def resume(self, topic: str, partition: int) -> None:
+        """Forget that ``topic``[``partition``] was halted (and its recent records)."""
+        for table in (self.halted, self._limits, self._reasons):
+            table.pop((topic, partition), None)
+
+    def _limit(self, msg: Message) -> DlqLimit:
+        where = (msg.topic() or "", msg.partition() or 0)
+        found = self._limits.get(where)
+        if found is None:
+            found = self._limits[where] = dataclasses.replace(self.dlq_limit)
+        return found
+
+    def _handle(self, msg: Message, tables: Tables) -> list[Output]:
+        decoded = self._decode(msg)
         target = partition_for(decoded.routing_key.encode(), self.settings.partitions)
         if target != (msg.partition() or 0):
             return [self._forward(msg, decoded, target)]
         now = self.now()
-        if decoded.consent is not None:
-            self.counters.consent_events += 1
-            return self._on_consent(decoded.consent, decoded.origin, target, tables, now)
-        assert decoded.change is not None
-        self.counters.changes += 1
+        mark = tables.mark()
         try:
-            return self._on_change(decoded.change, decoded.origin, target, tables, now)
-        except (ValueError, TypeError, KeyError, OverflowError) as exc:
-            # nothing was written to the tables yet (they are written once every view is
-            # encoded): the record is a dead letter like any other
-            return self._dead_letter(msg, Rejected(
-                f"invalid: a partner view could not be encoded ({type(exc).__name__})",
-                decoded.change))
+            if decoded.consent is not None:
+                self.counters.consent_events += 1
+                outputs = self._on_consent(decoded.consent, decoded.origin, target, tables,
+                                           now)
+            else:
+                assert decoded.change is not None
+                self.counters.changes += 1
+                outputs = self._on_change(decoded.change, decoded.origin, target, tables, now)
+            self._check_sizes(outputs, tables.changes_since(mark))
+        except (RegistryUnavailable, Rejected):
+            raise
+        except Exception as exc:
+            raise Rejected(_failure("the record could not be decided", exc),
+                           decoded.change) from exc
+        return outputs
+
+    def _check_sizes(self, outputs: Sequence[Output], changes: Sequence[Any]) -> None:
+        limit = self.settings.max_record_bytes
+        for out in outputs:
+            size = _size(out.key, out.value, out.headers)
+            if size > limit:
+                raise Rejected(f"too_large: its record on {out.topic} would be {size} bytes, "
+                               f"over the {limit}-byte limit of a record")
+        for change in changes:
+            size = _size(change.key, change.value, None)
+            if size > limit:
+                raise Rejected(f"too_large: its table entry on {change.topic} would be "
+                               f"{size} bytes, over the {limit}-byte limit of a record")
 
     def on_batch_end(self, tables: Tables) -> list[Output]:
         """After a batch: act on district events this worker wrote or followed."""
@@ -232,6 +305,15 @@ class BusHandler:
             return _Input(None, event, routing, origin)
         change = self.codecs.decode_change(msg.value())
         self._door_change(change, len(msg.value() or b""))
+        try:
+            return self._checked_change(change, key, origin)
+        except Rejected:
+            raise
+        except Exception as exc:  # whatever it is, its dead letter is redacted
+            raise Rejected(_failure("the change could not be read", exc), change) from exc
+
+    def _checked_change(self, change: dict[str, Any], key: bytes | None,
+                        origin: Origin) -> _Input:
         misfit = self._misfit(change) if self._misfit is not None else None
         if misfit is not None:  # the field, never its value
             raise Rejected(f"invalid: {misfit} does not have the type the student schema "
@@ -285,13 +367,43 @@ class BusHandler:
         value = msg.value()
         if isinstance(exc, Rejected) and exc.record is not None:
             value = self._redacted(value, exc.record)
-        bad = InvalidMessage(topic, partition, offset, _reason(exc), msg.key(), value)
+        reason, key = _reason(exc), msg.key()
+        limit = self.settings.max_record_bytes
+        if _size(key, value, None) + len(reason) + 200 > limit:
+            reason += f" (its body of {len(value or b'')} bytes is left out: too large)"
+            value = None
+            if len(key or b"") > limit // 2:
+                key = None
+        bad = InvalidMessage(topic, partition, offset, reason, key, value)
         kind = ("undecodable" if isinstance(exc, WireFormatError)
                 else exc.reason.split(":", 1)[0] if isinstance(exc, Rejected) else "invalid")
         self.counters.dead_letters += 1
         self.counters.bump(self.counters.dead_letters_by_reason, kind)
-        self.dlq_limit.record(False, bad)
-        return [Output(self.topics.changes_dlq, bad.key, bad.value, bad.headers())]
+        dead = [Output(self.topics.changes_dlq, bad.key, bad.value, bad.headers())]
+        where = (msg.topic() or "", msg.partition() or 0)
+        self._reasons.setdefault(where, collections.Counter())[kind] += 1
+        try:
+            if where not in self.halted:
+                self._limit(msg).record(False, bad)
+        except TooManyInvalidError as halt:
+            self._halt(where, bad, str(halt))
+        return dead
+
+    def _halt(self, where: tuple[str, int], last: InvalidMessage, why: str) -> None:
+        """Most recent records of one input partition were invalid: the loop pauses it (its
+        records from the next one on stay unprocessed and uncommitted), the others go on."""
+        topic, partition = where
+        counts = self._reasons.get(where, collections.Counter())
+        common = ", ".join(f"{kind} {n}" for kind, n in counts.most_common(3))
+        summary = why.split(" (last:", 1)[0].split(". ", 1)[0]
+        self.halted[where] = (
+            f"paused {topic}[{partition}]: {summary} on it (by reason: {common}; the last: "
+            f"{last.topic}[{last.partition}]@{last.offset}: {last.reason}). The invalid "
+            f"records are in {self.topics.changes_dlq}; the other partitions go on. Upstream "
+            "looks broken: fix the producer of this partition's records (`hallpass dlq "
+            "list` shows what it wrote), then restart the processor: "
+            f"{topic}[{partition}] resumes after offset {last.offset}.")
+        log.error("%s", self.halted[where])
 
     def _redacted(self, raw: bytes | None, record: dict[str, Any]) -> bytes | None:
         """A decodable change for the dead-letter topic: never-share fields stripped, encoded
@@ -526,6 +638,19 @@ def _event_id(origin: Origin, record: Mapping[str, Any]) -> str:
         return event_id
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{origin.topic}/{origin.partition}/"
                                               f"{origin.offset}"))
+
+
+def _size(key: bytes | None, value: bytes | None,
+          headers: Sequence[tuple[str, str | bytes | None]] | None) -> int:
+    return len(key or b"") + len(value or b"") + sum(
+        len(k) + len(v or b"") for k, v in headers or ())
+
+
+def _failure(what: str, exc: BaseException) -> str:
+    """A reason for an unexpected failure; names a missing field, never a value."""
+    detail = f" ({type(exc).__name__}: {exc})" if isinstance(exc, KeyError) \
+        else f" ({type(exc).__name__})"
+    return f"invalid: {what}{detail}"
 
 
 def _reason(exc: Exception) -> str:

@@ -16,7 +16,7 @@ followed but had not yet acted on before a crash is acted on after the restore.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,14 @@ class StateChange:
     partition: int
     key: bytes
     value: bytes | None
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A point in the table writes to roll back to (:meth:`Tables.rollback`)."""
+
+    journal: int
+    pending: int
 
 
 @dataclass
@@ -160,6 +168,39 @@ class Tables:
         self.districts_version = 0
         self._pending: list[StateChange] = []
         self._dirty_clocks: set[int] = set()
+        #: how to undo each write since the last :meth:`forget` (newest last): a record that
+        #: fails half-way and an aborted transaction leave the tables as they were
+        self._journal: list[Callable[[], None]] = []
+
+    # -- undo --------------------------------------------------------------------------------
+    def mark(self) -> Mark:
+        return Mark(len(self._journal), len(self._pending))
+
+    def changes_since(self, mark: Mark) -> list[StateChange]:
+        return self._pending[mark.pending:]
+
+    def rollback(self, mark: Mark | None = None) -> None:
+        """Undo every write since ``mark`` (None: since the last :meth:`forget`, and drop
+        every changelog write not yet committed)."""
+        stop = mark.journal if mark is not None else 0
+        while len(self._journal) > stop:
+            self._journal.pop()()
+        if mark is None:
+            self._pending = []
+            self._dirty_clocks.clear()
+        else:
+            del self._pending[mark.pending:]
+
+    def forget(self) -> None:
+        """The writes so far are committed: nothing before now can be rolled back."""
+        self._journal.clear()
+
+    def _remember(self, table: dict[Any, Any], key: Any) -> None:
+        if key in table:
+            old = table[key]
+            self._journal.append(lambda: table.__setitem__(key, old))
+        else:
+            self._journal.append(lambda: table.pop(key, None))
 
     def partition(self, number: int) -> PartitionState:
         state = self.partitions.get(number)
@@ -177,6 +218,7 @@ class Tables:
 
     # writes: memory first, then the changelog record for the same transaction
     def set_consent(self, partition: int, student: str, history: StudentConsentHistory) -> None:
+        self._remember(self.partition(partition).consent, student)
         self.partition(partition).consent[student] = history
         self._pending.append(StateChange(self.state_topic, partition,
                                          _CONSENT + student.encode(), history.to_bytes()))
@@ -185,12 +227,14 @@ class Tables:
         """Store the student's latest record (a DELETE marker for a deleted student)."""
         state = self.partition(partition)
         value = orjson.dumps(record)
+        self._remember(state.records, student)
         state.records[student] = value
         self._pending.append(
             StateChange(self.state_topic, partition, _RECORD + student.encode(), value))
 
     def set_district_applied(self, partition: int, district: str,
                              state: DistrictState) -> None:
+        self._remember(self.partition(partition).district_applied, district)
         self.partition(partition).district_applied[district] = state
         self._pending.append(StateChange(self.state_topic, partition,
                                          _APPLIED_DISTRICT + district.encode(),
@@ -202,6 +246,7 @@ class Tables:
                                 for p, h in held.items()))
         if state.holders.get(student, ()) == partners:
             return
+        self._remember(state.holders, student)
         if partners:
             state.holders[student] = partners
             value: bytes | None = orjson.dumps([list(entry) for entry in partners])
@@ -218,6 +263,14 @@ class Tables:
     def set_clock(self, partition: int, now: int) -> None:
         state = self.partition(partition)
         if now != state.clock:
+            old, dirty = state.clock, partition in self._dirty_clocks
+
+            def undo() -> None:
+                state.clock = old
+                if not dirty:
+                    self._dirty_clocks.discard(partition)
+
+            self._journal.append(undo)
             state.clock = now
             self._dirty_clocks.add(partition)
 
@@ -234,11 +287,16 @@ class Tables:
         after = before.apply(event)
         if after is before:
             return False
+        self._remember(self.districts, event.district_id)
+        self._journal.append(self._bump_districts_version)  # undone is changed too
         self.districts[event.district_id] = after
         self.districts_version += 1
         self._pending.append(StateChange(
             self.district_topic, 0, district_event_key(event), DistrictState((event,)).to_bytes()))
         return True
+
+    def _bump_districts_version(self) -> None:
+        self.districts_version += 1
 
     def merge_districts(self, state: DistrictState) -> bool:
         """Merge district events already on the global topic (no write); True if new."""
