@@ -106,6 +106,20 @@ class ProcessorSources:
     consent_students: Callable[[], int]
     #: partner -> category -> leaves of the record that partner's view leaves out
     stripped_per_disclosure: Mapping[str, Mapping[str, int]]
+    #: what the processor waited for (``schema_registry``, ``kafka``) -> seconds waited
+    blocked_seconds: Callable[[], Mapping[str, float]] = dict
+
+
+def _blocked(src: ProcessorSources) -> Metric:
+    blocked = CounterMetricFamily(
+        "hallpass_processor_blocked_seconds",
+        "Seconds the processor waited for a service that did not answer (the schema "
+        "registry, Kafka) instead of processing: nothing is dead-lettered or committed "
+        "meanwhile.", labels=["service"])
+    waited = dict(src.blocked_seconds())
+    for service in sorted({"schema_registry", "kafka"} | set(waited)):
+        blocked.add_metric([service], waited.get(service, 0.0))
+    return blocked
 
 
 class ProcessorCollector(Collector):
@@ -185,9 +199,11 @@ class ProcessorCollector(Collector):
         dead = CounterMetricFamily(
             "hallpass_dead_letters", "Input events sent to the dead-letter topic, by reason.",
             labels=["reason"])
-        for reason in ("invalid", "undecodable", "future_dated"):
+        for reason in ("invalid", "undecodable", "future_dated", "too_large"):
             dead.add_metric([reason], dict(counts.dead_letters_by_reason).get(reason, 0))
         yield dead
+
+        yield _blocked(src)
 
         skipped = CounterMetricFamily(
             "hallpass_changes_skipped",

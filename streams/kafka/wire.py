@@ -7,6 +7,7 @@ decodes every event, and a registered schema only needs to be looked up once.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import struct
@@ -25,6 +26,11 @@ _HEADER = struct.Struct(">bI")
 
 class WireFormatError(ValueError):
     """Bytes that are not a Confluent-framed Avro record of a known schema."""
+
+
+class RegistryUnavailable(HallpassError, RuntimeError):
+    """The schema registry did not answer (connection refused, timeout, HTTP 5xx): a wait,
+    never bad input. Nothing that needs the schema may be dead-lettered or committed."""
 
 
 class RegistryAccessError(HallpassError, RuntimeError):
@@ -114,10 +120,16 @@ class WireDecoder:
     """
 
     def __init__(self, registry: SchemaRegistryClient,
-                 reader_schema: Mapping[str, Any] | None = None) -> None:
+                 reader_schema: Mapping[str, Any] | None = None,
+                 record_name: str | None = None) -> None:
+        """``record_name``: the full name every writer schema must have (the input topic's
+        record); a record written with another schema is bad input."""
         self._registry = registry
         self._reader = (parse(without_logical_types(reader_schema))
                         if reader_schema is not None else None)
+        self._record_name = record_name
+        #: schema id -> parsed writer schema; only successes are cached (a failed lookup is
+        #: asked again next time)
         self._writers: dict[int, Any] = {}
 
     def writer_schema(self, schema_id: int) -> Any:
@@ -125,14 +137,65 @@ class WireDecoder:
         if parsed is None:
             try:
                 found = self._registry.get_schema(schema_id)
-            except Exception as exc:  # registry errors are reported as bad input
-                refused = access_refused(exc)
-                if refused is not None:
-                    raise refused from exc
-                raise WireFormatError(f"unknown schema id {schema_id}: {exc}") from exc
-            parsed = parse(without_logical_types(json.loads(found.schema_str or "{}")))
+            except Exception as exc:
+                raise _lookup_failure(f"schema id {schema_id}", exc) from exc
+            parsed = self._parsed_writer(schema_id, found.schema_str)
             self._writers[schema_id] = parsed
         return parsed
+
+    def _parsed_writer(self, schema_id: int, schema_str: str | None) -> Any:
+        try:
+            schema = json.loads(schema_str or "{}")
+            parsed = parse(without_logical_types(schema))
+        except Exception as exc:  # not an Avro schema (another schema type, or broken)
+            raise WireFormatError(f"schema id {schema_id} is not an Avro schema: "
+                                  f"{type(exc).__name__}") from exc
+        name = parsed.get("name") if isinstance(parsed, dict) else None
+        if self._record_name is not None and name != self._record_name:
+            raise WireFormatError(f"schema id {schema_id} is a {name}, not a "
+                                  f"{self._record_name} (the schema of this topic)")
+        return parsed
+
+    def prime(self, subject: str) -> int:
+        """Fetch and cache every registered version of ``subject`` (an input topic's
+        schemas, at start-up: decoding them needs no registry later); a subject not yet
+        registered is skipped. Returns how many were cached. Raises
+        :class:`RegistryUnavailable` if the registry does not answer."""
+        try:
+            versions = self._registry.get_versions(subject)
+        except Exception as exc:
+            failure = _lookup_failure(f"subject {subject}", exc)
+            if isinstance(failure, WireFormatError):
+                return 0
+            raise failure from exc
+        cached = 0
+        for version in versions:
+            try:
+                found = self._registry.get_version(subject, version)
+            except Exception as exc:
+                failure = _lookup_failure(f"subject {subject} version {version}", exc)
+                if isinstance(failure, WireFormatError):
+                    continue
+                raise failure from exc
+            if found.schema_id is None or found.schema is None:
+                continue
+            try:
+                self._writers[found.schema_id] = self._parsed_writer(
+                    found.schema_id, found.schema.schema_str)
+                cached += 1
+            except WireFormatError:
+                continue  # decoding a record of it is a dead letter, as without priming
+        return cached
+
+    def prefetch(self, data: bytes | None) -> None:
+        """Look up (and cache) the writer schema of ``data`` if it is framed; raises only
+        :class:`RegistryUnavailable` (bad input is found when it is decoded)."""
+        if data is None or len(data) < _HEADER.size:
+            return
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic == MAGIC:
+            with contextlib.suppress(WireFormatError):  # bad input: found when decoded
+                self.writer_schema(schema_id)
 
     def reencode(self, data: bytes | None, record: Mapping[str, Any]) -> bytes:
         """``record`` (decoded from ``data`` and changed) encoded again with the writer schema
@@ -163,3 +226,18 @@ class WireDecoder:
         if not isinstance(record, dict):
             raise WireFormatError("the Avro body is not a record")
         return record
+
+
+def _lookup_failure(what: str, exc: BaseException) -> Exception:
+    """What a failed registry lookup means: the client is refused (a setting), the registry
+    answered that there is no such schema (HTTP 4xx: bad input, a dead letter), or it did
+    not answer (anything else: connection refused, timeout, HTTP 5xx: wait and try again)."""
+    refused = access_refused(exc)
+    if refused is not None:
+        return refused
+    if isinstance(exc, SchemaRegistryError) and 400 <= (exc.http_status_code or 0) < 500:
+        return WireFormatError(f"unknown {what}: the registry has no such schema "
+                               f"(HTTP {exc.http_status_code})")
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0][:200]
+    return RegistryUnavailable(f"the schema registry did not answer a lookup of {what} "
+                               f"({text})")

@@ -288,8 +288,14 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
             pseudonym=functools.partial(_pseudonym, secret),
             reference=functools.partial(_reference, secret),
         ))
-    change_decoder = WireDecoder(registry)
-    consent_decoder = WireDecoder(registry, reader_schema=load_schema("consent_changed"))
+    change_decoder = WireDecoder(registry, record_name=_full_name(source))
+    consent_schema = load_schema("consent_changed")
+    consent_decoder = WireDecoder(registry, reader_schema=consent_schema,
+                                  record_name=_full_name(consent_schema))
+    # the inputs' registered schemas, at start-up: an opt-out decodes while the registry is
+    # down later (a schema id it has not seen is waited for, never dead-lettered)
+    change_decoder.prime(f"{topics.changes}-value")
+    consent_decoder.prime(f"{topics.consent}-value")
     audit = _registered(registry, f"{topics.audit}-value", load_schema("disclosure_record"),
                         "the audit record schema")
     notice_schema = load_schema("deletion_notice")
@@ -306,13 +312,20 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
         routes,
         Codecs(decode_change=change_decoder.decode, decode_consent=consent_decoder.decode,
                encode_audit=audit.encode, encode_notice=encode_notice,
-               encode_dead_change=change_decoder.reencode),
+               encode_dead_change=change_decoder.reencode,
+               prefetch_change=change_decoder.prefetch,
+               prefetch_consent=consent_decoder.prefetch),
         HandlerSettings(partitions=partitions, never_share=sorted(never_share_paths(catalog)),
                         topics=topics, future_skew_ms=future_skew_ms,
                         field_categories={p: info.category for p, info in catalog.items()},
                         change_schema=source, known_districts=known_districts),
         clock=clock,
     )
+
+
+def _full_name(schema: Mapping[str, Any]) -> str:
+    namespace = schema.get("namespace")
+    return f"{namespace}.{schema['name']}" if namespace else str(schema["name"])
 
 
 def contract_partners(contracts_dir: Path) -> list[str]:
@@ -371,6 +384,7 @@ def register_metrics(registry: CollectorRegistry, loop: ProcessorLoop,
         transactions=lambda: loop.stats.transactions,
         last_commit_unix=lambda: loop.stats.last_commit_unix,
         consent_students=consent_students,
+        blocked_seconds=lambda: dict(loop.stats.blocked_s),
         stripped_per_disclosure={
             route.partner: stripped_by_category(catalog, (leaf.path for leaf in route.view.leaves))
             for route in handler.routes

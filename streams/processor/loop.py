@@ -7,6 +7,13 @@ transactionally), and faust has open reports of duplicates under exactly-once
 (faust-streaming/faust #517, #323, #177). This loop uses librdkafka's transactions with
 KIP-447 offset commits (``send_offsets_to_transaction`` with the group metadata), which fence
 a zombie worker by its group generation.
+
+Faults: a registry or broker that does not answer is a wait (backoff, a log line every 30 s,
+``LoopStats.blocked_s``), never bad input: the batch is rolled back (tables as committed,
+inputs sought back to the committed positions) and tried again. A retriable transaction error
+aborts and retries the batch; a fenced worker exits with one line; SIGTERM aborts an open
+transaction and stops within ``STOP_BOUND_S``. An input partition whose recent records are
+mostly invalid is paused, the others go on.
 """
 
 from __future__ import annotations
@@ -15,24 +22,167 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     KafkaError,
+    KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
 
 from streams.config import Connection
+from streams.errors import HallpassError
 from streams.kafka.read_to_end import nonempty_from_start, read_to_end
+from streams.kafka.wire import RegistryUnavailable
+from streams.processor.dlq import TooManyInvalidError
 from streams.processor.emitter import DAY_MS
 from streams.processor.messages import Output
-from streams.processor.state import DISTRICT_TOPIC, STATE_TOPIC, Tables
+from streams.processor.state import DISTRICT_TOPIC, STATE_TOPIC, StateChange, Tables
 
 log = logging.getLogger("hallpass.processor")
+
+#: a stopped worker (SIGTERM) is gone within this many seconds: each blocking Kafka call of a
+#: transaction waits at most ``CALL_TIMEOUT_S``, then the stop is seen and the open
+#: transaction aborted (for at most ``STOP_ABORT_S``)
+STOP_BOUND_S = 10.0
+CALL_TIMEOUT_S = 4.0
+STOP_ABORT_S = 3.0
+#: waits for a service that does not answer: doubling from the first to the last, and a log
+#: line at most this often
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
+WAIT_LOG_EVERY_S = 30.0
+_FENCING = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                      KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.FENCED_INSTANCE_ID})
+
+
+class ProcessorFenced(HallpassError, RuntimeError):
+    """Another worker took over this worker's transactional id or group membership."""
+
+
+class TransactionFailed(HallpassError, RuntimeError):
+    """The producer hit a fatal error: restart the worker."""
+
+
+def kafka_error(exc: KafkaException) -> KafkaError:
+    found = exc.args[0] if exc.args else None
+    return found if isinstance(found, KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
+
+
+def fatal(error: KafkaError, transactional_id: str) -> HallpassError | None:
+    """The exception to exit with for a fatal producer or consumer error; None otherwise."""
+    if error.code() in _FENCING:
+        return ProcessorFenced(
+            f"this worker ({transactional_id}) was fenced: another worker with the same id or "
+            f"group membership took over ({error.name()}); it exits, nothing it had not "
+            "committed is kept (start it again if it should run)")
+    if error.fatal():
+        return TransactionFailed(f"the Kafka producer of {transactional_id} failed for good "
+                                 f"({error.name()}: {error.str()}): restart the worker")
+    return None
+
+
+class TransactionalProducer(Protocol):
+    """What :class:`Transactions` uses of a ``confluent_kafka.Producer``."""
+
+    def begin_transaction(self) -> None: ...
+    def send_offsets_to_transaction(self, positions: list[TopicPartition], group_metadata: Any,
+                                    timeout: float) -> None: ...
+    def commit_transaction(self, timeout: float) -> None: ...
+    def abort_transaction(self, timeout: float) -> None: ...
+
+
+class Transactions:
+    """The decisions around one Kafka transaction: a retriable error from sending the offsets
+    or committing is tried again (bounded by ``stopping``), one that needs an abort aborts
+    (and the caller retries the batch), a fencing or fatal error raises one line."""
+
+    def __init__(self, producer: TransactionalProducer, transactional_id: str,
+                 stopping: Callable[[], bool],
+                 waited: Callable[[float], None] = lambda _s: None,
+                 call_timeout_s: float = CALL_TIMEOUT_S,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.producer = producer
+        self.transactional_id = transactional_id
+        self.stopping = stopping
+        self.waited = waited
+        self.call_timeout_s = call_timeout_s
+        self.sleep = sleep
+
+    def run(self, produce: Callable[[], None], offsets: list[TopicPartition],
+            group_metadata: Any) -> bool:
+        """Begin, ``produce``, send ``offsets`` (none: a transaction without input), commit.
+        True: committed; False: aborted (roll back and retry the batch)."""
+        producer = self.producer
+        try:
+            producer.begin_transaction()
+            produce()
+            if offsets:
+                self._retrying(lambda: producer.send_offsets_to_transaction(
+                    offsets, group_metadata, self.call_timeout_s), "sending the offsets")
+            self._retrying(lambda: producer.commit_transaction(self.call_timeout_s),
+                           "committing")
+            return True
+        except KafkaException as exc:
+            error = kafka_error(exc)
+            failed = fatal(error, self.transactional_id)
+            if failed is not None:
+                raise failed from exc
+            log.warning("transaction aborted (%s: %s); the batch is tried again from the "
+                        "committed positions", error.name(), error.str())
+            self.abort()
+            return False
+
+    def abort(self) -> None:
+        """Abort the open transaction; retried while the broker does not answer (for at most
+        ``STOP_ABORT_S`` once stopping)."""
+        started = time.monotonic()
+        delay = FIRST_BACKOFF_S
+        while True:
+            try:
+                self.producer.abort_transaction(self.call_timeout_s)
+                return
+            except KafkaException as exc:
+                error = kafka_error(exc)
+                failed = fatal(error, self.transactional_id)
+                if failed is not None:
+                    raise failed from exc
+                if error.code() == KafkaError._STATE:
+                    return  # no transaction open (begin failed): nothing to abort
+                if self.stopping() and time.monotonic() - started >= STOP_ABORT_S:
+                    raise TransactionFailed(
+                        f"could not abort the open transaction of {self.transactional_id} "
+                        f"while stopping ({error.name()}): the broker aborts it after "
+                        "transaction.timeout.ms, or the next start of this worker "
+                        "does") from exc
+                log.warning("aborting the transaction: %s; trying again", error.str())
+            self._pause(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def _retrying(self, call: Callable[[], None], what: str) -> None:
+        delay = FIRST_BACKOFF_S
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                error = kafka_error(exc)
+                if not error.retriable() or error.txn_requires_abort() or error.fatal() \
+                        or self.stopping():
+                    raise
+                log.warning("%s: %s; trying again", what, error.str())
+            self._pause(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def _pause(self, seconds: float) -> None:
+        if self.stopping():
+            seconds = min(seconds, 0.2)
+        self.sleep(seconds)
+        self.waited(seconds)
 
 
 class BatchObserver(Protocol):
@@ -43,7 +193,14 @@ class BatchObserver(Protocol):
 
 
 class Handler(Protocol):
+    #: input partitions to pause, and why (their recent records were mostly invalid)
+    halted: dict[tuple[str, int], str]
+
+    def prepare(self, batch: Sequence[Message]) -> None: ...
+
     def handle(self, msg: Message, tables: Tables) -> list[Output]: ...
+
+    def resume(self, topic: str, partition: int) -> None: ...
 
     def on_batch_end(self, tables: Tables) -> list[Output]: ...
 
@@ -69,6 +226,10 @@ class LoopStats:
     #: unix time of the last commit (for the metrics)
     last_commit_unix: float = 0.0
     by_topic: dict[str, int] = field(default_factory=dict)
+    #: what the loop waited for (``schema_registry``, ``kafka``) -> seconds
+    blocked_s: dict[str, float] = field(default_factory=dict)
+    #: batches rolled back and tried again (an unanswered service, an aborted transaction)
+    retried_batches: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +294,14 @@ class ProcessorLoop:
             "partitioner": "murmur2_random",
             "queue.buffering.max.messages": 500000,
         }))
+        self._txn = Transactions(self._producer, settings.transactional_id,
+                                 stopping=lambda: not self._running,
+                                 waited=lambda s: self._add_blocked("kafka", s))
+        #: input partitions paused because most of their recent records were invalid
+        self._paused: set[tuple[str, int]] = set()
+        #: service -> (monotonic time it stopped answering, last log line), while waiting
+        self._waiting: dict[str, tuple[float, float]] = {}
+        self._backoff: dict[str, float] = {}
         static = ({"group.instance.id": settings.group_instance_id}
                   if settings.group_instance_id else {})
         self._consumer = Consumer(conn.kafka_config({
@@ -222,6 +391,9 @@ class ProcessorLoop:
         self.handler.on_restored(self.tables)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.handler.resume(tp.topic, tp.partition)
+            self._paused.discard((tp.topic, tp.partition))
         numbers = {tp.partition for tp in partitions}
         for number in numbers:
             self.tables.drop_partition(number)
@@ -238,6 +410,7 @@ class ProcessorLoop:
                                  on_revoke=self._on_revoke)
         idle_since = time.monotonic()
         eof: set[tuple[str, int]] = set()
+        halts: list[str] = []
         try:
             while self._running:
                 msgs = self._consumer.consume(num_messages=self.settings.batch_size,
@@ -251,7 +424,7 @@ class ProcessorLoop:
                     elif err.code() == KafkaError._PARTITION_EOF:
                         eof.add((msg.topic() or "", msg.partition() or 0))
                     else:
-                        raise RuntimeError(f"consuming: {err}")
+                        self._consumer_error(err)
                 if batch:
                     self._process(batch)
                     idle_since = time.monotonic()
@@ -262,11 +435,91 @@ class ProcessorLoop:
                     time.monotonic() - idle_since >= self.settings.idle_s
                 ):
                     break
+            halts = sorted(self.handler.halted.values())  # (closing revokes, and forgets)
         finally:
-            self._consumer.close()
-            self._global.close()
-            self._producer.flush(10)
+            self._close()
+        if halts and self._running:
+            raise TooManyInvalidError(" ".join(halts))
         return self.stats
+
+    def _close(self) -> None:
+        """Close the clients, bounded: an aborted or committed transaction leaves nothing
+        to flush, and a static member leaves its group by its session timeout."""
+        self._consumer.close()
+        self._global.close()
+        self._producer.flush(1 if not self._running else 10)
+
+    def _consumer_error(self, err: KafkaError) -> None:
+        """A consumer error: fatal ones (fencing of this static member) end the worker; the
+        others (a broker down, a leader moving) are librdkafka's to retry: logged."""
+        failed = fatal(err, self.settings.transactional_id)
+        if failed is not None:
+            raise failed
+        now = time.monotonic()
+        since, logged = self._waiting.get("kafka", (now, 0.0))
+        if now - logged >= WAIT_LOG_EVERY_S:
+            log.warning("Kafka: %s (%s); the client retries, nothing is committed meanwhile",
+                        err.str(), err.name())
+            self._waiting["kafka"] = (since, now)
+
+    # -- waiting for a service -----------------------------------------------------------
+    def _add_blocked(self, on: str, seconds: float) -> None:
+        self.stats.blocked_s[on] = self.stats.blocked_s.get(on, 0.0) + seconds
+
+    def _wait(self, on: str, why: str) -> None:
+        """``on`` did not answer: log (at most every 30 s), wait with backoff, keep the
+        group membership alive meanwhile (the assignment is paused)."""
+        now = time.monotonic()
+        since, logged = self._waiting.get(on, (now, 0.0))
+        if not logged:
+            log.warning("waiting for the %s: %s. Nothing is decided, dead-lettered or "
+                        "committed until it answers.", on.replace("_", " "), why)
+            logged = now
+        elif now - logged >= WAIT_LOG_EVERY_S:
+            log.warning("still waiting for the %s after %.0f s: %s", on.replace("_", " "),
+                        now - since, why)
+            logged = now
+        self._waiting[on] = (since, logged)
+        delay = self._backoff.get(on, FIRST_BACKOFF_S)
+        self._backoff[on] = min(delay * 2, MAX_BACKOFF_S)
+        assignment = [tp for tp in self._consumer.assignment()
+                      if (tp.topic, tp.partition) not in self._paused]
+        self._consumer.pause(assignment)
+        try:
+            deadline = time.monotonic() + delay
+            while self._running and time.monotonic() < deadline:
+                self._consumer.consume(num_messages=1, timeout=min(
+                    0.2, max(0.0, deadline - time.monotonic())))
+        finally:
+            self._consumer.resume([tp for tp in self._consumer.assignment()
+                                   if (tp.topic, tp.partition) not in self._paused])
+        self._add_blocked(on, time.monotonic() - now)
+
+    def _answered(self, on: str) -> None:
+        found = self._waiting.pop(on, None)
+        self._backoff.pop(on, None)
+        if found is not None and found[1]:
+            log.warning("the %s answers again after %.0f s; going on", on.replace("_", " "),
+                        time.monotonic() - found[0])
+
+    def _roll_back(self, batch: Sequence[Message], halted_before: set[tuple[str, int]]) -> None:
+        """Undo a batch that is not committed: the tables as committed (and what the handler
+        derives from them), halts it caused forgotten, its inputs sought back to where it
+        started (the committed positions), so the batch is decided again, once."""
+        self.tables.rollback()
+        self.handler.on_restored(self.tables)
+        for where in set(self.handler.halted) - halted_before:
+            self.handler.resume(*where)
+        starts: dict[tuple[str, int], int] = {}
+        for msg in batch:
+            where = (msg.topic() or "", msg.partition() or 0)
+            starts[where] = min(starts.get(where, msg.offset() or 0), msg.offset() or 0)
+        for (topic, partition), offset in sorted(starts.items()):
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # revoked meanwhile: its new owner starts there
+                log.info("not seeking %s[%d] back: %s", topic, partition, exc)
+        self.stats.retried_batches += 1
 
     def _tick(self) -> None:
         """Timers and followed district events, in a transaction of their own (no input
@@ -277,44 +530,88 @@ class ProcessorLoop:
         outputs = self.handler.tick(self.tables)
         changes = self.tables.take_changes()
         if not outputs and not changes:
+            self.tables.forget()
             return
-        self._producer.begin_transaction()
+        if not self._txn.run(lambda: self._produce_all(outputs, changes), [], None):
+            self.tables.rollback()
+            self.handler.on_restored(self.tables)  # the timers it popped come back
+            self._last_tick = 0.0
+            return
+        self.tables.forget()
+        self.stats.ticks += 1
+        self.stats.produced += len(outputs)
+
+    def _produce_all(self, outputs: Sequence[Output], changes: Sequence[StateChange]) -> None:
         for out in outputs:
             self._produce(out.topic, out.key, out.value, out.headers, out.partition,
                           out.timestamp)
         for change in changes:
             self._produce(change.topic, change.key, change.value, None, change.partition)
-        self._producer.commit_transaction(60)
-        self.stats.ticks += 1
-        self.stats.produced += len(outputs)
 
     def _caught_up(self, eof: set[tuple[str, int]]) -> bool:
         assignment = self._consumer.assignment()
-        return bool(assignment) and all((tp.topic, tp.partition) in eof for tp in assignment)
+        return bool(assignment) and all((tp.topic, tp.partition) in eof
+                                        or (tp.topic, tp.partition) in self._paused
+                                        for tp in assignment)
+
+    def _decide(self, batch: list[Message]) -> tuple[list[Output], dict[tuple[str, int], int]]:
+        """Hand each record to the handler (records of a halted partition are left for
+        later) and return the outputs and, per input partition, the position to commit."""
+        outputs: list[Output] = []
+        handled_to: dict[tuple[str, int], int] = {}
+        for msg in batch:
+            if not self._running:
+                raise _Stopping
+            where = (msg.topic() or "", msg.partition() or 0)
+            if where in self.handler.halted:
+                continue
+            outputs.extend(self.handler.handle(msg, self.tables))
+            handled_to[where] = (msg.offset() or 0) + 1
+        outputs.extend(self.handler.on_batch_end(self.tables))
+        return outputs, handled_to
+
+    def _pause_halted(self, handled_to: dict[tuple[str, int], int]) -> None:
+        for where in sorted(set(self.handler.halted) - self._paused):
+            topic, partition = where
+            if where in handled_to:
+                self._consumer.seek(TopicPartition(topic, partition, handled_to[where]))
+            self._consumer.pause([TopicPartition(topic, partition)])
+            self._paused.add(where)
 
     def _process(self, batch: list[Message]) -> None:
-        producer = self._producer
         if not self.stats.first_batch_at:
             self.stats.first_batch_at = time.monotonic()
         started = time.monotonic()
-        producer.begin_transaction()
-        outputs: list[Output] = []
-        for msg in batch:
-            outputs.extend(self.handler.handle(msg, self.tables))
-        outputs.extend(self.handler.on_batch_end(self.tables))
+        halted_before = set(self.handler.halted)
+        try:
+            self.handler.prepare(batch)
+            outputs, handled_to = self._decide(batch)
+        except RegistryUnavailable as exc:
+            self._roll_back(batch, halted_before)
+            self._wait("schema_registry", str(exc))
+            return
+        except _Stopping:
+            self._roll_back(batch, halted_before)
+            return
+        self._answered("schema_registry")
         handled = time.monotonic()
-        for out in outputs:
-            self._produce(out.topic, out.key, out.value, out.headers, out.partition,
-                          out.timestamp)
-        for change in self.tables.take_changes():
-            self._produce(change.topic, change.key, change.value, None, change.partition)
-        produced = time.monotonic()
-        positions = self._consumer.position(self._consumer.assignment())
-        producer.send_offsets_to_transaction(
-            [tp for tp in positions if tp.offset >= 0],
-            self._consumer.consumer_group_metadata(), 30,
-        )
-        producer.commit_transaction(60)
+        changes = self.tables.take_changes()
+        offsets = [TopicPartition(topic, partition, offset)
+                   for (topic, partition), offset in sorted(handled_to.items())]
+        produced = handled
+        def produce() -> None:
+            nonlocal produced
+            self._produce_all(outputs, changes)
+            produced = time.monotonic()
+
+        if not self._txn.run(produce, offsets, self._consumer.consumer_group_metadata()):
+            self._roll_back(batch, halted_before)
+            if self._running:
+                self._wait("kafka", "the transaction was aborted")
+            return
+        self._answered("kafka")
+        self.tables.forget()
+        self._pause_halted(handled_to)
         committed = time.monotonic()
         self.stats.last_commit_unix = time.time()
         if self.observer is not None:
@@ -349,3 +646,7 @@ class ProcessorLoop:
                 return
             except BufferError:
                 self._producer.poll(0.05)
+
+
+class _Stopping(Exception):
+    """The worker was told to stop in the middle of a batch: it is rolled back."""

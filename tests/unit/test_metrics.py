@@ -106,7 +106,7 @@ def test_collector_reads_counts_at_scrape_time() -> None:
 def test_no_label_names_a_student() -> None:
     reg = _collector_registry(FakeCounts(disclosed={"learnwell": 1}))
     ProcessorTimings(reg)
-    allowed = {"topic", "partner", "action", "reason", "category", "stage", "le"}
+    allowed = {"topic", "partner", "action", "reason", "category", "stage", "le", "service"}
     for family in reg.collect():
         for sample in family.samples:
             assert set(sample.labels) <= allowed, (family.name, sample.labels)
