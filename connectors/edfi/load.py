@@ -54,6 +54,7 @@ from connectors.source.rejects import (
 from connectors.source.state import SourceStateStore, fingerprint
 from streams.errors import HallpassError
 from streams.policy.catalog import load_schema
+from streams.processor.validate import change_rules
 
 _EVENT_ID_NAMESPACE: Final[uuid.UUID] = uuid.UUID("0b8f3e0c-5d21-4f6a-9a0e-ed0f1ed0f1e5")
 
@@ -216,6 +217,8 @@ def read_load(
                                "file"))
 
     parsed = fastavro.parse_schema(dict(load_schema("student_record_changed")))
+    refused_by = change_rules(load_schema("student_record_changed"))
+    as_of_ms = int(dt.datetime.combine(as_of, dt.time(), dt.UTC).timestamp() * 1000)
     events: list[StudentEvent] = []
     sourced: dict[str, str] = {}
     for uid in sorted(students):
@@ -240,6 +243,10 @@ def read_load(
             rejects.append(Reject("*", 0, "Student", f"student {uid!r}: the event schema "
                                   "refuses the event (a value out of range or of the wrong "
                                   "type)"))
+            continue
+        refused = refused_by({**event, "event_id": "-"}, max(now_ms, as_of_ms))
+        if refused is not None:  # the input limits: the field and the rule, never the value
+            rejects.append(Reject("*", 0, "Student", f"student {uid!r}: {refused}"))
             continue
         event["event_id"] = str(uuid.uuid5(_EVENT_ID_NAMESPACE,
                                            f"{system}:{key}:{fingerprint(event)}"))

@@ -9,6 +9,7 @@ a field the record lacks counts as null.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -191,6 +192,7 @@ def change_rules(schema: Mapping[str, Any], known_districts: frozenset[str] = fr
     (ms) that returns why it is refused (``<field> <rule>``, never the value), or None.
     The rules and limits are :mod:`streams.policy.input_limits`'s."""
     from streams.policy.input_limits import (
+        date_problem,
         days_problem,
         district_problem,
         id_problem,
@@ -210,8 +212,10 @@ def change_rules(schema: Mapping[str, Any], known_districts: frozenset[str] = fr
             return id_problem(value)
         if kind in ("name", "text") and isinstance(value, str):
             return text_problem(value, kind == "name")
-        if kind == "date" and isinstance(value, int):
+        if kind == "date" and isinstance(value, int) and not isinstance(value, bool):
             return days_problem(value, today)
+        if kind == "date" and isinstance(value, dt.date):  # a connector's record
+            return date_problem(value, today)
         if kind == "millis" and isinstance(value, int):
             # an event time's upper bound is the handler's future skew (future_dated)
             found = millis_problem(value, today)
