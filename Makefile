@@ -83,6 +83,7 @@ demo: up ## set up everything, start the local bus and run the main job
 bench: up ## benchmarks on the local stack (not part of `make test`); writes bench-results.json
 	$(BIN)/python -m tests.benchmarks.bench_processor $(BENCH_ARGS)
 	$(BIN)/python -m tests.benchmarks.bench_lag
+	$(BIN)/python -m tests.benchmarks.bench_ledger_index
 
 helm: setup tools ## regenerate the chart's generated parts (topics, users, rules, dashboard), lint it
 	$(BIN)/python deploy/helm/generate.py
