@@ -68,6 +68,13 @@ format-check: setup ## check the formatting ruff format would give (changes noth
 test: setup lint ## set up and run every test (starts a real local Kafka + registry)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Slow: stacks of their own (the stack tests on ports 32300-32305 and 32381-32382, a single
+# broker then a 3-broker cluster); `make test` leaves them out (pyproject: -m 'not faults').
+test-faults: setup ## the fault tests: broker, registry and whole-stack kills, `up` recovering
+	$(BIN)/pytest -m faults tests/integration/test_stack_recovery.py \
+	  tests/integration/test_cluster_faults.py tests/integration/test_registry_outage.py \
+	  $(PYTEST_ARGS)
+
 unit: setup ## only the fast tests of pure logic
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
@@ -102,4 +109,4 @@ image: setup ## build the container image with buildah from a debootstrapped Deb
 clean: ## remove the virtualenv and caches (not the data dir)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: tools help setup lint format format-check test unit up down demo bench helm image clean
+.PHONY: tools help setup lint format format-check test test-faults unit up down demo bench helm image clean
