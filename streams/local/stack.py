@@ -222,9 +222,11 @@ class LocalStack:
         if not pid_alive(pid):
             return False
         try:
-            return Path(f"/proc/{pid}/cwd").resolve() == self.data_dir.resolve()
+            # a data dir deleted under it (" (deleted)") is still this stack's: it holds the ports
+            cwd = str(Path(f"/proc/{pid}/cwd").readlink()).removesuffix(" (deleted)")
         except OSError:
             return True  # no /proc to ask: trust the pid
+        return Path(cwd) == self.data_dir.resolve()
 
     def running(self) -> RuntimeState | None:
         """The recorded state if at least one of its processes is alive."""
