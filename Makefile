@@ -53,17 +53,17 @@ tools:
 	  echo "installing helm $(HELM_VERSION) (go install; the Helm chart tests)"; \
 	  go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 
-lint: setup ## check style and types of the code and the tests (changes nothing)
+lint: setup ## check style, formatting and types of the code and the tests (changes nothing)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check streams connectors tests deploy
 	$(BIN)/mypy
 
 format: setup ## fix what ruff can fix
 	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format streams connectors tests
+	$(BIN)/ruff format streams connectors tests deploy
 
-# TODO(issue 18): once the tree is formatted (`make format`), run this from `lint`.
 format-check: setup ## check the formatting ruff format would give (changes nothing)
-	$(BIN)/ruff format --check streams connectors tests
+	$(BIN)/ruff format --check streams connectors tests deploy
 
 test: setup lint ## set up and run every test (starts a real local Kafka + registry)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -65,8 +65,11 @@ class Connection:
 
     def kafka_config(self, extra: Mapping[str, ConfigValue] | None = None) -> KafkaConfig:
         """librdkafka configuration for confluent-kafka clients, with ``extra`` on top."""
-        config: KafkaConfig = {"bootstrap.servers": self.bootstrap_servers,
-                               "client.id": self.client_id, "log_level": self.log_level}
+        config: KafkaConfig = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": self.client_id,
+            "log_level": self.log_level,
+        }
         config.update(self.client_properties)
         config.update(extra or {})
         return config
@@ -98,9 +101,12 @@ class ConnectionInputs:
         """``HALLPASS_BOOTSTRAP_SERVERS``, ``HALLPASS_SCHEMA_REGISTRY_URL``,
         ``HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE`` and ``HALLPASS_SCHEMA_REGISTRY_CA_LOCATION``
         of ``env``."""
-        return cls(env.get(ENV_BOOTSTRAP, "").strip(), env.get(ENV_REGISTRY, "").strip(),
-                   env.get(ENV_REGISTRY_USER_INFO_FILE, "").strip(),
-                   env.get(ENV_REGISTRY_CA, "").strip())
+        return cls(
+            env.get(ENV_BOOTSTRAP, "").strip(),
+            env.get(ENV_REGISTRY, "").strip(),
+            env.get(ENV_REGISTRY_USER_INFO_FILE, "").strip(),
+            env.get(ENV_REGISTRY_CA, "").strip(),
+        )
 
     def registry_properties(self) -> dict[str, str]:
         """Schema registry client settings: credentials from the file
@@ -115,7 +121,8 @@ class ConnectionInputs:
                 raise NotConfiguredError(f"{ENV_REGISTRY_USER_INFO_FILE}: {exc}") from exc
             if ":" not in user_info:
                 raise NotConfiguredError(
-                    f"{ENV_REGISTRY_USER_INFO_FILE}: {path} must hold user:password on one line")
+                    f"{ENV_REGISTRY_USER_INFO_FILE}: {path} must hold user:password on one line"
+                )
             out["basic.auth.user.info"] = user_info
         if self.registry_ca:
             out["ssl.ca.location"] = self.registry_ca
@@ -167,14 +174,17 @@ def local_connection(data_dir: Path) -> Connection | None:
     registry: dict[str, str] = {}
     user_info_file = str(state.get("registry_user_info") or "")
     if user_info_file:
-        registry = ConnectionInputs(registry_user_info_file=user_info_file,
-                                    registry_ca=str(state.get("registry_ca") or "")
-                                    ).registry_properties()
+        registry = ConnectionInputs(
+            registry_user_info_file=user_info_file, registry_ca=str(state.get("registry_ca") or "")
+        ).registry_properties()
     return Connection(
         bootstrap_servers=str(state["bootstrap_servers"]),
         schema_registry_url=str(state["schema_registry_url"]),
-        client_properties=(read_properties(Path(admin_properties), "admin properties file")
-                           if admin_properties else {}),
+        client_properties=(
+            read_properties(Path(admin_properties), "admin properties file")
+            if admin_properties
+            else {}
+        ),
         registry_properties=registry,
     )
 
@@ -188,8 +198,13 @@ def resolve_connection(
 ) -> Connection:
     """:func:`connect` with the inputs of ``env`` (scripts and benchmarks; the CLI resolves
     its :class:`~streams.settings.Settings` once and calls :func:`connect`)."""
-    return connect(ConnectionInputs.from_env(env), data_dir, bootstrap_servers,
-                   schema_registry_url, client_properties)
+    return connect(
+        ConnectionInputs.from_env(env),
+        data_dir,
+        bootstrap_servers,
+        schema_registry_url,
+        client_properties,
+    )
 
 
 def connect(
@@ -207,8 +222,12 @@ def connect(
     """
     registry = inputs.registry_properties()
     if bootstrap_servers and schema_registry_url:
-        return Connection(bootstrap_servers, schema_registry_url.rstrip("/"),
-                          dict(client_properties or {}), registry)
+        return Connection(
+            bootstrap_servers,
+            schema_registry_url.rstrip("/"),
+            dict(client_properties or {}),
+            registry,
+        )
     found = inputs.external() or local_connection(data_dir)
     if found is None:
         raise NotConfiguredError(
@@ -219,8 +238,9 @@ def connect(
     return Connection(
         bootstrap_servers=bootstrap_servers or found.bootstrap_servers,
         schema_registry_url=(schema_registry_url or found.schema_registry_url).rstrip("/"),
-        client_properties=(found.client_properties if client_properties is None
-                           else dict(client_properties)),
+        client_properties=(
+            found.client_properties if client_properties is None else dict(client_properties)
+        ),
         # the environment's registry settings on top of the local stack's (its CA stays
         # when only the credentials are given)
         registry_properties={**found.registry_properties, **registry},

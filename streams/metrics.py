@@ -40,8 +40,7 @@ class MetricsPortError(HallpassError):
     """Metrics cannot be served on the port asked for."""
 
 
-def serve_metrics(registry: CollectorRegistry, port: int,
-                  addr: str = "127.0.0.1") -> str | None:
+def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> str | None:
     """Serve ``registry`` on ``addr``:``port`` in a daemon thread; returns the URL, None when
     off."""
     if port <= 0:
@@ -65,9 +64,12 @@ def build_info() -> dict[str, str]:
         version = importlib.metadata.version("hallpass")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    return {"version": version, "python": platform.python_version(),
-            "confluent_kafka": confluent_kafka.version()[0],
-            "librdkafka": confluent_kafka.libversion()[0]}
+    return {
+        "version": version,
+        "python": platform.python_version(),
+        "confluent_kafka": confluent_kafka.version()[0],
+        "librdkafka": confluent_kafka.libversion()[0],
+    }
 
 
 def register_build_info(registry: CollectorRegistry) -> None:
@@ -75,9 +77,12 @@ def register_build_info(registry: CollectorRegistry) -> None:
     (once): which release each process runs, for dashboards and rollouts."""
     if registry.get_sample_value("hallpass_build_info", build_info()) is not None:
         return
-    Gauge("hallpass_build_info", "The hallpass release and client libraries this process "
-          "runs (value 1).", labelnames=sorted(build_info()), registry=registry
-          ).labels(**build_info()).set(1)
+    Gauge(
+        "hallpass_build_info",
+        "The hallpass release and client libraries this process runs (value 1).",
+        labelnames=sorted(build_info()),
+        registry=registry,
+    ).labels(**build_info()).set(1)
 
 
 # -- processor ---------------------------------------------------------------------------
@@ -115,7 +120,9 @@ def _blocked(src: ProcessorSources) -> Metric:
         "hallpass_processor_blocked_seconds",
         "Seconds the processor waited for a service that did not answer (the schema "
         "registry, Kafka) instead of processing: nothing is dead-lettered or committed "
-        "meanwhile.", labels=["service"])
+        "meanwhile.",
+        labels=["service"],
+    )
     waited = dict(src.blocked_seconds())
     for service in sorted({"schema_registry", "kafka"} | set(waited)):
         blocked.add_metric([service], waited.get(service, 0.0))
@@ -132,8 +139,10 @@ class ProcessorCollector(Collector):
         src = self.sources
         counts = src.counts()
         consumed = CounterMetricFamily(
-            "hallpass_processor_events_consumed", "Input events consumed, by topic.",
-            labels=["topic"])
+            "hallpass_processor_events_consumed",
+            "Input events consumed, by topic.",
+            labels=["topic"],
+        )
         for topic, n in sorted(dict(src.consumed_by_topic()).items()):
             consumed.add_metric([topic], n)
         yield consumed
@@ -142,7 +151,8 @@ class ProcessorCollector(Collector):
         records = CounterMetricFamily(
             "hallpass_partner_records",
             "Records written to partner topics: disclosed views and retractions (tombstones).",
-            labels=["partner", "action"])
+            labels=["partner", "action"],
+        )
         retracted: dict[str, int] = {}
         for (partner, _reason), n in dict(counts.retracted).items():
             retracted[partner] = retracted.get(partner, 0) + n
@@ -155,7 +165,8 @@ class ProcessorCollector(Collector):
         withheld = CounterMetricFamily(
             "hallpass_decisions_withheld",
             "Decisions not to disclose a change to a partner, by reason.",
-            labels=["partner", "reason"])
+            labels=["partner", "reason"],
+        )
         for (partner, reason), n in sorted(dict(counts.withheld).items()):
             withheld.add_metric([partner, reason], n)
         yield withheld
@@ -163,7 +174,9 @@ class ProcessorCollector(Collector):
         unchanged = CounterMetricFamily(
             "hallpass_decisions_unchanged",
             "Decisions on a change event that left the partner's view as it was: nothing sent "
-            "and nothing in the audit ledger.", labels=["partner"])
+            "and nothing in the audit ledger.",
+            labels=["partner"],
+        )
         unchanged_counts = dict(counts.unchanged)
         for partner in sorted(set(src.stripped_per_disclosure) | set(unchanged_counts)):
             unchanged.add_metric([partner], unchanged_counts.get(partner, 0))
@@ -172,7 +185,8 @@ class ProcessorCollector(Collector):
         retractions = CounterMetricFamily(
             "hallpass_partner_retractions",
             "Records withdrawn from a partner (tombstone + deletion notice), by reason.",
-            labels=["partner", "reason"])
+            labels=["partner", "reason"],
+        )
         for (partner, reason), n in sorted(dict(counts.retracted).items()):
             retractions.add_metric([partner, reason], n)
         yield retractions
@@ -180,7 +194,9 @@ class ProcessorCollector(Collector):
         partial = CounterMetricFamily(
             "hallpass_partial_retractions",
             "Fields withdrawn from a partner that keeps a reduced view (deletion notice naming "
-            "the categories and fields), by reason.", labels=["partner", "reason"])
+            "the categories and fields), by reason.",
+            labels=["partner", "reason"],
+        )
         for (partner, reason), n in sorted(dict(counts.narrowed).items()):
             partial.add_metric([partner, reason], n)
         yield partial
@@ -189,7 +205,8 @@ class ProcessorCollector(Collector):
             "hallpass_fields_stripped",
             "Fields of the student record left out of a partner's view, by data category "
             "(counted per disclosed record).",
-            labels=["partner", "category"])
+            labels=["partner", "category"],
+        )
         for partner, per_category in sorted(src.stripped_per_disclosure.items()):
             n_disclosed = disclosed.get(partner, 0)
             for category, fields in sorted(per_category.items()):
@@ -197,8 +214,10 @@ class ProcessorCollector(Collector):
         yield stripped
 
         dead = CounterMetricFamily(
-            "hallpass_dead_letters", "Input events sent to the dead-letter topic, by reason.",
-            labels=["reason"])
+            "hallpass_dead_letters",
+            "Input events sent to the dead-letter topic, by reason.",
+            labels=["reason"],
+        )
         for reason in ("invalid", "undecodable", "future_dated", "too_large"):
             dead.add_metric([reason], dict(counts.dead_letters_by_reason).get(reason, 0))
         yield dead
@@ -208,26 +227,34 @@ class ProcessorCollector(Collector):
         skipped = CounterMetricFamily(
             "hallpass_changes_skipped",
             "Changes not applied: stale (older than the student's newest) or duplicate (an "
-            "event id already applied).", labels=["reason"])
+            "event id already applied).",
+            labels=["reason"],
+        )
         for reason in ("stale", "duplicate"):
             skipped.add_metric([reason], dict(counts.skipped).get(reason, 0))
         yield skipped
         yield CounterMetricFamily(
             "hallpass_processor_repartitioned",
             "Input records forwarded to their student's partition (written with another "
-            "partitioner than murmur2).", value=counts.repartitioned)
+            "partitioner than murmur2).",
+            value=counts.repartitioned,
+        )
 
         yield CounterMetricFamily(
-            "hallpass_processor_transactions", "Kafka transactions committed.",
-            value=src.transactions())
+            "hallpass_processor_transactions",
+            "Kafka transactions committed.",
+            value=src.transactions(),
+        )
         yield GaugeMetricFamily(
             "hallpass_processor_last_commit_timestamp_seconds",
             "Unix time of the last committed transaction (0: none yet).",
-            value=src.last_commit_unix())
+            value=src.last_commit_unix(),
+        )
         yield GaugeMetricFamily(
             "hallpass_consent_state_students",
             "Students with a consent history in this worker's state.",
-            value=src.consent_students())
+            value=src.consent_students(),
+        )
 
 
 class ProcessorTimings:
@@ -237,17 +264,29 @@ class ProcessorTimings:
         self.latency = Histogram(
             "hallpass_processor_latency_seconds",
             "From an input record's Kafka timestamp to the commit of the transaction that "
-            "processed it.", buckets=LATENCY_BUCKETS, registry=registry)
+            "processed it.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.stage = Histogram(
             "hallpass_processor_stage_seconds",
             "Time per batch in each stage: handle (decode, decide, encode), produce, commit.",
-            labelnames=["stage"], buckets=STAGE_BUCKETS, registry=registry)
+            labelnames=["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
         self._handle = self.stage.labels("handle")
         self._produce = self.stage.labels("produce")
         self._commit = self.stage.labels("commit")
 
-    def observe_batch(self, timestamps_ms: Iterable[int], handle_s: float, produce_s: float,
-                      commit_s: float, committed_unix: float | None = None) -> None:
+    def observe_batch(
+        self,
+        timestamps_ms: Iterable[int],
+        handle_s: float,
+        produce_s: float,
+        commit_s: float,
+        committed_unix: float | None = None,
+    ) -> None:
         self._handle.observe(handle_s)
         self._produce.observe(produce_s)
         self._commit.observe(commit_s)
@@ -265,19 +304,30 @@ class ConnectorMetrics:
     def __init__(self, registry: CollectorRegistry, connector: str) -> None:
         self.connector = connector
         labels = ["connector"]
-        self._read = Counter("hallpass_connector_rows_read", "Source rows (or events) read.",
-                             labels, registry=registry).labels(connector)
+        self._read = Counter(
+            "hallpass_connector_rows_read",
+            "Source rows (or events) read.",
+            labels,
+            registry=registry,
+        ).labels(connector)
         self._published = Counter(
             "hallpass_connector_records_published",
-            "Records acknowledged by the broker.", labels, registry=registry).labels(connector)
+            "Records acknowledged by the broker.",
+            labels,
+            registry=registry,
+        ).labels(connector)
         self._unchanged = Counter(
             "hallpass_connector_records_unchanged",
             "Records skipped because they did not change since the last delivered publish.",
-            labels, registry=registry).labels(connector)
+            labels,
+            registry=registry,
+        ).labels(connector)
         self._rejected = Counter(
             "hallpass_connector_rows_rejected",
             "Source rows rejected, by reason (<file>:<column>).",
-            ["connector", "reason"], registry=registry)
+            ["connector", "reason"],
+            registry=registry,
+        )
 
     def read(self, n: int = 1) -> None:
         self._read.inc(n)

@@ -42,8 +42,13 @@ LOG_FORMATS = ("text", "json")
 #: the address metrics are served on (the port is each command's ``--metrics-port``)
 DEFAULT_METRICS_ADDR = "127.0.0.1"
 #: where the local stack finds Java, Kafka and its download cache
-LOCAL_STACK_VARIABLES = (ENV_CACHE_DIR, "XDG_CACHE_HOME", ENV_KAFKA_HOME, ENV_JAVA_HOME,
-                         "JAVA_HOME")
+LOCAL_STACK_VARIABLES = (
+    ENV_CACHE_DIR,
+    "XDG_CACHE_HOME",
+    ENV_KAFKA_HOME,
+    ENV_JAVA_HOME,
+    "JAVA_HOME",
+)
 
 
 @dataclass(frozen=True)
@@ -96,12 +101,18 @@ class Settings:
         inputs = self.connection_inputs
         if java is not None and not inputs.bootstrap_servers and not inputs.schema_registry_url:
             inputs = dataclasses.replace(
-                inputs, bootstrap_servers=java.bootstrap_servers or "",
-                schema_registry_url=java.schema_registry_url or "")
+                inputs,
+                bootstrap_servers=java.bootstrap_servers or "",
+                schema_registry_url=java.schema_registry_url or "",
+            )
         conn = connect(inputs, self.data_dir, client_properties=given)
         registry = {**(java.registry if java is not None else {}), **conn.registry_properties}
-        return dataclasses.replace(conn, registry_properties=registry,
-                                   client_id=self.client_id, log_level=6 if self.debug else 0)
+        return dataclasses.replace(
+            conn,
+            registry_properties=registry,
+            client_id=self.client_id,
+            log_level=6 if self.debug else 0,
+        )
 
 
 @dataclass(frozen=True)
@@ -139,16 +150,22 @@ def settings_from(
         security=security or ClientSecurity(),
         connection_inputs=ConnectionInputs.from_env(env),
         topics=topics,
-        topic_settings=topic_settings_from(env, {
-            "replication_factor": replication_factor,
-            "min_insync_replicas": min_insync_replicas,
-            "tombstone_retention_days": tombstone_retention_days}),
+        topic_settings=topic_settings_from(
+            env,
+            {
+                "replication_factor": replication_factor,
+                "min_insync_replicas": min_insync_replicas,
+                "tombstone_retention_days": tombstone_retention_days,
+            },
+        ),
         secrets_file_setting=Path(secrets) if secrets else None,
         metrics_addr=env.get(ENV_METRICS_ADDR, "").strip() or DEFAULT_METRICS_ADDR,
         local_env={k: env[k] for k in LOCAL_STACK_VARIABLES if env.get(k)},
-        connect_timeout_s=(run.connect_timeout_s if run.connect_timeout_s is not None
-                           else _positive_float(env, ENV_CONNECT_TIMEOUT,
-                                                DEFAULT_CONNECT_TIMEOUT_S)),
+        connect_timeout_s=(
+            run.connect_timeout_s
+            if run.connect_timeout_s is not None
+            else _positive_float(env, ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S)
+        ),
         debug=run.debug if run.debug is not None else env.get(ENV_DEBUG, "") not in ("", "0"),
         log_format=_log_format(run.log_format or env.get(ENV_LOG_FORMAT, "") or "text"),
         client_id=f"hallpass-{run.command}" if run.command else "hallpass",
@@ -171,6 +188,5 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
 
 def _log_format(value: str) -> str:
     if value not in LOG_FORMATS:
-        raise TopicSettingsError(f"{ENV_LOG_FORMAT}={value!r}: use one of "
-                                 f"{', '.join(LOG_FORMATS)}")
+        raise TopicSettingsError(f"{ENV_LOG_FORMAT}={value!r}: use one of {', '.join(LOG_FORMATS)}")
     return value

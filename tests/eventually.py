@@ -10,8 +10,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T | None], timeout_s: float, what: str | Callable[[], str],
-               *, interval_s: float = 0.1) -> T:
+def eventually(
+    check: Callable[[], T | None],
+    timeout_s: float,
+    what: str | Callable[[], str],
+    *,
+    interval_s: float = 0.1,
+) -> T:
     """Call ``check`` until it returns something other than None or False, and return that.
 
     ``check`` runs at least once, then every ``interval_s`` (0: again at once, for a check

@@ -99,9 +99,22 @@ def java_producer_classes(tmp_dir: Path) -> Path:
     try:
         java = find_java(os.environ, KAFKA_MIN_JAVA, PURPOSE)
         result = subprocess.run(
-            [str(_javac(java)), "--release", str(KAFKA_MIN_JAVA), "-encoding", "UTF-8",
-             "-cp", classpath, "-d", str(staging), str(SOURCE)],
-            capture_output=True, text=True, check=False, timeout=300,
+            [
+                str(_javac(java)),
+                "--release",
+                str(KAFKA_MIN_JAVA),
+                "-encoding",
+                "UTF-8",
+                "-cp",
+                classpath,
+                "-d",
+                str(staging),
+                str(SOURCE),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
         )
         if result.returncode != 0:
             raise RuntimeProblem(
@@ -173,13 +186,19 @@ def java_produce(
         argv = [
             str(java),
             f"-Dlog4j2.configurationFile={classes / 'log4j2.properties'}",
-            "-cp", f"{classes}{os.pathsep}{classpath}",
-            MAIN_CLASS, conn.bootstrap_servers,
+            "-cp",
+            f"{classes}{os.pathsep}{classpath}",
+            MAIN_CLASS,
+            conn.bootstrap_servers,
         ]
         if properties is not None:
             argv.append(str(properties))
         result = subprocess.run(
-            argv, input=_encode(records), capture_output=True, text=True, check=False,
+            argv,
+            input=_encode(records),
+            capture_output=True,
+            text=True,
+            check=False,
             timeout=300,
         )
     if result.returncode != 0:

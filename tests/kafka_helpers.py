@@ -30,20 +30,35 @@ class Read:
 
 
 def read_topic(conn: Connection, topic: str, timeout_s: float = 60.0) -> list[Read]:
-    consumer = Consumer(conn.kafka_config({
-        "group.id": f"t-read-{uuid.uuid4()}", "enable.auto.commit": False,
-        "isolation.level": "read_committed", "enable.partition.eof": True,
-    }))
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": f"t-read-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+    )
     out: list[Read] = []
     try:
         meta = consumer.list_topics(topic, timeout=30).topics[topic]
-        for msg in read_to_end(consumer, nonempty_from_start(consumer, topic, meta.partitions),
-                               timeout_s):
+        for msg in read_to_end(
+            consumer, nonempty_from_start(consumer, topic, meta.partitions), timeout_s
+        ):
             # a consumed message's headers are (key, value) pairs; the dict form is for produce
             pairs = cast(list[tuple[str, bytes | str | None]], msg.headers() or [])
             headers = {k: v for k, v in pairs if isinstance(v, bytes)}
-            out.append(Read(msg.key(), msg.value(), msg.partition() or 0,
-                            msg.offset() or 0, headers, msg.timestamp()[1]))
+            out.append(
+                Read(
+                    msg.key(),
+                    msg.value(),
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                    headers,
+                    msg.timestamp()[1],
+                )
+            )
     finally:
         consumer.close()
     return out
@@ -62,8 +77,9 @@ def latest_by_key(reads: Sequence[Read]) -> dict[bytes, bytes | None]:
     return state
 
 
-def hallpass_cli(conn: Connection, data_dir: Path, *args: str,
-                 timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def hallpass_cli(
+    conn: Connection, data_dir: Path, *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run the `hallpass` command as a user would, against ``conn``."""
     import os
 
@@ -71,5 +87,9 @@ def hallpass_cli(conn: Connection, data_dir: Path, *args: str,
     env.update({ENV_BOOTSTRAP: conn.bootstrap_servers, ENV_REGISTRY: conn.schema_registry_url})
     return subprocess.run(
         [sys.executable, "-m", "streams", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )

@@ -22,12 +22,23 @@ class FakeCluster:
     down: bool = False
     record_reads: list[list[RecordAt]] = field(default_factory=list)
 
-    def group(self, name: str, committed: Mapping[TP, int], members: int = 0,
-              owners: Mapping[TP, str] | None = None, state: str | None = None,
-              error: str | None = None) -> None:
+    def group(
+        self,
+        name: str,
+        committed: Mapping[TP, int],
+        members: int = 0,
+        owners: Mapping[TP, str] | None = None,
+        state: str | None = None,
+        error: str | None = None,
+    ) -> None:
         self.groups[name] = GroupObservation(
-            group=name, state=state or ("STABLE" if members else "EMPTY"), members=members,
-            owners=dict(owners or {}), committed=dict(committed), error=error)
+            group=name,
+            state=state or ("STABLE" if members else "EMPTY"),
+            members=members,
+            owners=dict(owners or {}),
+            committed=dict(committed),
+            error=error,
+        )
 
 
 class FakeSource:
@@ -42,12 +53,14 @@ class FakeSource:
         if c.down:
             raise BrokerUnavailable("cannot reach Kafka at fake:9092: Local: Timed out")
         chosen = selection.select(c.groups)
-        groups = tuple(c.groups.get(g) or GroupObservation(g, state="DEAD",
-                                                           error="no such consumer group")
-                       for g in chosen)
+        groups = tuple(
+            c.groups.get(g) or GroupObservation(g, state="DEAD", error="no such consumer group")
+            for g in chosen
+        )
         tps = {tp for g in groups for tp in (*g.committed, *g.owners)}
-        return Snapshot(at=c.now, groups=groups,
-                        log_end={tp: e for tp, e in c.log_end.items() if tp in tps})
+        return Snapshot(
+            at=c.now, groups=groups, log_end={tp: e for tp, e in c.log_end.items() if tp in tps}
+        )
 
     def record_times(self, wanted: Collection[RecordAt]) -> dict[RecordAt, float]:
         self.cluster.record_reads.append(sorted(wanted))

@@ -23,14 +23,23 @@ from streams.local.processes import pid_alive
 #: controllers 32300-32305 (broker n on 32300 + 2(n-1), its controller one above), the
 #: registry 32381 and its management interface 32382
 KAFKA_PORT, CONTROLLER_PORT, REGISTRY_PORT = 32300, 32301, 32381
-PORT_ARGS = ("--kafka-port", str(KAFKA_PORT), "--controller-port", str(CONTROLLER_PORT),
-             "--registry-port", str(REGISTRY_PORT))
+PORT_ARGS = (
+    "--kafka-port",
+    str(KAFKA_PORT),
+    "--controller-port",
+    str(CONTROLLER_PORT),
+    "--registry-port",
+    str(REGISTRY_PORT),
+)
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment without an external cluster or a topic prefix."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in (ENV_BOOTSTRAP, ENV_REGISTRY, ENV_TOPIC_PREFIX)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (ENV_BOOTSTRAP, ENV_REGISTRY, ENV_TOPIC_PREFIX)
+    }
     env.update(extra or {})
     return env
 
@@ -39,11 +48,16 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class OwnStack:
     data_dir: Path
 
-    def hallpass(self, *args: str, timeout: float = 420,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def hallpass(
+        self, *args: str, timeout: float = 420, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "streams", "--data-dir", str(self.data_dir), *args],
-            capture_output=True, text=True, timeout=timeout, env=clean_env(env), check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=clean_env(env),
+            check=False,
         )
 
     def up(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -101,9 +115,12 @@ def wait_fully_replicated(conn: Connection, timeout_s: float = 180.0) -> None:
     lagging: list[str] = []
     while time.monotonic() < deadline:
         topics = admin.list_topics(timeout=30).topics
-        lagging = [f"{t}/{p}" for t, meta in topics.items()
-                   for p, part in meta.partitions.items()
-                   if part.leader < 0 or len(part.isrs) < len(part.replicas)]
+        lagging = [
+            f"{t}/{p}"
+            for t, meta in topics.items()
+            for p, part in meta.partitions.items()
+            if part.leader < 0 or len(part.isrs) < len(part.replicas)
+        ]
         if not lagging:
             return
         time.sleep(1.0)

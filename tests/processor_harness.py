@@ -46,10 +46,16 @@ def secret_of(partner: str) -> bytes:
 
 
 def routes_for(contracts: Iterable[Contract]) -> list[PartnerRoute]:
-    return [PartnerRoute(contract=c, view=derive_view(SOURCE, c), encode_view=_json,
-                         pseudonym=functools.partial(_pseudonym, secret_of(c.partner)),
-                         reference=functools.partial(_reference, secret_of(c.partner)))
-            for c in contracts]
+    return [
+        PartnerRoute(
+            contract=c,
+            view=derive_view(SOURCE, c),
+            encode_view=_json,
+            pseudonym=functools.partial(_pseudonym, secret_of(c.partner)),
+            reference=functools.partial(_reference, secret_of(c.partner)),
+        )
+        for c in contracts
+    ]
 
 
 def _pseudonym(secret: bytes, student: str) -> str:
@@ -80,11 +86,17 @@ def _json_again(_raw: bytes | None, record: Mapping[str, Any]) -> bytes:
     return orjson.dumps(record)
 
 
-JSON_CODECS = Codecs(decode_change=_decode, decode_consent=_decode, encode_audit=_json,
-                     encode_notice=_json, encode_dead_change=_json_again)
+JSON_CODECS = Codecs(
+    decode_change=_decode,
+    decode_consent=_decode,
+    encode_audit=_json,
+    encode_notice=_json,
+    encode_dead_change=_json_again,
+)
 
 
 # --- the broker ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Record:
@@ -151,17 +163,23 @@ class Broker:
     def log(self, topic: str, partition: int) -> list[Record]:
         return self.logs.setdefault((topic, partition), [])
 
-    def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
-               headers: Sequence[tuple[str, str | bytes | None]] | None = None,
-               timestamp: int | None = None) -> Record:
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, str | bytes | None]] | None = None,
+        timestamp: int | None = None,
+    ) -> Record:
         log = self.log(topic, partition)
-        record = Record(topic, partition, len(log), key, value, tuple(headers or ()),
-                        timestamp)
+        record = Record(topic, partition, len(log), key, value, tuple(headers or ()), timestamp)
         log.append(record)
         return record
 
-    def produce(self, topic: str, key: bytes, value: bytes,
-                partitioner: Partitioner = murmur2_partitioner) -> Record:
+    def produce(
+        self, topic: str, key: bytes, value: bytes, partitioner: Partitioner = murmur2_partitioner
+    ) -> Record:
         return self.append(topic, partitioner(key, self.partitions), key, value)
 
     def commit(self, outputs: Iterable[Output], partitions_of: Mapping[str, int]) -> None:
@@ -169,8 +187,11 @@ class Broker:
         key's murmur2 partition)."""
         for out in outputs:
             count = partitions_of.get(out.topic, self.partitions)
-            partition = out.partition if out.partition is not None else (
-                partition_for(out.key, count) if out.key is not None else 0)
+            partition = (
+                out.partition
+                if out.partition is not None
+                else (partition_for(out.key, count) if out.key is not None else 0)
+            )
             self.append(out.topic, partition, out.key, out.value, out.headers, out.timestamp)
 
     def records(self, topic: str) -> list[Record]:
@@ -187,6 +208,7 @@ class Broker:
 
 # --- workers -------------------------------------------------------------------------------
 
+
 @dataclass
 class Worker:
     """One ``hallpass process``: a handler, its tables, the partitions it owns, its read
@@ -202,10 +224,16 @@ class Worker:
 class Cluster:
     """Workers in one group over an in-memory broker, with a shared (manual) clock."""
 
-    def __init__(self, routes: Sequence[PartnerRoute], partitions: int, clock: ManualClock,
-                 topics: Topics = DEFAULT_TOPICS, rng: random.Random | None = None,
-                 future_skew_ms: int = 86_400_000,
-                 known_districts: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        routes: Sequence[PartnerRoute],
+        partitions: int,
+        clock: ManualClock,
+        topics: Topics = DEFAULT_TOPICS,
+        rng: random.Random | None = None,
+        future_skew_ms: int = 86_400_000,
+        known_districts: frozenset[str] = frozenset(),
+    ) -> None:
         self.routes = list(routes)
         self.known_districts = known_districts
         self.partitions = partitions
@@ -223,24 +251,33 @@ class Cluster:
 
     # -- membership ---------------------------------------------------------------------
     def _new_handler(self) -> BusHandler:
-        return BusHandler(self.routes, JSON_CODECS, HandlerSettings(
-            partitions=self.partitions, never_share=NEVER_SHARE, topics=self.topics,
-            future_skew_ms=self.future_skew_ms,
-            field_categories={p: info.category for p, info in CATALOG.items()},
-            change_schema=SOURCE, known_districts=self.known_districts),
-            clock=self.clock)
+        return BusHandler(
+            self.routes,
+            JSON_CODECS,
+            HandlerSettings(
+                partitions=self.partitions,
+                never_share=NEVER_SHARE,
+                topics=self.topics,
+                future_skew_ms=self.future_skew_ms,
+                field_categories={p: info.category for p, info in CATALOG.items()},
+                change_schema=SOURCE,
+                known_districts=self.known_districts,
+            ),
+            clock=self.clock,
+        )
 
     def start_worker(self) -> Worker:
         self._names += 1
-        worker = Worker(f"w{self._names}", self._new_handler(),
-                        Tables(self.topics.state, self.topics.districts))
+        worker = Worker(
+            f"w{self._names}", self._new_handler(), Tables(self.topics.state, self.topics.districts)
+        )
         self._restore_global(worker)
         self.workers.append(worker)
         return worker
 
     def _restore_global(self, worker: Worker) -> None:
         log = self.broker.log(self.topics.districts, 0)
-        for record in log[worker.global_read:]:
+        for record in log[worker.global_read :]:
             worker.tables.load_global(record.key or b"", record.value)
         worker.global_read = len(log)
 
@@ -288,7 +325,7 @@ class Cluster:
         for topic in self.input_topics():
             for number in sorted(worker.owned):
                 log = self.broker.log(topic, number)
-                out.extend(log[self.positions.get((topic, number), 0):])
+                out.extend(log[self.positions.get((topic, number), 0) :])
         return out
 
     def step(self, worker: Worker, max_records: int = 50, crash: bool = False) -> int:
@@ -326,7 +363,7 @@ class Cluster:
     def follow_and_tick(self, worker: Worker) -> int:
         """What the loop does between batches: follow the global table, fire timers."""
         log = self.broker.log(self.topics.districts, 0)
-        for record in log[worker.global_read:]:
+        for record in log[worker.global_read :]:
             worker.tables.load_global(record.key or b"", record.value)
         worker.global_read = len(log)
         outputs = worker.handler.tick(worker.tables)
@@ -370,8 +407,11 @@ class Cluster:
         return held
 
     def ledger(self) -> list[dict[str, Any]]:
-        return [orjson.loads(r.value) for r in self.broker.records(self.topics.audit)
-                if r.value is not None]
+        return [
+            orjson.loads(r.value)
+            for r in self.broker.records(self.topics.audit)
+            if r.value is not None
+        ]
 
     def dead_letters(self) -> list[Record]:
         return self.broker.records(self.topics.changes_dlq)

@@ -89,8 +89,12 @@ class Expected:
     end: int = 0
 
     @classmethod
-    def of(cls, catalog: Mapping[str, FieldInfo], changes: Iterable[Mapping[str, Any]],
-           consent: Iterable[Mapping[str, Any]]) -> Expected:
+    def of(
+        cls,
+        catalog: Mapping[str, FieldInfo],
+        changes: Iterable[Mapping[str, Any]],
+        consent: Iterable[Mapping[str, Any]],
+    ) -> Expected:
         out = cls(catalog)
         for value in changes:
             student = str(value["student_id"])
@@ -104,8 +108,9 @@ class Expected:
             out.deleted.discard(student)
             previous = out.records.get(student, {})
             # a null section means "not part of this change"
-            out.records[student] = {k: (previous.get(k) if v is None else v)
-                                    for k, v in value.items()}
+            out.records[student] = {
+                k: (previous.get(k) if v is None else v) for k, v in value.items()
+            }
         for value in consent:
             event = ConsentEvent.from_avro(value)
             out.end = max(out.end, event.effective_at)
@@ -129,8 +134,9 @@ class Expected:
         state = self.districts.get(self.district_of[student], DistrictState())
         return state.opted_out(self.end, partner)
 
-    def view_fields(self, student: str, contract: Contract,
-                    allowances: Mapping[str, Basis]) -> set[str] | None:
+    def view_fields(
+        self, student: str, contract: Contract, allowances: Mapping[str, Basis]
+    ) -> set[str] | None:
         """The leaves ``contract``'s partner holds of ``student`` at the end; None: nothing.
 
         DESIGN: nothing once the contract ended, the student was deleted, the district or the
@@ -140,25 +146,33 @@ class Expected:
         reveal) and that carry a value.
         """
         status = self.status(student, contract.partner)
-        if (not contract.is_active(self.end) or student in self.deleted
-                or self.district_opted_out(student, contract.partner)
-                or status.parent_opted_out_all or status.parent_opted_out_partner):
+        if (
+            not contract.is_active(self.end)
+            or student in self.deleted
+            or self.district_opted_out(student, contract.partner)
+            or status.parent_opted_out_all
+            or status.parent_opted_out_partner
+        ):
             return None
         permitted = {
-            path for path, basis in allowances.items()
+            path
+            for path, basis in allowances.items()
             if basis is Basis.SCHOOL_OFFICIAL
             or (basis is Basis.DIRECTORY and not status.directory_opt_out)
-            or (basis is Basis.CONSENT
+            or (
+                basis is Basis.CONSENT
                 and {self.catalog[path].category, *self.catalog[path].reveals}
-                <= status.live_consent_categories)
+                <= status.live_consent_categories
+            )
         }
         if not permitted:
             return None
         return non_null_leaves(self.records[student], self.catalog) & permitted
 
 
-def never_share_values(events: Iterable[SimEvent], paths: Iterable[str],
-                       min_length: int = 10) -> set[str]:
+def never_share_values(
+    events: Iterable[SimEvent], paths: Iterable[str], min_length: int = 10
+) -> set[str]:
     """The raw values the simulator put in never-share fields, long enough to be searched for
     in encoded bytes without matching by chance (4-digit PINs are checked structurally)."""
     wanted = [p.split(".") for p in paths]
@@ -178,17 +192,27 @@ def never_share_values(events: Iterable[SimEvent], paths: Iterable[str],
 
 def cli_env(conn: Connection, topics: Topics) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({ENV_BOOTSTRAP: conn.bootstrap_servers, ENV_REGISTRY: conn.schema_registry_url,
-                ENV_TOPIC_PREFIX: topics.prefix})
+    env.update(
+        {
+            ENV_BOOTSTRAP: conn.bootstrap_servers,
+            ENV_REGISTRY: conn.schema_registry_url,
+            ENV_TOPIC_PREFIX: topics.prefix,
+        }
+    )
     return env
 
 
-def hallpass(conn: Connection, topics: Topics, data_dir: Path,
-             *args: str) -> subprocess.CompletedProcess[str]:
+def hallpass(
+    conn: Connection, topics: Topics, data_dir: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``hallpass ARGS`` as a user would, on the prefixed topics; fail on a bad exit."""
     result = subprocess.run(
         [sys.executable, "-m", "streams", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, timeout=300, env=cli_env(conn, topics), check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(conn, topics),
+        check=False,
     )
     assert result.returncode == 0, f"hallpass {' '.join(args)}:\n{result.stderr}"
     return result
@@ -198,14 +222,25 @@ class ProcessorProcess:
     """``hallpass process --until-idle`` as a subprocess whose progress lines can be waited
     for (they go to stderr, here a file)."""
 
-    def __init__(self, conn: Connection, topics: Topics, data_dir: Path,
-                 args: Sequence[str], log: Path) -> None:
+    def __init__(
+        self, conn: Connection, topics: Topics, data_dir: Path, args: Sequence[str], log: Path
+    ) -> None:
         self.log = log
         self._out = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "--data-dir", str(data_dir), "process",
-             "--until-idle", *args],
-            stdout=self._out, stderr=subprocess.STDOUT, env=cli_env(conn, topics),
+            [
+                sys.executable,
+                "-m",
+                "streams",
+                "--data-dir",
+                str(data_dir),
+                "process",
+                "--until-idle",
+                *args,
+            ],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env=cli_env(conn, topics),
         )
 
     def output(self) -> str:
@@ -214,8 +249,12 @@ class ProcessorProcess:
 
     def wait_for(self, text: str, timeout_s: float) -> bool:
         """True once ``text`` is in the output; False if the process ended first."""
-        eventually(lambda: text in self.output() or self.proc.poll() is not None, timeout_s,
-                   lambda: f"no {text!r}:\n{self.output()}", interval_s=0.02)
+        eventually(
+            lambda: text in self.output() or self.proc.poll() is not None,
+            timeout_s,
+            lambda: f"no {text!r}:\n{self.output()}",
+            interval_s=0.02,
+        )
         return text in self.output()
 
     def kill(self) -> bool:
@@ -237,18 +276,24 @@ class ProcessorProcess:
         return code
 
 
-def committed_offsets(conn: Connection, group: str, topics: Sequence[str],
-                      partitions: int = 3) -> dict[tuple[str, int], int]:
+def committed_offsets(
+    conn: Connection, group: str, topics: Sequence[str], partitions: int = 3
+) -> dict[tuple[str, int], int]:
     """The group's committed input offsets (what its transactions committed).
 
     Read uncommitted: a read_committed offset fetch waits while a dead worker's transaction
     still holds pending offsets (until its successor aborts it)."""
-    consumer = Consumer(conn.kafka_config({"group.id": group, "enable.auto.commit": False,
-                                           "isolation.level": "read_uncommitted"}))
+    consumer = Consumer(
+        conn.kafka_config(
+            {"group.id": group, "enable.auto.commit": False, "isolation.level": "read_uncommitted"}
+        )
+    )
     try:
         wanted = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-        return {(tp.topic, tp.partition): max(tp.offset, 0)
-                for tp in consumer.committed(wanted, timeout=30)}
+        return {
+            (tp.topic, tp.partition): max(tp.offset, 0)
+            for tp in consumer.committed(wanted, timeout=30)
+        }
     finally:
         consumer.close()
 
@@ -278,10 +323,16 @@ def drop_prefix(conn: Connection, prefix: str) -> None:
 
 def count_records(conn: Connection, topic: str, isolation: str) -> int:
     """How many records ``topic`` holds as a consumer with ``isolation`` sees them."""
-    consumer = Consumer(conn.kafka_config({
-        "group.id": f"t-count-{time.monotonic_ns()}", "enable.auto.commit": False,
-        "isolation.level": isolation, "enable.partition.eof": True,
-    }))
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": f"t-count-{time.monotonic_ns()}",
+                "enable.auto.commit": False,
+                "isolation.level": isolation,
+                "enable.partition.eof": True,
+            }
+        )
+    )
     count = 0
     try:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
@@ -310,8 +361,11 @@ class OpenTransactions:
 
     def __init__(self, conn: Connection, topics: Sequence[str], partitions: int = 3) -> None:
         self._admin = AdminClient(conn.kafka_config())
-        self._wanted = {TopicPartition(t, p): OffsetSpec.latest()  # type: ignore[no-untyped-call]
-                        for t in topics for p in range(partitions)}
+        self._wanted = {
+            TopicPartition(t, p): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            for t in topics
+            for p in range(partitions)
+        }
 
     def _ends(self, isolation: IsolationLevel) -> dict[tuple[str, int], int]:
         futures = self._admin.list_offsets(self._wanted, isolation_level=isolation)

@@ -53,8 +53,7 @@ def _parse(data: Any, where: str) -> dict[str, Table]:
                 passthrough = bool(target)
                 continue
             if target is not None and not isinstance(target, str | int):
-                raise DescriptorTableError(f"{where}: {name}: {key}: the code must be text or "
-                                           "null")
+                raise DescriptorTableError(f"{where}: {name}: {key}: the code must be text or null")
             text = None if target is None else str(target)
             if str(key).startswith("uri://"):
                 by_uri[str(key).strip()] = text
@@ -71,16 +70,17 @@ def load_tables(*paths: Path) -> dict[str, Table]:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
-            raise DescriptorTableError(f"{path}: cannot read the descriptor table ({exc})") \
-                from exc
+            raise DescriptorTableError(f"{path}: cannot read the descriptor table ({exc})") from exc
         for name, table in _parse(data, str(path)).items():
             old = merged.get(name)
             if old is None:
                 merged[name] = table
             else:
-                merged[name] = Table({**old.by_code, **table.by_code},
-                                     {**old.by_uri, **table.by_uri},
-                                     old.passthrough or table.passthrough)
+                merged[name] = Table(
+                    {**old.by_code, **table.by_code},
+                    {**old.by_uri, **table.by_uri},
+                    old.passthrough or table.passthrough,
+                )
     return merged
 
 

@@ -13,16 +13,22 @@ from typing import Any
 
 from connectors.edfi.state import Lookups, Program, Student
 
-RACE_FLAGS = ("american_indian_or_alaska_native", "asian", "black_or_african_american",
-              "native_hawaiian_or_other_pacific_islander", "white")
+RACE_FLAGS = (
+    "american_indian_or_alaska_native",
+    "asian",
+    "black_or_african_american",
+    "native_hawaiian_or_other_pacific_islander",
+    "white",
+)
 
 
 def _current(begin: dt.date | None, end: dt.date | None, as_of: dt.date) -> bool:
     return (begin is None or begin <= as_of) and (end is None or end >= as_of)
 
 
-def sections(student: Student, lookups: Lookups, carried: frozenset[str],
-             as_of: dt.date) -> dict[str, Any]:
+def sections(
+    student: Student, lookups: Lookups, carried: frozenset[str], as_of: dt.date
+) -> dict[str, Any]:
     """Every carried section of ``student`` (the others left out, i.e. null)."""
     out: dict[str, Any] = {}
     if "names" in carried:
@@ -48,8 +54,9 @@ def sections(student: Student, lookups: Lookups, carried: frozenset[str],
     if "conduct" in carried:
         out["conduct"] = conduct(student, lookups)
     if "programs" in carried:
-        out["programs"] = sorted({p.code for p in student.programs
-                                  if p.code and _current(p.begin, p.end, as_of)})
+        out["programs"] = sorted(
+            {p.code for p in student.programs if p.code and _current(p.begin, p.end, as_of)}
+        )
     if "special" in carried:
         out["special"] = special(student, carried, as_of)
     return out
@@ -60,8 +67,13 @@ def identity(student: Student, with_local: object) -> dict[str, Any]:
     local = None
     if with_local and isinstance(ids, dict):
         local = next((ids[k] for k in ("Local", "District", "School") if ids.get(k)), None)
-    return {"local_student_id": local, "state_student_id": student.uid, "sourced_id": None,
-            "username": None, "sis_user_id": None}
+    return {
+        "local_student_id": local,
+        "state_student_id": student.uid,
+        "sourced_id": None,
+        "username": None,
+        "sis_user_id": None,
+    }
 
 
 def demographics(student: Student) -> dict[str, Any] | None:
@@ -87,8 +99,9 @@ def demographics(student: Student) -> dict[str, Any] | None:
 def enrollment(student: Student, lookups: Lookups, as_of: dt.date) -> dict[str, Any] | None:
     if not student.enrollments:
         return None
-    latest = max(student.enrollments,
-                 key=lambda e: (e.primary, e.entry or dt.date.min, e.school_id))
+    latest = max(
+        student.enrollments, key=lambda e: (e.primary, e.entry or dt.date.min, e.school_id)
+    )
     withdrawn = latest.exit is not None and latest.exit <= as_of
     return {
         "school_id": latest.school_id,
@@ -108,8 +121,18 @@ def contact(student: Student) -> dict[str, Any] | None:
     seoa = student.seoa
     if seoa is None:
         return None
-    return {key: seoa.get(key) for key in ("email", "phone", "address_line1", "address_line2",
-                                           "city", "state", "postal_code")}
+    return {
+        key: seoa.get(key)
+        for key in (
+            "email",
+            "phone",
+            "address_line1",
+            "address_line2",
+            "city",
+            "state",
+            "postal_code",
+        )
+    }
 
 
 def guardians(student: Student, lookups: Lookups) -> list[dict[str, Any]]:
@@ -118,26 +141,29 @@ def guardians(student: Student, lookups: Lookups) -> list[dict[str, Any]]:
     for reference, relation, primary, emergency, _priority in ordered:
         contact_id = lookups.contact_ids.get(reference, reference)  # an XML ref="..."
         person = lookups.contacts.get(contact_id, {})
-        out.append({
-            "guardian_id": contact_id,
-            "relationship": relation,
-            "first_name": person.get("first_name"),
-            "last_name": person.get("last_name"),
-            "email": person.get("email"),
-            "phone": person.get("phone"),
-            "address_line1": person.get("address_line1"),
-            "address_line2": person.get("address_line2"),
-            "city": person.get("city"),
-            "state": person.get("state"),
-            "postal_code": person.get("postal_code"),
-            "primary_contact": primary,
-            "emergency_contact": emergency,
-        })
+        out.append(
+            {
+                "guardian_id": contact_id,
+                "relationship": relation,
+                "first_name": person.get("first_name"),
+                "last_name": person.get("last_name"),
+                "email": person.get("email"),
+                "phone": person.get("phone"),
+                "address_line1": person.get("address_line1"),
+                "address_line2": person.get("address_line2"),
+                "city": person.get("city"),
+                "state": person.get("state"),
+                "postal_code": person.get("postal_code"),
+                "primary_contact": primary,
+                "emergency_contact": emergency,
+            }
+        )
     return out
 
 
-def _course(lookups: Lookups, local: str | None, school: str | None, year: int | None,
-            session: str | None) -> tuple[str | None, str | None]:
+def _course(
+    lookups: Lookups, local: str | None, school: str | None, year: int | None, session: str | None
+) -> tuple[str | None, str | None]:
     if local is None:
         return None, None
     code = lookups.offerings.get((local, school or "", year, session), local)
@@ -150,24 +176,40 @@ def schedule(student: Student, lookups: Lookups) -> dict[str, Any] | None:
     year = max((s[3] for s in student.sections if s[3] is not None), default=None)
     rows = []
     for section_id, local, school, section_year, session in sorted(
-            set(student.sections), key=lambda s: (s[4] or "", s[0])):
+        set(student.sections), key=lambda s: (s[4] or "", s[0])
+    ):
         if year is not None and section_year not in (year, None):
             continue
         code, title = _course(lookups, local, school, section_year, session)
-        rows.append({"section_id": section_id, "course_code": code, "course_title": title,
-                     "teacher_name": None, "period": None, "term": session, "room": None})
+        rows.append(
+            {
+                "section_id": section_id,
+                "course_code": code,
+                "course_title": title,
+                "teacher_name": None,
+                "period": None,
+                "term": session,
+                "room": None,
+            }
+        )
     return {"school_year": year, "sections": rows}
 
 
 def attendance(student: Student) -> dict[str, Any]:
     if not student.attendance:
-        return {"school_year": None, "days_enrolled": None, "days_present": None,
-                "days_absent": 0.0, "days_tardy": 0, "last_absence_date": None,
-                "class_periods_absent": 0, "class_periods_tardy": 0}
+        return {
+            "school_year": None,
+            "days_enrolled": None,
+            "days_present": None,
+            "days_absent": 0.0,
+            "days_tardy": 0,
+            "last_absence_date": None,
+            "class_periods_absent": 0,
+            "class_periods_tardy": 0,
+        }
     year = max(student.attendance)
     totals = student.attendance[year]
-    periods = sum(n for day, n in totals.period_absent.items()
-                  if day not in totals.absence_dates)
+    periods = sum(n for day, n in totals.period_absent.items() if day not in totals.absence_dates)
     return {
         "school_year": year,
         "days_enrolled": None,
@@ -184,11 +226,19 @@ def assessment(student: Student, lookups: Lookups) -> dict[str, Any]:
     results = []
     for (identifier, namespace), day, scale, level in student.assessments:
         title, subject = lookups.assessments.get((identifier, namespace), (None, None))
-        results.append({"assessment_id": identifier, "assessment_name": title,
-                        "subject": subject, "administration_date": day, "scale_score": scale,
-                        "performance_level": level})
-    results.sort(key=lambda r: (r["administration_date"] or dt.date.min,
-                                r["assessment_id"]), reverse=True)
+        results.append(
+            {
+                "assessment_id": identifier,
+                "assessment_name": title,
+                "subject": subject,
+                "administration_date": day,
+                "scale_score": scale,
+                "performance_level": level,
+            }
+        )
+    results.sort(
+        key=lambda r: (r["administration_date"] or dt.date.min, r["assessment_id"]), reverse=True
+    )
     return {"results": results}
 
 
@@ -201,19 +251,32 @@ def transcript(student: Student, lookups: Lookups) -> dict[str, Any]:
     seen: set[tuple[Any, ...]] = set()
     for code, title, year, term, grade, earned in student.transcript:
         seen.add((code, year, term))
-        grades.append({"course_code": code, "course_title": title or lookups.courses.get(
-            code or "") or None, "school_year": year, "term": term, "grade": grade,
-            "credits": earned})
+        grades.append(
+            {
+                "course_code": code,
+                "course_title": title or lookups.courses.get(code or "") or None,
+                "school_year": year,
+                "term": term,
+                "grade": grade,
+                "credits": earned,
+            }
+        )
     for local, school, year, session, grade in student.grades:
         code, title = _course(lookups, local, school, year, session)
         if (code, year, session) in seen:
             continue
-        grades.append({"course_code": code, "course_title": title, "school_year": year,
-                       "term": session, "grade": grade, "credits": None})
-    grades.sort(key=lambda g: (-(g["school_year"] or 0), g["term"] or "",
-                               g["course_code"] or ""))
-    return {"gpa": gpa, "gpa_scale": gpa_max, "credits_earned": credits,
-            "course_grades": grades}
+        grades.append(
+            {
+                "course_code": code,
+                "course_title": title,
+                "school_year": year,
+                "term": session,
+                "grade": grade,
+                "credits": None,
+            }
+        )
+    grades.sort(key=lambda g: (-(g["school_year"] or 0), g["term"] or "", g["course_code"] or ""))
+    return {"gpa": gpa, "gpa_scale": gpa_max, "credits_earned": credits, "course_grades": grades}
 
 
 def conduct(student: Student, lookups: Lookups) -> dict[str, Any]:
@@ -228,25 +291,32 @@ def conduct(student: Student, lookups: Lookups) -> dict[str, Any]:
     for key, behavior, participation in student.behaviors:
         actions = actions_by_incident.pop(key, []) if key is not None else []
         first = actions[0] if actions else None
-        incidents.append({
-            "incident_id": key[0] if key else None,
-            "incident_date": lookups.incidents.get(key) if key else None,
-            "behavior_code": behavior,
-            "action": first[2] if first else None,
-            "days_suspended": first[3] if first else None,
-            "participation": participation or "perpetrator",
-        })
+        incidents.append(
+            {
+                "incident_id": key[0] if key else None,
+                "incident_date": lookups.incidents.get(key) if key else None,
+                "behavior_code": behavior,
+                "action": first[2] if first else None,
+                "days_suspended": first[3] if first else None,
+                "participation": participation or "perpetrator",
+            }
+        )
     for pending in actions_by_incident.values():
         loose.extend(pending)
     for ref, day, action, days in loose:
-        incidents.append({
-            "incident_id": ref[0] if ref else None,
-            "incident_date": (lookups.incidents.get(ref) if ref else None) or day,
-            "behavior_code": None, "action": action, "days_suspended": days,
-            "participation": "perpetrator",
-        })
-    incidents.sort(key=lambda i: (i["incident_date"] or dt.date.min, i["incident_id"] or ""),
-                   reverse=True)
+        incidents.append(
+            {
+                "incident_id": ref[0] if ref else None,
+                "incident_date": (lookups.incidents.get(ref) if ref else None) or day,
+                "behavior_code": None,
+                "action": action,
+                "days_suspended": days,
+                "participation": "perpetrator",
+            }
+        )
+    incidents.sort(
+        key=lambda i: (i["incident_date"] or dt.date.min, i["incident_id"] or ""), reverse=True
+    )
     return {"incidents": incidents}
 
 
@@ -268,8 +338,11 @@ def special(student: Student, carried: frozenset[str], as_of: dt.date) -> dict[s
         disabilities.extend(association.disabilities)
     disabilities.sort(key=lambda d: d[0])
     idea = [d for d in disabilities if d[1] and d[2] != "section_504"]
-    has_504 = (any(d[2] == "section_504" for d in disabilities) or "section_504" in trait_set
-               or any(p.code == "section_504" for p in _active(student.programs, as_of)))
+    has_504 = (
+        any(d[2] == "section_504" for d in disabilities)
+        or "section_504" in trait_set
+        or any(p.code == "section_504" for p in _active(student.programs, as_of))
+    )
     language = _active(student.language, as_of)
     ell = seoa.get("ell") if seoa else None
     if ell is None and from_programs:
@@ -277,21 +350,26 @@ def special(student: Student, carried: frozenset[str], as_of: dt.date) -> dict[s
     food = _active(student.food, as_of)
     homeless = _active([p for p, _ in student.homeless], as_of)
     residence = next((r for p, r in student.homeless if p in homeless and r), None)
-    iep = [s for s in sped if s.iep_begin is not None and s.iep_begin <= as_of
-           and (s.iep_end is None or s.iep_end >= as_of)
-           and (s.exit_date is None or s.exit_date > as_of)]
+    iep = [
+        s
+        for s in sped
+        if s.iep_begin is not None
+        and s.iep_begin <= as_of
+        and (s.iep_end is None or s.iep_end >= as_of)
+        and (s.exit_date is None or s.exit_date > as_of)
+    ]
     known = seoa is not None or from_programs
     return {
         "ell_status": ell,
         "english_proficiency_level": None,
         "free_reduced_lunch": next((f.code for f in food if f.code), None),
-        "economically_disadvantaged": ("economically_disadvantaged" in trait_set)
-        if seoa else None,
+        "economically_disadvantaged": ("economically_disadvantaged" in trait_set) if seoa else None,
         "homeless": (bool(homeless) or "homeless" in trait_set) if known else None,
         "foster_care": ("foster_care" in trait_set) if seoa else None,
         "homeless_nighttime_residence": residence,
-        "medical_alerts": (["medically_fragile"] if any(s.medically_fragile for s in sped)
-                           else []) if from_programs else None,
+        "medical_alerts": (["medically_fragile"] if any(s.medically_fragile for s in sped) else [])
+        if from_programs
+        else None,
         "disability_category": idea[0][1] if idea else None,
         "has_iep": bool(iep) if from_programs else None,
         "has_504_plan": has_504 if known else None,

@@ -41,9 +41,18 @@ KINDS: Final[dict[str, str]] = {
 
 #: The order files are read in: what others refer to first (schools, students, contacts).
 READ_ORDER: Final[tuple[str, ...]] = (
-    "EducationOrganization", "MasterSchedule", "AssessmentMetadata", "Student", "Contact",
-    "StudentEnrollment", "StudentAttendance", "StudentDiscipline", "StudentProgram",
-    "StudentAssessment", "StudentGrade", "StudentTranscript",
+    "EducationOrganization",
+    "MasterSchedule",
+    "AssessmentMetadata",
+    "Student",
+    "Contact",
+    "StudentEnrollment",
+    "StudentAttendance",
+    "StudentDiscipline",
+    "StudentProgram",
+    "StudentAssessment",
+    "StudentGrade",
+    "StudentTranscript",
 )
 
 #: Event sections each kind fills.
@@ -53,8 +62,9 @@ SECTIONS: Final[dict[str, frozenset[str]]] = {
     "AssessmentMetadata": frozenset(),
     "Student": frozenset({"names", "identity", "demographics"}),
     "Contact": frozenset({"guardians"}),
-    "StudentEnrollment": frozenset({"enrollment", "demographics", "contact", "schedule",
-                                    "special"}),
+    "StudentEnrollment": frozenset(
+        {"enrollment", "demographics", "contact", "schedule", "special"}
+    ),
     "StudentAttendance": frozenset({"attendance"}),
     "StudentDiscipline": frozenset({"conduct"}),
     "StudentProgram": frozenset({"programs", "special"}),

@@ -90,16 +90,25 @@ def _load_files(path: Path) -> Iterator[list[XmlFile]]:
         raise EdFiLoadError(f"{path}: no such file or directory")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".xml")
-        yield [XmlFile(str(p.relative_to(path)), functools.partial(p.open, "rb"),
-                       p.stat().st_size) for p in files]
+        yield [
+            XmlFile(str(p.relative_to(path)), functools.partial(p.open, "rb"), p.stat().st_size)
+            for p in files
+        ]
         return
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            members = sorted((i for i in archive.infolist()
-                              if not i.is_dir() and i.filename.lower().endswith(".xml")),
-                             key=lambda i: i.filename)
-            yield [XmlFile(i.filename, functools.partial(archive.open, i), i.file_size)
-                   for i in members]
+            members = sorted(
+                (
+                    i
+                    for i in archive.infolist()
+                    if not i.is_dir() and i.filename.lower().endswith(".xml")
+                ),
+                key=lambda i: i.filename,
+            )
+            yield [
+                XmlFile(i.filename, functools.partial(archive.open, i), i.file_size)
+                for i in members
+            ]
         return
     yield [XmlFile(path.name, functools.partial(path.open, "rb"), path.stat().st_size)]
 
@@ -122,8 +131,10 @@ def _key(student: Student, rule: KeyRule) -> tuple[str | None, str]:
     value = ids.get(rule.id_type or "") if isinstance(ids, dict) else None
     if value:
         return str(value), ""
-    return None, (f"no StudentIdentificationCode of system {rule.id_type!r} (the key rule of "
-                  "the source) in a StudentEducationOrganizationAssociation of this load")
+    return None, (
+        f"no StudentIdentificationCode of system {rule.id_type!r} (the key rule of "
+        "the source) in a StudentEducationOrganizationAssociation of this load"
+    )
 
 
 def read_load(
@@ -155,8 +166,10 @@ def read_load(
 
     with _load_files(path) as files:
         if not files:
-            raise EdFiLoadError(f"{path}: holds no .xml file (expected Ed-Fi interchanges such "
-                                "as Student.xml, StudentSchoolAttendance.xml)")
+            raise EdFiLoadError(
+                f"{path}: holds no .xml file (expected Ed-Fi interchanges such "
+                "as Student.xml, StudentSchoolAttendance.xml)"
+            )
         plan: list[tuple[int, XmlFile, str, str]] = []
         for xml in files:
             try:
@@ -170,8 +183,14 @@ def read_load(
                 continue
             summary.versions.add(found.version)
             if found.kind is None:
-                warnings.append(Reject(xml.name, root.line, root.name, "an Ed-Fi interchange "
-                                       "this connector does not map: skipped"))
+                warnings.append(
+                    Reject(
+                        xml.name,
+                        root.line,
+                        root.name,
+                        "an Ed-Fi interchange this connector does not map: skipped",
+                    )
+                )
                 continue
             summary.files[xml.name] = found.kind
             plan.append((READ_ORDER.index(found.kind), xml, found.kind, found.namespace))
@@ -211,10 +230,16 @@ def read_load(
     for (table, value), (count, where) in sorted(descriptors.unknown.items()):
         file, _, rest = where.partition(":")
         line, _, element = rest.partition(":")
-        warnings.append(Reject(file, int(line or 0), element or WHOLE_ROW,
-                               f"unknown {table} {value!r} ({count} record(s)): left null; "
-                               "add it to connectors/edfi/descriptors.yaml or a --descriptors "
-                               "file"))
+        warnings.append(
+            Reject(
+                file,
+                int(line or 0),
+                element or WHOLE_ROW,
+                f"unknown {table} {value!r} ({count} record(s)): left null; "
+                "add it to connectors/edfi/descriptors.yaml or a --descriptors "
+                "file",
+            )
+        )
 
     parsed = fastavro.parse_schema(dict(load_schema("student_record_changed")))
     refused_by = change_rules(load_schema("student_record_changed"))
@@ -227,29 +252,45 @@ def read_load(
         if key is None:
             rejects.append(Reject("*", 0, "Student", f"student {uid!r}: {problem}"))
             continue
-        event = _event(student, key, rule.kind, system, lookups, config, summary.carried,
-                       as_of, now_ms)
+        event = _event(
+            student, key, rule.kind, system, lookups, config, summary.carried, as_of, now_ms
+        )
         if event["district_id"] is None:
-            rejects.append(Reject("*", 0, "Student", f"student {uid!r}: no district (no "
-                                  "school of the student names a LocalEducationAgency, and the "
-                                  "load has not exactly one): set district_id in the source "
-                                  "configuration or pass --district"))
+            rejects.append(
+                Reject(
+                    "*",
+                    0,
+                    "Student",
+                    f"student {uid!r}: no district (no "
+                    "school of the student names a LocalEducationAgency, and the "
+                    "load has not exactly one): set district_id in the source "
+                    "configuration or pass --district",
+                )
+            )
             continue
         try:
             valid = validate(event, parsed, raise_errors=False)
         except (ValidationError, ValueError, TypeError):
             valid = False
         if not valid:
-            rejects.append(Reject("*", 0, "Student", f"student {uid!r}: the event schema "
-                                  "refuses the event (a value out of range or of the wrong "
-                                  "type)"))
+            rejects.append(
+                Reject(
+                    "*",
+                    0,
+                    "Student",
+                    f"student {uid!r}: the event schema "
+                    "refuses the event (a value out of range or of the wrong "
+                    "type)",
+                )
+            )
             continue
         refused = refused_by({**event, "event_id": "-"}, max(now_ms, as_of_ms))
         if refused is not None:  # the input limits: the field and the rule, never the value
             rejects.append(Reject("*", 0, "Student", f"student {uid!r}: {refused}"))
             continue
-        event["event_id"] = str(uuid.uuid5(_EVENT_ID_NAMESPACE,
-                                           f"{system}:{key}:{fingerprint(event)}"))
+        event["event_id"] = str(
+            uuid.uuid5(_EVENT_ID_NAMESPACE, f"{system}:{key}:{fingerprint(event)}")
+        )
         events.append(StudentEvent(key, event))
         sourced[key] = uid
 
@@ -260,21 +301,37 @@ def read_load(
         write_rejects(warnings_path, warnings)
     version = ", ".join(sorted(summary.versions)) or "?"
     result = PackageReadResult(
-        events=events, rejects=rejects, rows_read=summary.records, mode="bulk",
-        source_system=system, rejects_path=rejects_path, warnings=warnings,
-        warnings_path=warnings_path, version=version,
-        live_before=sum(1 for d in delivered if d.live), sourced_ids=sourced,
+        events=events,
+        rejects=rejects,
+        rows_read=summary.records,
+        mode="bulk",
+        source_system=system,
+        rejects_path=rejects_path,
+        warnings=warnings,
+        warnings_path=warnings_path,
+        version=version,
+        live_before=sum(1 for d in delivered if d.live),
+        sourced_ids=sourced,
     )
     return result, summary
 
 
-def _event(student: Student, key: str, kind: str, system: str, lookups: Lookups,
-           config: SourceConfig, carried: frozenset[str], as_of: dt.date,
-           now_ms: int) -> dict[str, Any]:
+def _event(
+    student: Student,
+    key: str,
+    kind: str,
+    system: str,
+    lookups: Lookups,
+    config: SourceConfig,
+    carried: frozenset[str],
+    as_of: dt.date,
+    now_ms: int,
+) -> dict[str, Any]:
     body = sections(student, lookups, carried, as_of)
     enrollment = body.get("enrollment")
     school = (enrollment or {}).get("school_id") or (
-        student.last_school[1] if student.last_school else None)
+        student.last_school[1] if student.last_school else None
+    )
     return {
         "event_id": "",
         "student_id": key,

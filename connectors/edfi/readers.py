@@ -116,9 +116,11 @@ class Context:
         if uid in self.known:
             found = self.students[uid] = Student(uid)
             return found
-        self.reject(f"student {uid!r} is in no Student interchange of this load and was not "
-                    "published before from this source: record not used (load the student's "
-                    "Student record or correct the reference)")
+        self.reject(
+            f"student {uid!r} is in no Student interchange of this load and was not "
+            "published before from this source: record not used (load the student's "
+            "Student record or correct the reference)"
+        )
         return None
 
 
@@ -135,8 +137,9 @@ def read_school(node: Node, ctx: Context) -> None:
     lea_ref = node.find("LocalEducationAgencyReference")
     lea = None
     if lea_ref is not None:
-        lea = lea_ref.text("LocalEducationAgencyIdentity/LocalEducationAgencyId") \
-            or lea_ref.attr("ref")
+        lea = lea_ref.text("LocalEducationAgencyIdentity/LocalEducationAgencyId") or lea_ref.attr(
+            "ref"
+        )
     ctx.lookups.schools[school] = (node.text("NameOfInstitution"), lea)
 
 
@@ -175,7 +178,9 @@ def read_assessment(node: Node, ctx: Context) -> None:
         raise BadValue("no AssessmentIdentifier")
     subject = ctx.code("AcademicSubjectDescriptor", node.text("AcademicSubject"))
     ctx.lookups.assessments[(identifier, node.text("Namespace"))] = (
-        node.text("AssessmentTitle"), subject)
+        node.text("AssessmentTitle"),
+        subject,
+    )
 
 
 # ----------------------------------------------------------------------- student, contacts
@@ -203,8 +208,7 @@ def read_student(node: Node, ctx: Context) -> None:
         "city_of_birth": node.text("BirthData/BirthCity"),
         "state_of_birth": _code_value(node.text("BirthData/BirthStateAbbreviation")),
         "country_of_birth": _code_value(country),
-        "sex": ctx.code("SexDescriptor", node.text("BirthData/BirthSex")
-                        or node.text("BirthSex")),
+        "sex": ctx.code("SexDescriptor", node.text("BirthData/BirthSex") or node.text("BirthSex")),
     }
 
 
@@ -219,12 +223,27 @@ def read_contact(node: Node, ctx: Context) -> None:
     xml_id = node.attr("id")
     if xml_id:
         ctx.lookups.contact_ids[xml_id] = uid
-    address = _pick(ctx, node.all("Address"), "AddressTypeDescriptor", "AddressType",
-                    ("home", "mailing", "physical"))
-    phone = _pick(ctx, node.all("Telephone"), "TelephoneNumberTypeDescriptor",
-                  "TelephoneNumberType", ("mobile", "home", "emergency", "work"))
-    email = _pick(ctx, node.all("ElectronicMail"), "ElectronicMailTypeDescriptor",
-                  "ElectronicMailType", ("personal", "work", "organization"))
+    address = _pick(
+        ctx,
+        node.all("Address"),
+        "AddressTypeDescriptor",
+        "AddressType",
+        ("home", "mailing", "physical"),
+    )
+    phone = _pick(
+        ctx,
+        node.all("Telephone"),
+        "TelephoneNumberTypeDescriptor",
+        "TelephoneNumberType",
+        ("mobile", "home", "emergency", "work"),
+    )
+    email = _pick(
+        ctx,
+        node.all("ElectronicMail"),
+        "ElectronicMailTypeDescriptor",
+        "ElectronicMailType",
+        ("personal", "work", "organization"),
+    )
     ctx.lookups.contacts[uid] = {
         "first_name": node.text("Name/FirstName") or node.text("FirstName"),
         "last_name": node.text("Name/LastSurname") or node.text("LastSurname"),
@@ -234,8 +253,9 @@ def read_contact(node: Node, ctx: Context) -> None:
     }
 
 
-def _pick(ctx: Context, nodes: list[Node], table: str, type_path: str,
-          preference: tuple[str, ...]) -> Node | None:
+def _pick(
+    ctx: Context, nodes: list[Node], table: str, type_path: str, preference: tuple[str, ...]
+) -> Node | None:
     """The node whose type comes first in ``preference``, else the first one."""
     if not nodes:
         return None
@@ -249,8 +269,13 @@ def _pick(ctx: Context, nodes: list[Node], table: str, type_path: str,
 
 def _address(node: Node | None) -> dict[str, str | None]:
     if node is None:
-        return {"address_line1": None, "address_line2": None, "city": None, "state": None,
-                "postal_code": None}
+        return {
+            "address_line1": None,
+            "address_line2": None,
+            "city": None,
+            "state": None,
+            "postal_code": None,
+        }
     return {
         "address_line1": node.text("StreetNumberName"),
         "address_line2": node.text("ApartmentRoomSuiteNumber"),
@@ -267,17 +292,22 @@ def read_student_contact(node: Node, ctx: Context) -> None:
     ref = node.find("ContactReference") or node.find("ParentReference")
     contact = None
     if ref is not None:
-        contact = (ref.text("ContactIdentity/ContactUniqueId")
-                   or ref.text("ParentIdentity/ParentUniqueId"))
+        contact = ref.text("ContactIdentity/ContactUniqueId") or ref.text(
+            "ParentIdentity/ParentUniqueId"
+        )
         if contact is None:
             contact = ref.attr("ref")  # resolved when the events are built
     if contact is None:
         raise BadValue("no ContactUniqueId in the contact reference")
-    student.contacts.append((
-        contact, ctx.code("RelationDescriptor", node.text("Relation")),
-        boolean(node.text("PrimaryContactStatus")), boolean(node.text("EmergencyContactStatus")),
-        integer(node.text("ContactPriority") or node.text("OrderOfPriority")),
-    ))
+    student.contacts.append(
+        (
+            contact,
+            ctx.code("RelationDescriptor", node.text("Relation")),
+            boolean(node.text("PrimaryContactStatus")),
+            boolean(node.text("EmergencyContactStatus")),
+            integer(node.text("ContactPriority") or node.text("OrderOfPriority")),
+        )
+    )
 
 
 # ----------------------------------------------------------------------- enrollment
@@ -291,12 +321,17 @@ def read_school_association(node: Node, ctx: Context) -> None:
     if school is None:
         raise BadValue("no SchoolId in the school reference")
     entry = parse_date(node.text("EntryDate"))
-    student.enrollments.append(Enrollment(
-        school, entry, parse_date(node.text("ExitWithdrawDate")),
-        ctx.code("GradeLevelDescriptor", node.text("EntryGradeLevel")),
-        school_year(node.text("SchoolYear")), school_year(node.text("ClassOfSchoolYear")),
-        bool(boolean(node.text("PrimarySchool"))),
-    ))
+    student.enrollments.append(
+        Enrollment(
+            school,
+            entry,
+            parse_date(node.text("ExitWithdrawDate")),
+            ctx.code("GradeLevelDescriptor", node.text("EntryGradeLevel")),
+            school_year(node.text("SchoolYear")),
+            school_year(node.text("ClassOfSchoolYear")),
+            bool(boolean(node.text("PrimarySchool"))),
+        )
+    )
     student.saw_school(entry, school)
 
 
@@ -309,14 +344,17 @@ def read_section_association(node: Node, ctx: Context) -> None:
         raise BadValue("no SectionIdentifier in the section reference")
     offering = section.find("CourseOfferingReference/CourseOfferingIdentity")
     local = offering.text("LocalCourseCode") if offering else None
-    school = (offering.text("SchoolReference/SchoolIdentity/SchoolId") if offering else None) \
-        or ""
+    school = (offering.text("SchoolReference/SchoolIdentity/SchoolId") if offering else None) or ""
     session = offering.find("SessionReference/SessionIdentity") if offering else None
-    student.sections.append((
-        section.text("SectionIdentifier") or "", local, school,
-        school_year(session.text("SchoolYear")) if session else None,
-        session.text("SessionName") if session else None,
-    ))
+    student.sections.append(
+        (
+            section.text("SectionIdentifier") or "",
+            local,
+            school,
+            school_year(session.text("SchoolYear")) if session else None,
+            session.text("SessionName") if session else None,
+        )
+    )
 
 
 def read_seoa(node: Node, ctx: Context) -> None:
@@ -324,39 +362,59 @@ def read_seoa(node: Node, ctx: Context) -> None:
     if student is None:
         return
     races = {ctx.code("RaceDescriptor", r) for r in node.texts("Race")}
-    characteristics = {ctx.code("StudentCharacteristicDescriptor",
-                                c.text("StudentCharacteristic"))
-                       for c in node.all("StudentCharacteristic")}
+    characteristics = {
+        ctx.code("StudentCharacteristicDescriptor", c.text("StudentCharacteristic"))
+        for c in node.all("StudentCharacteristic")
+    }
     home_language = None
     for language in node.all("Language"):
-        uses = {ctx.code("LanguageUseDescriptor", u) for u in language.texts("Uses/LanguageUse")
-                + language.texts("LanguageUse")}
+        uses = {
+            ctx.code("LanguageUseDescriptor", u)
+            for u in language.texts("Uses/LanguageUse") + language.texts("LanguageUse")
+        }
         if "home" in uses or home_language is None:
             home_language = ctx.code("LanguageDescriptor", language.text("Language"))
     disabilities = [
-        (integer(d.text("OrderOfDisability")) or 99,
-         ctx.code("DisabilityDescriptor", d.text("Disability")),
-         _designation(ctx, d))
+        (
+            integer(d.text("OrderOfDisability")) or 99,
+            ctx.code("DisabilityDescriptor", d.text("Disability")),
+            _designation(ctx, d),
+        )
         for d in node.all("Disability")
     ]
     ids = {
-        _code_value(code.text("StudentIdentificationSystem")) or "": code.text(
-            "IdentificationCode")
+        _code_value(code.text("StudentIdentificationSystem")) or "": code.text("IdentificationCode")
         for code in node.all("StudentIdentificationCode")
     }
-    address = _pick(ctx, node.all("Address"), "AddressTypeDescriptor", "AddressType",
-                    ("home", "physical", "mailing"))
-    phone = _pick(ctx, node.all("Telephone"), "TelephoneNumberTypeDescriptor",
-                  "TelephoneNumberType", ("mobile", "home"))
-    email = _pick(ctx, node.all("ElectronicMail"), "ElectronicMailTypeDescriptor",
-                  "ElectronicMailType", ("organization", "personal"))
+    address = _pick(
+        ctx,
+        node.all("Address"),
+        "AddressTypeDescriptor",
+        "AddressType",
+        ("home", "physical", "mailing"),
+    )
+    phone = _pick(
+        ctx,
+        node.all("Telephone"),
+        "TelephoneNumberTypeDescriptor",
+        "TelephoneNumberType",
+        ("mobile", "home"),
+    )
+    email = _pick(
+        ctx,
+        node.all("ElectronicMail"),
+        "ElectronicMailTypeDescriptor",
+        "ElectronicMailType",
+        ("organization", "personal"),
+    )
     student.seoa = {
         "sex": ctx.code("SexDescriptor", node.text("Sex")),
         "hispanic": boolean(node.text("HispanicLatinoEthnicity")),
         "races": races - {None},
         "home_language": home_language,
-        "ell": ctx.code("LimitedEnglishProficiencyDescriptor",
-                        node.text("LimitedEnglishProficiency")),
+        "ell": ctx.code(
+            "LimitedEnglishProficiencyDescriptor", node.text("LimitedEnglishProficiency")
+        ),
         "characteristics": characteristics - {None},
         "disabilities": disabilities,
         "ids": ids,
@@ -367,11 +425,16 @@ def read_seoa(node: Node, ctx: Context) -> None:
 
 
 def _designation(ctx: Context, disability: Node) -> str | None:
-    designations = [ctx.code("DisabilityDesignationDescriptor", t)
-                    for t in disability.texts("DisabilityDesignation/DisabilityDesignation")
-                    + disability.texts("DisabilityDesignation")]
-    return "section_504" if "section_504" in designations else next(
-        (d for d in designations if d), None)
+    designations = [
+        ctx.code("DisabilityDesignationDescriptor", t)
+        for t in disability.texts("DisabilityDesignation/DisabilityDesignation")
+        + disability.texts("DisabilityDesignation")
+    ]
+    return (
+        "section_504"
+        if "section_504" in designations
+        else next((d for d in designations if d), None)
+    )
 
 
 # ----------------------------------------------------------------------- attendance
@@ -385,9 +448,11 @@ def _attendance_event(node: Node, ctx: Context) -> tuple[Student, dt.date, str |
     day = parse_date(node.text("AttendanceEvent/EventDate") or node.text("EventDate"))
     if day is None:
         raise BadValue("no EventDate")
-    category = ctx.code("AttendanceEventCategoryDescriptor",
-                        node.text("AttendanceEvent/AttendanceEventCategory")
-                        or node.text("AttendanceEventCategory"))
+    category = ctx.code(
+        "AttendanceEventCategoryDescriptor",
+        node.text("AttendanceEvent/AttendanceEventCategory")
+        or node.text("AttendanceEventCategory"),
+    )
     return student, day, category
 
 
@@ -403,10 +468,8 @@ def read_school_attendance(node: Node, ctx: Context) -> None:
     if event is None:
         return
     student, day, category = event
-    duration = number(node.text("AttendanceEvent/EventDuration")
-                      or node.text("EventDuration"))
-    year = school_year(node.text("SessionReference/SessionIdentity/SchoolYear")) \
-        or _year_of(day)
+    duration = number(node.text("AttendanceEvent/EventDuration") or node.text("EventDuration"))
+    year = school_year(node.text("SessionReference/SessionIdentity/SchoolYear")) or _year_of(day)
     totals = student.attendance.setdefault(year, AttendanceYear())
     if category == "absent":
         _count_absence(totals, day, 1.0 if duration is None else duration)
@@ -424,8 +487,10 @@ def read_section_attendance(node: Node, ctx: Context) -> None:
     if event is None:
         return
     student, day, category = event
-    session = "SectionReference/SectionIdentity/CourseOfferingReference/CourseOfferingIdentity/" \
+    session = (
+        "SectionReference/SectionIdentity/CourseOfferingReference/CourseOfferingIdentity/"
         "SessionReference/SessionIdentity/SchoolYear"
+    )
     year = school_year(node.text(session)) or _year_of(day)
     totals = student.attendance.setdefault(year, AttendanceYear())
     if category == "absent":
@@ -471,38 +536,51 @@ def read_behavior(node: Node, ctx: Context) -> None:
     student = ctx.student(node)
     if student is None:
         return
-    student.behaviors.append((
-        _incident_key(node.find("DisciplineIncidentReference"), ctx),
-        ctx.code("BehaviorDescriptor", node.text("Behavior")),
-        ctx.code("DisciplineIncidentParticipationCodeDescriptor",
-                 node.text("DisciplineIncidentParticipationCode")),
-    ))
+    student.behaviors.append(
+        (
+            _incident_key(node.find("DisciplineIncidentReference"), ctx),
+            ctx.code("BehaviorDescriptor", node.text("Behavior")),
+            ctx.code(
+                "DisciplineIncidentParticipationCodeDescriptor",
+                node.text("DisciplineIncidentParticipationCode"),
+            ),
+        )
+    )
 
 
 def read_action(node: Node, ctx: Context) -> None:
     student = ctx.student(node)
     if student is None:
         return
-    ref = node.find("StudentDisciplineIncidentBehaviorAssociationReference/"
-                    "StudentDisciplineIncidentBehaviorAssociationIdentity/"
-                    "DisciplineIncidentReference") \
-        or node.find("StudentDisciplineIncidentAssociationReference/"
-                     "StudentDisciplineIncidentAssociationIdentity/DisciplineIncidentReference")
+    ref = node.find(
+        "StudentDisciplineIncidentBehaviorAssociationReference/"
+        "StudentDisciplineIncidentBehaviorAssociationIdentity/"
+        "DisciplineIncidentReference"
+    ) or node.find(
+        "StudentDisciplineIncidentAssociationReference/"
+        "StudentDisciplineIncidentAssociationIdentity/DisciplineIncidentReference"
+    )
     length = node.text("ActualDisciplineActionLength") or node.text("DisciplineActionLength")
-    student.actions.append((
-        _incident_key(ref, ctx), parse_date(node.text("DisciplineDate")),
-        ctx.code("DisciplineDescriptor", node.text("Discipline/Discipline")
-                 or node.text("Discipline")),
-        number(length),
-    ))
+    student.actions.append(
+        (
+            _incident_key(ref, ctx),
+            parse_date(node.text("DisciplineDate")),
+            ctx.code(
+                "DisciplineDescriptor",
+                node.text("Discipline/Discipline") or node.text("Discipline"),
+            ),
+            number(length),
+        )
+    )
 
 
 # ----------------------------------------------------------------------- programs
 
 
 def _program(node: Node, ctx: Context) -> Program:
-    code = ctx.code("ProgramTypeDescriptor",
-                    node.text("ProgramReference/ProgramIdentity/ProgramType"))
+    code = ctx.code(
+        "ProgramTypeDescriptor", node.text("ProgramReference/ProgramIdentity/ProgramType")
+    )
     return Program(code, parse_date(node.text("BeginDate")), parse_date(node.text("EndDate")))
 
 
@@ -518,17 +596,26 @@ def read_special_education(node: Node, ctx: Context) -> None:
         return
     program = _program(node, ctx)
     student.programs.append(program)
-    student.special_education.append(SpecialEducation(
-        program.begin, program.end,
-        parse_date(node.text("IEPBeginDate")), parse_date(node.text("IEPEndDate")),
-        parse_date(node.text("SpecialEducationExitDate")),
-        parse_date(node.text("IEPReviewDate")),
-        ctx.code("SpecialEducationSettingDescriptor", node.text("SpecialEducationSetting")),
-        bool(boolean(node.text("MedicallyFragile"))),
-        [(integer(d.text("OrderOfDisability")) or 99,
-          ctx.code("DisabilityDescriptor", d.text("Disability")), _designation(ctx, d))
-         for d in node.all("Disability")],
-    ))
+    student.special_education.append(
+        SpecialEducation(
+            program.begin,
+            program.end,
+            parse_date(node.text("IEPBeginDate")),
+            parse_date(node.text("IEPEndDate")),
+            parse_date(node.text("SpecialEducationExitDate")),
+            parse_date(node.text("IEPReviewDate")),
+            ctx.code("SpecialEducationSettingDescriptor", node.text("SpecialEducationSetting")),
+            bool(boolean(node.text("MedicallyFragile"))),
+            [
+                (
+                    integer(d.text("OrderOfDisability")) or 99,
+                    ctx.code("DisabilityDescriptor", d.text("Disability")),
+                    _designation(ctx, d),
+                )
+                for d in node.all("Disability")
+            ],
+        )
+    )
 
 
 def read_food_service(node: Node, ctx: Context) -> None:
@@ -537,9 +624,10 @@ def read_food_service(node: Node, ctx: Context) -> None:
         return
     program = _program(node, ctx)
     student.programs.append(program)
-    services = [ctx.code("SchoolFoodServiceProgramServiceDescriptor", s)
-                for s in node.texts("SchoolFoodServiceProgramService/"
-                                    "SchoolFoodServiceProgramService")]
+    services = [
+        ctx.code("SchoolFoodServiceProgramServiceDescriptor", s)
+        for s in node.texts("SchoolFoodServiceProgramService/SchoolFoodServiceProgramService")
+    ]
     best = next((level for level in ("free", "reduced", "paid") if level in services), None)
     student.food.append(Program(best, program.begin, program.end))
 
@@ -559,8 +647,15 @@ def read_homeless_program(node: Node, ctx: Context) -> None:
         return
     program = _program(node, ctx)
     student.programs.append(program)
-    student.homeless.append((program, ctx.code("HomelessPrimaryNighttimeResidenceDescriptor",
-                                               node.text("HomelessPrimaryNighttimeResidence"))))
+    student.homeless.append(
+        (
+            program,
+            ctx.code(
+                "HomelessPrimaryNighttimeResidenceDescriptor",
+                node.text("HomelessPrimaryNighttimeResidence"),
+            ),
+        )
+    )
 
 
 # ----------------------------------------------------------------------- assessment, grades
@@ -576,8 +671,9 @@ def read_student_assessment(node: Node, ctx: Context) -> None:
         raise BadValue("no AssessmentIdentifier in the assessment reference")
     scale = None
     for score in node.all("ScoreResult"):
-        method = ctx.code("AssessmentReportingMethodDescriptor",
-                          score.text("AssessmentReportingMethod"))
+        method = ctx.code(
+            "AssessmentReportingMethodDescriptor", score.text("AssessmentReportingMethod")
+        )
         if method == "scale_score":
             scale = number(score.text("Result"))
     level = None
@@ -585,32 +681,40 @@ def read_student_assessment(node: Node, ctx: Context) -> None:
         level = ctx.code("PerformanceLevelDescriptor", performance.text("PerformanceLevel"))
         if level:
             break
-    student.assessments.append(((identifier, identity.text("Namespace")),
-                                parse_date(node.text("AdministrationDate")), scale, level))
+    student.assessments.append(
+        (
+            (identifier, identity.text("Namespace")),
+            parse_date(node.text("AdministrationDate")),
+            scale,
+            level,
+        )
+    )
 
 
 def read_grade(node: Node, ctx: Context) -> None:
     grade_type = ctx.code("GradeTypeDescriptor", node.text("GradeType"))
     if grade_type != "final":
         return
-    identity = node.find("StudentSectionAssociationReference/"
-                         "StudentSectionAssociationIdentity")
+    identity = node.find("StudentSectionAssociationReference/StudentSectionAssociationIdentity")
     if identity is None:
         raise BadValue("no student section association reference")
     student = ctx.student(identity, STUDENT_ID)
     if student is None:
         return
-    offering = identity.find("SectionReference/SectionIdentity/CourseOfferingReference/"
-                             "CourseOfferingIdentity")
+    offering = identity.find(
+        "SectionReference/SectionIdentity/CourseOfferingReference/CourseOfferingIdentity"
+    )
     session = offering.find("SessionReference/SessionIdentity") if offering else None
     grade = node.text("LetterGradeEarned") or node.text("NumericGradeEarned")
-    student.grades.append((
-        offering.text("LocalCourseCode") if offering else None,
-        offering.text("SchoolReference/SchoolIdentity/SchoolId") if offering else None,
-        school_year(session.text("SchoolYear")) if session else None,
-        session.text("SessionName") if session else None,
-        grade,
-    ))
+    student.grades.append(
+        (
+            offering.text("LocalCourseCode") if offering else None,
+            offering.text("SchoolReference/SchoolIdentity/SchoolId") if offering else None,
+            school_year(session.text("SchoolYear")) if session else None,
+            session.text("SessionName") if session else None,
+            grade,
+        )
+    )
 
 
 def read_academic_record(node: Node, ctx: Context) -> None:
@@ -622,9 +726,15 @@ def read_academic_record(node: Node, ctx: Context) -> None:
         if boolean(average.text("IsCumulative")) is not False:
             gpa = number(average.text("GradePointAverageValue"))
             gpa_max = number(average.text("MaxGradePointAverageValue"))
-    student.records.append((school_year(node.text("SchoolYear")),
-                            ctx.code("TermDescriptor", node.text("Term")), gpa, gpa_max,
-                            number(node.text("CumulativeEarnedCredits/Credits"))))
+    student.records.append(
+        (
+            school_year(node.text("SchoolYear")),
+            ctx.code("TermDescriptor", node.text("Term")),
+            gpa,
+            gpa_max,
+            number(node.text("CumulativeEarnedCredits/Credits")),
+        )
+    )
 
 
 def read_course_transcript(node: Node, ctx: Context) -> None:
@@ -634,33 +744,48 @@ def read_course_transcript(node: Node, ctx: Context) -> None:
     student = ctx.student(identity, STUDENT_ID)
     if student is None:
         return
-    student.transcript.append((
-        node.text("CourseReference/CourseIdentity/CourseCode"), node.text("CourseTitle"),
-        school_year(identity.text("SchoolYear")), ctx.code("TermDescriptor",
-                                                           identity.text("Term")),
-        node.text("FinalLetterGradeEarned") or node.text("FinalNumericGradeEarned"),
-        number(node.text("EarnedCredits/Credits")),
-    ))
+    student.transcript.append(
+        (
+            node.text("CourseReference/CourseIdentity/CourseCode"),
+            node.text("CourseTitle"),
+            school_year(identity.text("SchoolYear")),
+            ctx.code("TermDescriptor", identity.text("Term")),
+            node.text("FinalLetterGradeEarned") or node.text("FinalNumericGradeEarned"),
+            number(node.text("EarnedCredits/Credits")),
+        )
+    )
 
 
 #: interchange kind -> element name -> reader (elements not listed are skipped)
 READERS: dict[str, dict[str, Reader]] = {
-    "EducationOrganization": {"School": read_school, "LocalEducationAgency": read_lea,
-                              "Course": read_course},
+    "EducationOrganization": {
+        "School": read_school,
+        "LocalEducationAgency": read_lea,
+        "Course": read_course,
+    },
     "MasterSchedule": {"CourseOffering": read_course_offering},
     "AssessmentMetadata": {"Assessment": read_assessment},
     "Student": {"Student": read_student},
-    "Contact": {"Contact": read_contact, "Parent": read_contact,
-                "StudentContactAssociation": read_student_contact,
-                "StudentParentAssociation": read_student_contact},
-    "StudentEnrollment": {"StudentSchoolAssociation": read_school_association,
-                          "StudentSectionAssociation": read_section_association,
-                          "StudentEducationOrganizationAssociation": read_seoa},
-    "StudentAttendance": {"StudentSchoolAttendanceEvent": read_school_attendance,
-                          "StudentSectionAttendanceEvent": read_section_attendance},
-    "StudentDiscipline": {"DisciplineIncident": read_incident,
-                          "StudentDisciplineIncidentBehaviorAssociation": read_behavior,
-                          "DisciplineAction": read_action},
+    "Contact": {
+        "Contact": read_contact,
+        "Parent": read_contact,
+        "StudentContactAssociation": read_student_contact,
+        "StudentParentAssociation": read_student_contact,
+    },
+    "StudentEnrollment": {
+        "StudentSchoolAssociation": read_school_association,
+        "StudentSectionAssociation": read_section_association,
+        "StudentEducationOrganizationAssociation": read_seoa,
+    },
+    "StudentAttendance": {
+        "StudentSchoolAttendanceEvent": read_school_attendance,
+        "StudentSectionAttendanceEvent": read_section_attendance,
+    },
+    "StudentDiscipline": {
+        "DisciplineIncident": read_incident,
+        "StudentDisciplineIncidentBehaviorAssociation": read_behavior,
+        "DisciplineAction": read_action,
+    },
     "StudentProgram": {
         "StudentProgramAssociation": read_program,
         "StudentSpecialEducationProgramAssociation": read_special_education,
@@ -674,6 +799,8 @@ READERS: dict[str, dict[str, Reader]] = {
     },
     "StudentAssessment": {"StudentAssessment": read_student_assessment},
     "StudentGrade": {"Grade": read_grade},
-    "StudentTranscript": {"StudentAcademicRecord": read_academic_record,
-                          "CourseTranscript": read_course_transcript},
+    "StudentTranscript": {
+        "StudentAcademicRecord": read_academic_record,
+        "CourseTranscript": read_course_transcript,
+    },
 }

@@ -71,16 +71,17 @@ class Student:
     seoa: dict[str, object] | None = None
     enrollments: list[Enrollment] = field(default_factory=list)
     sections: list[tuple[str, str | None, str, int | None, str | None]] = field(
-        default_factory=list)  # (section id, local course code, school, year, session)
+        default_factory=list
+    )  # (section id, local course code, school, year, session)
     #: latest (date, school id) a record placed the student at
     last_school: tuple[dt.date, str] | None = None
     attendance: dict[int, AttendanceYear] = field(default_factory=dict)
     #: (incident, behavior code, participation code)
-    behaviors: list[tuple[IncidentKey | None, str | None, str | None]] = field(
-        default_factory=list)
+    behaviors: list[tuple[IncidentKey | None, str | None, str | None]] = field(default_factory=list)
     #: (incident, date, action code, days)
     actions: list[tuple[IncidentKey | None, dt.date | None, str | None, float | None]] = field(
-        default_factory=list)
+        default_factory=list
+    )
     programs: list[Program] = field(default_factory=list)
     special_education: list[SpecialEducation] = field(default_factory=list)
     food: list[Program] = field(default_factory=list)
@@ -88,19 +89,24 @@ class Student:
     homeless: list[tuple[Program, str | None]] = field(default_factory=list)
     #: (contact id, relation, primary, emergency, priority)
     contacts: list[tuple[str, str | None, bool | None, bool | None, int | None]] = field(
-        default_factory=list)
+        default_factory=list
+    )
     #: ((identifier, namespace), date, scale score, performance level)
-    assessments: list[tuple[tuple[str, str | None], dt.date | None, float | None,
-                            str | None]] = field(default_factory=list)
+    assessments: list[tuple[tuple[str, str | None], dt.date | None, float | None, str | None]] = (
+        field(default_factory=list)
+    )
     #: (local course code, school, year, session, grade)
     grades: list[tuple[str | None, str | None, int | None, str | None, str | None]] = field(
-        default_factory=list)
+        default_factory=list
+    )
     #: (year, term, gpa, gpa max, credits)
-    records: list[tuple[int | None, str | None, float | None, float | None,
-                        float | None]] = field(default_factory=list)
+    records: list[tuple[int | None, str | None, float | None, float | None, float | None]] = field(
+        default_factory=list
+    )
     #: (course code, title, year, term, grade, credits)
-    transcript: list[tuple[str | None, str | None, int | None, str | None, str | None,
-                           float | None]] = field(default_factory=list)
+    transcript: list[
+        tuple[str | None, str | None, int | None, str | None, str | None, float | None]
+    ] = field(default_factory=list)
 
     def saw_school(self, day: dt.date | None, school: str | None) -> None:
         if school and day and (self.last_school is None or day >= self.last_school[0]):
@@ -123,7 +129,8 @@ class Lookups:
     incident_ids: dict[str, IncidentKey] = field(default_factory=dict)
     #: (AssessmentIdentifier, Namespace) -> (title, subject)
     assessments: dict[tuple[str, str | None], tuple[str | None, str | None]] = field(
-        default_factory=dict)
+        default_factory=dict
+    )
     #: (LocalCourseCode, SchoolId, SchoolYear, SessionName) -> CourseCode
     offerings: dict[tuple[str, str, int | None, str | None], str] = field(default_factory=dict)
     #: CourseCode -> CourseTitle

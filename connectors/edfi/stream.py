@@ -34,8 +34,10 @@ class XmlProblem(ValueError):
 def _qualified(namespace: str, path: str) -> str:
     if not namespace:
         return path
-    return "/".join(f"{{{namespace}}}{part}" if part not in (".", "..", "*") else part
-                    for part in path.split("/"))
+    return "/".join(
+        f"{{{namespace}}}{part}" if part not in (".", "..", "*") else part
+        for part in path.split("/")
+    )
 
 
 def local_name(tag: str) -> str:
@@ -69,8 +71,9 @@ class Node:
         return None if found is None else Node(found, self.namespace)
 
     def all(self, path: str) -> list[Node]:
-        return [Node(e, self.namespace)
-                for e in self.element.findall(_qualified(self.namespace, path))]
+        return [
+            Node(e, self.namespace) for e in self.element.findall(_qualified(self.namespace, path))
+        ]
 
     def texts(self, path: str) -> list[str]:
         return [t for t in (n.element.text for n in self.all(path)) if t and t.strip()]
@@ -99,9 +102,12 @@ def _chunks(lines: Iterable[bytes], size: int = 1 << 16) -> Iterator[bytes]:
         yield b"".join(batch)
 
 
-def _parse(lines: Iterable[bytes], on_start: Callable[[str, dict[str, str], int], None],
-           on_end: Callable[[str], None], on_text: Callable[[str], None] | None,
-           ) -> Iterator[None]:
+def _parse(
+    lines: Iterable[bytes],
+    on_start: Callable[[str, dict[str, str], int], None],
+    on_end: Callable[[str], None],
+    on_text: Callable[[str], None] | None,
+) -> Iterator[None]:
     """Run expat over ``lines``, calling back with names as ``{namespace}local`` and the line
     of each start tag; yields after every chunk. Raises :class:`XmlProblem`."""
     parser = expat.ParserCreate(namespace_separator="}")
@@ -126,9 +132,12 @@ def _parse(lines: Iterable[bytes], on_start: Callable[[str, dict[str, str], int]
                 if doctype < 0:
                     doctype = chunk.find(b"<!ENTITY")
                 if doctype >= 0:
-                    raise XmlProblem(line_no + chunk.count(b"\n", 0, doctype), "DOCTYPE",
-                                     "a document type declaration is not accepted (Ed-Fi "
-                                     "interchanges carry none)")
+                    raise XmlProblem(
+                        line_no + chunk.count(b"\n", 0, doctype),
+                        "DOCTYPE",
+                        "a document type declaration is not accepted (Ed-Fi "
+                        "interchanges carry none)",
+                    )
                 before_root = False
             line_no += chunk.count(b"\n")
             parser.Parse(chunk, False)
@@ -137,8 +146,11 @@ def _parse(lines: Iterable[bytes], on_start: Callable[[str, dict[str, str], int]
         yield None
     except expat.ExpatError as exc:
         reason = expat.errors.messages.get(exc.code, "syntax error") if exc.code else str(exc)
-        raise XmlProblem(exc.lineno, "*", f"not well-formed XML ({reason}); the file was not "
-                         "used: fix or re-export it") from None
+        raise XmlProblem(
+            exc.lineno,
+            "*",
+            f"not well-formed XML ({reason}); the file was not used: fix or re-export it",
+        ) from None
 
 
 def read_root(lines: Iterable[bytes]) -> Root:

@@ -76,8 +76,18 @@ class FileSpec:
 ORG_TYPES: Final = ("department", "school", "district", "local", "state", "national")
 # Role values of roles.csv, enrollments.csv and 1.0/1.1 users.role.
 ROLES: Final = (
-    "administrator", "aide", "counselor", "districtAdministrator", "guardian", "parent",
-    "principal", "proctor", "relative", "siteAdministrator", "student", "systemAdministrator",
+    "administrator",
+    "aide",
+    "counselor",
+    "districtAdministrator",
+    "guardian",
+    "parent",
+    "principal",
+    "proctor",
+    "relative",
+    "siteAdministrator",
+    "student",
+    "systemAdministrator",
     "teacher",
 )
 SEXES: Final = ("male", "female", "unspecified", "other")
@@ -92,108 +102,144 @@ RACE_FLAGS: Final = (
 )
 
 
-def _req(name: str, kind: Kind = "text", *, since: Version = "1.0",
-         choices: tuple[str, ...] = (), refers_to: str | None = None) -> Column:
+def _req(
+    name: str,
+    kind: Kind = "text",
+    *,
+    since: Version = "1.0",
+    choices: tuple[str, ...] = (),
+    refers_to: str | None = None,
+) -> Column:
     return Column(name, kind, True, choices, since, refers_to)
 
 
-def _opt(name: str, kind: Kind = "text", *, choices: tuple[str, ...] = (),
-         refers_to: str | None = None, legacy: bool = False) -> Column:
+def _opt(
+    name: str,
+    kind: Kind = "text",
+    *,
+    choices: tuple[str, ...] = (),
+    refers_to: str | None = None,
+    legacy: bool = False,
+) -> Column:
     return Column(name, kind, False, choices, "1.0", refers_to, legacy)
 
 
 SPECS: Final[Mapping[str, FileSpec]] = {
     spec.key: spec
     for spec in (
-        FileSpec("orgs", (
-            _req("name"),
-            _req("type", "enum", choices=ORG_TYPES),
-            _opt("identifier"),
-            _opt("parentSourcedId", refers_to="orgs"),
-        )),
-        FileSpec("academicSessions", (
-            _req("title"),
-            _req("type", "enum", choices=("gradingPeriod", "semester", "schoolYear", "term")),
-            _req("startDate", "date"),
-            _req("endDate", "date"),
-            _opt("parentSourcedId", refers_to="academicSessions"),
-            _req("schoolYear", "year", since="1.1"),
-        )),
-        FileSpec("courses", (
-            _opt("schoolYearSourcedId", refers_to="academicSessions"),
-            _req("title"),
-            _opt("courseCode"),
-            _opt("grades", "ids"),
-            _req("orgSourcedId", refers_to="orgs"),
-            _opt("subjects", "ids"),
-            _opt("subjectCodes", "ids"),
-        )),
-        FileSpec("classes", (
-            _req("title"),
-            _opt("grades", "ids"),
-            _req("courseSourcedId", refers_to="courses"),
-            _opt("classCode"),
-            _req("classType", "enum", choices=("homeroom", "scheduled")),
-            _opt("location"),
-            _req("schoolSourcedId", refers_to="orgs"),
-            _req("termSourcedIds", "ids", refers_to="academicSessions"),
-            _opt("subjects", "ids"),
-            _opt("subjectCodes", "ids"),
-            _opt("periods", "ids"),
-        )),
-        FileSpec("users", (
-            _req("enabledUser", "bool", since="1.1"),
-            _req("username"),
-            _opt("userIds", "userids"),
-            _req("givenName"),
-            _req("familyName"),
-            _opt("middleName"),
-            _opt("identifier"),
-            _opt("email"),
-            _opt("sms"),
-            _opt("phone"),
-            _opt("agentSourcedIds", "ids", refers_to="users"),
-            _opt("grades", "ids"),
-            _opt("password"),
-            _opt("userMasterIdentifier"),
-            _opt("resourceSourcedIds", "ids"),
-            _opt("preferredGivenName"),
-            _opt("preferredMiddleName"),
-            _opt("preferredFamilyName"),
-            _opt("primaryOrgSourcedId", refers_to="orgs"),
-            _opt("pronouns"),
-            # 1.0 and 1.1 layout (1.2 moved them to roles.csv); 1.0's single userId
-            _opt("role", "enum", choices=ROLES, legacy=True),
-            _opt("orgSourcedIds", "ids", refers_to="orgs", legacy=True),
-            _opt("userId", legacy=True),
-        )),
-        FileSpec("roles", (
-            _req("userSourcedId", refers_to="users"),
-            _req("roleType", "enum", choices=("primary", "secondary")),
-            _req("role", "enum", choices=ROLES),
-            _opt("beginDate", "date"),
-            _opt("endDate", "date"),
-            _req("orgSourcedId", refers_to="orgs"),
-            _opt("userProfileSourcedId"),
-        )),
-        FileSpec("demographics", (
-            _opt("birthDate", "date"),
-            _opt("sex", "enum", choices=SEXES),
-            *(_opt(flag, "bool") for flag in RACE_FLAGS),
-            _opt("countryOfBirthCode"),
-            _opt("stateOfBirthAbbreviation"),
-            _opt("cityOfBirth"),
-            _opt("publicSchoolResidenceStatus"),
-        )),
-        FileSpec("enrollments", (
-            _req("classSourcedId", refers_to="classes"),
-            _req("schoolSourcedId", refers_to="orgs"),
-            _req("userSourcedId", refers_to="users"),
-            _req("role", "enum", choices=ROLES),
-            _opt("primary", "bool"),
-            _opt("beginDate", "date"),
-            _opt("endDate", "date"),
-        )),
+        FileSpec(
+            "orgs",
+            (
+                _req("name"),
+                _req("type", "enum", choices=ORG_TYPES),
+                _opt("identifier"),
+                _opt("parentSourcedId", refers_to="orgs"),
+            ),
+        ),
+        FileSpec(
+            "academicSessions",
+            (
+                _req("title"),
+                _req("type", "enum", choices=("gradingPeriod", "semester", "schoolYear", "term")),
+                _req("startDate", "date"),
+                _req("endDate", "date"),
+                _opt("parentSourcedId", refers_to="academicSessions"),
+                _req("schoolYear", "year", since="1.1"),
+            ),
+        ),
+        FileSpec(
+            "courses",
+            (
+                _opt("schoolYearSourcedId", refers_to="academicSessions"),
+                _req("title"),
+                _opt("courseCode"),
+                _opt("grades", "ids"),
+                _req("orgSourcedId", refers_to="orgs"),
+                _opt("subjects", "ids"),
+                _opt("subjectCodes", "ids"),
+            ),
+        ),
+        FileSpec(
+            "classes",
+            (
+                _req("title"),
+                _opt("grades", "ids"),
+                _req("courseSourcedId", refers_to="courses"),
+                _opt("classCode"),
+                _req("classType", "enum", choices=("homeroom", "scheduled")),
+                _opt("location"),
+                _req("schoolSourcedId", refers_to="orgs"),
+                _req("termSourcedIds", "ids", refers_to="academicSessions"),
+                _opt("subjects", "ids"),
+                _opt("subjectCodes", "ids"),
+                _opt("periods", "ids"),
+            ),
+        ),
+        FileSpec(
+            "users",
+            (
+                _req("enabledUser", "bool", since="1.1"),
+                _req("username"),
+                _opt("userIds", "userids"),
+                _req("givenName"),
+                _req("familyName"),
+                _opt("middleName"),
+                _opt("identifier"),
+                _opt("email"),
+                _opt("sms"),
+                _opt("phone"),
+                _opt("agentSourcedIds", "ids", refers_to="users"),
+                _opt("grades", "ids"),
+                _opt("password"),
+                _opt("userMasterIdentifier"),
+                _opt("resourceSourcedIds", "ids"),
+                _opt("preferredGivenName"),
+                _opt("preferredMiddleName"),
+                _opt("preferredFamilyName"),
+                _opt("primaryOrgSourcedId", refers_to="orgs"),
+                _opt("pronouns"),
+                # 1.0 and 1.1 layout (1.2 moved them to roles.csv); 1.0's single userId
+                _opt("role", "enum", choices=ROLES, legacy=True),
+                _opt("orgSourcedIds", "ids", refers_to="orgs", legacy=True),
+                _opt("userId", legacy=True),
+            ),
+        ),
+        FileSpec(
+            "roles",
+            (
+                _req("userSourcedId", refers_to="users"),
+                _req("roleType", "enum", choices=("primary", "secondary")),
+                _req("role", "enum", choices=ROLES),
+                _opt("beginDate", "date"),
+                _opt("endDate", "date"),
+                _req("orgSourcedId", refers_to="orgs"),
+                _opt("userProfileSourcedId"),
+            ),
+        ),
+        FileSpec(
+            "demographics",
+            (
+                _opt("birthDate", "date"),
+                _opt("sex", "enum", choices=SEXES),
+                *(_opt(flag, "bool") for flag in RACE_FLAGS),
+                _opt("countryOfBirthCode"),
+                _opt("stateOfBirthAbbreviation"),
+                _opt("cityOfBirth"),
+                _opt("publicSchoolResidenceStatus"),
+            ),
+        ),
+        FileSpec(
+            "enrollments",
+            (
+                _req("classSourcedId", refers_to="classes"),
+                _req("schoolSourcedId", refers_to="orgs"),
+                _req("userSourcedId", refers_to="users"),
+                _req("role", "enum", choices=ROLES),
+                _opt("primary", "bool"),
+                _opt("beginDate", "date"),
+                _opt("endDate", "date"),
+            ),
+        ),
     )
 }
 
@@ -223,6 +269,7 @@ UNPUBLISHED: Final[Mapping[str, frozenset[str]]] = {
     "users": frozenset({"pronouns"}),
 }
 
+
 def canonical_names(key: str) -> dict[str, str]:
     """Lowercase header name -> canonical column name, for the columns of file ``key``."""
     names = {c.lower(): c for c in COMMON}
@@ -241,7 +288,8 @@ def required_columns(key: str, version: Version) -> tuple[str, ...]:
     """Columns whose value a row of ``key`` must have in ``version``."""
     order = VERSIONS.index(version)
     return tuple(
-        c.name for c in SPECS[key].columns
+        c.name
+        for c in SPECS[key].columns
         if c.required and VERSIONS.index(c.required_from) <= order
     )
 

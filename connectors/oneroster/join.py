@@ -41,8 +41,7 @@ _SIS_ID_TYPES: Final[frozenset[str]] = frozenset({"sis", "sisid", "userid"})
 HELD_BACK = "student not published: a row it joins was rejected"
 
 #: ``student_key.from`` values OneRoster understands; those needing ``type``.
-KEY_FIELDS: Final[tuple[str, ...]] = ("userIds", "userMasterIdentifier", "identifier",
-                                      "sourcedId")
+KEY_FIELDS: Final[tuple[str, ...]] = ("userIds", "userMasterIdentifier", "identifier", "sourcedId")
 TYPED_KEY_FIELDS: Final[tuple[str, ...]] = ("userIds",)
 EXTENSION_ENTITIES: Final[tuple[str, ...]] = ("users", "demographics")
 
@@ -80,20 +79,27 @@ def student_key(user: Record, rule: KeyRule, source_id: str) -> str | KeyProblem
     if rule.field == "userIds":
         value = typed_user_id(user, frozenset({_id_type(rule.id_type or "")}))
         column = "userIds"
-        missing = (f"no student key: the key rule is {rule.describe()} and userIds has no "
-                   f"{{{rule.id_type}:...}} entry; fill it, or set student_key in the source "
-                   "configuration (--source)")
+        missing = (
+            f"no student key: the key rule is {rule.describe()} and userIds has no "
+            f"{{{rule.id_type}:...}} entry; fill it, or set student_key in the source "
+            "configuration (--source)"
+        )
     else:
         value = user.text(rule.field)
         column = rule.field
-        missing = (f"no student key: the key rule is {rule.describe()} and {rule.field} is "
-                   "empty; fill it, or set student_key in the source configuration (--source)")
+        missing = (
+            f"no student key: the key rule is {rule.describe()} and {rule.field} is "
+            "empty; fill it, or set student_key in the source configuration (--source)"
+        )
     if not value:
         return KeyProblem(column, missing)
     if value.lower() in _logins(user):
-        return KeyProblem(column, f"the key rule {rule.describe()} gives the student's login "
-                          "(username or email); a login is never published as an id: choose "
-                          "another student_key in the source configuration")
+        return KeyProblem(
+            column,
+            f"the key rule {rule.describe()} gives the student's login "
+            "(username or email); a login is never published as an id: choose "
+            "another student_key in the source configuration",
+        )
     return value
 
 
@@ -134,15 +140,18 @@ class Index:
             for agent in user.ids("agentSourcedIds"):  # links are read in both directions
                 index.agents_of.setdefault(agent, []).append(user.sourced_id)
                 index.agents_of.setdefault(user.sourced_id, []).append(agent)
-        index.in_package["demographics"] = {r.sourced_id for r in
-                                            tables.package.get("demographics", [])}
-        index.in_package["enrollments"] = {r.text("userSourcedId") or "" for r in
-                                           tables.package.get("enrollments", [])}
+        index.in_package["demographics"] = {
+            r.sourced_id for r in tables.package.get("demographics", [])
+        }
+        index.in_package["enrollments"] = {
+            r.text("userSourcedId") or "" for r in tables.package.get("enrollments", [])
+        }
         for key in ("roles", "demographics", "enrollments"):
             for row in tables.package.get(key, []):
                 if row.deleted:
-                    owner = row.sourced_id if key == "demographics" else row.text(
-                        "userSourcedId") or ""
+                    owner = (
+                        row.sourced_id if key == "demographics" else row.text("userSourcedId") or ""
+                    )
                     index.deleted_rows_of.setdefault(owner, []).append(row)
         for reject in tables.rejects:
             place = (reject.file, reject.line)
@@ -162,8 +171,10 @@ class Index:
 
     def roles(self, user: Record, rows: list[Record] | None = None) -> set[str]:
         """Role values of a user: roles.csv rows and the 1.0/1.1 users.csv ``role`` column."""
-        found = {r.text("role") or "" for r in (rows if rows is not None
-                                                else self.roles_of.get(user.sourced_id, []))}
+        found = {
+            r.text("role") or ""
+            for r in (rows if rows is not None else self.roles_of.get(user.sourced_id, []))
+        }
         found.add(user.text("role") or "")
         found.discard("")
         return found
@@ -204,8 +215,7 @@ def _concerns(reject: Reject) -> list[tuple[str, str]]:
 
 def held_back_by(index: Index, student: Record) -> Reject | None:
     sid = student.sourced_id
-    deps = [("roles-of", sid), ("demographics-of", sid), ("enrollments-of", sid),
-            ("agent-of", sid)]
+    deps = [("roles-of", sid), ("demographics-of", sid), ("enrollments-of", sid), ("agent-of", sid)]
     deps += [("roles-of", g) for g in index.agents_of.get(sid, [])]
     for enrollment in index.enrollments_of_user.get(sid, []):
         deps.append(("teachers-of", enrollment.text("classSourcedId") or ""))
@@ -287,8 +297,11 @@ def _identity(user: Record, key: str, rule: KeyRule) -> dict[str, Any]:
     identifier = user.text("identifier")
     if local is None and identifier and identifier.lower() not in logins and identifier != state:
         local = identifier
-    sis = key if rule.kind == "sis_id" else (user.text("userMasterIdentifier")
-                                             or typed_user_id(user, _SIS_ID_TYPES))
+    sis = (
+        key
+        if rule.kind == "sis_id"
+        else (user.text("userMasterIdentifier") or typed_user_id(user, _SIS_ID_TYPES))
+    )
     return {
         "local_student_id": local,
         "state_student_id": state if state and state.lower() not in logins else None,
@@ -452,11 +465,13 @@ def _schedule(index: Index, student: Record, joined: Joined) -> ScheduleInfo:
     return ScheduleInfo({"school_year": year, "sections": ordered}, year, homeroom)
 
 
-def _enrollment(index: Index, student: Record, place: Place, info: ScheduleInfo,
-                joined: Joined) -> dict[str, Any]:
+def _enrollment(
+    index: Index, student: Record, place: Place, info: ScheduleInfo, joined: Joined
+) -> dict[str, Any]:
     school = place.school
     roles = [
-        r for r in index.roles_of.get(student.sourced_id, [])
+        r
+        for r in index.roles_of.get(student.sourced_id, [])
         if r.text("role") == "student"
         and (school is None or r.text("orgSourcedId") == school.sourced_id)
     ]
@@ -478,8 +493,15 @@ def _enrollment(index: Index, student: Record, place: Place, info: ScheduleInfo,
     }
 
 
-def envelope(key: str, kind: str, source_system: str, district_id: str | None,
-             school_id: str | None, operation: Operation, occurred_at: int) -> dict[str, Any]:
+def envelope(
+    key: str,
+    kind: str,
+    source_system: str,
+    district_id: str | None,
+    school_id: str | None,
+    operation: Operation,
+    occurred_at: int,
+) -> dict[str, Any]:
     return {
         "event_id": "",  # set from the content when the event is finished
         "student_id": key,
@@ -519,8 +541,15 @@ class Draft:
     district_from_tree: bool = True
 
 
-def build_upsert(index: Index, student: Record, key: str, config: SourceConfig,
-                 source_system: str, fallback_ms: int, warnings: list[Reject]) -> Draft:
+def build_upsert(
+    index: Index,
+    student: Record,
+    key: str,
+    config: SourceConfig,
+    source_system: str,
+    fallback_ms: int,
+    warnings: list[Reject],
+) -> Draft:
     tables = index.tables
     joined = Joined([student])
     place = place_of(index, student)
@@ -531,8 +560,15 @@ def build_upsert(index: Index, student: Record, key: str, config: SourceConfig,
     demo = tables.get("demographics", student.sourced_id)
     joined.add(demo, *index.deleted_rows_of.get(student.sourced_id, []))
     district = org_key(place.district) if place.district else config.district_id
-    value = envelope(key, config.student_key.kind, source_system, district,
-                     org_key(place.school) if place.school else None, "UPSERT", fallback_ms)
+    value = envelope(
+        key,
+        config.student_key.kind,
+        source_system,
+        district,
+        org_key(place.school) if place.school else None,
+        "UPSERT",
+        fallback_ms,
+    )
     value["names"] = _names(student)
     value["identity"] = _identity(student, key, config.student_key)
     if index.covers("demographics", student):
@@ -555,8 +591,9 @@ def _field_types() -> dict[str, str | None]:
     return {path: extension_type(info.avro_type) for path, info in catalog.items()}
 
 
-def _apply_extensions(value: dict[str, Any], row: Record, config: SourceConfig,
-                      warnings: list[Reject]) -> None:
+def _apply_extensions(
+    value: dict[str, Any], row: Record, config: SourceConfig, warnings: list[Reject]
+) -> None:
     entity = KEY_OF_FILE.get(row.file, "")
     if not config.extensions.get(entity):
         return
@@ -571,8 +608,15 @@ def _apply_extensions(value: dict[str, Any], row: Record, config: SourceConfig,
             converted = _convert(raw, kind, config)
         except ValueError:
             if row.line:  # a stored row was warned about when it came in
-                warnings.append(Reject(row.file, row.line, column, f"value does not fit "
-                                       f"{target} ({kind}): left empty", row.raw))
+                warnings.append(
+                    Reject(
+                        row.file,
+                        row.line,
+                        column,
+                        f"value does not fit {target} ({kind}): left empty",
+                        row.raw,
+                    )
+                )
             continue
         section, _, leaf = target.rpartition(".")
         holder = value
@@ -608,13 +652,14 @@ def students_of(index: Index) -> Iterator[Record]:
 def is_student(index: Index, user: Record) -> bool | None:
     """Whether a (deleted) user was a student: by its own row, its stored roles, or None."""
     tables = index.tables
-    rows = [r for r in tables.previous["roles"].values()
-            if r.text("userSourcedId") == user.sourced_id]
-    rows += [r for r in tables.package.get("roles", [])
-             if r.text("userSourcedId") == user.sourced_id]
+    rows = [
+        r for r in tables.previous["roles"].values() if r.text("userSourcedId") == user.sourced_id
+    ]
+    rows += [
+        r for r in tables.package.get("roles", []) if r.text("userSourcedId") == user.sourced_id
+    ]
     previous = tables.previous["users"].get(user.sourced_id)
     roles = index.roles(user, rows) | (index.roles(previous, []) if previous else set())
     if not roles:
         return None
     return "student" in roles
-

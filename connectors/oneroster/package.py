@@ -43,11 +43,13 @@ def _check_entry(path: Path, name: str) -> None:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise OneRosterPackageError(
             f"{path}: the zip entry {name!r} has an absolute path; give a package whose "
-            "entries are the CSV files (optionally in one folder)")
+            "entries are the CSV files (optionally in one folder)"
+        )
     if ".." in parts:
         raise OneRosterPackageError(
             f"{path}: the zip entry {name!r} climbs out of the package (..); give a package "
-            "whose entries are the CSV files (optionally in one folder)")
+            "whose entries are the CSV files (optionally in one folder)"
+        )
 
 
 class Package:
@@ -84,7 +86,8 @@ class Package:
                     raise OneRosterPackageError(
                         f"{path}: the zip holds {base} twice ({self._names[base.lower()]} and "
                         f"{info.filename}); one would shadow the other: give a package with "
-                        "each file once")
+                        "each file once"
+                    )
                 self._names[base.lower()] = info.filename
         elif path.exists():
             raise OneRosterPackageError(
@@ -151,16 +154,19 @@ class Manifest:
         return self.properties.get("source.systemName")
 
 
-def _warning(reason: str, file: str = MANIFEST, line: int = 0,
-             column: str = WHOLE_ROW) -> Reject:
+def _warning(reason: str, file: str = MANIFEST, line: int = 0, column: str = WHOLE_ROW) -> Reject:
     return Reject(file, line, column, reason, {})
 
 
 def detect_version(package: Package) -> tuple[Version, str]:
     """The version a package's headers look like, and the evidence for it."""
     users = set(package.header("users.csv"))
-    if package.has("roles.csv") or users & {"usermasteridentifier", "preferredgivenname",
-                                            "primaryorgsourcedid", "pronouns"}:
+    if package.has("roles.csv") or users & {
+        "usermasteridentifier",
+        "preferredgivenname",
+        "primaryorgsourcedid",
+        "pronouns",
+    }:
         return "1.2", "roles.csv or 1.2 users columns"
     sessions = set(package.header("academicSessions.csv"))
     if users & {"enableduser", "userids", "agentsourcedids", "grades"} or "schoolyear" in sessions:
@@ -175,10 +181,12 @@ def read_manifest(package: Package, warnings: list[Reject]) -> Manifest:
         files: dict[str, FileMode] = {
             key: "bulk" for key, name in KNOWN_FILES.items() if package.has(name)
         }
-        warnings.append(_warning(
-            f"no manifest.csv: read as a OneRoster {version} bulk package (detected from "
-            f"{evidence}); every file present is bulk"
-        ))
+        warnings.append(
+            _warning(
+                f"no manifest.csv: read as a OneRoster {version} bulk package (detected from "
+                f"{evidence}); every file present is bulk"
+            )
+        )
         manifest = Manifest(version, {}, files, has_manifest=False)
         _check_files(package, manifest)
         return manifest
@@ -211,14 +219,15 @@ def read_manifest(package: Package, warnings: list[Reject]) -> Manifest:
     return manifest
 
 
-def _version(raw: str | None, package: Package, where: str,
-             warnings: list[Reject]) -> Version:
+def _version(raw: str | None, package: Package, where: str, warnings: list[Reject]) -> Version:
     if raw is None:
         version, evidence = detect_version(package)
-        warnings.append(_warning(
-            f"manifest.csv has no oneroster.version: read as OneRoster {version} "
-            f"(detected from {evidence})"
-        ))
+        warnings.append(
+            _warning(
+                f"manifest.csv has no oneroster.version: read as OneRoster {version} "
+                f"(detected from {evidence})"
+            )
+        )
         return version
     for known in VERSIONS:
         if raw == known or raw.startswith(known + "."):
@@ -229,20 +238,26 @@ def _version(raw: str | None, package: Package, where: str,
     )
 
 
-def _file_modes(package: Package, properties: Mapping[str, str],
-                warnings: list[Reject]) -> dict[str, FileMode]:
+def _file_modes(
+    package: Package, properties: Mapping[str, str], warnings: list[Reject]
+) -> dict[str, FileMode]:
     files: dict[str, FileMode] = {}
-    named = {p.removeprefix("file.").lower(): (p, v) for p, v in properties.items()
-             if p.startswith("file.")}
+    named = {
+        p.removeprefix("file.").lower(): (p, v)
+        for p, v in properties.items()
+        if p.startswith("file.")
+    }
     any_delta = any(v.lower() == "delta" for _, v in named.values())
     for key, csv_name in KNOWN_FILES.items():
         prop, raw = named.pop(key.lower(), (f"file.{key}", None))
         if raw is None:
             if package.has(csv_name):
-                warnings.append(_warning(
-                    f"{csv_name} is in the package but manifest.csv does not name it "
-                    f"(file.{key}): not read; add file.{key},bulk or delta to read it"
-                ))
+                warnings.append(
+                    _warning(
+                        f"{csv_name} is in the package but manifest.csv does not name it "
+                        f"(file.{key}): not read; add file.{key},bulk or delta to read it"
+                    )
+                )
             continue
         mode = _FILE_MODES.get(raw.lower())
         if mode is None and not raw:
@@ -257,8 +272,11 @@ def _file_modes(package: Package, properties: Mapping[str, str],
         if not raw:
             warnings.append(_warning(f"{prop} has no value; the file is not read here"))
         elif _FILE_MODES.get(raw.lower()) is None:
-            warnings.append(_warning(f"{prop} is {raw!r} (not bulk, delta or absent); the file "
-                                     "is not read here"))
+            warnings.append(
+                _warning(
+                    f"{prop} is {raw!r} (not bulk, delta or absent); the file is not read here"
+                )
+            )
     return files
 
 
@@ -272,8 +290,11 @@ def _check_files(package: Package, manifest: Manifest) -> None:
                 "add the file or mark it absent in the manifest"
             )
     if manifest.mode_of("users") == "absent" and manifest.mode == "bulk":
-        detail = (f"{where}: file.users is absent" if manifest.has_manifest
-                  else f"{package.path} has no users.csv")
+        detail = (
+            f"{where}: file.users is absent"
+            if manifest.has_manifest
+            else f"{package.path} has no users.csv"
+        )
         raise OneRosterPackageError(
             f"{detail}, but a bulk package needs users.csv (the students); export it with the "
             "package"

@@ -27,8 +27,13 @@ from connectors.source.state import SourceStateStore, fingerprint
 class Publisher(Protocol):
     """What :func:`publish_result` needs of :class:`~connectors.source.publisher.EventPublisher`."""
 
-    def publish(self, topic: str, key: str, record: Mapping[str, Any],
-                on_delivered: Callable[[], None] | None = None) -> None: ...
+    def publish(
+        self,
+        topic: str,
+        key: str,
+        record: Mapping[str, Any],
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None: ...
 
     def close(self, timeout_s: float = 60.0) -> DeliveryReport: ...
 
@@ -94,8 +99,13 @@ def publish_result(
             continue
         value = event.value
         on_delivered = functools.partial(
-            store.mark_delivered, event.key, fp, event.operation,
-            result.sourced_ids.get(event.key), value.get("district_id"), value.get("school_id"),
+            store.mark_delivered,
+            event.key,
+            fp,
+            event.operation,
+            result.sourced_ids.get(event.key),
+            value.get("district_id"),
+            value.get("school_id"),
         )
         publisher.publish(topic, event.key, value, on_delivered)
         if event.key in withdrawn_keys and event.operation == "DELETE":

@@ -147,8 +147,14 @@ def _reject_at(row: Record, column: str, reason: str) -> Reject:
     return Reject(row.file, row.line, column, reason, row.raw)
 
 
-def _upserts(index: Index, config: SourceConfig, system: str, fallback_ms: int,
-             out: _Drafts, warnings: list[Reject]) -> None:
+def _upserts(
+    index: Index,
+    config: SourceConfig,
+    system: str,
+    fallback_ms: int,
+    out: _Drafts,
+    warnings: list[Reject],
+) -> None:
     for student in students_of(index):
         key = student_key(student, config.student_key, config.source_id)
         if isinstance(key, KeyProblem):
@@ -166,9 +172,14 @@ def _upserts(index: Index, config: SourceConfig, system: str, fallback_ms: int,
         out.drafts.append(draft)
 
 
-def _deletes(index: Index, config: SourceConfig, system: str,
-             delivered: Mapping[str, Delivered], out: _Drafts,
-             warnings: list[Reject]) -> None:
+def _deletes(
+    index: Index,
+    config: SourceConfig,
+    system: str,
+    delivered: Mapping[str, Delivered],
+    out: _Drafts,
+    warnings: list[Reject],
+) -> None:
     """DELETEs for tobedeleted students: the key and place of what was delivered, else of the
     stored row, else of the row itself."""
     tables = index.tables
@@ -185,9 +196,15 @@ def _deletes(index: Index, config: SourceConfig, system: str,
             continue  # staff, a guardian
         occurred = user.modified_ms or 0  # a delta row always has dateLastModified
         if known is not None:
-            value = envelope(known.student_id, config.student_key.kind, system,
-                             known.district_id or config.district_id, known.school_id,
-                             "DELETE", occurred)
+            value = envelope(
+                known.student_id,
+                config.student_key.kind,
+                system,
+                known.district_id or config.district_id,
+                known.school_id,
+                "DELETE",
+                occurred,
+            )
             out.drafts.append(Draft(user, value, {"users": user}))
             continue
         row = previous or user
@@ -196,15 +213,29 @@ def _deletes(index: Index, config: SourceConfig, system: str,
             if student:
                 out.rejects.append(_reject_at(user, key.column, key.reason))
             else:
-                warnings.append(Reject(user.file, user.line, WHOLE_ROW, f"tobedeleted user "
-                                       f"{user.sourced_id!r} is not a known student (not in the "
-                                       "stored state, never published): nothing to withdraw",
-                                       user.raw))
+                warnings.append(
+                    Reject(
+                        user.file,
+                        user.line,
+                        WHOLE_ROW,
+                        f"tobedeleted user "
+                        f"{user.sourced_id!r} is not a known student (not in the "
+                        "stored state, never published): nothing to withdraw",
+                        user.raw,
+                    )
+                )
             continue
         place = place_of(index, row)
         district = org_key(place.district) if place.district else config.district_id
-        value = envelope(key, config.student_key.kind, system, district,
-                         org_key(place.school) if place.school else None, "DELETE", occurred)
+        value = envelope(
+            key,
+            config.student_key.kind,
+            system,
+            district,
+            org_key(place.school) if place.school else None,
+            "DELETE",
+            occurred,
+        )
         draft = Draft(user, value, {"users": user}, place.district is not None)
         if district is None:
             out.no_district.append(draft)
@@ -242,14 +273,24 @@ def _no_district(tables: Tables, out: _Drafts) -> None:
             "in the source configuration (--source) or pass --district"
         )
     for draft in out.no_district:
-        out.rejects.append(_reject_at(
-            draft.student, "primaryOrgSourcedId",
-            "cannot tell the student's district: its orgs lead to no org of type district "
-            "(parentSourcedId in orgs.csv) and no district_id is configured"))
+        out.rejects.append(
+            _reject_at(
+                draft.student,
+                "primaryOrgSourcedId",
+                "cannot tell the student's district: its orgs lead to no org of type district "
+                "(parentSourcedId in orgs.csv) and no district_id is configured",
+            )
+        )
 
 
-def _key_changes(drafts: list[Draft], delivered: Iterable[Delivered], system: str,
-                 kind: str, fallback_ms: int, warnings: list[Reject]) -> list[Draft]:
+def _key_changes(
+    drafts: list[Draft],
+    delivered: Iterable[Delivered],
+    system: str,
+    kind: str,
+    fallback_ms: int,
+    warnings: list[Reject],
+) -> list[Draft]:
     """DELETEs of the old key of students whose key changed since it was delivered."""
     live = {d.sourced_id: d for d in delivered if d.live and d.sourced_id}
     found: list[Draft] = []
@@ -259,18 +300,33 @@ def _key_changes(drafts: list[Draft], delivered: Iterable[Delivered], system: st
         old = live.get(draft.student.sourced_id)
         if old is None or old.student_id == draft.value["student_id"]:
             continue
-        value = envelope(old.student_id, kind, system, old.district_id or "", old.school_id,
-                         "DELETE", draft.value["occurred_at"] or fallback_ms)
+        value = envelope(
+            old.student_id,
+            kind,
+            system,
+            old.district_id or "",
+            old.school_id,
+            "DELETE",
+            draft.value["occurred_at"] or fallback_ms,
+        )
         value["_sourced_id"] = None
         found.append(Draft(draft.student, value, {"users": draft.student}))
         row = draft.student
-        warnings.append(Reject(row.file, row.line, WHOLE_ROW, "the student key changed since "
-                               "it was published: the old key gets a DELETE", {}))
+        warnings.append(
+            Reject(
+                row.file,
+                row.line,
+                WHOLE_ROW,
+                "the student key changed since it was published: the old key gets a DELETE",
+                {},
+            )
+        )
     return found
 
 
-def _withdrawals(tables: Tables, delivered: Iterable[Delivered], system: str, kind: str,
-                 fallback_ms: int) -> list[Draft]:
+def _withdrawals(
+    tables: Tables, delivered: Iterable[Delivered], system: str, kind: str, fallback_ms: int
+) -> list[Draft]:
     """DELETEs of students delivered before whose users.csv row this bulk lacks."""
     present = tables.seen_ids.get("users", set())
     found: list[Draft] = []
@@ -278,8 +334,15 @@ def _withdrawals(tables: Tables, delivered: Iterable[Delivered], system: str, ki
     for known in delivered:
         if not known.live or not known.sourced_id or known.sourced_id in present:
             continue
-        value = envelope(known.student_id, kind, system, known.district_id or "",
-                         known.school_id, "DELETE", fallback_ms)
+        value = envelope(
+            known.student_id,
+            kind,
+            system,
+            known.district_id or "",
+            known.school_id,
+            "DELETE",
+            fallback_ms,
+        )
         found.append(Draft(replace(dummy, sourced_id=known.sourced_id), value, {}))
     return found
 
@@ -372,8 +435,9 @@ def _schema_reject(draft: Draft, parsed: Any) -> Reject:
     return _reject_at(row, column, f"the event schema refuses the value of {found}")
 
 
-def _validated(drafts: Iterable[Draft], parsed: Any, rejects: list[Reject],
-               sourced_ids: dict[str, str]) -> list[StudentEvent]:
+def _validated(
+    drafts: Iterable[Draft], parsed: Any, rejects: list[Reject], sourced_ids: dict[str, str]
+) -> list[StudentEvent]:
     """Valid drafts as events (the rest rejected); records each event's source record id."""
     events: list[StudentEvent] = []
     for draft in drafts:
@@ -461,24 +525,28 @@ def read_package(
     if progress is not None:
         progress(f"read {tables.rows_read} rows; joining students")
     index = Index.build(tables)
-    system = (source_system or config.system_name or manifest.source_system
-              or config.source_id)
+    system = source_system or config.system_name or manifest.source_system or config.source_id
     fallback = fallback_time_ms if fallback_time_ms is not None else _now_ms()
     delivered_list = store.delivered() if store is not None else []
     delivered = {d.sourced_id: d for d in delivered_list if d.sourced_id and d.live}
-    delivered |= {d.sourced_id: d for d in delivered_list
-                  if d.sourced_id and not d.live and d.sourced_id not in delivered}
+    delivered |= {
+        d.sourced_id: d
+        for d in delivered_list
+        if d.sourced_id and not d.live and d.sourced_id not in delivered
+    }
     out = _Drafts()
     _upserts(index, config, system, fallback, out, warnings)
     _deletes(index, config, system, delivered, out, warnings)
     _no_district(tables, out)
     drafts = _drop_shared_keys(out.drafts, out.rejects)
-    drafts += _key_changes(drafts, delivered_list, system, config.student_key.kind, fallback,
-                           warnings)
+    drafts += _key_changes(
+        drafts, delivered_list, system, config.student_key.kind, fallback, warnings
+    )
     withdrawals: list[Draft] = []
     if manifest.mode_of("users") == "bulk" and store is not None:
-        withdrawals = _withdrawals(tables, delivered_list, system, config.student_key.kind,
-                                   fallback)
+        withdrawals = _withdrawals(
+            tables, delivered_list, system, config.student_key.kind, fallback
+        )
     if schema is None:
         schema = load_schema("student_record_changed")
     rejects = [*tables.rejects, *out.rejects]

@@ -120,7 +120,10 @@ class Header:
 
 
 def map_header(
-    spec: FileSpec, raw: Sequence[str], file: str, warnings: list[Reject],
+    spec: FileSpec,
+    raw: Sequence[str],
+    file: str,
+    warnings: list[Reject],
     is_extension: Callable[[str], bool],
 ) -> Header:
     """Match header names to canonical columns; warn once about each column not read."""
@@ -128,8 +131,15 @@ def map_header(
     while header and not header[-1]:  # blank trailing columns (a trailing comma)
         header.pop()
     if len(header) < len(raw):
-        warnings.append(Reject(file, 1, WHOLE_ROW, f"{len(raw) - len(header)} blank column "
-                               "name(s) at the end of the header: ignored", {}))
+        warnings.append(
+            Reject(
+                file,
+                1,
+                WHOLE_ROW,
+                f"{len(raw) - len(header)} blank column name(s) at the end of the header: ignored",
+                {},
+            )
+        )
     known = canonical_names(spec.key)
     names: list[str | None] = []
     extensions: list[str] = []
@@ -140,18 +150,27 @@ def map_header(
             continue
         names.append(None)
         if not name:
-            warnings.append(Reject(file, 1, f"#{position}", "column without a name: its "
-                                   "values are not read", {}))
+            warnings.append(
+                Reject(
+                    file, 1, f"#{position}", "column without a name: its values are not read", {}
+                )
+            )
         elif name.lower().startswith("metadata.") and is_extension(name):
             names[-1] = name
             extensions.append(name)
         elif name.lower().startswith("metadata."):
-            warnings.append(Reject(file, 1, name, "extension column not mapped by the source "
-                                   "configuration (extensions): its values are not published",
-                                   {}))
+            warnings.append(
+                Reject(
+                    file,
+                    1,
+                    name,
+                    "extension column not mapped by the source "
+                    "configuration (extensions): its values are not published",
+                    {},
+                )
+            )
         else:
-            warnings.append(Reject(file, 1, name, "unknown column: its values are not read",
-                                   {}))
+            warnings.append(Reject(file, 1, name, "unknown column: its values are not read", {}))
     mapped = [n for n in names if n is not None]
     duplicates = sorted({n for n in mapped if mapped.count(n) > 1})
     if duplicates:
@@ -159,8 +178,7 @@ def map_header(
             f"{file}:1: columns {', '.join(duplicates)} appear more than once (an alias counts "
             "as the same column); keep one"
         )
-    shown = tuple(n or h or f"#{i}" for i, (n, h) in enumerate(zip(names, header,
-                                                                    strict=True), 1))
+    shown = tuple(n or h or f"#{i}" for i, (n, h) in enumerate(zip(names, header, strict=True), 1))
     return Header(tuple(names), tuple(extensions), shown)
 
 
@@ -200,8 +218,9 @@ def iter_raw_rows(
     try:
         raw_header = next(reader)
     except StopIteration:
-        warnings.append(Reject(name, 1, WHOLE_ROW, "empty file (not even a header): read as "
-                               "no rows", {}))
+        warnings.append(
+            Reject(name, 1, WHOLE_ROW, "empty file (not even a header): read as no rows", {})
+        )
         return
     except csv.Error as exc:
         raise OneRosterPackageError(f"{name}:1: cannot read the header ({exc})") from exc
@@ -244,8 +263,16 @@ def iter_raw_rows(
             continue
         yield RawRow(name, start, fields, header.extensions)
     if trailing:
-        warnings.append(Reject(name, 0, WHOLE_ROW, f"{trailing} row(s) end with empty fields "
-                               "beyond the header (a trailing comma): ignored", {}))
+        warnings.append(
+            Reject(
+                name,
+                0,
+                WHOLE_ROW,
+                f"{trailing} row(s) end with empty fields "
+                "beyond the header (a trailing comma): ignored",
+                {},
+            )
+        )
 
 
 # --------------------------------------------------------------------------- records
@@ -276,8 +303,10 @@ def _check_common(
                 "status", "required value is empty (a delta row is active or tobedeleted)"
             )
         if status not in ("active", "tobedeleted"):
-            raise ColumnError("status", f"unknown status {row.fields['status'].strip()!r} "
-                              "(expected active or tobedeleted)")
+            raise ColumnError(
+                "status",
+                f"unknown status {row.fields['status'].strip()!r} (expected active or tobedeleted)",
+            )
     elif status not in ("", "active"):
         reason = (
             "tobedeleted is only allowed in a delta file (the manifest says bulk)"
@@ -372,8 +401,13 @@ def to_record(
         if raw:
             values[name] = raw
     return Record(
-        file=row.file, line=row.line, sourced_id=sourced_id, status=status,
-        modified_ms=modified, values=values, raw=row.fields,
+        file=row.file,
+        line=row.line,
+        sourced_id=sourced_id,
+        status=status,
+        modified_ms=modified,
+        values=values,
+        raw=row.fields,
     )
 
 

@@ -109,8 +109,11 @@ def _plain(value: object) -> object:
 
 def encode_record(record: Record) -> StoredEntity:
     """A record as stored text: its parsed values as JSON (dates ISO, lists as arrays)."""
-    content = orjson.dumps(dict(record.values), default=_plain,
-                           option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_SORT_KEYS)
+    content = orjson.dumps(
+        dict(record.values),
+        default=_plain,
+        option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_SORT_KEYS,
+    )
     return StoredEntity(record.sourced_id, record.modified_ms, content.decode())
 
 
@@ -127,8 +130,15 @@ def decode_record(key: str, stored: StoredEntity) -> Record:
             values[name] = tuple(str(v) for v in raw)
         else:
             values[name] = raw
-    return Record(spec.csv_name, 0, stored.sourced_id, "active", stored.modified_ms, values,
-                  {"sourcedId": stored.sourced_id})
+    return Record(
+        spec.csv_name,
+        0,
+        stored.sourced_id,
+        "active",
+        stored.modified_ms,
+        values,
+        {"sourcedId": stored.sourced_id},
+    )
 
 
 KEY_OF_FILE: dict[str, str] = {name: key for key, name in KNOWN_FILES.items()}
@@ -183,13 +193,17 @@ def read_tables(
         # A bulk file must have the columns of required values; a delta file only the
         # common ones (a tobedeleted row needs no more; an active row without a required
         # value is rejected on its own).
-        header_required = (["sourcedId", *required] if mode == "bulk"
-                           else ["sourcedId", "status", "dateLastModified"])
+        header_required = (
+            ["sourcedId", *required]
+            if mode == "bulk"
+            else ["sourcedId", "status", "dateLastModified"]
+        )
         good: list[Record] = []
         seen = tables.seen_ids.setdefault(key, set())
         with package.open(spec.csv_name) as stream:
-            rows = iter_raw_rows(spec, stream, header_required, tables.warnings,
-                                 functools.partial(is_extension, key))
+            rows = iter_raw_rows(
+                spec, stream, header_required, tables.warnings, functools.partial(is_extension, key)
+            )
             for item in rows:
                 tables.rows_read += 1
                 if progress is not None and tables.rows_read % 20000 == 0:
@@ -205,8 +219,9 @@ def read_tables(
                 try:
                     good.append(to_record(spec, item, mode, required, options, tables.warnings))
                 except ColumnError as exc:
-                    tables.reject(Reject(item.file, item.line, exc.column, exc.reason,
-                                         item.fields), key)
+                    tables.reject(
+                        Reject(item.file, item.line, exc.column, exc.reason, item.fields), key
+                    )
         records = _drop_duplicates(tables, key, good)
         _warn_unpublished(tables, key, records)
         tables.package[key] = records
@@ -242,13 +257,27 @@ def _warn_unpublished(tables: Tables, key: str, records: list[Record]) -> None:
     for column in sorted(UNPUBLISHED.get(key, ())):
         count = sum(1 for r in records if r.values.get(column))
         if count:
-            tables.warnings.append(Reject(name, 0, column, f"{count} row(s) have a value, but "
-                                          "no event field carries it: not published", {}))
+            tables.warnings.append(
+                Reject(
+                    name,
+                    0,
+                    column,
+                    f"{count} row(s) have a value, but no event field carries it: not published",
+                    {},
+                )
+            )
     if key == "users":
         several = sum(1 for r in records if len(r.ids("grades")) > 1)
         if several:
-            tables.warnings.append(Reject(name, 0, "grades", f"{several} user(s) list more than "
-                                          "one grade: grade_level carries the first", {}))
+            tables.warnings.append(
+                Reject(
+                    name,
+                    0,
+                    "grades",
+                    f"{several} user(s) list more than one grade: grade_level carries the first",
+                    {},
+                )
+            )
 
 
 def _drop_duplicates(tables: Tables, key: str, records: list[Record]) -> list[Record]:
@@ -275,9 +304,15 @@ def _drop_duplicates(tables: Tables, key: str, records: list[Record]) -> list[Re
             if record is first:
                 kept.append(record)
             else:
-                tables.warnings.append(Reject(record.file, record.line, "sourcedId",
-                                              f"repeats line {first.line} word for word: read "
-                                              "once", {}))
+                tables.warnings.append(
+                    Reject(
+                        record.file,
+                        record.line,
+                        "sourcedId",
+                        f"repeats line {first.line} word for word: read once",
+                        {},
+                    )
+                )
             continue
         others = ", ".join(str(c.line) for c in copies if c is not record)
         reason = f"duplicate sourcedId {record.sourced_id!r} (also on line {others})"
@@ -324,8 +359,9 @@ def _check_references(tables: Tables) -> None:
                     view[sid] = fixed
 
 
-def _check_record(tables: Tables, key: str, record: Record,
-                  warned: set[tuple[str, str, str]]) -> Record | None:
+def _check_record(
+    tables: Tables, key: str, record: Record, warned: set[tuple[str, str, str]]
+) -> Record | None:
     """The record with dangling optional references dropped, or None when a required one
     dangles (the row is rejected, or for a stored row dropped with a warning)."""
     updates: dict[str, Value] = {}
@@ -341,17 +377,29 @@ def _check_record(tables: Tables, key: str, record: Record,
             if record.stored:  # deleted with what it depends on; named unless that was asked
                 tables.orphans.setdefault(key, set()).add(record.sourced_id)
                 if not all(m in tables.deleted.get(target, set()) for m in missing):
-                    tables.warnings.append(Reject(record.file, 0, column, f"stored row "
-                                                  f"{record.sourced_id!r}: {reason}: deleted",
-                                                  {}))
+                    tables.warnings.append(
+                        Reject(
+                            record.file,
+                            0,
+                            column,
+                            f"stored row {record.sourced_id!r}: {reason}: deleted",
+                            {},
+                        )
+                    )
             else:
                 tables.reject(Reject(record.file, record.line, column, reason, record.raw), key)
             return None
         if not record.stored and (record.file, record.sourced_id, column) not in warned:
             warned.add((record.file, record.sourced_id, column))
-            tables.warnings.append(Reject(record.file, record.line, column,
-                                          f"{reason}: reference ignored (optional)",
-                                          record.raw))
+            tables.warnings.append(
+                Reject(
+                    record.file,
+                    record.line,
+                    column,
+                    f"{reason}: reference ignored (optional)",
+                    record.raw,
+                )
+            )
         kept = tuple(r for r in refs if r not in missing)
         updates[column] = kept if isinstance(record.values.get(column), tuple) else None
     if not updates:
@@ -366,8 +414,9 @@ def _dangling_reason(tables: Tables, target: str, ref: str) -> str:
         return f"{noun} {ref!r} was rejected ({earlier.file}:{earlier.line})"
     if ref in tables.deleted.get(target, set()):
         return f"{noun} {ref!r} is tobedeleted in {csv_name}"
-    if tables.mode(target) == "delta" or (tables.mode(target) == "absent"
-                                          and target in tables.known):
+    if tables.mode(target) == "delta" or (
+        tables.mode(target) == "absent" and target in tables.known
+    ):
         return f"unknown {noun} {ref!r} (not in {csv_name} nor in the stored state)"
     return f"unknown {noun} {ref!r} (not in {csv_name})"
 
@@ -391,13 +440,19 @@ def entity_changes(tables: Tables) -> EntityChanges:
             continue
         changes.seen[key] = mode
         view = tables.view[key]
-        accepted = [r for r in tables.package.get(key, []) if not r.deleted
-                    and r.sourced_id in view and view[r.sourced_id].line == r.line]
+        accepted = [
+            r
+            for r in tables.package.get(key, [])
+            if not r.deleted and r.sourced_id in view and view[r.sourced_id].line == r.line
+        ]
         if mode == "bulk":
             rows = [encode_record(r) for r in accepted]
             ids = {r.sourced_id for r in accepted}
-            rows += [encode_record(r) for sid, r in tables.previous[key].items()
-                     if sid not in ids and sid in tables.rejected_ids.get(key, {})]
+            rows += [
+                encode_record(r)
+                for sid, r in tables.previous[key].items()
+                if sid not in ids and sid in tables.rejected_ids.get(key, {})
+            ]
             changes.replace[key] = rows
         else:
             changes.upsert[key] = [encode_record(r) for r in accepted]

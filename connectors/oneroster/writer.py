@@ -60,12 +60,26 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
 
 #: Every ``file.<name>`` of the OneRoster 1.2 manifest, and whether this writer provides it.
 _MANIFEST_FILES: Final[tuple[tuple[str, bool], ...]] = (
-    ("academicSessions", True), ("categories", False), ("classes", True),
-    ("classResources", False), ("courses", True), ("courseResources", False),
-    ("demographics", True), ("enrollments", True), ("lineItemLearningObjectiveIds", False),
-    ("lineItems", False), ("lineItemScoreScales", False), ("orgs", True), ("resources", False),
-    ("resultLearningObjectiveIds", False), ("results", False), ("resultScoreScales", False),
-    ("roles", True), ("scoreScales", False), ("userProfiles", False), ("userResources", False),
+    ("academicSessions", True),
+    ("categories", False),
+    ("classes", True),
+    ("classResources", False),
+    ("courses", True),
+    ("courseResources", False),
+    ("demographics", True),
+    ("enrollments", True),
+    ("lineItemLearningObjectiveIds", False),
+    ("lineItems", False),
+    ("lineItemScoreScales", False),
+    ("orgs", True),
+    ("resources", False),
+    ("resultLearningObjectiveIds", False),
+    ("results", False),
+    ("resultScoreScales", False),
+    ("roles", True),
+    ("scoreScales", False),
+    ("userProfiles", False),
+    ("userResources", False),
     ("users", True),
 )
 
@@ -74,8 +88,11 @@ _IDS: Final[uuid.UUID] = uuid.UUID("0b5f8a64-7c1e-4c55-9a8e-2f6d1d3c7e90")
 
 #: OneRoster role of a guardian, by the relationship the simulator records.
 _GUARDIAN_ROLE: Final[dict[str, str]] = {
-    "mother": "parent", "father": "parent", "grandparent": "relative",
-    "guardian": "guardian", "foster_parent": "guardian",
+    "mother": "parent",
+    "father": "parent",
+    "grandparent": "relative",
+    "guardian": "guardian",
+    "foster_parent": "guardian",
 }
 _RACE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("americanIndianOrAlaskaNative", "american_indian_alaska_native"),
@@ -136,17 +153,24 @@ class _Rows:
     def org(district: District, school: School | None = None) -> Row:
         org = school.org if school is not None else district.org
         return {
-            "sourcedId": org.sourced_id, "name": org.name, "type": org.kind,
-            "identifier": org.sourced_id, "parentSourcedId": org.parent_id or "",
+            "sourcedId": org.sourced_id,
+            "name": org.name,
+            "type": org.kind,
+            "identifier": org.sourced_id,
+            "parentSourcedId": org.parent_id or "",
         }
 
     @staticmethod
     def sessions(district: District) -> list[Row]:
         return [
             {
-                "sourcedId": s.sourced_id, "title": s.title, "type": s.kind,
-                "startDate": s.start.isoformat(), "endDate": s.end.isoformat(),
-                "parentSourcedId": s.parent_id or "", "schoolYear": str(s.school_year),
+                "sourcedId": s.sourced_id,
+                "title": s.title,
+                "type": s.kind,
+                "startDate": s.start.isoformat(),
+                "endDate": s.end.isoformat(),
+                "parentSourcedId": s.parent_id or "",
+                "schoolYear": str(s.school_year),
             }
             for s in district.sessions
         ]
@@ -155,35 +179,56 @@ class _Rows:
     def course(district: District, section: Section) -> Row:
         course = section.course
         return {
-            "sourcedId": course.sourced_id, "schoolYearSourcedId": district.year_session.sourced_id,
-            "title": course.title, "courseCode": course.code, "grades": course.grade,
-            "orgSourcedId": course.school_id, "subjects": course.subject, "subjectCodes": "",
+            "sourcedId": course.sourced_id,
+            "schoolYearSourcedId": district.year_session.sourced_id,
+            "title": course.title,
+            "courseCode": course.code,
+            "grades": course.grade,
+            "orgSourcedId": course.school_id,
+            "subjects": course.subject,
+            "subjectCodes": "",
         }
 
     @staticmethod
     def klass(district: District, section: Section) -> Row:
         return {
-            "sourcedId": section.sourced_id, "title": section.title,
-            "grades": section.course.grade, "courseSourcedId": section.course.sourced_id,
-            "classCode": section.class_code, "classType": section.class_type,
-            "location": section.room, "schoolSourcedId": section.school_id,
+            "sourcedId": section.sourced_id,
+            "title": section.title,
+            "grades": section.course.grade,
+            "courseSourcedId": section.course.sourced_id,
+            "classCode": section.class_code,
+            "classType": section.class_type,
+            "location": section.room,
+            "schoolSourcedId": section.school_id,
             "termSourcedIds": district.year_session.sourced_id,
-            "subjects": section.course.subject, "subjectCodes": "", "periods": section.period,
+            "subjects": section.course.subject,
+            "subjectCodes": "",
+            "periods": section.period,
         }
 
     @staticmethod
     def student_user(s: Student) -> Row:
         return {
-            "enabledUser": "true", "username": s.username,
+            "enabledUser": "true",
+            "username": s.username,
             "userIds": f"{{stateID:{s.state_id}}},{{localID:{s.local_id}}}",
-            "givenName": s.given_name, "familyName": s.family_name,
-            "middleName": s.middle_name or "", "identifier": s.state_id,
-            "email": _text(s.contact["email"]), "sms": "", "phone": _text(s.contact["phone"]),
+            "givenName": s.given_name,
+            "familyName": s.family_name,
+            "middleName": s.middle_name or "",
+            "identifier": s.state_id,
+            "email": _text(s.contact["email"]),
+            "sms": "",
+            "phone": _text(s.contact["phone"]),
             "agentSourcedIds": ",".join(g["guardian_id"] for g in s.guardians),
-            "grades": s.grade, "password": s.password or "",
-            "userMasterIdentifier": s.sis_user_id, "resourceSourcedIds": "",
-            "preferredGivenName": s.preferred_name or "", "preferredMiddleName": "",
-            "preferredFamilyName": "", "primaryOrgSourcedId": s.school.school_id, "pronouns": "",
+            "grades": s.grade,
+            "password": s.password or "",
+            "userMasterIdentifier": s.sis_user_id,
+            "resourceSourcedIds": "",
+            "preferredGivenName": s.preferred_name or "",
+            "preferredMiddleName": "",
+            "preferredFamilyName": "",
+            "primaryOrgSourcedId": s.school.school_id,
+            "pronouns": "",
         }
 
     @staticmethod
@@ -192,37 +237,70 @@ class _Rows:
         return {
             "enabledUser": "true",
             "username": f"{first}.{last}.{str(g['guardian_id'])[:4]}".lower(),
-            "userIds": "", "givenName": first, "familyName": last, "middleName": "",
-            "identifier": "", "email": _text(g["email"]), "sms": "", "phone": _text(g["phone"]),
-            "agentSourcedIds": s.sourced_id, "grades": "", "password": "",
-            "userMasterIdentifier": "", "resourceSourcedIds": "", "preferredGivenName": "",
-            "preferredMiddleName": "", "preferredFamilyName": "",
-            "primaryOrgSourcedId": s.district.district_id, "pronouns": "",
+            "userIds": "",
+            "givenName": first,
+            "familyName": last,
+            "middleName": "",
+            "identifier": "",
+            "email": _text(g["email"]),
+            "sms": "",
+            "phone": _text(g["phone"]),
+            "agentSourcedIds": s.sourced_id,
+            "grades": "",
+            "password": "",
+            "userMasterIdentifier": "",
+            "resourceSourcedIds": "",
+            "preferredGivenName": "",
+            "preferredMiddleName": "",
+            "preferredFamilyName": "",
+            "primaryOrgSourcedId": s.district.district_id,
+            "pronouns": "",
         }
 
     @staticmethod
     def staff_user(t: Teacher) -> Row:
         return {
-            "enabledUser": "true", "username": t.username, "userIds": "",
-            "givenName": t.given_name, "familyName": t.family_name, "middleName": "",
-            "identifier": t.staff_id, "email": t.email, "sms": "", "phone": "",
-            "agentSourcedIds": "", "grades": "", "password": "", "userMasterIdentifier": "",
-            "resourceSourcedIds": "", "preferredGivenName": "", "preferredMiddleName": "",
-            "preferredFamilyName": "", "primaryOrgSourcedId": t.school_id, "pronouns": "",
+            "enabledUser": "true",
+            "username": t.username,
+            "userIds": "",
+            "givenName": t.given_name,
+            "familyName": t.family_name,
+            "middleName": "",
+            "identifier": t.staff_id,
+            "email": t.email,
+            "sms": "",
+            "phone": "",
+            "agentSourcedIds": "",
+            "grades": "",
+            "password": "",
+            "userMasterIdentifier": "",
+            "resourceSourcedIds": "",
+            "preferredGivenName": "",
+            "preferredMiddleName": "",
+            "preferredFamilyName": "",
+            "primaryOrgSourcedId": t.school_id,
+            "pronouns": "",
         }
 
     @staticmethod
     def role(user_id: str, role: str, org_id: str, begin: date | None = None) -> Row:
         return {
-            "sourcedId": _stable_id("role", user_id, org_id, role), "userSourcedId": user_id,
-            "roleType": "primary", "role": role, "beginDate": _text(begin), "endDate": "",
-            "orgSourcedId": org_id, "userProfileSourcedId": "",
+            "sourcedId": _stable_id("role", user_id, org_id, role),
+            "userSourcedId": user_id,
+            "roleType": "primary",
+            "role": role,
+            "beginDate": _text(begin),
+            "endDate": "",
+            "orgSourcedId": org_id,
+            "userProfileSourcedId": "",
         }
 
     @staticmethod
     def demographics(s: Student) -> Row:
         row: Row = {
-            "sourcedId": s.sourced_id, "birthDate": s.birth_date.isoformat(), "sex": s.sex,
+            "sourcedId": s.sourced_id,
+            "birthDate": s.birth_date.isoformat(),
+            "sex": s.sex,
         }
         race = "white" if s.race == "hispanic" else s.race
         for column, code in _RACE_COLUMNS:
@@ -235,13 +313,17 @@ class _Rows:
         return row
 
     @staticmethod
-    def enrollment(section_id: str, school_id: str, user_id: str, role: str,
-                   begin: date | None) -> Row:
+    def enrollment(
+        section_id: str, school_id: str, user_id: str, role: str, begin: date | None
+    ) -> Row:
         return {
             "sourcedId": _stable_id("enrollment", section_id, user_id),
-            "classSourcedId": section_id, "schoolSourcedId": school_id,
-            "userSourcedId": user_id, "role": role,
-            "primary": "true" if role == "teacher" else "false", "beginDate": _text(begin),
+            "classSourcedId": section_id,
+            "schoolSourcedId": school_id,
+            "userSourcedId": user_id,
+            "role": role,
+            "primary": "true" if role == "teacher" else "false",
+            "beginDate": _text(begin),
             "endDate": "",
         }
 
@@ -253,15 +335,19 @@ def _student_rows(rows: _Rows, s: Student) -> dict[str, list[Row]]:
     out["roles"] = [rows.role(s.sourced_id, "student", s.school.school_id, s.entry_date)]
     out["demographics"] = [rows.demographics(s)]
     out["enrollments"] = [
-        rows.enrollment(str(sec["section_id"]), s.school.school_id, s.sourced_id, "student",
-                        s.entry_date)
+        rows.enrollment(
+            str(sec["section_id"]), s.school.school_id, s.sourced_id, "student", s.entry_date
+        )
         for sec in s.sections
     ]
     for g in s.guardians:
         gid = str(g["guardian_id"])
         out["users"].append({"sourcedId": gid, **rows.guardian_user(s, g)})
-        out["roles"].append(rows.role(gid, _GUARDIAN_ROLE.get(str(g["relationship"]), "guardian"),
-                                      s.district.district_id))
+        out["roles"].append(
+            rows.role(
+                gid, _GUARDIAN_ROLE.get(str(g["relationship"]), "guardian"), s.district.district_id
+            )
+        )
     return out
 
 
@@ -299,21 +385,31 @@ def _bulk_content(districts: Sequence[District]) -> Iterator[tuple[str, Row]]:
                     yield "courses.csv", rows.course(district, slot[0])
                     for section in slot:
                         yield "classes.csv", rows.klass(district, section)
-                        yield "enrollments.csv", rows.enrollment(
-                            section.sourced_id, school.school_id, section.teacher.sourced_id,
-                            "teacher", district.start)
+                        yield (
+                            "enrollments.csv",
+                            rows.enrollment(
+                                section.sourced_id,
+                                school.school_id,
+                                section.teacher.sourced_id,
+                                "teacher",
+                                district.start,
+                            ),
+                        )
             for staff in (*school.teachers, *school.counselors):
                 yield "users.csv", {"sourcedId": staff.sourced_id, **rows.staff_user(staff)}
-                yield "roles.csv", rows.role(staff.sourced_id, staff.role, school.school_id,
-                                             district.start)
+                yield (
+                    "roles.csv",
+                    rows.role(staff.sourced_id, staff.role, school.school_id, district.start),
+                )
         for student in district.students:
             for name, found in _student_rows(rows, student).items():
                 for row in found:
                     yield f"{name}.csv", row
 
 
-def _write_package(out: Path, rows: Iterable[tuple[str, Row]], mode: str,
-                   source_system: str) -> dict[str, int]:
+def _write_package(
+    out: Path, rows: Iterable[tuple[str, Row]], mode: str, source_system: str
+) -> dict[str, int]:
     """Stream ``(file name, row)`` pairs into the CSV files of ``out``; return row counts.
 
     Every row must hold every column of its file (bulk rows carry empty status and
@@ -467,11 +563,20 @@ def write_oneroster_delta(
             emit("courses.csv", rows.course(district, section))
             emit("classes.csv", rows.klass(district, section))
             emit("users.csv", {"sourcedId": teacher.sourced_id, **rows.staff_user(teacher)})
-            emit("roles.csv", rows.role(teacher.sourced_id, teacher.role, teacher.school_id,
-                                        district.start))
-            emit("enrollments.csv", rows.enrollment(section.sourced_id, section.school_id,
-                                                    teacher.sourced_id, "teacher",
-                                                    district.start))
+            emit(
+                "roles.csv",
+                rows.role(teacher.sourced_id, teacher.role, teacher.school_id, district.start),
+            )
+            emit(
+                "enrollments.csv",
+                rows.enrollment(
+                    section.sourced_id,
+                    section.school_id,
+                    teacher.sourced_id,
+                    "teacher",
+                    district.start,
+                ),
+            )
         for name, found in _student_rows(rows, student).items():
             for row in found:
                 emit(f"{name}.csv", row)
@@ -479,19 +584,33 @@ def write_oneroster_delta(
             summary.updated.append(student.state_id)
     for student, sections, school_id in ended:
         for value in sections:
-            emit("enrollments.csv", rows.enrollment(str(value["section_id"]), school_id,
-                                                    student.sourced_id, "student",
-                                                    student.district.start), "tobedeleted")
-        emit("roles.csv", rows.role(student.sourced_id, "student", school_id,
-                                    student.district.start), "tobedeleted")
+            emit(
+                "enrollments.csv",
+                rows.enrollment(
+                    str(value["section_id"]),
+                    school_id,
+                    student.sourced_id,
+                    "student",
+                    student.district.start,
+                ),
+                "tobedeleted",
+            )
+        emit(
+            "roles.csv",
+            rows.role(student.sourced_id, "student", school_id, student.district.start),
+            "tobedeleted",
+        )
     for student in withdrawn.values():
         district = student.district
         emit("orgs.csv", rows.org(district))
         emit("orgs.csv", rows.org(district, student.school))
         for name, found in _student_rows(rows, student).items():
             for row in found:
-                if name in ("users", "roles") and row["sourcedId"] != student.sourced_id and \
-                        row.get("userSourcedId") != student.sourced_id:
+                if (
+                    name in ("users", "roles")
+                    and row["sourcedId"] != student.sourced_id
+                    and row.get("userSourcedId") != student.sourced_id
+                ):
                     continue  # the guardians stay (they may have other children)
                 emit(f"{name}.csv", row, "tobedeleted")
         summary.deleted.append(student.state_id)

@@ -57,19 +57,28 @@ class Exposure:
 def exposure_of(records: Iterable[Mapping[str, Any]], partner: str, as_of: int) -> Exposure:
     """Fold ``partner``'s ledger records decided up to ``as_of`` (any order in, decision
     order applied: time, then decision id)."""
-    mine = sorted((r for r in records
-                   if r["partner"] == partner and r["decided_at"] <= as_of
-                   and r["decision"] in ("DISCLOSED", "RETRACTED")),
-                  key=lambda r: (r["decided_at"], r["decision_id"]))
+    mine = sorted(
+        (
+            r
+            for r in records
+            if r["partner"] == partner
+            and r["decided_at"] <= as_of
+            and r["decision"] in ("DISCLOSED", "RETRACTED")
+        ),
+        key=lambda r: (r["decided_at"], r["decision_id"]),
+    )
     held: dict[str, Held] = {}
     for record in mine:
         student = record["student_id"]
         if record["decision"] == "DISCLOSED":
             current = held.get(student)
             if current is None:
-                current = held[student] = Held(student, record.get("district_id"),
-                                               record.get("partner_student_key"),
-                                               since=record["decided_at"])
+                current = held[student] = Held(
+                    student,
+                    record.get("district_id"),
+                    record.get("partner_student_key"),
+                    since=record["decided_at"],
+                )
             current.fields = set(record["fields"])
             current.categories = set(record["categories"])
             current.legal_bases = set(record["legal_basis"])
@@ -93,8 +102,14 @@ def read_exposure(conn: Any, partner: str, as_of: int, topic: str) -> Exposure:
 DEFAULT_LETTER = Path(__file__).with_name("templates") / "breach_letter.html"
 
 
-def family_letters(exposure: Exposure, template: str, partner_name: str,
-                   district_name: str, contact: str, today: str) -> dict[str, str]:
+def family_letters(
+    exposure: Exposure,
+    template: str,
+    partner_name: str,
+    district_name: str,
+    contact: str,
+    today: str,
+) -> dict[str, str]:
     """One letter per affected student (file name -> HTML), from ``template``
     (``string.Template``: $student_id, $district_name, $partner_name, $incident_date,
     $categories, $held_since, $last_update, $bases, $contact, $today; values are escaped)."""
@@ -104,12 +119,16 @@ def family_letters(exposure: Exposure, template: str, partner_name: str,
     letters: dict[str, str] = {}
     for held in exposure.held:
         values = {
-            "student_id": held.student_id, "district_name": district_name,
-            "partner_name": partner_name, "incident_date": _day(exposure.as_of),
+            "student_id": held.student_id,
+            "district_name": district_name,
+            "partner_name": partner_name,
+            "incident_date": _day(exposure.as_of),
             "categories": "; ".join(CATEGORY_WORDS.get(c, c) for c in sorted(held.categories)),
-            "held_since": _day(held.since), "last_update": _day(held.last_disclosed),
+            "held_since": _day(held.since),
+            "last_update": _day(held.last_disclosed),
             "bases": "; ".join(BASIS_WORDS[Basis(b)] for b in sorted(held.legal_bases)),
-            "contact": contact, "today": today,
+            "contact": contact,
+            "today": today,
         }
         text = Template(template).safe_substitute({k: escape(v) for k, v in values.items()})
         letters[f"{_safe_name(held.student_id)}.html"] = text

@@ -47,48 +47,66 @@ class LedgerIndex:
             self._db = sqlite3.connect(str(path))
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise LedgerIndexError(f"cannot open the ledger index {path} ({exc}): give a "
-                                   "writable --data-dir") from exc
+            raise LedgerIndexError(
+                f"cannot open the ledger index {path} ({exc}): give a writable --data-dir"
+            ) from exc
 
     def positions(self) -> dict[int, int]:
         return dict(self._db.execute("SELECT partition, next FROM positions").fetchall())
 
-    def add(self, records: Iterable[Mapping[str, Any]],
-            positions: Mapping[int, int] | None = None) -> int:
+    def add(
+        self, records: Iterable[Mapping[str, Any]], positions: Mapping[int, int] | None = None
+    ) -> int:
         """Insert decisions (the ones a report shows) and move the stored positions, in one
         transaction; returns how many new decisions were stored."""
         before = self._db.total_changes
         with self._db:
             self._db.executemany(
                 "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?)",
-                ((r["decision_id"], r["student_id"], r["decided_at"], json.dumps(r))
-                 for r in records if r["decision"] in _KEPT))
+                (
+                    (r["decision_id"], r["student_id"], r["decided_at"], json.dumps(r))
+                    for r in records
+                    if r["decision"] in _KEPT
+                ),
+            )
             added = self._db.total_changes - before
             self._db.executemany(
                 "INSERT INTO positions VALUES (?, ?) ON CONFLICT(partition) "
-                "DO UPDATE SET next = excluded.next", (positions or {}).items())
+                "DO UPDATE SET next = excluded.next",
+                (positions or {}).items(),
+            )
         return added
 
     def report(self, student_id: str) -> list[dict[str, Any]]:
         """The student's DISCLOSED and RETRACTED decisions, oldest first."""
         rows = self._db.execute(
-            "SELECT record FROM decisions WHERE student_id = ? "
-            "ORDER BY decided_at, decision_id", (student_id,)).fetchall()
+            "SELECT record FROM decisions WHERE student_id = ? ORDER BY decided_at, decision_id",
+            (student_id,),
+        ).fetchall()
         return [json.loads(row[0]) for row in rows]
 
     def close(self) -> None:
         self._db.close()
 
 
-def update_index(index: LedgerIndex, conn: Connection, topic: str,
-                 batch: int = 5000, timeout_s: float = 120.0) -> int:
+def update_index(
+    index: LedgerIndex, conn: Connection, topic: str, batch: int = 5000, timeout_s: float = 120.0
+) -> int:
     """Read the ledger from the stored positions to its end into ``index``; returns the
     number of decisions added."""
-    decoder = WireDecoder(SchemaRegistryClient(conn.registry_config()),
-                          reader_schema=load_schema("disclosure_record"))
-    consumer = Consumer(conn.kafka_config({
-        "group.id": "hallpass-disclosures-reader", "enable.auto.commit": False,
-        "isolation.level": "read_committed", "enable.partition.eof": True}))
+    decoder = WireDecoder(
+        SchemaRegistryClient(conn.registry_config()), reader_schema=load_schema("disclosure_record")
+    )
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": "hallpass-disclosures-reader",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+    )
     added = 0
     try:
         partitions = topic_partitions(consumer, topic)

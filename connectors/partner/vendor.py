@@ -43,16 +43,19 @@ class VendorCopy:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path))
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS students (key TEXT PRIMARY KEY, "
-                "record TEXT NOT NULL)")
+                "CREATE TABLE IF NOT EXISTS students (key TEXT PRIMARY KEY, record TEXT NOT NULL)"
+            )
         except (OSError, sqlite3.Error) as exc:
             raise VendorCopyError(
                 f"cannot open the local copy {path} ({exc}): give a writable file with "
-                "--copy FILE (or --data-dir DIR)") from exc
+                "--copy FILE (or --data-dir DIR)"
+            ) from exc
 
     def upsert(self, key: str, record: dict[str, Any]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO students VALUES (?, ?)",
-                         (key, json.dumps(record, sort_keys=True, default=str)))
+        self._db.execute(
+            "INSERT OR REPLACE INTO students VALUES (?, ?)",
+            (key, json.dumps(record, sort_keys=True, default=str)),
+        )
 
     def delete(self, key: str) -> None:
         self._db.execute("DELETE FROM students WHERE key = ?", (key,))
@@ -75,28 +78,36 @@ class VendorCopy:
         return int(self._db.execute("SELECT count(*) FROM students").fetchone()[0])
 
 
-def sync_partner_topic(conn: Connection, topic: str, copy: VendorCopy, group_id: str,
-                       timeout_s: float = 60.0) -> SyncReport:
+def sync_partner_topic(
+    conn: Connection, topic: str, copy: VendorCopy, group_id: str, timeout_s: float = 60.0
+) -> SyncReport:
     """Read ``topic`` from the group's committed position to its end and apply it to ``copy``;
     commit the group's offsets after the copy is saved."""
     decoder = WireDecoder(SchemaRegistryClient(conn.registry_config()))
-    consumer = Consumer(conn.kafka_config({
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    }))
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+    )
     report = SyncReport()
     try:
         numbers = topic_partitions(consumer, topic)
         if numbers is None:
-            raise TopicUnreadableError(f"{topic} does not exist: has `hallpass contracts "
-                                       "apply` run for this partner?")
+            raise TopicUnreadableError(
+                f"{topic} does not exist: has `hallpass contracts apply` run for this partner?"
+            )
         partitions = [TopicPartition(topic, p) for p in numbers]
         committed = consumer.committed(partitions, timeout=30)
-        start = [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2)
-                 for tp in committed]
+        start = [
+            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -2)
+            for tp in committed
+        ]
         for msg in read_to_end(consumer, start, timeout_s):
             key = (msg.key() or b"").decode()
             if msg.value() is None:

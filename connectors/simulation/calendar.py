@@ -20,8 +20,15 @@ DEFAULT_YEAR_END: Final[date] = date(2027, 6, 30)
 #: Day, Election Day, Veterans Day, Thanksgiving, winter recess, MLK Day, mid-winter recess,
 #: spring recess, Memorial Day).
 HOLIDAYS: Final[frozenset[date]] = frozenset(
-    [date(2026, 10, 12), date(2026, 11, 3), date(2026, 11, 11), date(2026, 11, 26),
-     date(2026, 11, 27), date(2027, 1, 18), date(2027, 5, 31)]
+    [
+        date(2026, 10, 12),
+        date(2026, 11, 3),
+        date(2026, 11, 11),
+        date(2026, 11, 26),
+        date(2026, 11, 27),
+        date(2027, 1, 18),
+        date(2027, 5, 31),
+    ]
     + [date(2026, 12, 24) + timedelta(days=i) for i in range(10)]
     + [date(2027, 2, 15) + timedelta(days=i) for i in range(5)]
     + [date(2027, 4, 19) + timedelta(days=i) for i in range(5)]

@@ -64,7 +64,13 @@ class SimEvent(NamedTuple):
 
 #: Grade points of the letter grades :func:`letter_grade` gives.
 _POINTS: Final[dict[str, float]] = {
-    "A": 4.0, "B+": 3.3, "B": 3.0, "C+": 2.3, "C": 2.0, "D": 1.0, "F": 0.0,
+    "A": 4.0,
+    "B+": 3.3,
+    "B": 3.0,
+    "C+": 2.3,
+    "C": 2.0,
+    "D": 1.0,
+    "F": 0.0,
 }
 _INCIDENTS: Final[Table] = Table([(code, w) for code, _, w in reference.DISCIPLINE_INCIDENTS])
 _INCIDENT_ACTION: Final[dict[str, str]] = {
@@ -77,7 +83,9 @@ _PARTNER_OPT_OUT: Final[Table] = Table([(LEARNWELL, 0.5), (MEASURELY, 0.35), (CA
 #: Benchmark windows (school-day index of the first day, length) of a fall-winter-spring
 #: interim assessment such as NWEA MAP or i-Ready, given to grades K-8.
 _BENCHMARK_WINDOWS: Final[tuple[tuple[str, int, int], ...]] = (
-    ("Fall", 5, 20), ("Winter", 80, 20), ("Spring", 150, 20),
+    ("Fall", 5, 20),
+    ("Winter", 80, 20),
+    ("Spring", 150, 20),
 )
 #: New York State grades 3-8 tests (ELA then Mathematics, in April/May) and Regents exams
 #: (June), as school-day indexes of a September start.
@@ -140,8 +148,9 @@ def _minutes(rng: random.Random, first: float, last: float) -> float:
 class Engine:
     """Runs the simulation over a :class:`World`; see the module docstring."""
 
-    def __init__(self, world: World, rng: random.Random, *, days: int,
-                 source_system: str = "sis-simulator") -> None:
+    def __init__(
+        self, world: World, rng: random.Random, *, days: int, source_system: str = "sis-simulator"
+    ) -> None:
         self.world = world
         self.rng = rng
         self.days = days
@@ -184,8 +193,14 @@ class Engine:
         return max(0, day - student.entry_day + 1)
 
     def _snapshot(self, student: Student, at: int, day: int, *, keep: bool = True) -> SimEvent:
-        value = record.snapshot(student, self._event_id(), at, self.source_system,
-                                self._days_enrolled(student, day), keep=keep)
+        value = record.snapshot(
+            student,
+            self._event_id(),
+            at,
+            self.source_system,
+            self._days_enrolled(student, day),
+            keep=keep,
+        )
         return SimEvent(CHANGES_TOPIC, student.state_id, value)
 
     # -- consent plans -------------------------------------------------------------------
@@ -219,8 +234,12 @@ class Engine:
         if rng.random() < rates.ALL_OPT_OUT:
             self._plan(when(0.7, rates.SCHOOL_DAYS_PER_YEAR), student, "ALL_OPT_OUT", None)
         if rng.random() < rates.PARTNER_OPT_OUT:
-            self._plan(when(0.5, rates.SCHOOL_DAYS_PER_YEAR), student, "PARTNER_OPT_OUT",
-                       _PARTNER_OPT_OUT.pick(rng))
+            self._plan(
+                when(0.5, rates.SCHOOL_DAYS_PER_YEAR),
+                student,
+                "PARTNER_OPT_OUT",
+                _PARTNER_OPT_OUT.pick(rng),
+            )
         categories = []
         if student.has_medical_needs:
             categories.append("special_medical")
@@ -245,9 +264,13 @@ class Engine:
         if kind == "GRANT":
             partner, categories, purpose = CAREWELL, list(payload), HEALTH_PURPOSE
             short = rng.random() < rates.SHORT_CONSENT
-            expires = at + _SHORT_CONSENT_DAYS * _DAY_MS if short else \
-                calendar.at_ms(calendar.DEFAULT_YEAR_END.replace(
-                    year=district.school_year), 23 * 60 + 59)
+            expires = (
+                at + _SHORT_CONSENT_DAYS * _DAY_MS
+                if short
+                else calendar.at_ms(
+                    calendar.DEFAULT_YEAR_END.replace(year=district.school_year), 23 * 60 + 59
+                )
+            )
             for category in categories:
                 student.health_grants[category] = expires
             self.granted.append(student)
@@ -258,18 +281,29 @@ class Engine:
         elif kind == "PARTNER_OPT_OUT":
             partner = str(payload)
         value = consent_value(
-            event_id=self._event_id(), kind=kind, student_id=student.state_id,
-            district_id=district.district_id, effective_at=at, recorded_by=recorded_by,
-            source_system=source, partner=partner, categories=categories, purpose=purpose,
+            event_id=self._event_id(),
+            kind=kind,
+            student_id=student.state_id,
+            district_id=district.district_id,
+            effective_at=at,
+            recorded_by=recorded_by,
+            source_system=source,
+            partner=partner,
+            categories=categories,
+            purpose=purpose,
             expires_at=expires,
         )
         return SimEvent(CONSENT_TOPIC, student.state_id, value)
 
     def _district_opt_out(self, district: District, at: int) -> SimEvent:
         value = consent_value(
-            event_id=self._event_id(), kind="DISTRICT_OPT_OUT", student_id=None,
-            district_id=district.district_id, effective_at=at,
-            recorded_by=f"privacy-officer@{district.email_domain}", source_system=PRIVACY_OFFICE,
+            event_id=self._event_id(),
+            kind="DISTRICT_OPT_OUT",
+            student_id=None,
+            district_id=district.district_id,
+            effective_at=at,
+            recorded_by=f"privacy-officer@{district.email_domain}",
+            source_system=PRIVACY_OFFICE,
             partner=MEASURELY,
             purpose="Board resolution: the district ends its assessment analytics pilot",
         )
@@ -286,12 +320,12 @@ class Engine:
 
     def initial(self) -> Iterator[SimEvent]:
         """Consents already on file, then one UPSERT snapshot per student of the roster."""
-        for at, student, kind, payload in sorted(self._initial_consents,
-                                                 key=lambda item: (item[0], item[1].index)):
+        for at, student, kind, payload in sorted(
+            self._initial_consents, key=lambda item: (item[0], item[1].index)
+        ):
             yield self._consent(kind, student, payload, at)
         if self.days == 0 and self.district_opt_out_day is not None:
-            yield self._district_opt_out(self.world.districts[1],
-                                         calendar.at_ms(self.start, 230))
+            yield self._district_opt_out(self.world.districts[1], calendar.at_ms(self.start, 230))
         base = calendar.at_ms(self.start, 240)  # the initial export starts at 04:00
         for n, student in enumerate(self.active):
             # Sections are cached from a student's first change on, not here: caching a whole
@@ -322,16 +356,28 @@ class Engine:
                         for window, first, length in _BENCHMARK_WINDOWS:
                             day = first + int(rng.random() * (length - 2))
                             for offset, subject in enumerate(reference.BENCHMARK_SUBJECTS):
-                                self._add_test(day + offset, school, grade, {
-                                    "kind": "benchmark", "window": window, "subject": subject})
+                                self._add_test(
+                                    day + offset,
+                                    school,
+                                    grade,
+                                    {"kind": "benchmark", "window": window, "subject": subject},
+                                )
                     if 3 <= g <= 8:
                         for subject, day in _STATE_TEST_DAYS.items():
-                            self._add_test(day, school, grade,
-                                           {"kind": "state", "subject": subject})
+                            self._add_test(
+                                day, school, grade, {"kind": "state", "subject": subject}
+                            )
                     if grade in _REGENTS:
-                        self._add_test(_REGENTS_DAY + int(rng.random() * 3), school, grade,
-                                       {"kind": "regents", "subject": _REGENTS[grade][1],
-                                        "exam": _REGENTS[grade][0]})
+                        self._add_test(
+                            _REGENTS_DAY + int(rng.random() * 3),
+                            school,
+                            grade,
+                            {
+                                "kind": "regents",
+                                "subject": _REGENTS[grade][1],
+                                "exam": _REGENTS[grade][0],
+                            },
+                        )
 
     def _add_test(self, day: int, school: School, grade: str, spec: dict[str, Any]) -> None:
         if day < self.days:
@@ -349,11 +395,11 @@ class Engine:
 
         midnight = calendar.day_start_ms(today)
 
-        def add(minute: float, handler: Handler, student: Student | None,
-                payload: Any = None) -> None:
+        def add(
+            minute: float, handler: Handler, student: Student | None, payload: Any = None
+        ) -> None:
             self._seq += 1
-            actions.append((midnight + int(minute * 60_000), self._seq, handler, student,
-                            payload))
+            actions.append((midnight + int(minute * 60_000), self._seq, handler, student, payload))
 
         # Attendance, taken in first period; absent students are flagged by 08:45.
         absent_today: set[int] = set()
@@ -361,16 +407,22 @@ class Engine:
             r = rng.random()
             if r < student.absence_p:
                 absent_today.add(student.index)
-                add(_minutes(rng, 480, 525), self._absent, student,
-                    0.5 if rng.random() < 0.1 else 1.0)
+                add(
+                    _minutes(rng, 480, 525),
+                    self._absent,
+                    student,
+                    0.5 if rng.random() < 0.1 else 1.0,
+                )
             elif r < student.absence_p + student.tardy_p:
                 add(_minutes(rng, 490, 570), self._tardy, student)
 
         n = len(self.active)
         # Discipline incidents during the school day.
         for student in self._pick(poisson(rng, n * _per_day(rates.DISCIPLINE_PER_YEAR) * 1.1)):
-            if rng.random() * 1.6 < _DISCIPLINE_WEIGHT[student.school.level] and \
-                    student.index not in absent_today:
+            if (
+                rng.random() * 1.6 < _DISCIPLINE_WEIGHT[student.school.level]
+                and student.index not in absent_today
+            ):
                 add(_minutes(rng, 540, 900), self._incident_for, student)
         for student in self._pick(poisson(rng, n * _per_day(rates.WITHDRAWAL_PER_YEAR))):
             add(_minutes(rng, 480, 960), self.withdraw, student)
@@ -419,8 +471,9 @@ class Engine:
         for student, kind, payload in self._plans.pop(index, []):
             add(_minutes(rng, 360, 1380), self._consent_action, student, (kind, payload))
         self.granted = _unique(s for s in self.granted if s.active and s.health_grants)
-        for student in self._pick(poisson(rng, len(self.granted) * _per_day(
-                rates.REVOKE_PER_YEAR)), self.granted):
+        for student in self._pick(
+            poisson(rng, len(self.granted) * _per_day(rates.REVOKE_PER_YEAR)), self.granted
+        ):
             add(_minutes(rng, 360, 1380), self._revoke, student)
         if index == self.district_opt_out_day:
             add(600, self._opt_out_district, None, self.world.districts[1])
@@ -485,16 +538,22 @@ class Engine:
     def transfer(self, day: int, at: int, s: Student, _: Any) -> SimEvent:
         """A move to another school of the same level (a schedule change if there is none)."""
         rng = self.rng
-        others = [x for x in s.district.schools_of(s.school.level)
-                  if x is not s.school and s.grade in x.sections]
+        others = [
+            x
+            for x in s.district.schools_of(s.school.level)
+            if x is not s.school and s.grade in x.sections
+        ]
         builder = self.world.builder
         if others:
             school = others[int(rng.random() * len(others))]
             s.school = school
             s.entry_date = self.calendar[day]
             s.homeroom = f"HR {s.grade}-{int(rng.random() * 12) + 1:02d}"
-            s.counselor = school.counselors[s.index % len(school.counselors)].display_name \
-                if school.counselors else None
+            s.counselor = (
+                school.counselors[s.index % len(school.counselors)].display_name
+                if school.counselors
+                else None
+            )
             others_programs = tuple(p for p in s.programs if p != "title_i")
             s.programs = ("title_i", *others_programs) if school.title_i else others_programs
             # A family that changes schools has usually moved house.
@@ -527,13 +586,15 @@ class Engine:
             guardian = {**guardian, "phone": fake_phone(rng)}
         elif r < 0.7:
             domain = reference.EMAIL_DOMAINS[int(rng.random() * len(reference.EMAIL_DOMAINS))]
-            address = f"{guardian['first_name']}.{guardian['last_name']}" \
-                      f"{int(rng.random() * 1000)}@{domain}"
+            address = (
+                f"{guardian['first_name']}.{guardian['last_name']}"
+                f"{int(rng.random() * 1000)}@{domain}"
+            )
             guardian = {**guardian, "email": address.lower()}
         else:
             self._move_house(s)
             return self._snapshot(s, at, day)
-        s.guardians = (*s.guardians[:which], guardian, *s.guardians[which + 1:])
+        s.guardians = (*s.guardians[:which], guardian, *s.guardians[which + 1 :])
         return self._snapshot(s, at, day)
 
     def update_name(self, day: int, at: int, s: Student, _: Any) -> SimEvent:
@@ -552,8 +613,12 @@ class Engine:
         elif r < 0.45 and not s.has_iep and not s.has_504:
             s.has_504 = True
         elif r < 0.65:
-            s.medical_alerts = (*s.medical_alerts, rng.choice(
-                ("Food allergy: peanuts", "Asthma", "Bee sting allergy", "Concussion protocol")))
+            s.medical_alerts = (
+                *s.medical_alerts,
+                rng.choice(
+                    ("Food allergy: peanuts", "Asthma", "Bee sting allergy", "Concussion protocol")
+                ),
+            )
         elif r < 0.8 and s.ell_status == "active":
             s.ell_status, s.elp_level = "exited", None
         else:
@@ -593,30 +658,58 @@ class Engine:
             growth = {"Fall": 0.0, "Winter": 5.0, "Spring": 8.0}[window] * (1 - g / 15)
             base = 140.0 + 80.0 * (1 - math.exp(-g / 4.5)) + growth
             scale = round(base + 14.0 * score_z, 0)
-            level = ("Low" if score_z < -0.84 else "LoAvg" if score_z < -0.25 else
-                     "Avg" if score_z < 0.25 else "HiAvg" if score_z < 0.84 else "High")
+            level = (
+                "Low"
+                if score_z < -0.84
+                else "LoAvg"
+                if score_z < -0.25
+                else "Avg"
+                if score_z < 0.25
+                else "HiAvg"
+                if score_z < 0.84
+                else "High"
+            )
             name = f"District Benchmark {subject}, {window} {year - 1}-{str(year)[2:]}"
             ident = f"BENCH-{subject[:4].upper()}-{window[:2].upper()}-{year}-{s.grade}"
         elif spec["kind"] == "state":
             scale = round(450.0 + 20.0 * score_z, 0)
-            level = "Level 1" if score_z < -0.6 else "Level 2" if score_z < 0.1 else \
-                "Level 3" if score_z < 1.0 else "Level 4"
+            level = (
+                "Level 1"
+                if score_z < -0.6
+                else "Level 2"
+                if score_z < 0.1
+                else "Level 3"
+                if score_z < 1.0
+                else "Level 4"
+            )
             name = f"NYS Grade {g} {subject}"
             ident = f"NYS-{subject[:4].upper()}-{s.grade}-{year}"
         else:
             scale = float(max(0, min(100, round(76.0 + 12.0 * score_z))))
-            level = "Level 1" if scale < 55 else "Level 2" if scale < 65 else \
-                "Level 3" if scale < 80 else "Level 4" if scale < 85 else "Level 5"
+            level = (
+                "Level 1"
+                if scale < 55
+                else "Level 2"
+                if scale < 65
+                else "Level 3"
+                if scale < 80
+                else "Level 4"
+                if scale < 85
+                else "Level 5"
+            )
             name = f"Regents Examination in {spec['exam']}"
             ident = f"REGENTS-{spec['exam'].replace(' ', '').upper()[:12]}-{year}-06"
-        s.assessments = ({
-            "assessment_id": ident,
-            "assessment_name": name,
-            "subject": subject,
-            "administration_date": self.calendar[day],
-            "scale_score": float(scale),
-            "performance_level": level,
-        }, *s.assessments)
+        s.assessments = (
+            {
+                "assessment_id": ident,
+                "assessment_name": name,
+                "subject": subject,
+                "administration_date": self.calendar[day],
+                "scale_score": float(scale),
+                "performance_level": level,
+            },
+            *s.assessments,
+        )
         return self._snapshot(s, at, day)
 
     def _report_card(self, day: int, at: int, s: Student, term: str) -> SimEvent:
@@ -626,16 +719,21 @@ class Engine:
         posted: list[dict[str, Any]] = []
         for section in s.sections:
             letter, points = letter_grade(s.ability + rng.gauss(0.0, 0.6))
-            credit = (0.5 if section["course_code"].startswith("PE") else 1.0) \
-                if final and s.school.level == "high" else None
-            posted.append({
-                "course_code": section["course_code"],
-                "course_title": section["course_title"],
-                "school_year": year,
-                "term": term,
-                "grade": letter,
-                "credits": (credit if points > 0 else 0.0) if credit is not None else None,
-            })
+            credit = (
+                (0.5 if section["course_code"].startswith("PE") else 1.0)
+                if final and s.school.level == "high"
+                else None
+            )
+            posted.append(
+                {
+                    "course_code": section["course_code"],
+                    "course_title": section["course_title"],
+                    "school_year": year,
+                    "term": term,
+                    "grade": letter,
+                    "credits": (credit if points > 0 else 0.0) if credit is not None else None,
+                }
+            )
         s.course_grades = (*s.course_grades, *posted)
         graded = [_POINTS[row["grade"]] for row in s.course_grades if row["grade"] in _POINTS]
         s.gpa = round(sum(graded) / len(graded), 2) if graded else None
@@ -643,8 +741,7 @@ class Engine:
             s.credits = sum(row["credits"] or 0.0 for row in s.course_grades)
         return self._snapshot(s, at, day)
 
-    def _consent_action(self, day: int, at: int, s: Student,
-                        payload: tuple[Kind, Any]) -> SimEvent:
+    def _consent_action(self, day: int, at: int, s: Student, payload: tuple[Kind, Any]) -> SimEvent:
         kind, detail = payload
         return self._consent(kind, s, detail, at)
 
@@ -653,11 +750,12 @@ class Engine:
         if not s.health_grants:
             return None
         granted = list(s.health_grants)
-        categories = [] if len(granted) == 1 or self.rng.random() < 0.6 else \
-            [granted[int(self.rng.random() * len(granted))]]
+        categories = (
+            []
+            if len(granted) == 1 or self.rng.random() < 0.6
+            else [granted[int(self.rng.random() * len(granted))]]
+        )
         return self._consent("REVOKE", s, categories, at)
 
     def _opt_out_district(self, day: int, at: int, _: None, district: District) -> SimEvent:
         return self._district_opt_out(district, at)
-
-

@@ -30,7 +30,19 @@ Level = Literal["elementary", "middle", "high"]
 
 #: OneRoster grade codes of K-12, index = years after kindergarten.
 GRADES: Final[tuple[str, ...]] = (
-    "KG", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12",
+    "KG",
+    "01",
+    "02",
+    "03",
+    "04",
+    "05",
+    "06",
+    "07",
+    "08",
+    "09",
+    "10",
+    "11",
+    "12",
 )
 LEVEL_GRADES: Final[dict[Level, tuple[str, ...]]] = {
     "elementary": GRADES[0:6],
@@ -367,17 +379,34 @@ def _sessions(district_id: str, start: date) -> list[AcademicSession]:
     prefix = f"{district_id}-{year}"
     sessions = [
         AcademicSession(f"{prefix}-SY", f"{year - 1}-{year}", "schoolYear", start, end, None, year),
-        AcademicSession(f"{prefix}-S1", f"Fall {year - 1}", "semester", start,
-                        mid - timedelta(days=1), f"{prefix}-SY", year),
-        AcademicSession(f"{prefix}-S2", f"Spring {year}", "semester", mid, end,
-                        f"{prefix}-SY", year),
+        AcademicSession(
+            f"{prefix}-S1",
+            f"Fall {year - 1}",
+            "semester",
+            start,
+            mid - timedelta(days=1),
+            f"{prefix}-SY",
+            year,
+        ),
+        AcademicSession(
+            f"{prefix}-S2", f"Spring {year}", "semester", mid, end, f"{prefix}-SY", year
+        ),
     ]
     quarter_starts = [start, date(year - 1, 11, 16), mid, date(year, 4, 12)]
     quarter_ends = [*(q - timedelta(days=1) for q in quarter_starts[1:]), end]
     for number, (q_start, q_end) in enumerate(zip(quarter_starts, quarter_ends, strict=True), 1):
         parent = f"{prefix}-S1" if number <= 2 else f"{prefix}-S2"
-        sessions.append(AcademicSession(f"{prefix}-Q{number}", f"Q{number} {year - 1}-{year}",
-                                        "gradingPeriod", q_start, q_end, parent, year))
+        sessions.append(
+            AcademicSession(
+                f"{prefix}-Q{number}",
+                f"Q{number} {year - 1}-{year}",
+                "gradingPeriod",
+                q_start,
+                q_end,
+                parent,
+                year,
+            )
+        )
     return sessions
 
 
@@ -391,8 +420,13 @@ class _Builder:
 
     # -- staff ---------------------------------------------------------------------------
 
-    def teacher(self, district: District, school: School, room: str,
-                role: Literal["teacher", "counselor"] = "teacher") -> Teacher:
+    def teacher(
+        self,
+        district: District,
+        school: School,
+        room: str,
+        role: Literal["teacher", "counselor"] = "teacher",
+    ) -> Teacher:
         rng = self.rng
         self.counters.staff += 1
         sex = "female" if rng.random() < 0.77 else "male"  # 77% of teachers are women (NCES)
@@ -423,11 +457,17 @@ class _Builder:
             kind="school",
             parent_id=district.district_id,
         )
-        principal = f"{person_name(rng, 'female' if rng.random() < 0.55 else 'male')} " \
-                    f"{_surname(rng)}"
+        principal = (
+            f"{person_name(rng, 'female' if rng.random() < 0.55 else 'male')} {_surname(rng)}"
+        )
         # About 60% of public schools run a Title I programme (NCES Fast Facts, Title I).
-        return School(org=org, level=level, district_id=district.district_id,
-                      title_i=rng.random() < 0.6, principal=principal)
+        return School(
+            org=org,
+            level=level,
+            district_id=district.district_id,
+            title_i=rng.random() < 0.6,
+            principal=principal,
+        )
 
     def sections_for(self, district: District, school: School, grade: str, count: int) -> None:
         """Courses, sections and their teachers for ``count`` students of ``grade``."""
@@ -436,33 +476,57 @@ class _Builder:
         if school.level == "elementary":
             rooms = max(1, math.ceil(count / rates.ELEMENTARY_CLASS_SIZE))
             label = "Kindergarten" if grade == "KG" else f"Grade {int(grade)}"
-            course = Course(f"{school.school_id}-{year}-HR-{grade}", f"HR-{grade}",
-                            f"{label} Homeroom", "Homeroom", grade, school.school_id)
+            course = Course(
+                f"{school.school_id}-{year}-HR-{grade}",
+                f"HR-{grade}",
+                f"{label} Homeroom",
+                "Homeroom",
+                grade,
+                school.school_id,
+            )
             school.courses.append(course)
             slot: list[Section] = []
             for n in range(rooms):
                 room = f"{100 + 10 * GRADES.index(grade) + n + 1}"
                 homeroom_teacher = self.teacher(district, school, room)
-                slot.append(self._section(course, f"{label} - {homeroom_teacher.family_name}",
-                                          f"HR-{grade}-{n + 1:02d}", "homeroom", school,
-                                          homeroom_teacher, "1", room, term))
+                slot.append(
+                    self._section(
+                        course,
+                        f"{label} - {homeroom_teacher.family_name}",
+                        f"HR-{grade}-{n + 1:02d}",
+                        "homeroom",
+                        school,
+                        homeroom_teacher,
+                        "1",
+                        room,
+                        term,
+                    )
+                )
             school.sections[grade] = [slot]
             return
         per_course = max(1, math.ceil(count / rates.SECONDARY_CLASS_SIZE))
         grade_offset = GRADES.index(grade)
         slots: list[list[Section]] = []
         if school.level == "middle":
-            catalogue = [(code, title, subject) for code, title, subject
-                         in reference.MIDDLE_COURSES]
+            catalogue = [
+                (code, title, subject) for code, title, subject in reference.MIDDLE_COURSES
+            ]
         else:
             position = GRADES.index(grade) - 9
-            catalogue = [(code, titles[position], subject)
-                         for code, subject, titles in reference.HIGH_COURSES]
+            catalogue = [
+                (code, titles[position], subject)
+                for code, subject, titles in reference.HIGH_COURSES
+            ]
         for k, (stem, title, subject) in enumerate(catalogue):
             code = f"{stem}{int(grade):02d}"
-            course = Course(f"{school.school_id}-{year}-{code}", code,
-                            title if school.level == "high" else f"{title} {int(grade)}",
-                            subject, grade, school.school_id)
+            course = Course(
+                f"{school.school_id}-{year}-{code}",
+                code,
+                title if school.level == "high" else f"{title} {int(grade)}",
+                subject,
+                grade,
+                school.school_id,
+            )
             school.courses.append(course)
             sections: list[Section] = []
             teacher: Teacher | None = None
@@ -477,19 +541,46 @@ class _Builder:
                 # sections congruent modulo 7 never has two classes in one period, and a
                 # teacher's consecutive sections never clash.
                 period = str((k + s) % PERIODS_PER_DAY + 1)
-                sections.append(self._section(course, f"{course.title} ({s + 1})",
-                                              f"{code}-{s + 1:02d}", "scheduled", school,
-                                              teacher, period, teacher.room, term))
+                sections.append(
+                    self._section(
+                        course,
+                        f"{course.title} ({s + 1})",
+                        f"{code}-{s + 1:02d}",
+                        "scheduled",
+                        school,
+                        teacher,
+                        period,
+                        teacher.room,
+                        term,
+                    )
+                )
             slots.append(sections)
         school.sections[grade] = slots
 
-    def _section(self, course: Course, title: str, class_code: str,
-                 class_type: Literal["homeroom", "scheduled"], school: School, teacher: Teacher,
-                 period: str, room: str, term: str) -> Section:
+    def _section(
+        self,
+        course: Course,
+        title: str,
+        class_code: str,
+        class_type: Literal["homeroom", "scheduled"],
+        school: School,
+        teacher: Teacher,
+        period: str,
+        room: str,
+        term: str,
+    ) -> Section:
         sourced_id = f"{course.sourced_id}-{class_code[-2:]}"
-        section = Section(sourced_id=sourced_id, course=course, title=title,
-                          class_code=class_code, class_type=class_type,
-                          school_id=school.school_id, teacher=teacher, period=period, room=room)
+        section = Section(
+            sourced_id=sourced_id,
+            course=course,
+            title=title,
+            class_code=class_code,
+            class_type=class_type,
+            school_id=school.school_id,
+            teacher=teacher,
+            period=period,
+            room=room,
+        )
         section.value = {
             "section_id": sourced_id,
             "course_code": course.code,
@@ -510,11 +601,13 @@ class _Builder:
         count = len(slots[0])
         residue = int(rng.random() * min(PERIODS_PER_DAY, count))
         choices = len(range(residue, count, PERIODS_PER_DAY))
-        return tuple(slot[residue + PERIODS_PER_DAY * int(rng.random() * choices)]
-                     for slot in slots)
+        return tuple(
+            slot[residue + PERIODS_PER_DAY * int(rng.random() * choices)] for slot in slots
+        )
 
-    def guardians(self, district: District, family: str,
-                  address: Address) -> tuple[GuardianRecord, ...]:
+    def guardians(
+        self, district: District, family: str, address: Address
+    ) -> tuple[GuardianRecord, ...]:
         rng = self.rng
         count = 2 if rng.random() < rates.TWO_GUARDIANS else 1
         found: list[GuardianRecord] = []
@@ -522,24 +615,32 @@ class _Builder:
             relationship = RELATIONSHIP_TABLE.pick(rng)
             if count == 2 and n == 1:
                 relationship = "father" if found[0]["relationship"] == "mother" else "mother"
-            sex = "male" if relationship == "father" else "female" if relationship == "mother" \
+            sex = (
+                "male"
+                if relationship == "father"
+                else "female"
+                if relationship == "mother"
                 else ("female" if rng.random() < 0.6 else "male")
+            )
             given = person_name(rng, sex)
             last = family if rng.random() < 0.8 else _surname(rng)
             lives_apart = n == 1 and rng.random() < 0.2
             domain = reference.EMAIL_DOMAINS[int(rng.random() * len(reference.EMAIL_DOMAINS))]
             suffix = int(rng.random() * 100)
-            found.append({
-                "guardian_id": new_uuid(rng),
-                "relationship": relationship,
-                "first_name": given,
-                "last_name": last,
-                # ~90% of parents give the school an e-mail address, ~98% a phone (invented).
-                "email": f"{given}.{last}{suffix}@{domain}".lower() if rng.random() < 0.9
-                else None,
-                "phone": fake_phone(rng) if rng.random() < 0.98 else None,
-                **(random_address(rng, district) if lives_apart else address),
-            })
+            found.append(
+                {
+                    "guardian_id": new_uuid(rng),
+                    "relationship": relationship,
+                    "first_name": given,
+                    "last_name": last,
+                    # ~90% of parents give the school an e-mail address, ~98% a phone (invented).
+                    "email": f"{given}.{last}{suffix}@{domain}".lower()
+                    if rng.random() < 0.9
+                    else None,
+                    "phone": fake_phone(rng) if rng.random() < 0.98 else None,
+                    **(random_address(rng, district) if lives_apart else address),
+                }
+            )
         return tuple(found)
 
     def student(self, district: District, school: School, grade: str, entry: date) -> Student:
@@ -555,16 +656,22 @@ class _Builder:
         born = date(district.start.year - 6 - g, 9, 2) + timedelta(days=int(rng.random() * 365))
         race = RACE_TABLE.pick(rng)
         english_learner = rng.random() < rates.ENGLISH_LEARNER
-        home_language = EL_LANGUAGE_TABLE.pick(rng) if english_learner else \
-            ("eng" if rng.random() < 0.9 else EL_LANGUAGE_TABLE.pick(rng))
+        home_language = (
+            EL_LANGUAGE_TABLE.pick(rng)
+            if english_learner
+            else ("eng" if rng.random() < 0.9 else EL_LANGUAGE_TABLE.pick(rng))
+        )
         foreign_born = english_learner and rng.random() < 0.35
         homeless = rng.random() < rates.HOMELESS
         foster = rng.random() < rates.FOSTER_CARE
         # Homeless and foster children are categorically eligible for free meals (USDA FNS);
         # the others are drawn so the overall share stays near FREE_REDUCED_LUNCH.
         if homeless or foster or rng.random() < rates.FREE_REDUCED_LUNCH - 0.01:
-            frl = "reduced" if not (homeless or foster) and rng.random() < rates.REDUCED_OF_FRPL \
+            frl = (
+                "reduced"
+                if not (homeless or foster) and rng.random() < rates.REDUCED_OF_FRPL
                 else "free"
+            )
         else:
             frl = "paid"
         r = rng.random()
@@ -572,9 +679,17 @@ class _Builder:
         has_504 = not has_iep and r < rates.IDEA + rates.SECTION_504_ONLY
         alerts: list[str] = []
         if rng.random() < rates.FOOD_ALLERGY:
-            alerts.append(rng.choice(("Food allergy: peanuts", "Food allergy: tree nuts",
-                                      "Food allergy: milk", "Food allergy: shellfish",
-                                      "Food allergy: eggs")))
+            alerts.append(
+                rng.choice(
+                    (
+                        "Food allergy: peanuts",
+                        "Food allergy: tree nuts",
+                        "Food allergy: milk",
+                        "Food allergy: shellfish",
+                        "Food allergy: eggs",
+                    )
+                )
+            )
         if rng.random() < rates.ASTHMA:
             alerts.append("Asthma")
         if rng.random() < rates.DIABETES:
@@ -601,11 +716,17 @@ class _Builder:
         # About 55% of public school students ride a school bus (NCES Digest, table 236.90).
         rides_bus = rng.random() < 0.55 and not (level == "high" and rng.random() < 0.2)
         route = int(rng.random() * school.bus_routes) + 1
-        pickup = (6 * 60 + 45 + int(rng.random() * 50)) if level != "elementary" else \
-            (7 * 60 + 30 + int(rng.random() * 45))
+        pickup = (
+            (6 * 60 + 45 + int(rng.random() * 50))
+            if level != "elementary"
+            else (7 * 60 + 30 + int(rng.random() * 45))
+        )
         sections = self.schedule(school, grade)
-        homeroom = sections[0].title if level == "elementary" else \
-            f"HR {grade}-{int(rng.random() * 12) + 1:02d}"
+        homeroom = (
+            sections[0].title
+            if level == "elementary"
+            else f"HR {grade}-{int(rng.random() * 12) + 1:02d}"
+        )
         counselors = school.counselors
         return Student(
             index=index,
@@ -623,11 +744,16 @@ class _Builder:
             birth_date=born,
             race=race,
             hispanic=race == "hispanic",
-            country_of_birth=("MX" if rng.random() < 0.5 else rng.choice(
-                ("DO", "GT", "HN", "SV", "CN", "IN", "BD", "HT", "YE", "EC"))) if foreign_born
+            country_of_birth=(
+                "MX"
+                if rng.random() < 0.5
+                else rng.choice(("DO", "GT", "HN", "SV", "CN", "IN", "BD", "HT", "YE", "EC"))
+            )
+            if foreign_born
             else "US",
-            state_of_birth=None if foreign_born else ("NY" if rng.random() < 0.8 else
-                                                     rng.choice(("NJ", "PA", "CT", "FL", "CA"))),
+            state_of_birth=None
+            if foreign_born
+            else ("NY" if rng.random() < 0.8 else rng.choice(("NJ", "PA", "CT", "FL", "CA"))),
             city_of_birth=district.city if not foreign_born and rng.random() < 0.5 else None,
             home_language=home_language,
             district=district,
@@ -647,10 +773,14 @@ class _Builder:
             absence_p=absence_p,
             tardy_p=tardy_p,
             programs=tuple(programs),
-            ell_status="active" if english_learner else (
-                "exited" if home_language != "eng" and rng.random() < 0.5 else "never"),
-            elp_level=rng.choice(("Entering", "Emerging", "Transitioning", "Expanding",
-                                  "Commanding")) if english_learner else None,
+            ell_status="active"
+            if english_learner
+            else ("exited" if home_language != "eng" and rng.random() < 0.5 else "never"),
+            elp_level=rng.choice(
+                ("Entering", "Emerging", "Transitioning", "Expanding", "Commanding")
+            )
+            if english_learner
+            else None,
             free_reduced_lunch=frl,
             homeless=homeless,
             foster_care=foster,
@@ -663,14 +793,19 @@ class _Builder:
             pickup_ms=pickup * 60_000 if rides_bus else None,
             dropoff_ms=(pickup + 8 * 60 + 20) * 60_000 if rides_bus else None,
             ssn=f"9{int(rng.random() * 100):02d}-{int(rng.random() * 100):02d}-"
-                f"{int(rng.random() * 10000):04d}" if rng.random() < rates.HAS_SSN else None,
+            f"{int(rng.random() * 10000):04d}"
+            if rng.random() < rates.HAS_SSN
+            else None,
             other_government_id=f"A{int(rng.random() * 1e9):09d}" if foreign_born else None,
-            password=f"{int(rng.random() * 10000):04d}" if level == "elementary"
-            and rng.random() < 0.3 else None,
-            health_notes=rng.choice(reference.HEALTH_NOTES) if alerts and rng.random() < 0.5
+            password=f"{int(rng.random() * 10000):04d}"
+            if level == "elementary" and rng.random() < 0.3
+            else None,
+            health_notes=rng.choice(reference.HEALTH_NOTES)
+            if alerts and rng.random() < 0.5
             else None,
             counseling_notes=rng.choice(reference.COUNSELING_NOTES)
-            if rng.random() < rates.COUNSELING_NOTE else None,
+            if rng.random() < rates.COUNSELING_NOTE
+            else None,
         )
 
     def prior_transcript(self, student: Student) -> None:
@@ -721,9 +856,15 @@ class _Builder:
             name = f"{name} {number // len(reference.DISTRICT_NAMES) + 1}"
         district_id = f"36{(10_000 + 7_919 * (number + 1) + int(rng.random() * 500)) % 100_000:05d}"
         org = Org(sourced_id=district_id, name=name, kind="district", parent_id=None)
-        district = District(org=org, city=city, state=state, school_year=school_year_of(start),
-                            start=start, sessions=_sessions(district_id, start),
-                            email_domain=f"{city.lower().replace(' ', '')}.k12.example.org")
+        district = District(
+            org=org,
+            city=city,
+            state=state,
+            school_year=school_year_of(start),
+            start=start,
+            sessions=_sessions(district_id, start),
+            email_domain=f"{city.lower().replace(' ', '')}.k12.example.org",
+        )
         per_grade = _split(students, len(GRADES))
         stems = list(reference.SCHOOL_NAME_STEMS)
         number_of_school = 0
@@ -785,8 +926,9 @@ class World:
         return student
 
 
-def build_world(rng: random.Random, students: int, districts: int = 1,
-                start: date | None = None) -> World:
+def build_world(
+    rng: random.Random, students: int, districts: int = 1, start: date | None = None
+) -> World:
     """The districts at the start of the year; students are split evenly across districts."""
     if students < 0:
         raise ValueError("students must be >= 0")
@@ -797,8 +939,10 @@ def build_world(rng: random.Random, students: int, districts: int = 1,
     builder = _Builder(rng, _Counters())
     first_day = start or DEFAULT_START
     with gc_paused():
-        built = [builder.district(n, count, first_day)
-                 for n, count in enumerate(_split(students, districts))]
+        built = [
+            builder.district(n, count, first_day)
+            for n, count in enumerate(_split(students, districts))
+        ]
     return World(built, builder)
 
 
@@ -819,7 +963,8 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def build_districts(students: int, seed: int, districts: int = 1,
-                    start: date | None = None) -> list[District]:
+def build_districts(
+    students: int, seed: int, districts: int = 1, start: date | None = None
+) -> list[District]:
     """The initial districts of the simulation for ``seed`` (same as :func:`simulate` uses)."""
     return build_world(random.Random(seed), students, districts, start).districts

@@ -151,8 +151,15 @@ def _cached(s: Student, key: str, build: Any, keep: bool) -> Any:
     return section
 
 
-def snapshot(s: Student, event_id: str, occurred_at: int, source_system: str,
-             days_enrolled: int, *, keep: bool = True) -> dict[str, Any]:
+def snapshot(
+    s: Student,
+    event_id: str,
+    occurred_at: int,
+    source_system: str,
+    days_enrolled: int,
+    *,
+    keep: bool = True,
+) -> dict[str, Any]:
     """The whole current record of ``s`` as an UPSERT value.
 
     ``keep``: cache the scalar sections built for the next snapshot of ``s``.
@@ -188,9 +195,21 @@ def snapshot(s: Student, event_id: str, occurred_at: int, source_system: str,
 
 
 _SECTIONS: Final[tuple[str, ...]] = (
-    "names", "identity", "demographics", "enrollment", "contact", "guardians", "schedule",
-    "attendance", "assessment", "transcript", "conduct", "programs", "special",
-    "transportation", "restricted",
+    "names",
+    "identity",
+    "demographics",
+    "enrollment",
+    "contact",
+    "guardians",
+    "schedule",
+    "attendance",
+    "assessment",
+    "transcript",
+    "conduct",
+    "programs",
+    "special",
+    "transportation",
+    "restricted",
 )
 
 

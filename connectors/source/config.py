@@ -49,8 +49,15 @@ KEY_KINDS: Final[tuple[str, ...]] = ("state_id", "local_id", "sis_id", "sourced_
 
 #: Event fields an extension column may not set: the envelope the connector owns.
 ENVELOPE_FIELDS: Final[frozenset[str]] = frozenset(
-    {"event_id", "student_id", "student_id_type", "source_system", "district_id", "operation",
-     "occurred_at"}
+    {
+        "event_id",
+        "student_id",
+        "student_id_type",
+        "source_system",
+        "district_id",
+        "operation",
+        "occurred_at",
+    }
 )
 
 _SOURCE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
@@ -102,8 +109,9 @@ class SourceConfig:
     withdrawal_max_share: float = 0.10
     path: Path | None = None
 
-    def with_overrides(self, *, district_id: str | None = None,
-                       source_id: str | None = None) -> SourceConfig:
+    def with_overrides(
+        self, *, district_id: str | None = None, source_id: str | None = None
+    ) -> SourceConfig:
         """A copy with command-line values taking precedence."""
         return SourceConfig(
             source_id=source_id or self.source_id,
@@ -157,9 +165,13 @@ def load_source_config(
         raise SourceConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise SourceConfigError(f"{path}: expected a mapping (source: ..., student_key: ...)")
-    return parse_source_config(data, path, key_fields=key_fields,
-                               typed_key_fields=typed_key_fields,
-                               extension_entities=extension_entities)
+    return parse_source_config(
+        data,
+        path,
+        key_fields=key_fields,
+        typed_key_fields=typed_key_fields,
+        extension_entities=extension_entities,
+    )
 
 
 def parse_source_config(
@@ -192,9 +204,15 @@ def parse_source_config(
     extensions = _extensions(data.get("extensions"), fail, extension_entities)
     share = _max_share(data.get("withdrawals"), fail)
     return SourceConfig(
-        source_id=source_id, system_name=system_name, district_id=district_id,
-        student_key=rule, date_formats=formats, time_zone=zone, extensions=extensions,
-        withdrawal_max_share=share, path=path,
+        source_id=source_id,
+        system_name=system_name,
+        district_id=district_id,
+        student_key=rule,
+        date_formats=formats,
+        time_zone=zone,
+        extensions=extensions,
+        withdrawal_max_share=share,
+        path=path,
     )
 
 
@@ -210,8 +228,9 @@ def _optional_text(data: Mapping[str, Any], key: str, fail: Any) -> str | None:
     return text
 
 
-def _key_rule(value: Any, fail: Any, fields: Collection[str] | None,
-              typed: Collection[str]) -> KeyRule:
+def _key_rule(
+    value: Any, fail: Any, fields: Collection[str] | None, typed: Collection[str]
+) -> KeyRule:
     if value is None:
         return DEFAULT_KEY_RULE
     if not isinstance(value, dict):
@@ -265,8 +284,9 @@ def _dates(value: Any, fail: Any) -> tuple[tuple[str, ...], dt.tzinfo]:
         try:
             zone = ZoneInfo(str(name))
         except (ZoneInfoNotFoundError, ValueError):
-            raise fail("dates.time_zone", f"unknown time zone {name!r} (IANA name, e.g. "
-                       "America/New_York)") from None
+            raise fail(
+                "dates.time_zone", f"unknown time zone {name!r} (IANA name, e.g. America/New_York)"
+            ) from None
     return tuple(raw_formats), zone
 
 
@@ -287,8 +307,9 @@ def extension_type(avro_type: Any) -> str | None:
     return kind if kind in _EXTENSION_TYPES else None
 
 
-def _extensions(value: Any, fail: Any,
-                entities: Collection[str] | None) -> Mapping[str, Mapping[str, str]]:
+def _extensions(
+    value: Any, fail: Any, entities: Collection[str] | None
+) -> Mapping[str, Mapping[str, str]]:
     if value is None:
         return MappingProxyType({})
     if not isinstance(value, dict):
@@ -305,8 +326,11 @@ def _extensions(value: Any, fail: Any,
         for column, target in columns.items():
             where = f"{key}.{column}"
             if not isinstance(target, str) or target not in catalog or "[]" in target:
-                raise fail(where, f"{target!r} is not a field of StudentRecordChanged outside "
-                           "a list (e.g. demographics.home_language)")
+                raise fail(
+                    where,
+                    f"{target!r} is not a field of StudentRecordChanged outside "
+                    "a list (e.g. demographics.home_language)",
+                )
             if target in ENVELOPE_FIELDS:
                 raise fail(where, f"{target} is set by the connector, not by an extension")
             if extension_type(catalog[target].avro_type) is None:

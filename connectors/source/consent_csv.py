@@ -36,8 +36,17 @@ from streams.errors import HallpassError
 from streams.policy.consent import ConsentEvent, ConsentKind, InvalidConsentEventError
 from streams.policy.instants import InstantError, parse_instant
 
-COLUMNS = ("kind", "student_id", "district_id", "partner", "categories", "effective_at",
-           "expires_at", "purpose", "recorded_by")
+COLUMNS = (
+    "kind",
+    "student_id",
+    "district_id",
+    "partner",
+    "categories",
+    "effective_at",
+    "expires_at",
+    "purpose",
+    "recorded_by",
+)
 REQUIRED = ("kind", "district_id", "effective_at")
 KINDS: dict[str, ConsentKind] = {
     "grant": ConsentKind.GRANT,
@@ -77,18 +86,20 @@ def read_consent_csv(path: Path) -> ConsentFile:
     missing = [c for c in REQUIRED if c not in header]
     if unknown or missing:
         raise ConsentFileError(
-            f"{path.name}: " + "; ".join(
+            f"{path.name}: "
+            + "; ".join(
                 ([f"unknown columns {', '.join(unknown)}"] if unknown else [])
-                + ([f"missing columns {', '.join(missing)}"] if missing else []))
-            + f" (the columns: {', '.join(COLUMNS)})")
+                + ([f"missing columns {', '.join(missing)}"] if missing else [])
+            )
+            + f" (the columns: {', '.join(COLUMNS)})"
+        )
     out = ConsentFile()
     for line, row in _rows(reader):
         values = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         try:
             out.events.append(_event(path.name, line, values))
         except _RowProblem as problem:
-            out.rejects.append(Reject(path.name, line, problem.column, problem.reason,
-                                      values))
+            out.rejects.append(Reject(path.name, line, problem.column, problem.reason, values))
     return out
 
 
@@ -127,20 +138,30 @@ def _event(file: str, line: int, values: dict[str, str]) -> ConsentEvent:
     effective = _time(values, "effective_at")
     if effective is None:
         raise _RowProblem("effective_at", "missing: when does the decision take effect?")
-    categories = frozenset(c.strip() for c in values.get("categories", "").split(";")
-                           if c.strip())
+    categories = frozenset(c.strip() for c in values.get("categories", "").split(";") if c.strip())
     content = "|".join(f"{c}={values.get(c, '')}" for c in COLUMNS)
     try:
         return ConsentEvent(
-            event_id=str(uuid.uuid5(_NAMESPACE, f"{file}|{content}")), kind=kind,
-            district_id=values.get("district_id", ""), effective_at=effective,
-            student_id=values.get("student_id") or None, partner=partner,
-            categories=categories, purpose=values.get("purpose") or None,
+            event_id=str(uuid.uuid5(_NAMESPACE, f"{file}|{content}")),
+            kind=kind,
+            district_id=values.get("district_id", ""),
+            effective_at=effective,
+            student_id=values.get("student_id") or None,
+            partner=partner,
+            categories=categories,
+            purpose=values.get("purpose") or None,
             expires_at=_time(values, "expires_at"),
             recorded_by=values.get("recorded_by") or "csv-import",
-            source_system=f"csv:{file}")
+            source_system=f"csv:{file}",
+        )
     except InvalidConsentEventError as exc:
-        column = ("categories" if "categor" in str(exc) else
-                  "partner" if "partner" in str(exc) else
-                  "student_id" if "student" in str(exc) else WHOLE_ROW)
+        column = (
+            "categories"
+            if "categor" in str(exc)
+            else "partner"
+            if "partner" in str(exc)
+            else "student_id"
+            if "student" in str(exc)
+            else WHOLE_ROW
+        )
         raise _RowProblem(column, str(exc)) from exc

@@ -57,39 +57,53 @@ class EventPublisher:
     """Publishes records to the SIS topics, keyed by student id (district id for district
     consent events), with idempotence on so that retries never duplicate."""
 
-    def __init__(self, conn: Connection, topics: Mapping[str, str] = SIS_TOPICS,
-                 delivery_timeout_s: float = 60.0,
-                 metrics: ConnectorMetrics | None = None) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        topics: Mapping[str, str] = SIS_TOPICS,
+        delivery_timeout_s: float = 60.0,
+        metrics: ConnectorMetrics | None = None,
+    ) -> None:
         self.metrics = metrics
         registry = SchemaRegistryClient(conn.registry_config())
         self._encoders = {
             topic: WireEncoder(registry, f"{topic}-value", load_schema(stem))
             for topic, stem in topics.items()
         }
-        self._producer = Producer(conn.kafka_config({
-            "enable.idempotence": True,
-            "acks": "all",
-            # Java's partitioner (murmur2), as SIS integrations on the Java client use: a
-            # student's records land where the processor decides them, with no forwarding
-            "partitioner": "murmur2_random",
-            "linger.ms": 25,
-            "batch.num.messages": 10000,
-            "compression.type": "lz4",
-            "delivery.timeout.ms": int(delivery_timeout_s * 1000),
-            "queue.buffering.max.messages": 200000,
-        }))
+        self._producer = Producer(
+            conn.kafka_config(
+                {
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    # Java's partitioner (murmur2), as SIS integrations on the Java client use: a
+                    # student's records land where the processor decides them, with no forwarding
+                    "partitioner": "murmur2_random",
+                    "linger.ms": 25,
+                    "batch.num.messages": 10000,
+                    "compression.type": "lz4",
+                    "delivery.timeout.ms": int(delivery_timeout_s * 1000),
+                    "queue.buffering.max.messages": 200000,
+                }
+            )
+        )
         self.report = DeliveryReport()
 
     def encode(self, topic: str, record: Mapping[str, Any]) -> bytes:
         """The wire bytes of a record; raises ValueError if the schema refuses it."""
         return self._encoders[topic].encode(record)
 
-    def publish(self, topic: str, key: str, record: Mapping[str, Any],
-                on_delivered: OnDelivered | None = None) -> None:
+    def publish(
+        self,
+        topic: str,
+        key: str,
+        record: Mapping[str, Any],
+        on_delivered: OnDelivered | None = None,
+    ) -> None:
         self.publish_encoded(topic, key, self.encode(topic, record), on_delivered)
 
-    def publish_encoded(self, topic: str, key: str, value: bytes,
-                        on_delivered: OnDelivered | None = None) -> None:
+    def publish_encoded(
+        self, topic: str, key: str, value: bytes, on_delivered: OnDelivered | None = None
+    ) -> None:
         report = self.report
         metrics = self.metrics
 
@@ -108,8 +122,7 @@ class EventPublisher:
 
         while True:
             try:
-                self._producer.produce(topic, key=key.encode(), value=value,
-                                       on_delivery=delivered)
+                self._producer.produce(topic, key=key.encode(), value=value, on_delivery=delivered)
                 break
             except BufferError:
                 self._producer.poll(0.05)

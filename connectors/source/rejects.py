@@ -27,8 +27,20 @@ WHOLE_ROW = "*"
 
 #: Words of a column name that mark it as secret: its values never reach a file or message.
 SECRET_WORDS: frozenset[str] = frozenset(
-    {"password", "passwd", "pwd", "ssn", "socialsecurity", "token", "secret", "secrets",
-     "apikey", "credential", "credentials", "pin"}
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "ssn",
+        "socialsecurity",
+        "token",
+        "secret",
+        "secrets",
+        "apikey",
+        "credential",
+        "credentials",
+        "pin",
+    }
 )
 REDACTED = "[redacted]"
 #: First characters that make a spreadsheet read a cell as a formula (CSV injection).

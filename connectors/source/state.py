@@ -63,8 +63,12 @@ _SCHEMA = (
     )""",
 )
 #: Columns added to ``delivered`` after its first version (older files are migrated).
-_DELIVERED_EXTRA = {"operation": "TEXT", "sourced_id": "TEXT", "district_id": "TEXT",
-                    "school_id": "TEXT"}
+_DELIVERED_EXTRA = {
+    "operation": "TEXT",
+    "sourced_id": "TEXT",
+    "district_id": "TEXT",
+    "school_id": "TEXT",
+}
 
 
 def _json_default(value: object) -> object:
@@ -79,8 +83,11 @@ def _json_default(value: object) -> object:
 
 def _canonical_bytes(value: Mapping[str, Any]) -> bytes:
     content = {k: v for k, v in value.items() if k not in VOLATILE_FIELDS}
-    return orjson.dumps(content, default=_json_default,
-                        option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
+    return orjson.dumps(
+        content,
+        default=_json_default,
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME,
+    )
 
 
 def canonical_json(value: Mapping[str, Any]) -> str:
@@ -169,12 +176,13 @@ class SourceStateStore:
         self._pending: list[tuple[Any, ...]] = []
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self._path, check_same_thread=False,
-                                         isolation_level=None)
+            self._conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             self._create()
         except (OSError, sqlite3.Error) as exc:
-            raise SourceStateError(f"cannot open the state store {self._path}: {exc}; check "
-                                   "the path and its permissions") from exc
+            raise SourceStateError(
+                f"cannot open the state store {self._path}: {exc}; check "
+                "the path and its permissions"
+            ) from exc
 
     def _create(self) -> None:
         with self._lock:
@@ -224,12 +232,19 @@ class SourceStateStore:
                 "SELECT student_id, fingerprint, operation, sourced_id, district_id, school_id "
                 "FROM delivered"
             ).fetchall()
-        return [Delivered(str(r[0]), str(r[1]), str(r[2] or "UPSERT"), r[3], r[4], r[5])
-                for r in rows]
+        return [
+            Delivered(str(r[0]), str(r[1]), str(r[2] or "UPSERT"), r[3], r[4], r[5]) for r in rows
+        ]
 
-    def mark_delivered(self, student_id: str, fingerprint: str, operation: str = "UPSERT",
-                       sourced_id: str | None = None, district_id: str | None = None,
-                       school_id: str | None = None) -> None:
+    def mark_delivered(
+        self,
+        student_id: str,
+        fingerprint: str,
+        operation: str = "UPSERT",
+        sourced_id: str | None = None,
+        district_id: str | None = None,
+        school_id: str | None = None,
+    ) -> None:
         """Record that the broker acknowledged an event with this content. Call only then.
 
         For a DELETE only the key, fingerprint and source record id are kept.
@@ -293,8 +308,13 @@ class SourceStateStore:
             if ids is None:
                 rows = self._conn.execute(query, (file,)).fetchall()
             else:
-                rows = [row for sid in ids for row in self._conn.execute(
-                    query + " AND sourced_id = ?", (file, sid)).fetchall()]
+                rows = [
+                    row
+                    for sid in ids
+                    for row in self._conn.execute(
+                        query + " AND sourced_id = ?", (file, sid)
+                    ).fetchall()
+                ]
         return [StoredEntity(str(s), m, str(c)) for s, m, c in rows]
 
     def commit_entities(self, changes: EntityChanges) -> None:

@@ -42,7 +42,8 @@ def format_plan(rules: Sequence[AclRule]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-        + "  " + row[-1]
+        + "  "
+        + row[-1]
         for row in rows
     )
 
@@ -99,12 +100,13 @@ def acl_apply(ctx: Context, contracts_dir: Path, dry_run: bool) -> None:
     for rule in changes.remove:
         click.echo(f"{verb[1]:<12} {describe_rule(rule)}")
     for rule in changes.foreign:
-        progress(f"warning: an ACL hallpass does not manage also reaches the bus: "
-                 f"{describe_rule(rule)}")
+        progress(
+            f"warning: an ACL hallpass does not manage also reaches the bus: {describe_rule(rule)}"
+        )
     if changes.empty:
-        click.echo(f"the broker's ACLs match the plan ({changes.unchanged} ACLs): "
-                   "nothing changed")
+        click.echo(f"the broker's ACLs match the plan ({changes.unchanged} ACLs): nothing changed")
     else:
-        click.echo(f"{len(changes.add)} {verb[0]}, {len(changes.remove)} {verb[1]}, "
-                   f"{changes.unchanged} unchanged" + ("; dry run, nothing changed"
-                                                       if dry_run else ""))
+        click.echo(
+            f"{len(changes.add)} {verb[0]}, {len(changes.remove)} {verb[1]}, "
+            f"{changes.unchanged} unchanged" + ("; dry run, nothing changed" if dry_run else "")
+        )

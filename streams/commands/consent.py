@@ -26,18 +26,27 @@ def _publish_consent(ctx: Context, event: ConsentEvent) -> None:
     key = event.district_id if event.is_district_event else (event.student_id or "")
     publisher.publish(topic, key, event.to_avro())
     publisher.close()
-    click.echo(f"published {event.kind.value} {event.event_id} "
-               f"(key {key}, effective {event.effective_at})")
+    click.echo(
+        f"published {event.kind.value} {event.event_id} (key {key}, effective {event.effective_at})"
+    )
 
 
 common = [
     click.option("--district", required=True, help="District id of the student."),
-    click.option("--effective-at", type=INSTANT, default=None,
-                 help="Effective time: an ISO date or date-time (UTC unless an offset is "
-                 "given, e.g. 2026-09-01T08:00:00-04:00) or epoch milliseconds (default: "
-                 "now)."),
-    click.option("--recorded-by", default="hallpass-cli", show_default=True,
-                 help="Who recorded the decision."),
+    click.option(
+        "--effective-at",
+        type=INSTANT,
+        default=None,
+        help="Effective time: an ISO date or date-time (UTC unless an offset is "
+        "given, e.g. 2026-09-01T08:00:00-04:00) or epoch milliseconds (default: "
+        "now).",
+    ),
+    click.option(
+        "--recorded-by",
+        default="hallpass-cli",
+        show_default=True,
+        help="Who recorded the decision.",
+    ),
 ]
 
 
@@ -47,49 +56,100 @@ def with_common(fn: click.decorators.FC) -> click.decorators.FC:
     return fn
 
 
-def _event(kind: ConsentKind, district: str, effective_at: int | None, recorded_by: str,
-           **fields: object) -> ConsentEvent:
+def _event(
+    kind: ConsentKind, district: str, effective_at: int | None, recorded_by: str, **fields: object
+) -> ConsentEvent:
     return ConsentEvent(
-        event_id=str(uuid.uuid4()), kind=kind, district_id=district,
-        effective_at=effective_at or int(time.time() * 1000), recorded_by=recorded_by,
-        source_system="hallpass-cli", **fields,  # type: ignore[arg-type]
+        event_id=str(uuid.uuid4()),
+        kind=kind,
+        district_id=district,
+        effective_at=effective_at or int(time.time() * 1000),
+        recorded_by=recorded_by,
+        source_system="hallpass-cli",
+        **fields,  # type: ignore[arg-type]
     )
 
 
 @consent.command("grant")
 @click.option("--student", required=True)
 @click.option("--partner", required=True)
-@click.option("--category", "categories", multiple=True, required=True,
-              help="Data category granted (repeat for several).")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    required=True,
+    help="Data category granted (repeat for several).",
+)
 @click.option("--purpose", default=None)
-@click.option("--expires-at", type=INSTANT, default=None,
-              help="When the consent expires (ISO date or date-time, or epoch ms); none = "
-              "no expiry.")
+@click.option(
+    "--expires-at",
+    type=INSTANT,
+    default=None,
+    help="When the consent expires (ISO date or date-time, or epoch ms); none = no expiry.",
+)
 @with_common
 @pass_context
-def grant(ctx: Context, student: str, partner: str, categories: tuple[str, ...],
-          purpose: str | None, expires_at: int | None, district: str,
-          effective_at: int | None, recorded_by: str) -> None:
+def grant(
+    ctx: Context,
+    student: str,
+    partner: str,
+    categories: tuple[str, ...],
+    purpose: str | None,
+    expires_at: int | None,
+    district: str,
+    effective_at: int | None,
+    recorded_by: str,
+) -> None:
     """A parent grants written consent to PARTNER for some categories."""
-    _publish_consent(ctx, _event(ConsentKind.GRANT, district, effective_at, recorded_by,
-                                 student_id=student, partner=partner,
-                                 categories=frozenset(categories), purpose=purpose,
-                                 expires_at=expires_at))
+    _publish_consent(
+        ctx,
+        _event(
+            ConsentKind.GRANT,
+            district,
+            effective_at,
+            recorded_by,
+            student_id=student,
+            partner=partner,
+            categories=frozenset(categories),
+            purpose=purpose,
+            expires_at=expires_at,
+        ),
+    )
 
 
 @consent.command("revoke")
 @click.option("--student", required=True)
 @click.option("--partner", required=True)
-@click.option("--category", "categories", multiple=True,
-              help="Category revoked (repeat; none = every category of the partner).")
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    help="Category revoked (repeat; none = every category of the partner).",
+)
 @with_common
 @pass_context
-def revoke(ctx: Context, student: str, partner: str, categories: tuple[str, ...],
-           district: str, effective_at: int | None, recorded_by: str) -> None:
+def revoke(
+    ctx: Context,
+    student: str,
+    partner: str,
+    categories: tuple[str, ...],
+    district: str,
+    effective_at: int | None,
+    recorded_by: str,
+) -> None:
     """A parent revokes a consent."""
-    _publish_consent(ctx, _event(ConsentKind.REVOKE, district, effective_at, recorded_by,
-                                 student_id=student, partner=partner,
-                                 categories=frozenset(categories)))
+    _publish_consent(
+        ctx,
+        _event(
+            ConsentKind.REVOKE,
+            district,
+            effective_at,
+            recorded_by,
+            student_id=student,
+            partner=partner,
+            categories=frozenset(categories),
+        ),
+    )
 
 
 @consent.command("opt-out")
@@ -97,34 +157,49 @@ def revoke(ctx: Context, student: str, partner: str, categories: tuple[str, ...]
 @click.option("--partner", default=None, help="One partner; omit to opt out of all sharing.")
 @with_common
 @pass_context
-def opt_out(ctx: Context, student: str, partner: str | None, district: str,
-            effective_at: int | None, recorded_by: str) -> None:
+def opt_out(
+    ctx: Context,
+    student: str,
+    partner: str | None,
+    district: str,
+    effective_at: int | None,
+    recorded_by: str,
+) -> None:
     """A parent opts out of one partner, or of all sharing."""
     kind = ConsentKind.PARTNER_OPT_OUT if partner else ConsentKind.ALL_OPT_OUT
-    _publish_consent(ctx, _event(kind, district, effective_at, recorded_by,
-                                 student_id=student, partner=partner))
+    _publish_consent(
+        ctx, _event(kind, district, effective_at, recorded_by, student_id=student, partner=partner)
+    )
 
 
 @consent.command("directory-opt-out")
 @click.option("--student", required=True)
 @with_common
 @pass_context
-def directory_opt_out(ctx: Context, student: str, district: str,
-                      effective_at: int | None, recorded_by: str) -> None:
+def directory_opt_out(
+    ctx: Context, student: str, district: str, effective_at: int | None, recorded_by: str
+) -> None:
     """A parent opts out of FERPA directory disclosure (34 CFR 99.37)."""
-    _publish_consent(ctx, _event(ConsentKind.DIRECTORY_OPT_OUT, district, effective_at,
-                                 recorded_by, student_id=student))
+    _publish_consent(
+        ctx,
+        _event(
+            ConsentKind.DIRECTORY_OPT_OUT, district, effective_at, recorded_by, student_id=student
+        ),
+    )
 
 
 @consent.command("district-opt-out")
 @click.option("--partner", required=True)
 @with_common
 @pass_context
-def district_opt_out(ctx: Context, partner: str, district: str, effective_at: int | None,
-                     recorded_by: str) -> None:
+def district_opt_out(
+    ctx: Context, partner: str, district: str, effective_at: int | None, recorded_by: str
+) -> None:
     """A district opts out of PARTNER: none of its students flows to it."""
-    _publish_consent(ctx, _event(ConsentKind.DISTRICT_OPT_OUT, district, effective_at,
-                                 recorded_by, partner=partner))
+    _publish_consent(
+        ctx,
+        _event(ConsentKind.DISTRICT_OPT_OUT, district, effective_at, recorded_by, partner=partner),
+    )
 
 
 CONSENT_IMPORT_EXIT_CODES = (
@@ -132,7 +207,8 @@ CONSENT_IMPORT_EXIT_CODES = (
     "  0  every row published\n"
     "  1  failure: the file cannot be read, or the broker did not acknowledge everything\n"
     "     (importing the same file again publishes the same event ids)\n"
-    "  3  published, but some rows were rejected (<FILE>.rejects.csv)")
+    "  3  published, but some rows were rejected (<FILE>.rejects.csv)"
+)
 
 
 @consent.command("import", epilog=CONSENT_IMPORT_EXIT_CODES)
@@ -149,8 +225,9 @@ def import_(ctx: Context, path: Path, dry_run: bool) -> None:
     from connectors.source.rejects import rejects_path_for, write_rejects
 
     found = read_consent_csv(path)
-    progress(f"read {len(found.events)} consent events, rejected {len(found.rejects)} rows "
-             f"of {path}")
+    progress(
+        f"read {len(found.events)} consent events, rejected {len(found.rejects)} rows of {path}"
+    )
     if found.rejects:
         target = rejects_path_for(path)
         write_rejects(target, found.rejects)

@@ -78,10 +78,17 @@ _COMMAND = "hallpass"
 
 class _JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(), "command": _COMMAND,
-            "logger": record.name, "message": record.getMessage()})
+        return json.dumps(
+            {
+                "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
+                    timespec="milliseconds"
+                ),
+                "level": record.levelname.lower(),
+                "command": _COMMAND,
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -106,8 +113,16 @@ def progress(message: str, level: str = "info") -> None:
     ``--log-format json`` one JSON object a line (time, level, command, message), for a log
     collector."""
     if _LOG_FORMAT == "json":
-        click.echo(json.dumps({"ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                               "level": level, "command": _COMMAND, "message": message}),
-                   err=True)
+        click.echo(
+            json.dumps(
+                {
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "level": level,
+                    "command": _COMMAND,
+                    "message": message,
+                }
+            ),
+            err=True,
+        )
     else:
         click.echo(message, err=True)

@@ -31,8 +31,9 @@ def contracts() -> None:
 
 
 @contracts.command("check")
-@click.argument("directory", required=False, type=click.Path(path_type=Path),
-                default=DEFAULT_CONTRACTS)
+@click.argument(
+    "directory", required=False, type=click.Path(path_type=Path), default=DEFAULT_CONTRACTS
+)
 @click.pass_context
 def contracts_check(click_ctx: click.Context, directory: Path) -> None:
     """Validate every contract in DIRECTORY against the student schema and its lock.
@@ -59,8 +60,9 @@ def contracts_check(click_ctx: click.Context, directory: Path) -> None:
 
 
 @contracts.command("lock")
-@click.argument("directory", required=False, type=click.Path(path_type=Path),
-                default=DEFAULT_CONTRACTS)
+@click.argument(
+    "directory", required=False, type=click.Path(path_type=Path), default=DEFAULT_CONTRACTS
+)
 @click.option("--partner", default=None, help="Lock only this partner's contract.")
 def contracts_lock(directory: Path, partner: str | None) -> None:
     """Record the fields each contract version resolves to, with their basis, in
@@ -75,20 +77,24 @@ def contracts_lock(directory: Path, partner: str | None) -> None:
         if not result.written:
             click.echo(f"{result.partner}: version {result.version} already locked")
             continue
-        changes = "".join([
-            f"; added {', '.join(result.added)}" if result.added else "",
-            f"; removed {', '.join(result.removed)}" if result.removed else ""])
-        click.echo(f"{result.partner}: locked version {result.version} in "
-                   f"{result.path}{changes}")
+        changes = "".join(
+            [
+                f"; added {', '.join(result.added)}" if result.added else "",
+                f"; removed {', '.join(result.removed)}" if result.removed else "",
+            ]
+        )
+        click.echo(f"{result.partner}: locked version {result.version} in {result.path}{changes}")
 
 
 @contracts.command("apply")
 @contracts_dir_option
 @partner_secrets_option(
     "JSON file {partner: hex secret} of the pseudonym secrets (default: $"
-    + ENV_SECRETS_FILE + " or <data dir>/partner-secrets.json). Partners without a secret "
+    + ENV_SECRETS_FILE
+    + " or <data dir>/partner-secrets.json). Partners without a secret "
     "get a new one here, and only here; each partner's secret fingerprint is recorded on "
-    "the bus so that a worker with other secrets refuses to start.")
+    "the bus so that a worker with other secrets refuses to start."
+)
 @pass_context
 def contracts_apply(ctx: Context, contracts_dir: Path, partner_secrets: Path | None) -> None:
     """Create the bus's and each partner's topics (retention and cleanup as `hallpass
@@ -97,21 +103,36 @@ def contracts_apply(ctx: Context, contracts_dir: Path, partner_secrets: Path | N
     under the topic's value subject; make and record the partners' pseudonym secrets."""
     ctx.valid_contracts(contracts_dir)
     applied_contracts = apply_contracts(
-        ctx.connection(), contracts_dir, ctx.topics(),
-        secrets_file=ctx.secrets_file(partner_secrets), note=progress,
-        settings=ctx.topic_settings())
+        ctx.connection(),
+        contracts_dir,
+        ctx.topics(),
+        secrets_file=ctx.secrets_file(partner_secrets),
+        note=progress,
+        settings=ctx.topic_settings(),
+    )
     for applied in applied_contracts:
-        click.echo(f"{applied.partner:<20} {applied.topic:<40} schema id "
-                   f"{applied.schema_id:<4} {applied.fields} fields")
+        click.echo(
+            f"{applied.partner:<20} {applied.topic:<40} schema id "
+            f"{applied.schema_id:<4} {applied.fields} fields"
+        )
 
 
 @contracts.command("publish")
 @contracts_dir_option
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              required=True, help="Directory for the pages (index.html and one "
-              "<partner>.html per contract; created if missing).")
-@click.option("--district", default="The district", show_default=True,
-              help="The district's name as the pages say it.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the pages (index.html and one "
+    "<partner>.html per contract; created if missing).",
+)
+@click.option(
+    "--district",
+    default="The district",
+    show_default=True,
+    help="The district's name as the pages say it.",
+)
 def contracts_publish(contracts_dir: Path, out_dir: Path, district: str) -> None:
     """Write one web page per contract for the district's website: what the contractor
     receives about students, in plain words and under which basis, and its Parents' Bill of
@@ -124,10 +145,11 @@ def contracts_publish(contracts_dir: Path, out_dir: Path, district: str) -> None
         out_dir.mkdir(parents=True, exist_ok=True)
         for contract in loaded:
             (out_dir / page_name(contract)).write_text(
-                contract_page(contract, catalog, district, today), encoding="utf-8")
-        (out_dir / "index.html").write_text(index_page(loaded, district, today),
-                                            encoding="utf-8")
+                contract_page(contract, catalog, district, today), encoding="utf-8"
+            )
+        (out_dir / "index.html").write_text(index_page(loaded, district, today), encoding="utf-8")
     except OSError as exc:
-        raise click.ClickException(f"cannot write the pages to {out_dir}: {exc.strerror}. "
-                                   "Give a writable --out DIR.") from exc
+        raise click.ClickException(
+            f"cannot write the pages to {out_dir}: {exc.strerror}. Give a writable --out DIR."
+        ) from exc
     click.echo(f"wrote {len(loaded)} contract page(s) and index.html to {out_dir}")

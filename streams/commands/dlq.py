@@ -34,15 +34,25 @@ def _when(ms: int) -> str:
 
 
 def _row(letter: DeadLetter, replayed: bool) -> dict[str, Any]:
-    return {"position": letter.position, "time": _when(letter.timestamp_ms),
-            "origin_topic": letter.origin_topic, "origin_partition": letter.origin_partition,
-            "origin_offset": letter.origin_offset, "key": render_key(letter.key),
-            "reason": letter.reason, "replayed": replayed}
+    return {
+        "position": letter.position,
+        "time": _when(letter.timestamp_ms),
+        "origin_topic": letter.origin_topic,
+        "origin_partition": letter.origin_partition,
+        "origin_offset": letter.origin_offset,
+        "key": render_key(letter.key),
+        "reason": letter.reason,
+        "replayed": replayed,
+    }
 
 
 @dlq.command("list")
-@click.option("--reason", "reasons", multiple=True,
-              help="Only dead letters of this reason kind or prefix (repeatable).")
+@click.option(
+    "--reason",
+    "reasons",
+    multiple=True,
+    help="Only dead letters of this reason kind or prefix (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
 def list_(ctx: Context, reasons: tuple[str, ...], as_json: bool) -> None:
@@ -64,8 +74,10 @@ def list_(ctx: Context, reasons: tuple[str, ...], as_json: bool) -> None:
     for row in rows:
         origin = f"{row['origin_topic']}[{row['origin_partition']}]@{row['origin_offset']}"
         flag = " (replayed)" if row["replayed"] else ""
-        click.echo(f"{row['position']:<8} {row['time']}  {origin:<40} {row['key']:<20} "
-                   f"{row['reason']}{flag}")
+        click.echo(
+            f"{row['position']:<8} {row['time']}  {origin:<40} {row['key']:<20} "
+            f"{row['reason']}{flag}"
+        )
     click.echo(f"{len(rows)} dead letters in {topics.changes_dlq}", err=True)
 
 
@@ -104,25 +116,44 @@ def show(ctx: Context, position: str) -> None:
 
 
 @dlq.command("replay")
-@click.option("--reason", "reasons", multiple=True,
-              help="Dead letters of this reason kind (undecodable, invalid, future_dated, ...) "
-              "or reason prefix (repeatable).")
-@click.option("--origin", "origins", multiple=True,
-              help="Dead letters from TOPIC, TOPIC:PARTITION or TOPIC:PARTITION:FROM[-TO] "
-              "(offsets of the input topic; repeatable).")
-@click.option("--position", "positions", multiple=True,
-              help="The dead letter at this DLQ position PARTITION:OFFSET (repeatable).")
+@click.option(
+    "--reason",
+    "reasons",
+    multiple=True,
+    help="Dead letters of this reason kind (undecodable, invalid, future_dated, ...) "
+    "or reason prefix (repeatable).",
+)
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    help="Dead letters from TOPIC, TOPIC:PARTITION or TOPIC:PARTITION:FROM[-TO] "
+    "(offsets of the input topic; repeatable).",
+)
+@click.option(
+    "--position",
+    "positions",
+    multiple=True,
+    help="The dead letter at this DLQ position PARTITION:OFFSET (repeatable).",
+)
 @click.option("--all", "everything", is_flag=True, help="Every dead letter.")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed; write nothing.")
 @pass_context
-def replay_(ctx: Context, reasons: tuple[str, ...], origins: tuple[str, ...],
-            positions: tuple[str, ...], everything: bool, dry_run: bool) -> None:
+def replay_(
+    ctx: Context,
+    reasons: tuple[str, ...],
+    origins: tuple[str, ...],
+    positions: tuple[str, ...],
+    everything: bool,
+    dry_run: bool,
+) -> None:
     """Write a selection of dead letters back to their input topics once their cause is
     fixed (criteria combine: each given one must match). Exactly once: the records and a
     marker per dead letter are written in one transaction, and a dead letter with a marker is
     never replayed again. The processor then takes them as new input."""
-    selection = Selection(reasons=reasons, origins=origins, positions=positions,
-                          everything=everything)
+    selection = Selection(
+        reasons=reasons, origins=origins, positions=positions, everything=everything
+    )
     conn, topics = ctx.connection(registry=False), ctx.topics()
     if dry_run:
         done = read_replayed(conn, topics)
@@ -132,11 +163,18 @@ def replay_(ctx: Context, reasons: tuple[str, ...], origins: tuple[str, ...],
             click.echo(f"{letter.position:<8} {state}: {letter.origin}  {letter.reason}")
         return
     settings = ctx.topic_settings()
-    result = replay(conn, topics, selection, replication_factor=settings.replication_factor,
-                    min_insync=settings.min_insync_replicas)
+    result = replay(
+        conn,
+        topics,
+        selection,
+        replication_factor=settings.replication_factor,
+        min_insync=settings.min_insync_replicas,
+    )
     for letter in result.replayed:
         click.echo(f"{letter.position:<8} replayed to {letter.origin_topic}  ({letter.reason})")
     for letter, why in result.unusable:
         click.echo(f"{letter.position:<8} not replayed: {why}")
-    click.echo(f"{len(result.replayed)} replayed, {len(result.already)} replayed before, "
-               f"{len(result.unusable)} not replayable")
+    click.echo(
+        f"{len(result.replayed)} replayed, {len(result.already)} replayed before, "
+        f"{len(result.unusable)} not replayable"
+    )

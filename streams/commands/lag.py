@@ -14,24 +14,43 @@ from streams.commands.context import Context, pass_context, progress
 from streams.commands.options import metrics_port_option
 from streams.metrics import serve_metrics
 
-GROUP_HELP = ("Only this consumer group (repeat for more; shell wildcards such as "
-              "'partner-*' allowed). Default: every group.")
+GROUP_HELP = (
+    "Only this consumer group (repeat for more; shell wildcards such as "
+    "'partner-*' allowed). Default: every group."
+)
 TIMEOUT_HELP = "Seconds to wait for each answer of the cluster."
 
 
 @click.command("lag")
 @click.option("--group", "groups", multiple=True, metavar="GROUP", help=GROUP_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--samples", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Sampling rounds; lag in seconds is interpolated between them and the "
-              "status judged over all of them.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0,
-              show_default=True, help="Seconds between sampling rounds.")
-@click.option("--timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
-              help=TIMEOUT_HELP)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Sampling rounds; lag in seconds is interpolated between them and the "
+    "status judged over all of them.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between sampling rounds.",
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help=TIMEOUT_HELP
+)
 @pass_context
-def lag(ctx: Context, groups: tuple[str, ...], as_json: bool, samples: int,
-        interval: float, timeout: float) -> None:
+def lag(
+    ctx: Context,
+    groups: tuple[str, ...],
+    as_json: bool,
+    samples: int,
+    interval: float,
+    timeout: float,
+) -> None:
     """Consumer lag per group, topic and partition.
 
     \b
@@ -76,17 +95,34 @@ def lag(ctx: Context, groups: tuple[str, ...], as_json: bool, samples: int,
 
 @click.command("lag-exporter")
 @metrics_port_option(default=9465)
-@click.option("--interval", type=click.FloatRange(min=0.1), default=15.0,
-              show_default=True, help="Seconds between sampling rounds of the cluster.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=15.0,
+    show_default=True,
+    help="Seconds between sampling rounds of the cluster.",
+)
 @click.option("--group", "groups", multiple=True, metavar="GROUP", help=GROUP_HELP)
-@click.option("--window", type=click.IntRange(min=2), default=10, show_default=True,
-              help="Sampling rounds the status rules look back over (make it span "
-              "several commit intervals of the groups).")
-@click.option("--timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True,
-              help=TIMEOUT_HELP)
+@click.option(
+    "--window",
+    type=click.IntRange(min=2),
+    default=10,
+    show_default=True,
+    help="Sampling rounds the status rules look back over (make it span "
+    "several commit intervals of the groups).",
+)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help=TIMEOUT_HELP
+)
 @pass_context
-def lag_exporter(ctx: Context, metrics_port: int, interval: float,
-                 groups: tuple[str, ...], window: int, timeout: float) -> None:
+def lag_exporter(
+    ctx: Context,
+    metrics_port: int,
+    interval: float,
+    groups: tuple[str, ...],
+    window: int,
+    timeout: float,
+) -> None:
     """Serve consumer lag as Prometheus metrics until stopped (SIGTERM or Ctrl-C).
 
     kafka_exporter's kafka_consumergroup_lag, kafka_consumergroup_current_offset and
@@ -107,13 +143,17 @@ def lag_exporter(ctx: Context, metrics_port: int, interval: float,
         connect=lambda: conn,
         open_source=lambda c: KafkaOffsets(c, timeout_s=min(timeout, interval)),
         sampler=LagSampler(LagTracker(ctx.topics(), window=window)),
-        selection=GroupSelection(groups), note=progress)
+        selection=GroupSelection(groups),
+        note=progress,
+    )
     registry = CollectorRegistry()
     registry.register(LagCollector(lambda: exporter.latest))
     url = serve_metrics(registry, metrics_port, ctx.settings.metrics_addr)
     which = ", ".join(groups) if groups else "every consumer group"
-    progress(f"lag exporter: metrics on {url}; sampling {which} on "
-             f"{conn.bootstrap_servers} every {interval:g}s")
+    progress(
+        f"lag exporter: metrics on {url}; sampling {which} on "
+        f"{conn.bootstrap_servers} every {interval:g}s"
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -24,31 +24,69 @@ from streams.settings import ENV_SECRETS_FILE
 
 @click.command()
 @contracts_dir_option
-@click.option("--until-idle", is_flag=True,
-              help="Exit once every input partition is caught up (demo, tests, benchmarks).")
-@click.option("--worker", type=int, default=0, show_default=True,
-              help="Worker number; each concurrent worker needs its own.")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Exit once every input partition is caught up (demo, tests, benchmarks).",
+)
+@click.option(
+    "--worker",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Worker number; each concurrent worker needs its own.",
+)
 @partner_secrets_option(
     "JSON file {partner: hex secret} of the bus's pseudonym secrets (default: $"
-    + ENV_SECRETS_FILE + " or <data dir>/partner-secrets.json). Made by `hallpass "
-    "contracts apply`; every worker needs the same file.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Most input events per transaction.")
-@click.option("--timer-interval", type=click.FloatRange(min=0.1, max=60), default=5.0,
-              show_default=True, help="Seconds between checks of what came due with no "
-              "event (consent expiries, contract and district dates): how late at most a "
-              "time-driven retraction is sent.")
-@click.option("--future-skew-hours", type=click.FloatRange(min=0), default=24.0,
-              show_default=True, help="A change dated further than this ahead of the "
-              "processing time is a dead letter (reason future_dated), never trusted.")
-@click.option("--frozen-clock", type=int, default=None, hidden=True,
-              help="Testing only: decide at this fixed time (epoch ms) instead of the "
-              "wall clock.")
+    + ENV_SECRETS_FILE
+    + " or <data dir>/partner-secrets.json). Made by `hallpass "
+    "contracts apply`; every worker needs the same file."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Most input events per transaction.",
+)
+@click.option(
+    "--timer-interval",
+    type=click.FloatRange(min=0.1, max=60),
+    default=5.0,
+    show_default=True,
+    help="Seconds between checks of what came due with no "
+    "event (consent expiries, contract and district dates): how late at most a "
+    "time-driven retraction is sent.",
+)
+@click.option(
+    "--future-skew-hours",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    help="A change dated further than this ahead of the "
+    "processing time is a dead letter (reason future_dated), never trusted.",
+)
+@click.option(
+    "--frozen-clock",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Testing only: decide at this fixed time (epoch ms) instead of the wall clock.",
+)
 @metrics_port_option(default=0)
 @pass_context
-def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
-            partner_secrets: Path | None, batch_size: int, timer_interval: float,
-            future_skew_hours: float, frozen_clock: int | None, metrics_port: int) -> None:
+def process(
+    ctx: Context,
+    contracts_dir: Path,
+    until_idle: bool,
+    worker: int,
+    partner_secrets: Path | None,
+    batch_size: int,
+    timer_interval: float,
+    future_skew_hours: float,
+    frozen_clock: int | None,
+    metrics_port: int,
+) -> None:
     """Run the consent-aware processor (exactly once, Kafka transactions).
 
     Reads sis.student.changes and consent.events; writes each partner's contracted view to
@@ -80,29 +118,47 @@ def process(ctx: Context, contracts_dir: Path, until_idle: bool, worker: int,
         if now - last[0] >= 2.0:
             last[0] = now
             rate = stats.consumed / max(now - started, 1e-9)
-            progress(f"processed {stats.consumed} events ({rate:.0f}/s), "
-                     f"{stats.produced} records out")
+            progress(
+                f"processed {stats.consumed} events ({rate:.0f}/s), {stats.produced} records out"
+            )
 
     ctx.valid_contracts(contracts_dir)
     conn = ctx.connection()
     conn = dataclasses.replace(conn, client_id=f"{conn.client_id}-{worker}")
     stats, handler = run_processor(
-        conn, contracts_dir, ctx.secrets_file(partner_secrets),
-        until_idle, worker, progress, show, batch_size=batch_size, topics=ctx.topics(),
-        metrics=registry if url else None, tick_interval_s=timer_interval, clock=clock,
+        conn,
+        contracts_dir,
+        ctx.secrets_file(partner_secrets),
+        until_idle,
+        worker,
+        progress,
+        show,
+        batch_size=batch_size,
+        topics=ctx.topics(),
+        metrics=registry if url else None,
+        tick_interval_s=timer_interval,
+        clock=clock,
         future_skew_ms=int(future_skew_hours * 3_600_000),
-        topic_settings=ctx.topic_settings(), known_districts=ctx.settings.known_districts)
+        topic_settings=ctx.topic_settings(),
+        known_districts=ctx.settings.known_districts,
+    )
     elapsed = time.monotonic() - started
     counters = handler.counters
     busy = max(stats.last_commit_at - stats.first_batch_at, 1e-9)
-    click.echo(f"restored {stats.restored} table records in {stats.restore_s:.1f}s; "
-               f"busy {busy:.1f}s ({stats.consumed / busy:.0f} events/s)")
-    click.echo(f"processed {stats.consumed} events in {elapsed:.1f}s "
-               f"({counters.changes} changes, {counters.consent_events} consent events, "
-               f"{counters.dead_letters} dead letters)")
+    click.echo(
+        f"restored {stats.restored} table records in {stats.restore_s:.1f}s; "
+        f"busy {busy:.1f}s ({stats.consumed / busy:.0f} events/s)"
+    )
+    click.echo(
+        f"processed {stats.consumed} events in {elapsed:.1f}s "
+        f"({counters.changes} changes, {counters.consent_events} consent events, "
+        f"{counters.dead_letters} dead letters)"
+    )
     for partner in sorted({r.partner for r in handler.routes}):
         withheld = {r: n for (p, r), n in counters.withheld.items() if p == partner}
         retracted = {r: n for (p, r), n in counters.retracted.items() if p == partner}
-        click.echo(f"  {partner:<18} disclosed {counters.disclosed.get(partner, 0):>6}  "
-                   f"withheld {sum(withheld.values()):>6} {withheld or ''}  "
-                   f"retracted {sum(retracted.values())} {retracted or ''}")
+        click.echo(
+            f"  {partner:<18} disclosed {counters.disclosed.get(partner, 0):>6}  "
+            f"withheld {sum(withheld.values()):>6} {withheld or ''}  "
+            f"retracted {sum(retracted.values())} {retracted or ''}"
+        )

@@ -86,23 +86,45 @@ def publish() -> None:
 
 @publish.command("oneroster", epilog=ONEROSTER_EXIT_CODES)
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--source", "source_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Source configuration of this SIS connection (YAML: "
-              "source id, district_id, student_key, dates, extensions, withdrawals).")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="State store of the source: what was delivered and the "
-              "last accepted entities (default: <data dir>/oneroster/<source>.sqlite3).")
-@click.option("--district", default=None,
-              help="District id for students whose orgs name none (overrides the source "
-              "configuration's district_id).")
-@click.option("--confirm-withdrawals", is_flag=True,
-              help="Withdraw the students missing from this bulk even when they are more "
-              "than the configured share (default 10%) of those published before.")
+@click.option(
+    "--source",
+    "source_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Source configuration of this SIS connection (YAML: "
+    "source id, district_id, student_key, dates, extensions, withdrawals).",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="State store of the source: what was delivered and the "
+    "last accepted entities (default: <data dir>/oneroster/<source>.sqlite3).",
+)
+@click.option(
+    "--district",
+    default=None,
+    help="District id for students whose orgs name none (overrides the source "
+    "configuration's district_id).",
+)
+@click.option(
+    "--confirm-withdrawals",
+    is_flag=True,
+    help="Withdraw the students missing from this bulk even when they are more "
+    "than the configured share (default 10%) of those published before.",
+)
 @metrics_port_option(default=0)
 @pass_context
-def publish_oneroster(ctx: Context, path: Path, source_file: Path | None,
-                      state_path: Path | None, district: str | None,
-                      confirm_withdrawals: bool, metrics_port: int) -> None:
+def publish_oneroster(
+    ctx: Context,
+    path: Path,
+    source_file: Path | None,
+    state_path: Path | None,
+    district: str | None,
+    confirm_withdrawals: bool,
+    metrics_port: int,
+) -> None:
     """Publish a OneRoster 1.0, 1.1 or 1.2 CSV package (directory or zip), bulk or delta,
     as one event per student.
 
@@ -124,7 +146,8 @@ def publish_oneroster(ctx: Context, path: Path, source_file: Path | None,
         config = dataclasses.replace(config, district_id=district)
     metrics = _connector_metrics(ctx, "oneroster", metrics_port)
     store = SourceStateStore(
-        state_path or ctx.data_dir / "oneroster" / f"{config.source_id}.sqlite3")
+        state_path or ctx.data_dir / "oneroster" / f"{config.source_id}.sqlite3"
+    )
     try:
         result = read_package(path, config=config, store=store, progress=progress)
         _report_read(result, metrics)
@@ -132,9 +155,13 @@ def publish_oneroster(ctx: Context, path: Path, source_file: Path | None,
         publisher = EventPublisher(ctx.connection(), sis_topics(topics), metrics=metrics)
         meter = Progress("publishing")
         outcome = publish_result(
-            result, store, publisher, topics.changes,
+            result,
+            store,
+            publisher,
+            topics.changes,
             max_share=config.withdrawal_max_share,
-            confirm_withdrawals=confirm_withdrawals, tick=meter.tick,
+            confirm_withdrawals=confirm_withdrawals,
+            tick=meter.tick,
             on_unchanged=metrics.unchanged,
         )
     finally:
@@ -154,8 +181,6 @@ def publish_oneroster(ctx: Context, path: Path, source_file: Path | None,
         click.get_current_context().exit(EXIT_REJECTED_ROWS)
 
 
-
-
 def _source_config(source_file: Path | None) -> SourceConfig:
     from connectors.oneroster import EXTENSION_ENTITIES, KEY_FIELDS, TYPED_KEY_FIELDS
     from connectors.source.config import SourceConfigError, load_source_config
@@ -163,9 +188,12 @@ def _source_config(source_file: Path | None) -> SourceConfig:
     if source_file is None:
         return SourceConfig()
     try:
-        return load_source_config(source_file, key_fields=KEY_FIELDS,
-                                  typed_key_fields=TYPED_KEY_FIELDS,
-                                  extension_entities=EXTENSION_ENTITIES)
+        return load_source_config(
+            source_file,
+            key_fields=KEY_FIELDS,
+            typed_key_fields=TYPED_KEY_FIELDS,
+            extension_entities=EXTENSION_ENTITIES,
+        )
     except SourceConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--source") from exc
 
@@ -187,29 +215,65 @@ def _show(what: str, items: Sequence[Reject], path: Path | None, limit: int = 20
 
 
 @click.command()
-@click.option("--students", type=int, default=2000, show_default=True,
-              help="Students in the simulated district(s).")
-@click.option("--seed", type=int, default=1, show_default=True,
-              help="Same seed, same district and same stream of changes.")
-@click.option("--days", type=int, default=20, show_default=True,
-              help="Simulated school days of changes after the initial load.")
-@click.option("--districts", type=int, default=1, show_default=True,
-              help="Districts (with two or more, one district opts out of a partner).")
-@click.option("--oneroster-out", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Also write the initial district as a OneRoster 1.2 bulk "
-              "package to this directory.")
+@click.option(
+    "--students",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Students in the simulated district(s).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Same seed, same district and same stream of changes.",
+)
+@click.option(
+    "--days",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Simulated school days of changes after the initial load.",
+)
+@click.option(
+    "--districts",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Districts (with two or more, one district opts out of a partner).",
+)
+@click.option(
+    "--oneroster-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write the initial district as a OneRoster 1.2 bulk package to this directory.",
+)
 @click.option("--no-publish", is_flag=True, help="Only write the OneRoster package.")
-@click.option("--consent-client-properties", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, envvar="HALLPASS_CONSENT_CLIENT_PROPERTIES", show_envvar=True,
-              help="Client properties of the consent source's principal (e.g. "
-              "User:hallpass-consent), for the consent events: on a secured bus the SIS "
-              "connector may write only the change topic. Default: the same client as "
-              "the changes.")
+@click.option(
+    "--consent-client-properties",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="HALLPASS_CONSENT_CLIENT_PROPERTIES",
+    show_envvar=True,
+    help="Client properties of the consent source's principal (e.g. "
+    "User:hallpass-consent), for the consent events: on a secured bus the SIS "
+    "connector may write only the change topic. Default: the same client as "
+    "the changes.",
+)
 @metrics_port_option(default=0)
 @pass_context
-def simulate(ctx: Context, students: int, seed: int, days: int, districts: int,
-             oneroster_out: Path | None, no_publish: bool,
-             consent_client_properties: Path | None, metrics_port: int) -> None:
+def simulate(
+    ctx: Context,
+    students: int,
+    seed: int,
+    days: int,
+    districts: int,
+    oneroster_out: Path | None,
+    no_publish: bool,
+    consent_client_properties: Path | None,
+    metrics_port: int,
+) -> None:
     """Publish a realistic, reproducible district: the initial records of every student,
     then daily changes (attendance, grades, discipline, moves, withdrawals) and consent
     events (grants, revocations, opt-outs, a district opt-out), the latter as the consent
@@ -219,10 +283,11 @@ def simulate(ctx: Context, students: int, seed: int, days: int, districts: int,
     from connectors.source.publisher import EventPublisher, sis_topics
 
     if oneroster_out is not None:
-        summary = write_oneroster_package(students, oneroster_out, seed=seed,
-                                          districts=districts)
-        click.echo(f"wrote a OneRoster 1.2 bulk package of {len(summary.student_ids)} "
-                   f"students to {oneroster_out}")
+        summary = write_oneroster_package(students, oneroster_out, seed=seed, districts=districts)
+        click.echo(
+            f"wrote a OneRoster 1.2 bulk package of {len(summary.student_ids)} "
+            f"students to {oneroster_out}"
+        )
     if no_publish:
         return
     metrics = _connector_metrics(ctx, "simulator", metrics_port)
@@ -231,14 +296,16 @@ def simulate(ctx: Context, students: int, seed: int, days: int, districts: int,
     publisher = EventPublisher(conn, sis_topics(topics), metrics=metrics)
     consent_publisher = publisher
     if consent_client_properties is not None:
-        consent_conn = dataclasses.replace(conn, client_properties=read_properties(
-            consent_client_properties, "consent client properties file"))
+        consent_conn = dataclasses.replace(
+            conn,
+            client_properties=read_properties(
+                consent_client_properties, "consent client properties file"
+            ),
+        )
         consent_publisher = EventPublisher(consent_conn, sis_topics(topics), metrics=metrics)
     meter = Progress("publishing simulated events")
     counts: dict[str, int] = {}
-    for done, event in enumerate(
-        simulated_events(students, seed, days, districts=districts), 1
-    ):
+    for done, event in enumerate(simulated_events(students, seed, days, districts=districts), 1):
         metrics.read()
         target = consent_publisher if event.topic == CONSENT else publisher
         topic = topics.name(event.topic)
@@ -257,33 +324,59 @@ def simulate(ctx: Context, students: int, seed: int, days: int, districts: int,
     )
 
 
-
-
 @publish.command("edfi", epilog=EDFI_EXIT_CODES)
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--source", "source_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Source configuration of this SIS connection (YAML: "
-              "source id, district_id, student_key from StudentUniqueId (default) or "
-              "StudentIdentificationCode with its system as type).")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="State store of the source: what was delivered "
-              "(default: <data dir>/edfi/<source>.sqlite3).")
-@click.option("--district", default=None,
-              help="District id for students whose school names no LocalEducationAgency "
-              "(overrides the source configuration's district_id).")
-@click.option("--descriptors", "descriptors_file",
-              type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Extra descriptor mappings (YAML, the shape of "
-              "connectors/edfi/descriptors.yaml); its entries win.")
-@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="The date programs, IEPs and enrolments are current on (default: "
-              "today in the source's time zone).")
+@click.option(
+    "--source",
+    "source_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Source configuration of this SIS connection (YAML: "
+    "source id, district_id, student_key from StudentUniqueId (default) or "
+    "StudentIdentificationCode with its system as type).",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="State store of the source: what was delivered "
+    "(default: <data dir>/edfi/<source>.sqlite3).",
+)
+@click.option(
+    "--district",
+    default=None,
+    help="District id for students whose school names no LocalEducationAgency "
+    "(overrides the source configuration's district_id).",
+)
+@click.option(
+    "--descriptors",
+    "descriptors_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Extra descriptor mappings (YAML, the shape of "
+    "connectors/edfi/descriptors.yaml); its entries win.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The date programs, IEPs and enrolments are current on (default: "
+    "today in the source's time zone).",
+)
 @metrics_port_option(default=0)
 @pass_context
-def publish_edfi(ctx: Context, path: Path, source_file: Path | None,
-                 state_path: Path | None, district: str | None,
-                 descriptors_file: Path | None, as_of: dt.datetime | None,
-                 metrics_port: int) -> None:
+def publish_edfi(
+    ctx: Context,
+    path: Path,
+    source_file: Path | None,
+    state_path: Path | None,
+    district: str | None,
+    descriptors_file: Path | None,
+    as_of: dt.datetime | None,
+    metrics_port: int,
+) -> None:
     """Publish an Ed-Fi load: a directory or zip of interchange XML files (Data Standard
     4.x or 5.x, told by each file's namespace) as one event per student.
 
@@ -317,18 +410,28 @@ def publish_edfi(ctx: Context, path: Path, source_file: Path | None,
     except DescriptorTableError as exc:
         raise click.BadParameter(str(exc), param_hint="--descriptors") from exc
     metrics = _connector_metrics(ctx, "edfi", metrics_port)
-    store = SourceStateStore(
-        state_path or ctx.data_dir / "edfi" / f"{config.source_id}.sqlite3")
+    store = SourceStateStore(state_path or ctx.data_dir / "edfi" / f"{config.source_id}.sqlite3")
     try:
         result, summary = read_load(
-            path, config=config, store=store, descriptors=DescriptorMap(tables),
-            as_of=as_of.date() if as_of else None, progress=progress)
+            path,
+            config=config,
+            store=store,
+            descriptors=DescriptorMap(tables),
+            as_of=as_of.date() if as_of else None,
+            progress=progress,
+        )
         _report_read(result, metrics)
         topics = ctx.topics()
         publisher = EventPublisher(ctx.connection(), sis_topics(topics), metrics=metrics)
         meter = Progress("publishing")
-        outcome = publish_result(result, store, publisher, topics.changes,
-                                 tick=meter.tick, on_unchanged=metrics.unchanged)
+        outcome = publish_result(
+            result,
+            store,
+            publisher,
+            topics.changes,
+            tick=meter.tick,
+            on_unchanged=metrics.unchanged,
+        )
     finally:
         store.close()
     click.echo(
@@ -341,8 +444,6 @@ def publish_edfi(ctx: Context, path: Path, source_file: Path | None,
     )
     if result.rejected:
         click.get_current_context().exit(EXIT_REJECTED_ROWS)
-
-
 
 
 def _edfi_source_config(source_file: Path | None) -> SourceConfig:
@@ -358,8 +459,12 @@ def _edfi_source_config(source_file: Path | None) -> SourceConfig:
     if source_file is None:
         return SourceConfig(source_id="edfi", student_key=DEFAULT_KEY_RULE)
     try:
-        config = load_source_config(source_file, key_fields=KEY_FIELDS,
-                                    typed_key_fields=TYPED_KEY_FIELDS, extension_entities=())
+        config = load_source_config(
+            source_file,
+            key_fields=KEY_FIELDS,
+            typed_key_fields=TYPED_KEY_FIELDS,
+            extension_entities=(),
+        )
     except SourceConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--source") from exc
     if config.student_key is ONEROSTER_DEFAULT:  # the file names no student_key

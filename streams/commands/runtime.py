@@ -10,37 +10,91 @@ from streams.commands.context import Context, pass_context, progress
 from streams.local.stack import LocalStack, Ports, describe
 
 
-def _stack(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
-           secure: bool = False, tls: bool = False, brokers: int | None = None) -> LocalStack:
+def _stack(
+    ctx: Context,
+    kafka_port: int,
+    controller_port: int,
+    registry_port: int,
+    secure: bool = False,
+    tls: bool = False,
+    brokers: int | None = None,
+) -> LocalStack:
     return LocalStack(
-        ctx.data_dir, env=ctx.settings.local_env, progress=progress,
+        ctx.data_dir,
+        env=ctx.settings.local_env,
+        progress=progress,
         ports=Ports(kafka=kafka_port, controller=controller_port, registry=registry_port),
-        secure=secure, tls=tls, brokers=brokers,
+        secure=secure,
+        tls=tls,
+        brokers=brokers,
     )
 
 
 @click.command()
-@click.option("--timeout", type=float, default=240.0, show_default=True,
-              help="Seconds to wait for the broker and registry to answer.")
-@click.option("--secure", is_flag=True,
-              help="SASL/SCRAM-SHA-512 and ACLs (deny by default) on the client listener; "
-              "fixed when the data dir is first formatted.")
-@click.option("--tls", is_flag=True, help="With --secure (implied): TLS on the client "
-              "listener, with a local CA made for this data dir.")
-@click.option("--registry-port", type=int, default=8081, show_default=True,
-              envvar="HALLPASS_REGISTRY_PORT", help="Schema registry HTTP port.")
-@click.option("--controller-port", type=int, default=9093, show_default=True,
-              envvar="HALLPASS_CONTROLLER_PORT", help="KRaft controller port.")
-@click.option("--kafka-port", type=int, default=9092, show_default=True,
-              envvar="HALLPASS_KAFKA_PORT", help="Client port of the local broker.")
-@click.option("--brokers", type=int, default=None, envvar="HALLPASS_BROKERS",
-              help="Broker nodes: 1, or a cluster of 3 or more (replication factor 3, "
-              "min.insync.replicas 2); broker n listens on --kafka-port + 2(n-1), its "
-              "controller on --controller-port + 2(n-1). Fixed when the data dir is first "
-              "formatted  [default: as formatted, else 1]")
+@click.option(
+    "--timeout",
+    type=float,
+    default=240.0,
+    show_default=True,
+    help="Seconds to wait for the broker and registry to answer.",
+)
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="SASL/SCRAM-SHA-512 and ACLs (deny by default) on the client listener; "
+    "fixed when the data dir is first formatted.",
+)
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="With --secure (implied): TLS on the client "
+    "listener, with a local CA made for this data dir.",
+)
+@click.option(
+    "--registry-port",
+    type=int,
+    default=8081,
+    show_default=True,
+    envvar="HALLPASS_REGISTRY_PORT",
+    help="Schema registry HTTP port.",
+)
+@click.option(
+    "--controller-port",
+    type=int,
+    default=9093,
+    show_default=True,
+    envvar="HALLPASS_CONTROLLER_PORT",
+    help="KRaft controller port.",
+)
+@click.option(
+    "--kafka-port",
+    type=int,
+    default=9092,
+    show_default=True,
+    envvar="HALLPASS_KAFKA_PORT",
+    help="Client port of the local broker.",
+)
+@click.option(
+    "--brokers",
+    type=int,
+    default=None,
+    envvar="HALLPASS_BROKERS",
+    help="Broker nodes: 1, or a cluster of 3 or more (replication factor 3, "
+    "min.insync.replicas 2); broker n listens on --kafka-port + 2(n-1), its "
+    "controller on --controller-port + 2(n-1). Fixed when the data dir is first "
+    "formatted  [default: as formatted, else 1]",
+)
 @pass_context
-def up(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
-       timeout: float, secure: bool, tls: bool, brokers: int | None) -> None:
+def up(
+    ctx: Context,
+    kafka_port: int,
+    controller_port: int,
+    registry_port: int,
+    timeout: float,
+    secure: bool,
+    tls: bool,
+    brokers: int | None,
+) -> None:
     """Start a local Kafka broker (KRaft) and schema registry on 127.0.0.1.
 
     Fetches Apache Kafka and Apicurio Registry from Maven Central on first use (cached
@@ -70,7 +124,8 @@ def up(ctx: Context, kafka_port: int, controller_port: int, registry_port: int,
         click.echo(f"schema registry  {external.schema_registry_url}")
         return
     state = _stack(ctx, kafka_port, controller_port, registry_port, secure, tls, brokers).up(
-        timeout_s=timeout)
+        timeout_s=timeout
+    )
     for line in describe(state):
         click.echo(line)
     click.echo(f"data dir         {ctx.data_dir}")
@@ -97,7 +152,8 @@ def status(ctx: Context, as_json: bool) -> None:
     external = ctx.settings.external_connection()
     if external is not None:
         info: dict[str, object] = {
-            "running": True, "external": True,
+            "running": True,
+            "external": True,
             "bootstrap_servers": external.bootstrap_servers,
             "schema_registry_url": external.schema_registry_url,
         }
@@ -113,8 +169,10 @@ def status(ctx: Context, as_json: bool) -> None:
     if info["running"]:
         click.echo("running")
     elif isinstance(down, list) and len(down) < len(_processes(info)):
-        click.echo(f"NOT running: {'; '.join(map(str, down))} "
-                   "(`hallpass up` starts what is down, `hallpass down` stops the rest)")
+        click.echo(
+            f"NOT running: {'; '.join(map(str, down))} "
+            "(`hallpass up` starts what is down, `hallpass down` stops the rest)"
+        )
     else:
         click.echo("NOT running (stale state; `hallpass up`)")
     for line in describe(info):

@@ -21,8 +21,9 @@ def _specs(ctx: Context, contracts_dir: Path, partitions: int) -> list[TopicSpec
     topics = ctx.topics()
     settings = ctx.topic_settings()
     contracts = prefixed(load_checked_contracts(contracts_dir), topics)
-    return (bus_topics(partitions, topics, settings)
-            + contract_topics(contracts, partitions, topics, settings))
+    return bus_topics(partitions, topics, settings) + contract_topics(
+        contracts, partitions, topics, settings
+    )
 
 
 @click.group()
@@ -40,10 +41,21 @@ def plan(ctx: Context, contracts_dir: Path, as_json: bool) -> None:
     its broker defaults."""
     specs = _specs(ctx, contracts_dir, 3)
     if as_json:
-        click.echo(json.dumps([{"topic": s.name, "partitions": s.partitions,
-                                "replication_factor": s.replication_factor,
-                                "config": dict(s.config), "why": s.why} for s in specs],
-                              indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "topic": s.name,
+                        "partitions": s.partitions,
+                        "replication_factor": s.replication_factor,
+                        "config": dict(s.config),
+                        "why": s.why,
+                    }
+                    for s in specs
+                ],
+                indent=2,
+            )
+        )
         return
     for s in specs:
         replicas = "cluster default" if s.replication_factor < 0 else str(s.replication_factor)
@@ -53,9 +65,12 @@ def plan(ctx: Context, contracts_dir: Path, as_json: bool) -> None:
 
 @topics.command("check")
 @contracts_dir_option
-@click.option("--fix", is_flag=True,
-              help="Set the differing topic-level settings on the existing topics (a "
-              "replication factor is only reported: it needs a partition reassignment).")
+@click.option(
+    "--fix",
+    is_flag=True,
+    help="Set the differing topic-level settings on the existing topics (a "
+    "replication factor is only reported: it needs a partition reassignment).",
+)
 @pass_context
 def check(ctx: Context, contracts_dir: Path, fix: bool) -> None:
     """Compare the existing topics with the settings the bus creates them with; print each
@@ -72,17 +87,16 @@ def check(ctx: Context, contracts_dir: Path, fix: bool) -> None:
                 changes.setdefault(d.topic, {})[d.key] = d.want
         alter_topic_configs(conn, changes)
         for topic, settings in sorted(changes.items()):
-            progress(f"set {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))} "
-                     f"on {topic}")
+            progress(f"set {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))} on {topic}")
         configs, replicas = describe_topics(conn, [s.name for s in specs])
         found = drift(specs, configs, replicas)
     for d in found:
         click.echo(f"{d}\n  fix: {d.fix(conn.bootstrap_servers)}")
     missing = [s.name for s in specs if s.name not in configs]
     if missing:
-        click.echo(f"{len(missing)} topic(s) not created yet (`hallpass contracts apply` "
-                   "creates them)")
+        click.echo(
+            f"{len(missing)} topic(s) not created yet (`hallpass contracts apply` creates them)"
+        )
     if found:
         raise click.ClickException(f"{len(found)} topic setting(s) differ")
     click.echo(f"{len(configs)} existing topic(s): settings as planned")
-

@@ -32,8 +32,12 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
-              required=True, help="File holding the password (first line; mode 600).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File holding the password (first line; mode 600).",
+)
 @pass_context
 def users_add(ctx: Context, name: str, password_file: Path) -> None:
     """Create NAME's credential, or replace its password."""
@@ -44,8 +48,7 @@ def users_add(ctx: Context, name: str, password_file: Path) -> None:
 
 @users.command("remove")
 @click.argument("name")
-@click.option("--force", is_flag=True,
-              help="Also remove the user this command authenticates as.")
+@click.option("--force", is_flag=True, help="Also remove the user this command authenticates as.")
 @pass_context
 def users_remove(ctx: Context, name: str, force: bool) -> None:
     """Delete NAME's credential: it can no longer authenticate."""
@@ -53,7 +56,8 @@ def users_remove(ctx: Context, name: str, force: bool) -> None:
     if user_name(name) == config.get("sasl.username") and not force:
         raise click.ClickException(
             f"{name} is the user this command runs as: removing it would lock you out "
-            "(add --force if that is what you want)")
+            "(add --force if that is what you want)"
+        )
     user = remove_user(config, name)
     click.echo(f"{MECHANISM_NAME} credential of User:{user} removed")
 

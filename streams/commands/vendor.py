@@ -17,24 +17,34 @@ def vendor() -> None:
 
 @vendor.command("pull")
 @click.option("--partner", required=True)
-@click.option("--group", "group_id", default=None,
-              help="Consumer group (default: <partner>-vendor).")
-@click.option("--copy", "copy_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="SQLite file for the local copy "
-              "(default: <data dir>/vendor-<partner>.sqlite).")
-@click.option("--show", type=int, default=1, show_default=True,
-              help="Print this many records of the copy.")
+@click.option(
+    "--group", "group_id", default=None, help="Consumer group (default: <partner>-vendor)."
+)
+@click.option(
+    "--copy",
+    "copy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file for the local copy (default: <data dir>/vendor-<partner>.sqlite).",
+)
+@click.option(
+    "--show", type=int, default=1, show_default=True, help="Print this many records of the copy."
+)
 @pass_context
-def vendor_pull(ctx: Context, partner: str, group_id: str | None, copy_path: Path | None,
-                show: int) -> None:
+def vendor_pull(
+    ctx: Context, partner: str, group_id: str | None, copy_path: Path | None, show: int
+) -> None:
     """Read partner.<PARTNER>.students (read_committed) into a local copy; tombstones
     delete."""
     from connectors.partner.vendor import VendorCopy, sync_partner_topic
 
     copy = VendorCopy(copy_path or ctx.data_dir / f"vendor-{partner}.sqlite")
-    report = sync_partner_topic(ctx.connection(), ctx.topics().partner(partner), copy,
-                                group_id or f"{partner}-vendor")
-    click.echo(f"{partner}: {report.upserts} upserts, {report.deletes} deletions "
-               f"{report.delete_reasons or ''}; local copy holds {len(copy)} students")
+    report = sync_partner_topic(
+        ctx.connection(), ctx.topics().partner(partner), copy, group_id or f"{partner}-vendor"
+    )
+    click.echo(
+        f"{partner}: {report.upserts} upserts, {report.deletes} deletions "
+        f"{report.delete_reasons or ''}; local copy holds {len(copy)} students"
+    )
     for _, (key, record) in zip(range(show), copy.records(), strict=False):
         click.echo(json.dumps({"key": key, **record}, indent=2, default=str))

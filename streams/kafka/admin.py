@@ -26,8 +26,12 @@ def ensure_topics(
     admin = AdminClient(conn.kafka_config())
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     wanted = [
-        NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor,
-                 config=dict(s.config))
+        NewTopic(
+            s.name,
+            num_partitions=s.partitions,
+            replication_factor=s.replication_factor,
+            config=dict(s.config),
+        )
         for s in specs
         if s.name not in existing
     ]
@@ -52,14 +56,22 @@ def _await_metadata(admin: AdminClient, names: list[str], timeout_s: float) -> N
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = admin.list_topics(timeout=timeout_s).topics
-        if all(n in found and found[n].error is None and found[n].partitions
-               and all(p.leader >= 0 for p in found[n].partitions.values()) for n in names):
+        if all(
+            n in found
+            and found[n].error is None
+            and found[n].partitions
+            and all(p.leader >= 0 for p in found[n].partitions.values())
+            for n in names
+        ):
             return
         time.sleep(0.1)
 
 
-def describe_topics(conn: Connection, names: Iterable[str], timeout_s: float = 30.0,
-                    ) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
+def describe_topics(
+    conn: Connection,
+    names: Iterable[str],
+    timeout_s: float = 30.0,
+) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
     """The effective configuration and the replication factor of each existing topic among
     ``names`` (topics that do not exist are left out)."""
     admin = AdminClient(conn.kafka_config())
@@ -67,7 +79,8 @@ def describe_topics(conn: Connection, names: Iterable[str], timeout_s: float = 3
     configs: dict[str, dict[str, str]] = {}
     if wanted:
         futures = admin.describe_configs(
-            [ConfigResource(ResourceType.TOPIC, n) for n in wanted], request_timeout=timeout_s)
+            [ConfigResource(ResourceType.TOPIC, n) for n in wanted], request_timeout=timeout_s
+        )
         for resource, future in futures.items():
             try:
                 entries = future.result()
@@ -75,34 +88,42 @@ def describe_topics(conn: Connection, names: Iterable[str], timeout_s: float = 3
                 if exc.args[0].name() == "UNKNOWN_TOPIC_OR_PART":
                     continue
                 raise
-            configs[resource.name] = {k: e.value for k, e in entries.items()
-                                      if e.value is not None}
+            configs[resource.name] = {k: e.value for k, e in entries.items() if e.value is not None}
     found = admin.list_topics(timeout=timeout_s).topics
-    replicas = {n: min((len(p.replicas) for p in found[n].partitions.values()), default=0)
-                for n in configs if n in found}
+    replicas = {
+        n: min((len(p.replicas) for p in found[n].partitions.values()), default=0)
+        for n in configs
+        if n in found
+    }
     return configs, replicas
 
 
-def alter_topic_configs(conn: Connection, changes: Mapping[str, Mapping[str, str]],
-                        timeout_s: float = 30.0) -> None:
+def alter_topic_configs(
+    conn: Connection, changes: Mapping[str, Mapping[str, str]], timeout_s: float = 30.0
+) -> None:
     """Set the given topic-level settings (topic -> {key: value}) on existing topics,
     leaving their other settings as they are."""
     if not changes:
         return
     admin = AdminClient(conn.kafka_config())
     resources = [
-        ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
-            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
-            for key, value in sorted(settings.items())])
+        ConfigResource(
+            ResourceType.TOPIC,
+            topic,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in sorted(settings.items())
+            ],
+        )
         for topic, settings in changes.items()
     ]
-    for future in admin.incremental_alter_configs(resources,
-                                                  request_timeout=timeout_s).values():
+    for future in admin.incremental_alter_configs(resources, request_timeout=timeout_s).values():
         future.result()
 
 
-def partition_counts(conn: Connection, names: Iterable[str],
-                     timeout_s: float = 30.0) -> dict[str, int]:
+def partition_counts(
+    conn: Connection, names: Iterable[str], timeout_s: float = 30.0
+) -> dict[str, int]:
     """The number of partitions of each existing topic among ``names``."""
     admin = AdminClient(conn.kafka_config())
     found = admin.list_topics(timeout=timeout_s).topics

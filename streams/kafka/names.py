@@ -39,8 +39,9 @@ class Topics:
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):
-            raise ValueError(f"topic prefix {self.prefix!r}: use at most 100 letters, digits, "
-                             "'.', '_' or '-'")
+            raise ValueError(
+                f"topic prefix {self.prefix!r}: use at most 100 letters, digits, '.', '_' or '-'"
+            )
 
     def name(self, topic: str) -> str:
         return self.prefix + topic

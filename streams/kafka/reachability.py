@@ -27,30 +27,38 @@ def check_broker(config: Mapping[str, str | int | float | bool], timeout_s: floa
     """Ask the brokers for their metadata, once, for at most ``timeout_s``."""
     bootstrap = str(config.get("bootstrap.servers", ""))
     started = time.monotonic()
-    admin = AdminClient({**config, "log_level": 0,
-                         "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000))})
+    admin = AdminClient(
+        {
+            **config,
+            "log_level": 0,
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout_s * 1000)),
+        }
+    )
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
         error = exc.args[0] if exc.args else None
         reason = error.str() if isinstance(error, KafkaError) else str(exc)
         authentication = isinstance(error, KafkaError) and "AUTHENTICATION" in error.name()
-        hint = ("check the client security settings (--client-properties or "
-                "HALLPASS_CLIENT_PROPERTIES, and the password file)" if authentication else
-                "check HALLPASS_BOOTSTRAP_SERVERS (or bootstrap.servers in the client properties "
-                "file), the network and "
-                "security.protocol (a TLS listener needs SSL or SASL_SSL), or start the local "
-                "bus with `hallpass up`")
+        hint = (
+            "check the client security settings (--client-properties or "
+            "HALLPASS_CLIENT_PROPERTIES, and the password file)"
+            if authentication
+            else "check HALLPASS_BOOTSTRAP_SERVERS (or bootstrap.servers in the client properties "
+            "file), the network and "
+            "security.protocol (a TLS listener needs SSL or SASL_SSL), or start the local "
+            "bus with `hallpass up`"
+        )
         raise Unreachable(
             f"cannot reach Kafka at {bootstrap} (no answer in "
-            f"{time.monotonic() - started:.0f} s: {reason}): {hint}") from exc
+            f"{time.monotonic() - started:.0f} s: {reason}): {hint}"
+        ) from exc
 
 
 def check_registry(config: Mapping[str, str | int], timeout_s: float) -> None:
     """Ask the schema registry for its subjects, once, for at most ``timeout_s``."""
     url = str(config.get("url", ""))
-    client = SchemaRegistryClient({**config, "timeout": max(1, round(timeout_s)),
-                                   "max.retries": 0})
+    client = SchemaRegistryClient({**config, "timeout": max(1, round(timeout_s)), "max.retries": 0})
     try:
         client.get_subjects()
     except Exception as exc:
@@ -61,7 +69,8 @@ def check_registry(config: Mapping[str, str | int], timeout_s: float) -> None:
             f"cannot reach the schema registry at {url} ({_first_line(exc)}): check "
             "HALLPASS_SCHEMA_REGISTRY_URL or schema.registry.url (Apicurio's Confluent API "
             "ends in /apis/ccompat/v7), its CA (HALLPASS_SCHEMA_REGISTRY_CA_LOCATION), or start "
-            "the local bus with `hallpass up`") from exc
+            "the local bus with `hallpass up`"
+        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -70,8 +79,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 #: librdkafka errors that mean "the cluster did not answer", not "the request was wrong"
-_TRANSPORT_ERRORS = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE",
-                               "REQUEST_TIMED_OUT", "_MSG_TIMED_OUT", "NETWORK_EXCEPTION"})
+_TRANSPORT_ERRORS = frozenset(
+    {
+        "_TRANSPORT",
+        "_ALL_BROKERS_DOWN",
+        "_TIMED_OUT",
+        "_RESOLVE",
+        "REQUEST_TIMED_OUT",
+        "_MSG_TIMED_OUT",
+        "NETWORK_EXCEPTION",
+    }
+)
 
 
 def transport_problem(exc: BaseException) -> Unreachable | None:
@@ -82,13 +100,18 @@ def transport_problem(exc: BaseException) -> Unreachable | None:
         if _is_http_transport_error(cause):
             return Unreachable(
                 f"the schema registry did not answer ({_first_line(cause)}): check that it "
-                "runs and HALLPASS_SCHEMA_REGISTRY_URL, then run the command again")
-        if isinstance(cause, KafkaException) and cause.args \
-                and isinstance(cause.args[0], KafkaError) \
-                and cause.args[0].name() in _TRANSPORT_ERRORS:
+                "runs and HALLPASS_SCHEMA_REGISTRY_URL, then run the command again"
+            )
+        if (
+            isinstance(cause, KafkaException)
+            and cause.args
+            and isinstance(cause.args[0], KafkaError)
+            and cause.args[0].name() in _TRANSPORT_ERRORS
+        ):
             return Unreachable(
                 f"Kafka did not answer ({cause.args[0].str()}): check that the brokers run and "
-                "HALLPASS_BOOTSTRAP_SERVERS, then run the command again")
+                "HALLPASS_BOOTSTRAP_SERVERS, then run the command again"
+            )
         cause = cause.__cause__ or cause.__context__
     return None
 
@@ -99,4 +122,5 @@ def _is_http_transport_error(exc: BaseException) -> bool:
     package = type(exc).__module__.split(".")[0]
     return package in ("httpx", "httpx2", "httpcore", "httpcore2") and any(
         base.__name__ in ("TransportError", "NetworkError", "TimeoutException")
-        for base in type(exc).__mro__)
+        for base in type(exc).__mro__
+    )

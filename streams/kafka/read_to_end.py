@@ -31,12 +31,14 @@ def topic_partitions(consumer: Consumer, topic: str, timeout_s: float = 30.0) ->
             return None
         raise TopicUnreadableError(
             f"cannot read {topic}: {metadata.error.str()} (check the principal's ACLs: "
-            "`hallpass acl plan` lists what each role may read)")
+            "`hallpass acl plan` lists what each role may read)"
+        )
     return sorted(metadata.partitions)
 
 
-def nonempty_from_start(consumer: Consumer, topic: str,
-                        partitions: Iterable[int]) -> list[TopicPartition]:
+def nonempty_from_start(
+    consumer: Consumer, topic: str, partitions: Iterable[int]
+) -> list[TopicPartition]:
     """The partitions of ``topic`` that hold records, each from its first offset."""
     assignment = []
     for p in partitions:
@@ -46,8 +48,9 @@ def nonempty_from_start(consumer: Consumer, topic: str,
     return assignment
 
 
-def read_to_end(consumer: Consumer, assignment: list[TopicPartition],
-                timeout_s: float = 120.0) -> Iterator[Message]:
+def read_to_end(
+    consumer: Consumer, assignment: list[TopicPartition], timeout_s: float = 120.0
+) -> Iterator[Message]:
     """Assign ``assignment`` and yield every record until each partition reached its end.
 
     The consumer must have ``enable.partition.eof`` set. Raises TimeoutError if the end is not

@@ -14,16 +14,18 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streams.config import Connection
 
-PROBE_SCHEMA = json.dumps({
-    "type": "record",
-    "name": "Probe",
-    "namespace": "org.hallpass.probe",
-    "doc": "A record that checks the bus end to end.",
-    "fields": [
-        {"name": "probe_id", "type": "string"},
-        {"name": "message", "type": "string"},
-    ],
-})
+PROBE_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Probe",
+        "namespace": "org.hallpass.probe",
+        "doc": "A record that checks the bus end to end.",
+        "fields": [
+            {"name": "probe_id", "type": "string"},
+            {"name": "message", "type": "string"},
+        ],
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,9 @@ class RoundtripResult:
     offset: int
 
 
-def avro_roundtrip(conn: Connection, topic: str, record: dict[str, Any],
-                   timeout_s: float = 30.0) -> RoundtripResult:
+def avro_roundtrip(
+    conn: Connection, topic: str, record: dict[str, Any], timeout_s: float = 30.0
+) -> RoundtripResult:
     registry = SchemaRegistryClient(conn.registry_config())
     serializer = AvroSerializer(registry, PROBE_SCHEMA)
     deserializer = AvroDeserializer(registry)
@@ -58,10 +61,15 @@ def avro_roundtrip(conn: Connection, topic: str, record: dict[str, Any],
 
     from confluent_kafka import TopicPartition
 
-    consumer = Consumer(conn.kafka_config(
-        {"group.id": f"hallpass-roundtrip-{uuid.uuid4()}", "enable.auto.commit": False,
-           "isolation.level": "read_committed"}
-    ))
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": f"hallpass-roundtrip-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
+    )
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])
         msg = consumer.poll(timeout_s)

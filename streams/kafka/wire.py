@@ -44,17 +44,22 @@ def access_refused(exc: BaseException) -> RegistryAccessError | None:
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, SchemaRegistryError) and cause.http_status_code in (401, 403):
-            what = ("did not accept the credentials" if cause.http_status_code == 401
-                    else "does not allow this action for the credentials")
+            what = (
+                "did not accept the credentials"
+                if cause.http_status_code == 401
+                else "does not allow this action for the credentials"
+            )
             return RegistryAccessError(
                 f"the schema registry {what} (HTTP {cause.http_status_code}): set "
                 "HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE to a mode-600 file holding the "
-                "registry user:password you were given (vendors: the read-only one)")
+                "registry user:password you were given (vendors: the read-only one)"
+            )
         if "CERTIFICATE_VERIFY_FAILED" in str(cause):
             return RegistryAccessError(
                 "the schema registry's TLS certificate is not trusted: set "
                 "HALLPASS_SCHEMA_REGISTRY_CA_LOCATION to the CA certificate (PEM) that "
-                "signed it")
+                "signed it"
+            )
         cause = cause.__cause__ or cause.__context__
     return None
 
@@ -78,9 +83,14 @@ def without_logical_types(schema: Any) -> Any:
 class WireEncoder:
     """Encodes records of one schema for one subject; registers the schema once."""
 
-    def __init__(self, registry: SchemaRegistryClient, subject: str,
-                 schema: Mapping[str, Any], logical_types: bool = True,
-                 register: bool = True) -> None:
+    def __init__(
+        self,
+        registry: SchemaRegistryClient,
+        subject: str,
+        schema: Mapping[str, Any],
+        logical_types: bool = True,
+        register: bool = True,
+    ) -> None:
         """``logical_types=False``: records carry dates and timestamps as the ints they are
         on the wire (what :class:`WireDecoder` returns), and fastavro skips a conversion
         check per value; the bytes are the same. ``register=False``: the exact schema must
@@ -119,14 +129,18 @@ class WireDecoder:
     types are not converted: timestamps and dates come back as ints.
     """
 
-    def __init__(self, registry: SchemaRegistryClient,
-                 reader_schema: Mapping[str, Any] | None = None,
-                 record_name: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: SchemaRegistryClient,
+        reader_schema: Mapping[str, Any] | None = None,
+        record_name: str | None = None,
+    ) -> None:
         """``record_name``: the full name every writer schema must have (the input topic's
         record); a record written with another schema is bad input."""
         self._registry = registry
-        self._reader = (parse(without_logical_types(reader_schema))
-                        if reader_schema is not None else None)
+        self._reader = (
+            parse(without_logical_types(reader_schema)) if reader_schema is not None else None
+        )
         self._record_name = record_name
         #: schema id -> parsed writer schema; only successes are cached (a failed lookup is
         #: asked again next time)
@@ -148,12 +162,15 @@ class WireDecoder:
             schema = json.loads(schema_str or "{}")
             parsed = parse(without_logical_types(schema))
         except Exception as exc:  # not an Avro schema (another schema type, or broken)
-            raise WireFormatError(f"schema id {schema_id} is not an Avro schema: "
-                                  f"{type(exc).__name__}") from exc
+            raise WireFormatError(
+                f"schema id {schema_id} is not an Avro schema: {type(exc).__name__}"
+            ) from exc
         name = parsed.get("name") if isinstance(parsed, dict) else None
         if self._record_name is not None and name != self._record_name:
-            raise WireFormatError(f"schema id {schema_id} is a {name}, not a "
-                                  f"{self._record_name} (the schema of this topic)")
+            raise WireFormatError(
+                f"schema id {schema_id} is a {name}, not a "
+                f"{self._record_name} (the schema of this topic)"
+            )
         return parsed
 
     def prime(self, subject: str) -> int:
@@ -181,7 +198,8 @@ class WireDecoder:
                 continue
             try:
                 self._writers[found.schema_id] = self._parsed_writer(
-                    found.schema_id, found.schema.schema_str)
+                    found.schema_id, found.schema.schema_str
+                )
                 cached += 1
             except WireFormatError:
                 continue  # decoding a record of it is a dead letter, as without priming
@@ -204,7 +222,7 @@ class WireDecoder:
             raise WireFormatError("not Confluent wire format: fewer than 5 bytes")
         _magic, schema_id = _HEADER.unpack_from(data)
         out = io.BytesIO()
-        out.write(data[:_HEADER.size])
+        out.write(data[: _HEADER.size])
         fastavro.schemaless_writer(out, self.writer_schema(schema_id), record)
         return out.getvalue()
 
@@ -217,7 +235,7 @@ class WireDecoder:
         writer = self.writer_schema(schema_id)
         try:
             record = fastavro.schemaless_reader(
-                io.BytesIO(data[_HEADER.size:]), writer, self._reader
+                io.BytesIO(data[_HEADER.size :]), writer, self._reader
             )
         except Exception as exc:  # fastavro raises many kinds on corrupt bodies
             raise WireFormatError(
@@ -236,8 +254,8 @@ def _lookup_failure(what: str, exc: BaseException) -> Exception:
     if refused is not None:
         return refused
     if isinstance(exc, SchemaRegistryError) and 400 <= (exc.http_status_code or 0) < 500:
-        return WireFormatError(f"unknown {what}: the registry has no such schema "
-                               f"(HTTP {exc.http_status_code})")
+        return WireFormatError(
+            f"unknown {what}: the registry has no such schema (HTTP {exc.http_status_code})"
+        )
     text = (str(exc).strip() or type(exc).__name__).splitlines()[0][:200]
-    return RegistryUnavailable(f"the schema registry did not answer a lookup of {what} "
-                               f"({text})")
+    return RegistryUnavailable(f"the schema registry did not answer a lookup of {what} ({text})")

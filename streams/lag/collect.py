@@ -64,8 +64,9 @@ class _LastClientLog(logging.Handler):
 class KafkaOffsets:
     """An :class:`~streams.lag.tracker.OffsetSource` on a real cluster."""
 
-    def __init__(self, conn: Connection, timeout_s: float = 10.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, conn: Connection, timeout_s: float = 10.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.conn = conn
         self.timeout_s = timeout_s
         self.clock = clock
@@ -88,11 +89,11 @@ class KafkaOffsets:
         groups = selection.select(g.group_id for g in listing.valid)
         if not groups:
             return Snapshot(at=self.clock(), groups=(), log_end={})
-        described = self.admin.describe_consumer_groups(groups,
-                                                        request_timeout=self.timeout_s)
+        described = self.admin.describe_consumer_groups(groups, request_timeout=self.timeout_s)
         offsets = {
             g: self.admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(g)], request_timeout=self.timeout_s)[g]
+                [ConsumerGroupTopicPartitions(g)], request_timeout=self.timeout_s
+            )[g]
             for g in groups
         }
         observed = tuple(observe_group(g, described[g], offsets[g]) for g in groups)
@@ -109,8 +110,7 @@ class KafkaOffsets:
         if not request:
             return {}
         found: dict[TP, int] = {}
-        for tp, future in self.admin.list_offsets(
-                request, request_timeout=self.timeout_s).items():
+        for tp, future in self.admin.list_offsets(request, request_timeout=self.timeout_s).items():
             try:
                 found[(tp.topic, tp.partition)] = int(future.result().offset)
             except KafkaException:
@@ -142,16 +142,25 @@ class KafkaOffsets:
 
     def _reader(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = Consumer(self._config({
-                "group.id": READER_GROUP, "enable.auto.commit": False,
-                "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
-                "enable.partition.eof": True, "isolation.level": "read_uncommitted",
-                # one record per partition is all we want: do not prefetch the backlog
-                "queued.min.messages": 1, "max.partition.fetch.bytes": 65536,
-                # a pass ends once each partition gave a record: no long-poll fetches, no
-                # 1 s back-off once the (tiny) queue is full
-                "fetch.wait.max.ms": 10, "fetch.queue.backoff.ms": 10,
-            }))
+            self._consumer = Consumer(
+                self._config(
+                    {
+                        "group.id": READER_GROUP,
+                        "enable.auto.commit": False,
+                        "enable.auto.offset.store": False,
+                        "auto.offset.reset": "earliest",
+                        "enable.partition.eof": True,
+                        "isolation.level": "read_uncommitted",
+                        # one record per partition is all we want: do not prefetch the backlog
+                        "queued.min.messages": 1,
+                        "max.partition.fetch.bytes": 65536,
+                        # a pass ends once each partition gave a record: no long-poll fetches, no
+                        # 1 s back-off once the (tiny) queue is full
+                        "fetch.wait.max.ms": 10,
+                        "fetch.queue.backoff.ms": 10,
+                    }
+                )
+            )
         return self._consumer
 
     def _first_records(self, at: dict[TP, int]) -> dict[RecordAt, float]:
@@ -203,8 +212,11 @@ def observe_group(group: str, described: Future[Any], offsets: Future[Any]) -> G
         description = described.result()
         state = description.state.name
         members = len(description.members)
-        owners = {(tp.topic, tp.partition): m.member_id
-                  for m in description.members for tp in m.assignment.topic_partitions}
+        owners = {
+            (tp.topic, tp.partition): m.member_id
+            for m in description.members
+            for tp in m.assignment.topic_partitions
+        }
     except KafkaException as exc:
         errors.append(f"cannot describe the group: {_reason(exc)}")
     committed: dict[TP, int] = {}
@@ -216,5 +228,11 @@ def observe_group(group: str, described: Future[Any], offsets: Future[Any]) -> G
         errors.append(f"cannot read its committed offsets: {_reason(exc)}")
     if not errors and state == "DEAD" and not committed:
         errors.append("no such consumer group")
-    return GroupObservation(group=group, state=state, members=members, owners=owners,
-                            committed=committed, error="; ".join(errors) or None)
+    return GroupObservation(
+        group=group,
+        state=state,
+        members=members,
+        owners=owners,
+        committed=committed,
+        error="; ".join(errors) or None,
+    )

@@ -49,9 +49,15 @@ class LagExporter:
     different connection; the sample history lives in ``sampler`` and survives both.
     """
 
-    def __init__(self, connect: Callable[[], Connection], open_source: OpenSource,
-                 sampler: LagSampler, selection: GroupSelection, note: Note,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        open_source: OpenSource,
+        sampler: LagSampler,
+        selection: GroupSelection,
+        note: Note,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.connect = connect
         self.open_source = open_source
         self.sampler = sampler
@@ -101,11 +107,14 @@ class LagExporter:
     def _came_up(self, scrape: Scrape, report: LagReport) -> None:
         self.rounds_up += 1
         if self._down_since is not None:
-            self.note(f"lag exporter: Kafka answers again after "
-                      f"{self.clock() - self._down_since:.0f}s")
+            self.note(
+                f"lag exporter: Kafka answers again after {self.clock() - self._down_since:.0f}s"
+            )
         if self.rounds_up == 1:
-            self.note(f"lag exporter: first sample: {len(report.groups)} groups in "
-                      f"{scrape.duration_s:.2f}s")
+            self.note(
+                f"lag exporter: first sample: {len(report.groups)} groups in "
+                f"{scrape.duration_s:.2f}s"
+            )
         self._down_since = None
         statuses = {g.group: g.status for g in report.groups}
         for group, status in sorted(statuses.items()):
@@ -143,28 +152,37 @@ class LagCollector(Collector):
         yield GaugeMetricFamily(
             "hallpass_lag_exporter_up",
             "1 when the last sampling round reached Kafka, 0 when it could not.",
-            value=1 if scrape.up else 0)
+            value=1 if scrape.up else 0,
+        )
         yield GaugeMetricFamily(
             "hallpass_lag_exporter_scrape_duration_seconds",
-            "Duration of the last sampling round of the cluster.", value=scrape.duration_s)
+            "Duration of the last sampling round of the cluster.",
+            value=scrape.duration_s,
+        )
         if scrape.report is not None:
             yield from report_families(scrape.report)
 
 
 def report_families(report: LagReport) -> Iterator[Metric]:
     labels = ["consumergroup", "topic", "partition", "partner"]
-    lag = GaugeMetricFamily("kafka_consumergroup_lag",
-                            "Messages the group has not consumed: log end offset minus its "
-                            "committed offset.", labels=labels)
-    current = GaugeMetricFamily("kafka_consumergroup_current_offset",
-                                "The group's committed offset.", labels=labels)
-    seconds = GaugeMetricFamily("hallpass_consumergroup_lag_seconds",
-                                "Age of the oldest record the group has not consumed "
-                                "(0: none).", labels=labels)
-    status = GaugeMetricFamily("hallpass_consumergroup_status",
-                               "1 for the group's current status (OK, WARN, STALL, STOP, "
-                               "ERR), 0 for the others.",
-                               labels=["consumergroup", "partner", "status"])
+    lag = GaugeMetricFamily(
+        "kafka_consumergroup_lag",
+        "Messages the group has not consumed: log end offset minus its committed offset.",
+        labels=labels,
+    )
+    current = GaugeMetricFamily(
+        "kafka_consumergroup_current_offset", "The group's committed offset.", labels=labels
+    )
+    seconds = GaugeMetricFamily(
+        "hallpass_consumergroup_lag_seconds",
+        "Age of the oldest record the group has not consumed (0: none).",
+        labels=labels,
+    )
+    status = GaugeMetricFamily(
+        "hallpass_consumergroup_status",
+        "1 for the group's current status (OK, WARN, STALL, STOP, ERR), 0 for the others.",
+        labels=["consumergroup", "partner", "status"],
+    )
     for group in report.groups:
         for p in group.partitions:
             values = [group.group, p.topic, str(p.partition), p.partner or ""]
@@ -175,11 +193,14 @@ def report_families(report: LagReport) -> Iterator[Metric]:
             if p.lag_seconds is not None:
                 seconds.add_metric(values, p.lag_seconds)
         for s in STATUSES:
-            status.add_metric([group.group, group.partner or "", s.value],
-                              1 if s == group.status else 0)
-    log_end = GaugeMetricFamily("kafka_topic_partition_current_offset",
-                                "Log end offset of a partition the reported groups consume.",
-                                labels=["topic", "partition"])
+            status.add_metric(
+                [group.group, group.partner or "", s.value], 1 if s == group.status else 0
+            )
+    log_end = GaugeMetricFamily(
+        "kafka_topic_partition_current_offset",
+        "Log end offset of a partition the reported groups consume.",
+        labels=["topic", "partition"],
+    )
     for (topic, partition), offset in report.log_end:
         log_end.add_metric([topic, str(partition)], offset)
     yield from (lag, current, seconds, status, log_end)

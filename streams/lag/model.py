@@ -92,8 +92,9 @@ class LogEndSample:
 LogEndHistory = tuple[LogEndSample, ...]
 
 
-def add_log_end(history: LogEndHistory, sample: LogEndSample,
-                max_points: int = 60) -> LogEndHistory:
+def add_log_end(
+    history: LogEndHistory, sample: LogEndSample, max_points: int = 60
+) -> LogEndHistory:
     """``history`` with ``sample`` appended, at most ``max_points`` (>= 2) of the newest.
 
     A run of samples with the same offset keeps only its first and its last sample: the
@@ -137,8 +138,13 @@ def lag_messages(committed: int, log_end: int) -> int:
     return max(0, log_end - committed)
 
 
-def lag_seconds(history: Sequence[LogEndSample], committed: int, log_end: int, now: float,
-                record_time: float | None = None) -> float | None:
+def lag_seconds(
+    history: Sequence[LogEndSample],
+    committed: int,
+    log_end: int,
+    now: float,
+    record_time: float | None = None,
+) -> float | None:
     """Age in seconds of the oldest unconsumed record (0 when there is none): interpolated
     from ``history`` when it reaches back to ``committed``, else from ``record_time`` (the
     Kafka timestamp of the record at ``committed``), else unknown (None)."""

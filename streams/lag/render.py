@@ -7,8 +7,17 @@ from typing import Any
 
 from streams.lag.model import GroupLag, LagReport, PartitionLag
 
-COLUMNS = ("GROUP", "STATUS", "PARTNER", "TOPIC", "PARTITION", "CURRENT-OFFSET",
-           "LOG-END-OFFSET", "LAG", "LAG-SECONDS")
+COLUMNS = (
+    "GROUP",
+    "STATUS",
+    "PARTNER",
+    "TOPIC",
+    "PARTITION",
+    "CURRENT-OFFSET",
+    "LOG-END-OFFSET",
+    "LAG",
+    "LAG-SECONDS",
+)
 #: columns aligned to the right (numbers)
 _NUMERIC = frozenset({"PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "LAG-SECONDS"})
 
@@ -25,16 +34,28 @@ def _rows(group: GroupLag) -> list[tuple[str, ...]]:
     head = (group.group, group.status.value, _text(group.partner))
     if not group.partitions:
         return [(*head, "-", "-", "-", "-", "-", "-")]
-    return [(*head, p.topic, str(p.partition), _text(p.committed), _text(p.log_end),
-             _text(p.lag), _text(p.lag_seconds)) for p in group.partitions]
+    return [
+        (
+            *head,
+            p.topic,
+            str(p.partition),
+            _text(p.committed),
+            _text(p.log_end),
+            _text(p.lag),
+            _text(p.lag_seconds),
+        )
+        for p in group.partitions
+    ]
 
 
 def align(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     lines = []
     for row in (header, *rows):
-        cells = [cell.rjust(w) if name in _NUMERIC else cell.ljust(w)
-                 for cell, w, name in zip(row, widths, header, strict=True)]
+        cells = [
+            cell.rjust(w) if name in _NUMERIC else cell.ljust(w)
+            for cell, w, name in zip(row, widths, header, strict=True)
+        ]
         lines.append("  ".join(cells).rstrip())
     return lines
 
@@ -51,9 +72,14 @@ def report_table(report: LagReport) -> str:
 
 def _partition_json(p: PartitionLag) -> dict[str, Any]:
     return {
-        "topic": p.topic, "partition": p.partition, "partner": p.partner,
-        "committed_offset": p.committed, "log_end_offset": p.log_end, "lag": p.lag,
-        "lag_seconds": _seconds(p.lag_seconds), "status": p.status.value,
+        "topic": p.topic,
+        "partition": p.partition,
+        "partner": p.partner,
+        "committed_offset": p.committed,
+        "log_end_offset": p.log_end,
+        "lag": p.lag,
+        "lag_seconds": _seconds(p.lag_seconds),
+        "status": p.status.value,
         "consumer_id": p.consumer,
     }
 
@@ -69,9 +95,14 @@ def report_json(report: LagReport) -> dict[str, Any]:
         "samples": report.samples,
         "groups": [
             {
-                "group": g.group, "partner": g.partner, "status": g.status.value,
-                "state": g.state, "members": g.members, "lag": g.lag,
-                "lag_seconds": _seconds(g.lag_seconds), "error": g.error,
+                "group": g.group,
+                "partner": g.partner,
+                "status": g.status.value,
+                "state": g.state,
+                "members": g.members,
+                "lag": g.lag,
+                "lag_seconds": _seconds(g.lag_seconds),
+                "error": g.error,
                 "partitions": [_partition_json(p) for p in g.partitions],
             }
             for g in report.groups

@@ -103,8 +103,9 @@ class LagTracker:
         """Add one round (call once per snapshot, before its report)."""
         self.rounds += 1
         for tp, offset in snapshot.log_end.items():
-            self._log_end[tp] = add_log_end(self.history(tp), LogEndSample(snapshot.at, offset),
-                                            self.history_points)
+            self._log_end[tp] = add_log_end(
+                self.history(tp), LogEndSample(snapshot.at, offset), self.history_points
+            )
         seen: set[tuple[str, TP]] = set()
         consumed: set[TP] = set(snapshot.log_end)
         for obs in snapshot.groups:
@@ -121,7 +122,9 @@ class LagTracker:
                 if log_end is not None:
                     self._commits[key] = add_commit(
                         self._commits.get(key, ()),
-                        CommitSample(snapshot.at, committed, log_end), self.window)
+                        CommitSample(snapshot.at, committed, log_end),
+                        self.window,
+                    )
         # forget groups and partitions no longer reported
         self._commits = {k: w for k, w in self._commits.items() if k in seen}
         self._log_end = {tp: h for tp, h in self._log_end.items() if tp in consumed}
@@ -132,20 +135,25 @@ class LagTracker:
         for obs in snapshot.groups:
             for tp, committed in obs.committed.items():
                 log_end = snapshot.log_end.get(tp)
-                if log_end is not None and needs_record_time(self.history(tp), committed,
-                                                             log_end):
+                if log_end is not None and needs_record_time(self.history(tp), committed, log_end):
                     wanted.add((tp, committed))
         return wanted
 
-    def report(self, snapshot: Snapshot,
-               record_times: Mapping[RecordAt, float] | None = None) -> LagReport:
+    def report(
+        self, snapshot: Snapshot, record_times: Mapping[RecordAt, float] | None = None
+    ) -> LagReport:
         times = record_times or {}
         groups = tuple(self._group(obs, snapshot, times) for obs in snapshot.groups)
-        return LagReport(at=snapshot.at, samples=self.rounds, groups=groups,
-                         log_end=tuple(sorted(snapshot.log_end.items())))
+        return LagReport(
+            at=snapshot.at,
+            samples=self.rounds,
+            groups=groups,
+            log_end=tuple(sorted(snapshot.log_end.items())),
+        )
 
-    def _group(self, obs: GroupObservation, snapshot: Snapshot,
-               times: Mapping[RecordAt, float]) -> GroupLag:
+    def _group(
+        self, obs: GroupObservation, snapshot: Snapshot, times: Mapping[RecordAt, float]
+    ) -> GroupLag:
         partitions: list[PartitionLag] = []
         for tp in sorted(set(obs.committed) | set(obs.owners)):
             topic, partition = tp
@@ -156,18 +164,33 @@ class LagTracker:
             status = Status.OK
             if committed is not None and log_end is not None:
                 lag = lag_messages(committed, log_end)
-                seconds = lag_seconds(self.history(tp), committed, log_end, snapshot.at,
-                                      times.get((tp, committed)))
-                status = partition_status(self._commits.get((obs.group, tp), ()),
-                                          obs.owned(tp))
-            partitions.append(PartitionLag(
-                topic=topic, partition=partition, partner=partner_of(topic, self.topics),
-                committed=committed, log_end=log_end, lag=lag, lag_seconds=seconds,
-                status=status, consumer=obs.owners.get(tp)))
+                seconds = lag_seconds(
+                    self.history(tp), committed, log_end, snapshot.at, times.get((tp, committed))
+                )
+                status = partition_status(self._commits.get((obs.group, tp), ()), obs.owned(tp))
+            partitions.append(
+                PartitionLag(
+                    topic=topic,
+                    partition=partition,
+                    partner=partner_of(topic, self.topics),
+                    committed=committed,
+                    log_end=log_end,
+                    lag=lag,
+                    lag_seconds=seconds,
+                    status=status,
+                    consumer=obs.owners.get(tp),
+                )
+            )
         status = Status.ERR if obs.error else worst(p.status for p in partitions)
-        return GroupLag(group=obs.group, state=obs.state, members=obs.members, status=status,
-                        partitions=tuple(partitions),
-                        partner=group_partner(p.partner for p in partitions), error=obs.error)
+        return GroupLag(
+            group=obs.group,
+            state=obs.state,
+            members=obs.members,
+            status=status,
+            partitions=tuple(partitions),
+            partner=group_partner(p.partner for p in partitions),
+            error=obs.error,
+        )
 
 
 class LagSampler:

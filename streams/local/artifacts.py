@@ -86,14 +86,29 @@ def kafka_classpath(env: Mapping[str, str], progress: Progress) -> tuple[str, st
     pom = descriptor_path()
     version = pinned_versions(pom)["kafka.version"]
     libs = cache_dir(env) / f"kafka-{version}" / "libs"
-    _fetch_once(pom, libs, f"Apache Kafka {version}",
-                ["-Pkafka", "dependency:copy-dependencies", "-DincludeScope=runtime",
-                 f"-DoutputDirectory={libs}"], progress)
+    _fetch_once(
+        pom,
+        libs,
+        f"Apache Kafka {version}",
+        [
+            "-Pkafka",
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={libs}",
+        ],
+        progress,
+    )
     return f"{libs}/*", version
 
 
-def _fetch_once(pom: Path, target: Path, what: str, maven_args: list[str], progress: Progress,
-                must_contain: str | None = None) -> None:
+def _fetch_once(
+    pom: Path,
+    target: Path,
+    what: str,
+    maven_args: list[str],
+    progress: Progress,
+    must_contain: str | None = None,
+) -> None:
     """Resolve ``what`` with Maven into ``target`` unless a completed copy is there."""
     marker = target / ".complete"
     if marker.exists():
@@ -112,10 +127,19 @@ def registry_home(env: Mapping[str, str], progress: Progress) -> tuple[Path, str
     pom = descriptor_path()
     version = pinned_versions(pom)["apicurio.version"]
     home = cache_dir(env) / f"apicurio-{version}"
-    _fetch_once(pom, home, f"Apicurio Registry {version}",
-                ["-Pregistry", "dependency:unpack-dependencies", f"-DoutputDirectory={home}",
-                 f"-DmarkersDirectory={home}/.markers"], progress,
-                must_contain="quarkus-run.jar")
+    _fetch_once(
+        pom,
+        home,
+        f"Apicurio Registry {version}",
+        [
+            "-Pregistry",
+            "dependency:unpack-dependencies",
+            f"-DoutputDirectory={home}",
+            f"-DmarkersDirectory={home}/.markers",
+        ],
+        progress,
+        must_contain="quarkus-run.jar",
+    )
     return home, version
 
 

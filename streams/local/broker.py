@@ -84,12 +84,17 @@ log.cleaner.enable=true
 
 BROKER_PROPERTIES = (
     "# written by `hallpass up`; one combined broker+controller node in KRaft mode\n"
-    + _BROKER_NODE + _PLAINTEXT_LISTENERS + _BROKER_COMMON
+    + _BROKER_NODE
+    + _PLAINTEXT_LISTENERS
+    + _BROKER_COMMON
 )
 SECURE_BROKER_PROPERTIES = (
     "# written by `hallpass up --secure`: one combined broker+controller node in KRaft mode.\n"
     "# It holds the broker's own password: keep it mode 600.\n"
-    + _BROKER_NODE + SECURE_LISTENERS + "{tls}" + _BROKER_COMMON
+    + _BROKER_NODE
+    + SECURE_LISTENERS
+    + "{tls}"
+    + _BROKER_COMMON
 )
 
 LOG4J2_PROPERTIES = """\
@@ -134,20 +139,24 @@ def node_ports(kafka: int, controller: int, node: int) -> tuple[int, int]:
     return kafka + 2 * (node - 1), controller + 2 * (node - 1)
 
 
-def cluster_properties(single_node: str, node: int, nodes: int, kafka: int,
-                       controller: int) -> str:
+def cluster_properties(single_node: str, node: int, nodes: int, kafka: int, controller: int) -> str:
     """A node's server.properties in a cluster of ``nodes`` combined broker+controller
     nodes, made from the single node's (its listeners on the node's own ports)."""
     if nodes == 1:
         return single_node
-    voters = ",".join(f"{n}@127.0.0.1:{node_ports(kafka, controller, n)[1]}"
-                      for n in range(1, nodes + 1))
+    voters = ",".join(
+        f"{n}@127.0.0.1:{node_ports(kafka, controller, n)[1]}" for n in range(1, nodes + 1)
+    )
     own_kafka, own_controller = node_ports(kafka, controller, node)
     moved = {str(kafka): str(own_kafka), str(controller): str(own_controller)}
-    text = re.sub(r"127\.0\.0\.1:(\d+)\b",
-                  lambda m: f"127.0.0.1:{moved.get(m.group(1), m.group(1))}", single_node)
-    return with_overrides(text, {"node.id": str(node), "controller.quorum.voters": voters,
-                                 **CLUSTER_REPLICATION})
+    text = re.sub(
+        r"127\.0\.0\.1:(\d+)\b",
+        lambda m: f"127.0.0.1:{moved.get(m.group(1), m.group(1))}",
+        single_node,
+    )
+    return with_overrides(
+        text, {"node.id": str(node), "controller.quorum.voters": voters, **CLUSTER_REPLICATION}
+    )
 
 
 def with_overrides(text: str, overrides: dict[str, str]) -> str:

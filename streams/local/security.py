@@ -63,14 +63,25 @@ class StackSecrets:
     def completed(self) -> StackSecrets:
         """These secrets with the registry's HTTP passwords made if they are missing."""
         return StackSecrets(
-            self.admin_password, self.broker_password, self.registry_password,
+            self.admin_password,
+            self.broker_password,
+            self.registry_password,
             self.registry_api_password or secrets.token_urlsafe(32),
-            self.registry_reader_password or secrets.token_urlsafe(32))
+            self.registry_reader_password or secrets.token_urlsafe(32),
+        )
 
     def values(self) -> tuple[str, ...]:
-        return tuple(v for v in (self.admin_password, self.broker_password,
-                                 self.registry_password, self.registry_api_password,
-                                 self.registry_reader_password) if v)
+        return tuple(
+            v
+            for v in (
+                self.admin_password,
+                self.broker_password,
+                self.registry_password,
+                self.registry_api_password,
+                self.registry_reader_password,
+            )
+            if v
+        )
 
     def redact(self, text: str) -> str:
         """``text`` with every password of the stack replaced by ``***``."""
@@ -81,13 +92,17 @@ class StackSecrets:
 
 def scram_format_args(stack_secrets: StackSecrets) -> list[str]:
     """``kafka-storage format`` arguments that create the stack's SCRAM credentials."""
-    users = ((ADMIN_USER, stack_secrets.admin_password),
-             (BROKER_USER, stack_secrets.broker_password),
-             (REGISTRY_USER, stack_secrets.registry_password))
+    users = (
+        (ADMIN_USER, stack_secrets.admin_password),
+        (BROKER_USER, stack_secrets.broker_password),
+        (REGISTRY_USER, stack_secrets.registry_password),
+    )
     args: list[str] = []
     for name, password in users:
-        args += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},"
-                 f"iterations={SCRAM_ITERATIONS},password={password}]"]
+        args += [
+            "--add-scram",
+            f"{SCRAM_MECHANISM}=[name={name},iterations={SCRAM_ITERATIONS},password={password}]",
+        ]
     return args
 
 
@@ -120,11 +135,13 @@ def registry_http_config(stack_secrets: StackSecrets, tls_dir: Path | None) -> d
         "quarkus.http.auth.basic": "true",
         "quarkus.security.users.embedded.enabled": "true",
         "quarkus.security.users.embedded.plain-text": "true",
-        f"quarkus.security.users.embedded.users.{REGISTRY_API_USER}":
-            stack_secrets.registry_api_password,
+        f"quarkus.security.users.embedded.users.{REGISTRY_API_USER}": (
+            stack_secrets.registry_api_password
+        ),
         f"quarkus.security.users.embedded.roles.{REGISTRY_API_USER}": "registry-writer",
-        f"quarkus.security.users.embedded.users.{REGISTRY_READER_USER}":
-            stack_secrets.registry_reader_password,
+        f"quarkus.security.users.embedded.users.{REGISTRY_READER_USER}": (
+            stack_secrets.registry_reader_password
+        ),
         f"quarkus.security.users.embedded.roles.{REGISTRY_READER_USER}": "registry-reader",
         "quarkus.http.auth.policy.registry-read.roles-allowed": "registry-reader,registry-writer",
         "quarkus.http.auth.policy.registry-write.roles-allowed": "registry-writer",
@@ -149,8 +166,10 @@ def registry_kafka_config(stack_secrets: StackSecrets, ca_file: Path | None) -> 
     (Apicurio 3's ``apicurio.kafkasql.security.sasl.*`` settings are for OAuth only). The
     storage names are set explicitly, the same names its ACLs are granted on.
     """
-    jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{REGISTRY_USER}" password="{stack_secrets.registry_password}";')
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{REGISTRY_USER}" password="{stack_secrets.registry_password}";'
+    )
     config = {
         "apicurio.kafkasql.topic": REGISTRY_JOURNAL_TOPIC,
         "apicurio.kafkasql.snapshots.topic": REGISTRY_SNAPSHOTS_TOPIC,
@@ -185,31 +204,81 @@ def ensure_local_ca(tls_dir: Path, progress: Progress) -> Path:
     if openssl is None:
         raise RuntimeProblem(
             "--tls needs openssl to make the local CA and the broker's certificate: install it "
-            "(`apt-get install openssl`), or leave out --tls")
+            "(`apt-get install openssl`), or leave out --tls"
+        )
     tls_dir.mkdir(parents=True, exist_ok=True)
     tls_dir.chmod(0o700)  # the private keys below are created with openssl's default mode
     progress(f"making a local CA and a broker certificate in {tls_dir} ...")
 
     def run(*args: str) -> None:
-        result = subprocess.run([openssl, *args], capture_output=True, text=True, check=False,
-                                cwd=tls_dir)
+        result = subprocess.run(
+            [openssl, *args], capture_output=True, text=True, check=False, cwd=tls_dir
+        )
         if result.returncode != 0:
             raise RuntimeProblem(f"openssl {args[0]} failed:\n{result.stderr.strip()}")
 
     if not (ca_cert.is_file() and ca_key.is_file()):
-        run("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
-            "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=hallpass local CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        run(
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "3650",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=hallpass local CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        )
     (tls_dir / "broker.ext").write_text(_BROKER_CERT_EXTENSIONS)
-    run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key",
-        "-out", "broker.csr", "-subj", "/CN=127.0.0.1")
-    run("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-set_serial", str(secrets.randbits(63)), "-sha256", "-days", "825",
-        "-extfile", "broker.ext", "-out", "broker.crt")
+    run(
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "broker.key",
+        "-out",
+        "broker.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "broker.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        str(secrets.randbits(63)),
+        "-sha256",
+        "-days",
+        "825",
+        "-extfile",
+        "broker.ext",
+        "-out",
+        "broker.crt",
+    )
     # Kafka's PEM key store: the (unencrypted PKCS#8) key, then the certificate chain
-    write_private(broker_pem, (tls_dir / "broker.key").read_text()
-                  + (tls_dir / "broker.crt").read_text() + ca_cert.read_text())
+    write_private(
+        broker_pem,
+        (tls_dir / "broker.key").read_text()
+        + (tls_dir / "broker.crt").read_text()
+        + ca_cert.read_text(),
+    )
     for leftover in ("broker.key", "broker.csr", "broker.ext"):
         (tls_dir / leftover).unlink()
     for private in (ca_key, broker_pem):

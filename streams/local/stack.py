@@ -128,9 +128,14 @@ class RuntimeState:
     brokers: list[dict[str, int]] = field(default_factory=list)
 
     def nodes(self) -> list[dict[str, int]]:
-        return self.brokers or [{"id": 1, "port": self.kafka_port,
-                                 "controller_port": self.controller_port,
-                                 "pid": self.kafka_pid}]
+        return self.brokers or [
+            {
+                "id": 1,
+                "port": self.kafka_port,
+                "controller_port": self.controller_port,
+                "pid": self.kafka_pid,
+            }
+        ]
 
 
 class LocalStack:
@@ -231,27 +236,37 @@ class LocalStack:
     def running(self) -> RuntimeState | None:
         """The recorded state if at least one of its processes is alive."""
         state = self.read_state()
-        if state and (any(self._alive(n["pid"]) for n in state.nodes())
-                      or self._alive(state.registry_pid)):
+        if state and (
+            any(self._alive(n["pid"]) for n in state.nodes()) or self._alive(state.registry_pid)
+        ):
             return state
         return None
 
     def down_parts(self, state: RuntimeState) -> list[str]:
         """What of a recorded stack is not running, each as a user would name it."""
-        down = [f"Kafka broker {n['id']} (port {n['port']}, pid {n['pid']})"
-                for n in state.nodes() if not self._alive(n["pid"])]
+        down = [
+            f"Kafka broker {n['id']} (port {n['port']}, pid {n['pid']})"
+            for n in state.nodes()
+            if not self._alive(n["pid"])
+        ]
         if not self._alive(state.registry_pid):
-            down.append(f"the schema registry (port {state.registry_port}, "
-                        f"pid {state.registry_pid})")
+            down.append(
+                f"the schema registry (port {state.registry_port}, pid {state.registry_pid})"
+            )
         return down
 
     def status(self) -> dict[str, object]:
         state = self.read_state()
         if state is None:
             return {"running": False, "data_dir": str(self.data_dir)}
-        brokers = [{**node, "alive": self._alive(node["pid"]),
-                    "rss_bytes": rss_bytes(node["pid"]) if self._alive(node["pid"]) else None}
-                   for node in state.nodes()]
+        brokers = [
+            {
+                **node,
+                "alive": self._alive(node["pid"]),
+                "rss_bytes": rss_bytes(node["pid"]) if self._alive(node["pid"]) else None,
+            }
+            for node in state.nodes()
+        ]
         kafka_up = all(b["alive"] for b in brokers)
         registry_up = self._alive(state.registry_pid)
         return {
@@ -259,19 +274,32 @@ class LocalStack:
             "data_dir": str(self.data_dir),
             "bootstrap_servers": state.bootstrap_servers,
             "schema_registry_url": state.schema_registry_url,
-            "kafka": {"pid": state.kafka_pid, "alive": kafka_up, "version": state.kafka_version,
-                      "rss_bytes": brokers[0]["rss_bytes"]},
+            "kafka": {
+                "pid": state.kafka_pid,
+                "alive": kafka_up,
+                "version": state.kafka_version,
+                "rss_bytes": brokers[0]["rss_bytes"],
+            },
             "brokers": brokers,
-            "registry": {"pid": state.registry_pid, "alive": registry_up, "kind": state.registry,
-                         "rss_bytes": rss_bytes(state.registry_pid) if registry_up else None},
+            "registry": {
+                "pid": state.registry_pid,
+                "alive": registry_up,
+                "kind": state.registry,
+                "rss_bytes": rss_bytes(state.registry_pid) if registry_up else None,
+            },
             "down": self.down_parts(state),
             "cluster_id": state.cluster_id,
             "secure": state.secure,
             "tls": state.tls,
             **({"admin_properties": state.admin_properties} if state.admin_properties else {}),
-            **({"registry_user_info": state.registry_user_info,
-                "registry_reader_user_info": state.registry_reader_user_info}
-               if state.registry_user_info else {}),
+            **(
+                {
+                    "registry_user_info": state.registry_user_info,
+                    "registry_reader_user_info": state.registry_reader_user_info,
+                }
+                if state.registry_user_info
+                else {}
+            ),
         }
 
     # up
@@ -298,35 +326,52 @@ class LocalStack:
             cluster_id = self._format_storage(kafka_java, classpath, node)
         admin_properties = self._write_admin_properties(ca_file)
         registry_users = self._write_registry_user_info()
-        client_properties = (read_properties(admin_properties, "admin properties file")
-                             if admin_properties else {})
+        client_properties = (
+            read_properties(admin_properties, "admin properties file") if admin_properties else {}
+        )
 
         started = time.monotonic()
         mode = ("SASL/SCRAM + TLS" if self.tls else "SASL/SCRAM") if self.secure else "plaintext"
         pids = dict(old_pids)
         for node in dead:
             port = node_ports(self.ports.kafka, self.ports.controller, node)[0]
-            self.progress(f"starting Kafka {kafka_version} (KRaft, {mode}"
-                          f"{f', node {node} of {nodes}' if nodes > 1 else ''}) on "
-                          f"127.0.0.1:{port} ...")
+            self.progress(
+                f"starting Kafka {kafka_version} (KRaft, {mode}"
+                f"{f', node {node} of {nodes}' if nodes > 1 else ''}) on "
+                f"127.0.0.1:{port} ..."
+            )
             pids[node] = self._spawn_broker(kafka_java, classpath, node)
-        brokers = [{"id": n, "port": node_ports(self.ports.kafka, self.ports.controller, n)[0],
-                    "controller_port": node_ports(self.ports.kafka, self.ports.controller, n)[1],
-                    "pid": pids[n]} for n in range(1, nodes + 1)]
+        brokers = [
+            {
+                "id": n,
+                "port": node_ports(self.ports.kafka, self.ports.controller, n)[0],
+                "controller_port": node_ports(self.ports.kafka, self.ports.controller, n)[1],
+                "pid": pids[n],
+            }
+            for n in range(1, nodes + 1)
+        ]
         bootstrap = ",".join(f"127.0.0.1:{b['port']}" for b in brokers)
         scheme = "https" if ca_file else "http"
         registry_url = f"{scheme}://127.0.0.1:{self.ports.registry}{REGISTRY_API_PATH}"
         state = RuntimeState(
-            bootstrap_servers=bootstrap, schema_registry_url=registry_url, kafka_pid=pids[1],
+            bootstrap_servers=bootstrap,
+            schema_registry_url=registry_url,
+            kafka_pid=pids[1],
             registry_pid=0 if start_registry or before is None else before.registry_pid,
-            kafka_port=self.ports.kafka, controller_port=self.ports.controller,
-            registry_port=self.ports.registry, cluster_id=cluster_id,
-            kafka_version=kafka_version, registry=f"apicurio-registry {apicurio_version}",
-            started_at=before.started_at if before else time.time(), secure=self.secure,
-            tls=self.tls, admin_properties=str(admin_properties or ""),
+            kafka_port=self.ports.kafka,
+            controller_port=self.ports.controller,
+            registry_port=self.ports.registry,
+            cluster_id=cluster_id,
+            kafka_version=kafka_version,
+            registry=f"apicurio-registry {apicurio_version}",
+            started_at=before.started_at if before else time.time(),
+            secure=self.secure,
+            tls=self.tls,
+            admin_properties=str(admin_properties or ""),
             registry_user_info=str(registry_users[0]) if registry_users else "",
             registry_reader_user_info=str(registry_users[1]) if registry_users else "",
-            registry_ca=str(ca_file or ""), brokers=brokers,
+            registry_ca=str(ca_file or ""),
+            brokers=brokers,
         )
         self._write_state(state)
         try:
@@ -338,21 +383,28 @@ class LocalStack:
                     self._create_registry_topics(bootstrap, started + timeout_s)
                 self.progress(
                     f"Kafka ready in {time.monotonic() - started:.1f}s; starting Apicurio "
-                    f"Registry {apicurio_version} on 127.0.0.1:{self.ports.registry} ...")
-                state = RuntimeState(**{**asdict(state), "registry_pid": self._spawn_registry(
-                    registry_java, apicurio, bootstrap, ca_file)})
+                    f"Registry {apicurio_version} on 127.0.0.1:{self.ports.registry} ..."
+                )
+                state = RuntimeState(
+                    **{
+                        **asdict(state),
+                        "registry_pid": self._spawn_registry(
+                            registry_java, apicurio, bootstrap, ca_file
+                        ),
+                    }
+                )
                 self._write_state(state)
             http = self._registry_http(state)
             with http:
-                self._wait_for_registry(http, state.registry_pid, registry_url,
-                                        started + timeout_s)
+                self._wait_for_registry(http, state.registry_pid, registry_url, started + timeout_s)
                 self._set_default_compatibility(http, registry_url)
         except BaseException:
             if before is None:
                 self.down(quiet=True)
             else:  # leave alone what ran before
-                for pid in [pids[n] for n in dead] + ([state.registry_pid] if start_registry
-                                                      else []):
+                for pid in [pids[n] for n in dead] + (
+                    [state.registry_pid] if start_registry else []
+                ):
                     _stop_pid(pid, grace_s=20.0)
             raise
         self.progress(f"ready in {time.monotonic() - started:.1f}s")
@@ -372,10 +424,13 @@ class LocalStack:
                 f"(Kafka at {state.bootstrap_servers}, registry at "
                 f"{state.schema_registry_url}): use it, or stop it first with `hallpass down`"
             )
-        self.progress(f"not running: {'; '.join(down)}. Starting "
-                      f"{'it' if len(down) == 1 else 'them'} again (what runs is left alone)")
-        self.ports = Ports(kafka=state.kafka_port, controller=state.controller_port,
-                           registry=state.registry_port)
+        self.progress(
+            f"not running: {'; '.join(down)}. Starting "
+            f"{'it' if len(down) == 1 else 'them'} again (what runs is left alone)"
+        )
+        self.ports = Ports(
+            kafka=state.kafka_port, controller=state.controller_port, registry=state.registry_port
+        )
         self.brokers = len(state.nodes())
         self.secure, self.tls = state.secure, state.tls
         return state
@@ -408,11 +463,12 @@ class LocalStack:
             kafka, controller = node_ports(self.ports.kafka, self.ports.controller, node)
             suffix = f" of broker {node}" if nodes > 1 else ""
             if node in start_nodes:
-                wanted += [(f"Kafka{suffix}", kafka), (f"the KRaft controller{suffix}",
-                                                       controller)]
+                wanted += [(f"Kafka{suffix}", kafka), (f"the KRaft controller{suffix}", controller)]
         if registry:
-            wanted += [("the schema registry", self.ports.registry),
-                       ("the registry's management interface", self.ports.registry + 1)]
+            wanted += [
+                ("the schema registry", self.ports.registry),
+                ("the registry's management interface", self.ports.registry + 1),
+            ]
         taken: dict[int, str] = {}
         for name, port in wanted:
             if port in taken:
@@ -443,36 +499,63 @@ class LocalStack:
         config = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
         existing = set(admin.list_topics(timeout=30).topics)
         missing = [NewTopic(n, config=config) for n in names if n not in existing]
-        for future in (admin.create_topics(missing).values() if missing else []):
+        for future in admin.create_topics(missing).values() if missing else []:
             with contextlib.suppress(KafkaException):  # made meanwhile: as good
                 future.result(timeout=30)
         while time.monotonic() < deadline:
             topics = admin.list_topics(timeout=10).topics
-            if all(n in topics and topics[n].partitions and all(
+            if all(
+                n in topics
+                and topics[n].partitions
+                and all(
                     p.leader >= 0 and len(p.isrs) == len(p.replicas)
-                    for p in topics[n].partitions.values()) for n in names):
+                    for p in topics[n].partitions.values()
+                )
+                for n in names
+            ):
                 return
             time.sleep(0.5)
 
     def _spawn_broker(self, java: Path, classpath: str, node: int) -> int:
         return _spawn(
-            [str(java), "-Xms256m", "-Xmx768m", "-XX:+UseG1GC",
-             f"-Dlog4j2.configurationFile={self._log4j_file(node)}", "-Dkafka.logs.dir=" +
-             str(self.logs_dir), "-cp", classpath, "kafka.Kafka", str(self._broker_file(node))],
-            self.logs_dir / self._node_file(node, "broker", ".out"), {}, self.data_dir,
+            [
+                str(java),
+                "-Xms256m",
+                "-Xmx768m",
+                "-XX:+UseG1GC",
+                f"-Dlog4j2.configurationFile={self._log4j_file(node)}",
+                "-Dkafka.logs.dir=" + str(self.logs_dir),
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(self._broker_file(node)),
+            ],
+            self.logs_dir / self._node_file(node, "broker", ".out"),
+            {},
+            self.data_dir,
         )
 
-    def _spawn_registry(self, java: Path, apicurio: Path, bootstrap: str,
-                        ca_file: Path | None) -> int:
+    def _spawn_registry(
+        self, java: Path, apicurio: Path, bootstrap: str, ca_file: Path | None
+    ) -> int:
         registry_env = {"QUARKUS_HTTP_PORT": str(self.ports.registry)}
         if self.secure:
             registry_env["QUARKUS_CONFIG_LOCATIONS"] = str(self._registry_config(ca_file))
         if ca_file:  # HTTPS only, on the registry port
-            registry_env = {**registry_env, "QUARKUS_HTTP_SSL_PORT": str(self.ports.registry),
-                            "QUARKUS_HTTP_PORT": "0"}
+            registry_env = {
+                **registry_env,
+                "QUARKUS_HTTP_SSL_PORT": str(self.ports.registry),
+                "QUARKUS_HTTP_PORT": "0",
+            }
         return _spawn(
-            [str(java), "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC",
-             "-jar", str(apicurio / "quarkus-run.jar")],
+            [
+                str(java),
+                "-Xms128m",
+                "-Xmx512m",
+                "-XX:+UseSerialGC",
+                "-jar",
+                str(apicurio / "quarkus-run.jar"),
+            ],
             self.logs_dir / "registry.log",
             {
                 "APICURIO_STORAGE_KIND": "kafkasql",
@@ -491,17 +574,33 @@ class LocalStack:
         path = self.data_dir / self._node_file(node, "server", ".properties")
         nodes = self.brokers or self.formatted_nodes() or 1
         if self._secrets is None:
-            path.write_text(cluster_properties(BROKER_PROPERTIES.format(
-                kafka=self.ports.kafka, controller=self.ports.controller,
-                log_dir=self.node_dir(node)), node, nodes, self.ports.kafka,
-                self.ports.controller))
+            path.write_text(
+                cluster_properties(
+                    BROKER_PROPERTIES.format(
+                        kafka=self.ports.kafka,
+                        controller=self.ports.controller,
+                        log_dir=self.node_dir(node),
+                    ),
+                    node,
+                    nodes,
+                    self.ports.kafka,
+                    self.ports.controller,
+                )
+            )
             return path
-        write_private(path, SECURE_BROKER_PROPERTIES.format(
-            kafka=self.ports.kafka, controller=self.ports.controller, log_dir=self.kafka_dir,
-            client_protocol="SASL_SSL" if self.tls else "SASL_PLAINTEXT",
-            broker_user=BROKER_USER, broker_password=self._secrets.broker_password,
-            admin_user=ADMIN_USER,
-            tls=SECURE_TLS.format(tls_dir=self.tls_dir) if self.tls else ""))
+        write_private(
+            path,
+            SECURE_BROKER_PROPERTIES.format(
+                kafka=self.ports.kafka,
+                controller=self.ports.controller,
+                log_dir=self.kafka_dir,
+                client_protocol="SASL_SSL" if self.tls else "SASL_PLAINTEXT",
+                broker_user=BROKER_USER,
+                broker_password=self._secrets.broker_password,
+                admin_user=ADMIN_USER,
+                tls=SECURE_TLS.format(tls_dir=self.tls_dir) if self.tls else "",
+            ),
+        )
         return path
 
     # secure mode
@@ -523,8 +622,9 @@ class LocalStack:
                 "without --secure)."
             )
         if recorded is not None and not self.secure:
-            self.progress(f"the data dir {self.data_dir} was formatted with --secure: "
-                          "starting it secure")
+            self.progress(
+                f"the data dir {self.data_dir} was formatted with --secure: starting it secure"
+            )
             self.secure = True
         if not self.secure:
             return None
@@ -562,27 +662,36 @@ class LocalStack:
         own = self.data_dir / REGISTRY_USER_INFO_FILE
         reader = self.data_dir / REGISTRY_READER_USER_INFO_FILE
         write_private(own, f"{REGISTRY_API_USER}:{self._secrets.registry_api_password}\n")
-        write_private(reader,
-                      f"{REGISTRY_READER_USER}:{self._secrets.registry_reader_password}\n")
+        write_private(reader, f"{REGISTRY_READER_USER}:{self._secrets.registry_reader_password}\n")
         return own, reader
 
     def _write_admin_properties(self, ca_file: Path | None) -> Path | None:
         if self._secrets is None:
             return None
-        write_private(self.admin_properties_file, format_properties(
-            admin_client_properties(self._secrets, ca_file),
-            header="hallpass admin (a super user) of the local broker, written by "
-                   "`hallpass up --secure`.\nIt holds the admin's password: keep it mode 600."))
+        write_private(
+            self.admin_properties_file,
+            format_properties(
+                admin_client_properties(self._secrets, ca_file),
+                header="hallpass admin (a super user) of the local broker, written by "
+                "`hallpass up --secure`.\nIt holds the admin's password: keep it mode 600.",
+            ),
+        )
         return self.admin_properties_file
 
     def _registry_config(self, ca_file: Path | None) -> Path:
         assert self._secrets is not None
         path = self.data_dir / REGISTRY_CONFIG_FILE
-        write_private(path, format_properties(
-            {**registry_kafka_config(self._secrets, ca_file),
-             **registry_http_config(self._secrets, self.tls_dir if ca_file else None)},
-            header="the schema registry's Kafka client, written by `hallpass up --secure`; "
-                   "it holds the registry's password: keep it mode 600"))
+        write_private(
+            path,
+            format_properties(
+                {
+                    **registry_kafka_config(self._secrets, ca_file),
+                    **registry_http_config(self._secrets, self.tls_dir if ca_file else None),
+                },
+                header="the schema registry's Kafka client, written by `hallpass up --secure`; "
+                "it holds the registry's password: keep it mode 600",
+            ),
+        )
         return path
 
     def _grant_registry(self, bootstrap: str, client_properties: Mapping[str, str]) -> None:
@@ -590,8 +699,11 @@ class LocalStack:
         as `hallpass acl plan`'s, so `acl apply` finds them in place)."""
         from streams.security.acl_apply import create_rules
 
-        config: dict[str, str | int] = {"bootstrap.servers": bootstrap, "log_level": 0,
-                                        **client_properties}
+        config: dict[str, str | int] = {
+            "bootstrap.servers": bootstrap,
+            "log_level": 0,
+            **client_properties,
+        }
         create_rules(config, registry_rules(DEFAULT_ROLES.registry))
 
     def _log4j_file(self, node: int = 1) -> Path:
@@ -606,8 +718,9 @@ class LocalStack:
         """Format a node's KRaft log dir once; refuse a data dir that belongs to another
         cluster."""
         meta = self.node_dir(node) / "meta.properties"
-        recorded = (self.cluster_id_file.read_text().strip()
-                    if self.cluster_id_file.exists() else None)
+        recorded = (
+            self.cluster_id_file.read_text().strip() if self.cluster_id_file.exists() else None
+        )
         if meta.exists():
             on_disk = _read_properties(meta).get("cluster.id")
             if recorded is None or on_disk != recorded:
@@ -620,8 +733,13 @@ class LocalStack:
         cluster_id = recorded or _kafka_uuid()
         self.progress(f"formatting a new KRaft cluster {cluster_id} in {self.node_dir(node)} ...")
         # `--cluster-id=` form: a random id may start with "-", which would read as a flag
-        tool = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c",
-                str(self._broker_file(node))]
+        tool = [
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(self._broker_file(node)),
+        ]
         argfile = self.data_dir / "format.args"
         if self._secrets is not None:
             # the SCRAM credentials go through an argument file, off the command line
@@ -629,9 +747,17 @@ class LocalStack:
             tool = [f"@{argfile}"]
         try:
             result = subprocess.run(
-                [str(java), f"-Dlog4j2.configurationFile={self._log4j_file(node)}", "-cp",
-                 classpath, *tool],
-                capture_output=True, text=True, check=False, cwd=self.data_dir,
+                [
+                    str(java),
+                    f"-Dlog4j2.configurationFile={self._log4j_file(node)}",
+                    "-cp",
+                    classpath,
+                    *tool,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd=self.data_dir,
             )
         finally:
             argfile.unlink(missing_ok=True)
@@ -651,8 +777,13 @@ class LocalStack:
         tmp.write_text(json.dumps(asdict(state), indent=2))
         tmp.replace(self.state_file)
 
-    def _wait_for_kafka(self, state: RuntimeState, started: list[int], deadline: float,
-                        client_properties: Mapping[str, str] | None = None) -> None:
+    def _wait_for_kafka(
+        self,
+        state: RuntimeState,
+        started: list[int],
+        deadline: float,
+        client_properties: Mapping[str, str] | None = None,
+    ) -> None:
         """Until every broker node is in the cluster's metadata (a node that has not joined
         the quorum, or is fenced, is not); a node started now that exits is an error."""
         from confluent_kafka import KafkaError, KafkaException
@@ -663,8 +794,12 @@ class LocalStack:
         def on_error(err: KafkaError) -> None:
             errors.append(str(err.str()))
 
-        config: dict[str, Any] = {"bootstrap.servers": state.bootstrap_servers, "log_level": 0,
-                                  "error_cb": on_error, **(client_properties or {})}
+        config: dict[str, Any] = {
+            "bootstrap.servers": state.bootstrap_servers,
+            "log_level": 0,
+            "error_cb": on_error,
+            **(client_properties or {}),
+        }
         admin = AdminClient(config)
         nodes = state.nodes()
         while time.monotonic() < deadline:
@@ -684,8 +819,9 @@ class LocalStack:
                 time.sleep(0.2)
         said = f" (the last client error: {self._redact(errors[-1])})" if errors else ""
         log = self.broker_log(started[0] if started else 1)
-        raise RuntimeProblem(f"Kafka did not answer in time{said}; the end of {log}:\n"
-                             + self._redact(log_tail(log)))
+        raise RuntimeProblem(
+            f"Kafka did not answer in time{said}; the end of {log}:\n" + self._redact(log_tail(log))
+        )
 
     @staticmethod
     def _registry_http(state: RuntimeState) -> httpx.Client:
@@ -694,18 +830,17 @@ class LocalStack:
         if state.registry_user_info:
             user, _, password = Path(state.registry_user_info).read_text().strip().partition(":")
             auth = httpx.BasicAuth(user, password)
-        verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=state.registry_ca)
-                                         if state.registry_ca else True)
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=state.registry_ca) if state.registry_ca else True
+        )
         return httpx.Client(timeout=10.0, auth=auth, verify=verify)
 
-    def _wait_for_registry(self, client: httpx.Client, pid: int, url: str,
-                           deadline: float) -> None:
+    def _wait_for_registry(self, client: httpx.Client, pid: int, url: str, deadline: float) -> None:
         log = self.logs_dir / "registry.log"
         while time.monotonic() < deadline:
             if not pid_alive(pid):
                 raise RuntimeProblem(
-                    f"the schema registry exited during start; the end of {log}:\n"
-                    f"{log_tail(log)}"
+                    f"the schema registry exited during start; the end of {log}:\n{log_tail(log)}"
                 )
             try:
                 if client.get(f"{url}/subjects", timeout=2.0).status_code == 200:
@@ -721,7 +856,8 @@ class LocalStack:
     def _set_default_compatibility(client: httpx.Client, url: str) -> None:
         """Confluent's default is BACKWARD; Apicurio starts with none, so say it once."""
         response = client.put(
-            f"{url}/config", json={"compatibility": "BACKWARD"},
+            f"{url}/config",
+            json={"compatibility": "BACKWARD"},
             headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
         )
         if response.status_code != 200:
@@ -742,9 +878,15 @@ class LocalStack:
                 self.progress(f"stopping the schema registry (pid {registry}) ...")
             _stop_pid(registry, grace_s=20.0)
         if brokers and not quiet:
-            self.progress("stopping Kafka (" + ", ".join(
-                f"{'broker ' + str(n['id']) + ' ' if len(state.nodes()) > 1 else ''}"
-                f"pid {n['pid']}" for n in brokers) + ") ...")
+            self.progress(
+                "stopping Kafka ("
+                + ", ".join(
+                    f"{'broker ' + str(n['id']) + ' ' if len(state.nodes()) > 1 else ''}"
+                    f"pid {n['pid']}"
+                    for n in brokers
+                )
+                + ") ..."
+            )
         # all at once: a cluster's last nodes would wait for a quorum already gone
         _stop_pids([n["pid"] for n in brokers], grace_s=45.0)
         with contextlib.suppress(FileNotFoundError):
@@ -778,6 +920,8 @@ def describe(state: RuntimeState | Mapping[str, object]) -> Iterable[str]:
         yield f"security         {mode}, SCRAM-SHA-512, ACLs (deny by default)"
         yield f"admin settings   {data.get('admin_properties')} (mode 600)"
         if data.get("registry_user_info"):
-            yield ("registry users   basic authentication; hallpass's own in "
-                   f"{data.get('registry_user_info')}, read-only for vendors in "
-                   f"{data.get('registry_reader_user_info')} (mode 600)")
+            yield (
+                "registry users   basic authentication; hallpass's own in "
+                f"{data.get('registry_user_info')}, read-only for vendors in "
+                f"{data.get('registry_reader_user_info')} (mode 600)"
+            )

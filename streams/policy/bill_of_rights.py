@@ -32,11 +32,10 @@ ED_LAW_2D = "NY-Ed-Law-2-d"
 ITEMS: Mapping[str, str] = {
     "exclusive_purposes": "The exclusive purposes for which the student data will be used",
     "subcontractors": "How the contractor ensures that subcontractors abide by the same data "
-                      "protection and security requirements",
+    "protection and security requirements",
     "duration": "When the agreement expires",
     "at_expiry": "What happens to the student data when the agreement expires",
-    "challenge_accuracy": "How a parent, student or teacher may challenge the accuracy of the "
-                          "data",
+    "challenge_accuracy": "How a parent, student or teacher may challenge the accuracy of the data",
     "storage": "Where the student data will be stored, and the security protections taken",
     "encryption": "How the data is encrypted, in motion and at rest",
 }
@@ -53,20 +52,25 @@ class BillOfRights:
         return dict(self.answers)[key]
 
 
-def parse_bill_of_rights(value: object, laws: tuple[str, ...] | None,
-                         error: Callable[[str, str], None]) -> BillOfRights | None:
+def parse_bill_of_rights(
+    value: object, laws: tuple[str, ...] | None, error: Callable[[str, str], None]
+) -> BillOfRights | None:
     """The ``bill_of_rights`` section of a contract; ``error(key, reason)`` reports each
     problem (a contract under :data:`ED_LAW_2D` without it is one)."""
     required = laws is not None and ED_LAW_2D in laws
     if value is None:
         if required:
-            error("bill_of_rights", f"required for a contract under {ED_LAW_2D} (8 NYCRR "
-                  f"121.3): answer {', '.join(ITEMS)} in plain language for the district's "
-                  "Parents' Bill of Rights")
+            error(
+                "bill_of_rights",
+                f"required for a contract under {ED_LAW_2D} (8 NYCRR "
+                f"121.3): answer {', '.join(ITEMS)} in plain language for the district's "
+                "Parents' Bill of Rights",
+            )
         return None
     if not isinstance(value, Mapping):
-        error("bill_of_rights", f"must be a mapping of {', '.join(ITEMS)} to plain-language "
-              "answers")
+        error(
+            "bill_of_rights", f"must be a mapping of {', '.join(ITEMS)} to plain-language answers"
+        )
         return None
     ok = True
     for key in sorted(str(k) for k in value if k not in ITEMS):
@@ -76,8 +80,10 @@ def parse_bill_of_rights(value: object, laws: tuple[str, ...] | None,
     for key, question in ITEMS.items():
         text = value.get(key)
         if not isinstance(text, str) or len(" ".join(text.split())) < _MIN_ANSWER:
-            error(f"bill_of_rights.{key}", f"missing or too short: answer '{question}' in "
-                  f"at least {_MIN_ANSWER} characters")
+            error(
+                f"bill_of_rights.{key}",
+                f"missing or too short: answer '{question}' in at least {_MIN_ANSWER} characters",
+            )
             ok = False
             continue
         answers.append((key, " ".join(text.split())))

@@ -170,15 +170,21 @@ def _leaf_info(field: Mapping[str, Any], path: str) -> FieldInfo:
         raise SchemaCategoryError(path, f"'never_share' must be true or false, got {never_share!r}")
     eligible = field.get("directory_eligible", False)
     if not isinstance(eligible, bool):
-        raise SchemaCategoryError(path, f"'directory_eligible' must be true or false, got "
-                                  f"{eligible!r}")
+        raise SchemaCategoryError(
+            path, f"'directory_eligible' must be true or false, got {eligible!r}"
+        )
     if eligible and category in SPECIAL_CATEGORIES:
-        raise SchemaCategoryError(path, "a special-category leaf cannot be directory "
-                                  "information (34 CFR 99.3)")
+        raise SchemaCategoryError(
+            path, "a special-category leaf cannot be directory information (34 CFR 99.3)"
+        )
     reveals = field.get("reveals", [])
     if not isinstance(reveals, list) or any(r not in SPECIAL_CATEGORIES for r in reveals):
-        raise SchemaCategoryError(path, f"'reveals' must list special categories, got "
-                                  f"{reveals!r}")
-    return FieldInfo(path=path, category=category, never_share=never_share,
-                     avro_type=field["type"], directory_eligible=eligible,
-                     reveals=tuple(reveals))
+        raise SchemaCategoryError(path, f"'reveals' must list special categories, got {reveals!r}")
+    return FieldInfo(
+        path=path,
+        category=category,
+        never_share=never_share,
+        avro_type=field["type"],
+        directory_eligible=eligible,
+        reveals=tuple(reveals),
+    )

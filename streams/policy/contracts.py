@@ -62,9 +62,12 @@ PURPOSES: Mapping[str, str] = {
 #: Purposes the law forbids, whatever else a contract says: Ed Law 2-d and 8 NYCRR 121.9
 #: (no sale, no use or disclosure for marketing or advertising), the NDPA's Article IV.
 FORBIDDEN_PURPOSES = re.compile(
-    r"\b(marketing|market|advertis\w*|ads?|sale|sales|sell\w*|sold|monetiz\w*)\b", re.IGNORECASE)
-_FORBIDDEN_REASON = ("Ed Law 2-d (8 NYCRR 121.9) forbids selling student data or using or "
-                     "disclosing it for marketing or advertising")
+    r"\b(marketing|market|advertis\w*|ads?|sale|sales|sell\w*|sold|monetiz\w*)\b", re.IGNORECASE
+)
+_FORBIDDEN_REASON = (
+    "Ed Law 2-d (8 NYCRR 121.9) forbids selling student data or using or "
+    "disclosing it for marketing or advertising"
+)
 
 _REQUIRED_KEYS = (
     "partner",
@@ -214,14 +217,18 @@ def contract_files(directory: Path) -> list[Path]:
         raise ContractsDirectoryError(
             f"{directory} is a file: contracts are read from a directory, one YAML file per "
             f"partner (with its .lock.yaml); give the directory that holds it "
-            f"({directory.parent})")
+            f"({directory.parent})"
+        )
     if not directory.is_dir():
         raise ContractsDirectoryError(
             f"{directory}: no such directory of contracts (give --contracts DIR or "
-            "HALLPASS_CONTRACTS_DIR; the samples are in deploy/contracts)")
-    return sorted(p for p in directory.iterdir()
-                  if p.suffix in CONTRACT_SUFFIXES and p.is_file()
-                  and not p.name.endswith(LOCK_SUFFIX))
+            "HALLPASS_CONTRACTS_DIR; the samples are in deploy/contracts)"
+        )
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix in CONTRACT_SUFFIXES and p.is_file() and not p.name.endswith(LOCK_SUFFIX)
+    )
 
 
 def lock_path(contract_file: Path) -> Path:
@@ -245,10 +252,12 @@ class ContractReview:
     unlocked: tuple[str, ...]
 
     def __str__(self) -> str:
-        return (f"{self.file}: review: version {self.version} now also resolves to "
-                f"{', '.join(self.unlocked)} (added to the schema in a category it allows); "
-                "they reach no partner until you review them, bump `version` and run "
-                "`hallpass contracts lock`")
+        return (
+            f"{self.file}: review: version {self.version} now also resolves to "
+            f"{', '.join(self.unlocked)} (added to the schema in a category it allows); "
+            "they reach no partner until you review them, bump `version` and run "
+            "`hallpass contracts lock`"
+        )
 
 
 def review_contracts(directory: Path, catalog: Mapping[str, FieldInfo]) -> list[ContractReview]:
@@ -258,11 +267,13 @@ def review_contracts(directory: Path, catalog: Mapping[str, FieldInfo]) -> list[
     reviews = []
     for contract in contracts:
         assert contract.frozen_fields is not None
-        unlocked = tuple(p for p in _resolve_unfrozen(contract, catalog)
-                         if p not in contract.frozen_fields)
+        unlocked = tuple(
+            p for p in _resolve_unfrozen(contract, catalog) if p not in contract.frozen_fields
+        )
         if unlocked:
-            reviews.append(ContractReview(contract.source, contract.partner, contract.version,
-                                          unlocked))
+            reviews.append(
+                ContractReview(contract.source, contract.partner, contract.version, unlocked)
+            )
     return reviews
 
 
@@ -278,8 +289,9 @@ class LockResult:
     removed: tuple[str, ...] = ()
 
 
-def lock_contracts(directory: Path, catalog: Mapping[str, FieldInfo],
-                   partner: str | None = None) -> list[LockResult]:
+def lock_contracts(
+    directory: Path, catalog: Mapping[str, FieldInfo], partner: str | None = None
+) -> list[LockResult]:
     """Record each valid contract's resolved fields in its lock file. A version already
     locked with other fields is refused (bump the version: a version is a frozen field list);
     raises ContractsInvalidError with every problem."""
@@ -299,21 +311,35 @@ def lock_contracts(directory: Path, catalog: Mapping[str, FieldInfo],
             if old_fields == fields:
                 results.append(LockResult(contract.partner, contract.version, path, False))
                 continue
-            refused.append(ContractError(
-                contract.source, "version",
-                f"version {contract.version} is already locked with other fields: bump "
-                "`version` (a contract version is a frozen field list), then lock again"))
+            refused.append(
+                ContractError(
+                    contract.source,
+                    "version",
+                    f"version {contract.version} is already locked with other fields: bump "
+                    "`version` (a contract version is a frozen field list), then lock again",
+                )
+            )
             continue
         if isinstance(old, tuple) and old[0] > contract.version:
-            refused.append(ContractError(
-                contract.source, "version",
-                f"{path.name} is of version {old[0]}, later than {contract.version}"))
+            refused.append(
+                ContractError(
+                    contract.source,
+                    "version",
+                    f"{path.name} is of version {old[0]}, later than {contract.version}",
+                )
+            )
             continue
         path.write_text(_lock_text(contract, fields), encoding="utf-8")
-        results.append(LockResult(
-            contract.partner, contract.version, path, True,
-            added=tuple(p for p in fields if p not in old_fields),
-            removed=tuple(p for p in old_fields if p not in fields)))
+        results.append(
+            LockResult(
+                contract.partner,
+                contract.version,
+                path,
+                True,
+                added=tuple(p for p in fields if p not in old_fields),
+                removed=tuple(p for p in old_fields if p not in fields),
+            )
+        )
     if refused:
         raise ContractsInvalidError(refused)
     return results
@@ -325,8 +351,11 @@ def _lock_text(contract: Contract, fields: Mapping[str, Basis]) -> str:
         f"# version {contract.version} of {Path(contract.source).name}, with the basis of each.\n"
         "# Review it with the contract; change it only by bumping the version and locking again.\n"
     )
-    body = {"partner": contract.partner, "version": contract.version,
-            "fields": {path: basis.value for path, basis in fields.items()}}
+    body = {
+        "partner": contract.partner,
+        "version": contract.version,
+        "fields": {path: basis.value for path, basis in fields.items()},
+    }
     return header + yaml.safe_dump(body, sort_keys=False, width=100)
 
 
@@ -353,44 +382,63 @@ def _read_lock(path: Path, partner: str) -> tuple[int, dict[str, Basis]] | str |
         return f"{path.name}: {exc}"
 
 
-def _frozen(contract: Contract, catalog: Mapping[str, FieldInfo],
-            errors: list[ContractError]) -> Contract | None:
+def _frozen(
+    contract: Contract, catalog: Mapping[str, FieldInfo], errors: list[ContractError]
+) -> Contract | None:
     """The contract with the fields of its lock, or None with the problems in ``errors``."""
     path = lock_path(Path(contract.source))
     found = _read_lock(path, contract.partner)
     how = "review the fields it resolves to and run `hallpass contracts lock`"
     if found is None:
-        errors.append(ContractError(contract.source, "version",
-                                    f"version {contract.version} is not locked (no "
-                                    f"{path.name}): {how}"))
+        errors.append(
+            ContractError(
+                contract.source,
+                "version",
+                f"version {contract.version} is not locked (no {path.name}): {how}",
+            )
+        )
         return None
     if isinstance(found, str):
         errors.append(ContractError(contract.source, "", f"{found}: {how}"))
         return None
     version, locked = found
     if version != contract.version:
-        errors.append(ContractError(
-            contract.source, "version",
-            f"version {contract.version} is not locked ({path.name} is of version "
-            f"{version}): {how}"))
+        errors.append(
+            ContractError(
+                contract.source,
+                "version",
+                f"version {contract.version} is not locked ({path.name} is of version "
+                f"{version}): {how}",
+            )
+        )
         return None
     resolved = _resolve_unfrozen(contract, catalog)
     gone = [p for p in locked if p not in catalog]
     if gone:
-        errors.append(ContractError(
-            contract.source, "version",
-            f"the schema no longer has {', '.join(gone)}, locked in version {version}: "
-            "bump `version` and lock again"))
+        errors.append(
+            ContractError(
+                contract.source,
+                "version",
+                f"the schema no longer has {', '.join(gone)}, locked in version {version}: "
+                "bump `version` and lock again",
+            )
+        )
         return None
     changed = sorted(p for p, basis in locked.items() if resolved.get(p) is not basis)
     if changed:
-        errors.append(ContractError(
-            contract.source, "version",
-            f"version {version} changed without a version bump: "
-            + ", ".join(f"{p} ({locked[p].value} -> "
-                        f"{resolved[p].value if p in resolved else 'not allowed'})"
-                        for p in changed)
-            + "; bump `version` and run `hallpass contracts lock`"))
+        errors.append(
+            ContractError(
+                contract.source,
+                "version",
+                f"version {version} changed without a version bump: "
+                + ", ".join(
+                    f"{p} ({locked[p].value} -> "
+                    f"{resolved[p].value if p in resolved else 'not allowed'})"
+                    for p in changed
+                )
+                + "; bump `version` and run `hallpass contracts lock`",
+            )
+        )
         return None
     return dataclasses.replace(contract, frozen_fields=frozenset(locked))
 
@@ -601,13 +649,17 @@ class _ContractReader:
         if value is None:
             return None
         if isinstance(value, str) and FORBIDDEN_PURPOSES.search(value.replace("_", " ")):
-            self.errors.add("purpose_code", f"{value!r} is not a permitted purpose: "
-                            f"{_FORBIDDEN_REASON}")
+            self.errors.add(
+                "purpose_code", f"{value!r} is not a permitted purpose: {_FORBIDDEN_REASON}"
+            )
             return None
         if not isinstance(value, str) or value not in PURPOSES:
-            self.errors.add("purpose_code", f"unknown purpose {value!r}"
-                            f"{_did_you_mean(value, PURPOSES)}; one of: "
-                            f"{', '.join(PURPOSES)}")
+            self.errors.add(
+                "purpose_code",
+                f"unknown purpose {value!r}"
+                f"{_did_you_mean(value, PURPOSES)}; one of: "
+                f"{', '.join(PURPOSES)}",
+            )
             return None
         return value
 
@@ -617,9 +669,12 @@ class _ContractReader:
             return None
         found = FORBIDDEN_PURPOSES.search(text)
         if found:
-            self.errors.add("purpose", f"mentions {found.group(0)!r}: {_FORBIDDEN_REASON}. "
-                            "Say what the data is for; the law's prohibitions need no "
-                            "restating here")
+            self.errors.add(
+                "purpose",
+                f"mentions {found.group(0)!r}: {_FORBIDDEN_REASON}. "
+                "Say what the data is for; the law's prohibitions need no "
+                "restating here",
+            )
             return None
         return text
 
@@ -764,18 +819,22 @@ class _ContractReader:
             )
             return None
         if basis is Basis.DIRECTORY:
-            leaves = [i for i in self.catalog.values()
-                      if i.category == value and not i.never_share]
+            leaves = [i for i in self.catalog.values() if i.category == value and not i.never_share]
             ineligible = [i.path for i in leaves if not i.directory_eligible]
             if ineligible:
                 eligible = [i.path for i in leaves if i.directory_eligible]
-                hint = (f"name its eligible fields one by one ({', '.join(eligible)}), or "
-                        if eligible else "")
+                hint = (
+                    f"name its eligible fields one by one ({', '.join(eligible)}), or "
+                    if eligible
+                    else ""
+                )
                 self.errors.add(
-                    key, f"{value} may not use the directory basis: "
+                    key,
+                    f"{value} may not use the directory basis: "
                     f"{', '.join(ineligible)} {'is' if len(ineligible) == 1 else 'are'} not "
                     f"directory information (34 CFR 99.3); {hint}use school_official or "
-                    "consent")
+                    "consent",
+                )
                 return None
         return value
 
@@ -803,11 +862,13 @@ class _ContractReader:
             return None
         if basis is Basis.DIRECTORY and not info.directory_eligible:
             self.errors.add(
-                key, f"{value} ({info.category}) is not directory information (34 CFR 99.3): "
+                key,
+                f"{value} ({info.category}) is not directory information (34 CFR 99.3): "
                 "only what a district may designate (name, address, telephone, email, date "
                 "and place of birth, grade level, enrollment status, dates of attendance, "
                 "school attended, a login id) may use the directory basis; use "
-                "school_official or consent")
+                "school_official or consent",
+            )
             return None
         return str(value)
 
@@ -850,11 +911,17 @@ class _ContractReader:
         education, Section 504, homeless codes) needs the consent basis, and the contract
         must allow each revealed category on the consent basis too: its values are then
         disclosed only to a partner that parents may consent to for those categories."""
-        consented = {a.category for a in allow
-                     if a.category is not None and a.basis is Basis.CONSENT}
+        consented = {
+            a.category for a in allow if a.category is not None and a.basis is Basis.CONSENT
+        }
         for index, allowance in enumerate(allow):
-            covered = [i for i in self.catalog.values() if i.reveals and not i.never_share
-                       and (allowance.field == i.path or allowance.category == i.category)]
+            covered = [
+                i
+                for i in self.catalog.values()
+                if i.reveals
+                and not i.never_share
+                and (allowance.field == i.path or allowance.category == i.category)
+            ]
             kind = "field" if allowance.field is not None else "category"
             for info in covered:
                 if allowance.basis is not Basis.CONSENT:
@@ -862,7 +929,8 @@ class _ContractReader:
                         f"allow[{index}].{kind}",
                         f"{info.path} may carry {', '.join(info.reveals)} program codes "
                         "(special education, Section 504, homeless): it may only be shared "
-                        "on the consent basis")
+                        "on the consent basis",
+                    )
                     continue
                 missing = [c for c in info.reveals if c not in consented]
                 if missing:
@@ -870,7 +938,8 @@ class _ContractReader:
                         f"allow[{index}].{kind}",
                         f"{info.path} may carry program codes of {', '.join(missing)}: allow "
                         f"{' and '.join(missing)} on the consent basis as well (the partner "
-                        "then holds consented special-category data), or drop it")
+                        "then holds consented special-category data), or drop it",
+                    )
 
     def _check_real_ids(self, allow: tuple[Allowance, ...]) -> None:
         identifiers = [

@@ -57,8 +57,11 @@ class WithheldReason(StrEnum):
 
 
 #: how a consent category stops being live, most telling first
-CONSENT_ENDINGS = (WithheldReason.CONSENT_REVOKED, WithheldReason.CONSENT_EXPIRED,
-                   WithheldReason.NO_CONSENT)
+CONSENT_ENDINGS = (
+    WithheldReason.CONSENT_REVOKED,
+    WithheldReason.CONSENT_EXPIRED,
+    WithheldReason.NO_CONSENT,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +137,11 @@ def decide(
             f"contract is version {contract.version}"
         )
     if not contract.is_active(now_ms):
-        return Withheld(WithheldReason.CONTRACT_ENDED if now_ms >= contract.active_until_ms
-                        else WithheldReason.CONTRACT_NOT_STARTED)
+        return Withheld(
+            WithheldReason.CONTRACT_ENDED
+            if now_ms >= contract.active_until_ms
+            else WithheldReason.CONTRACT_NOT_STARTED
+        )
     if record.get("operation") == "DELETE":
         return Withheld(WithheldReason.STUDENT_DELETED)
     if district_opt_out:
@@ -161,12 +167,16 @@ def decide(
 def permits_of(consent: ConsentStatus) -> Permits:
     """Which legal bases hold for a student and a partner, from its consent status (once the
     opt-outs that withhold everything have been checked)."""
-    return Permits(directory=not consent.directory_opt_out, school_official=True,
-                   consent_categories=consent.live_consent_categories)
+    return Permits(
+        directory=not consent.directory_opt_out,
+        school_official=True,
+        consent_categories=consent.live_consent_categories,
+    )
 
 
-def nothing_permitted(view: PartnerView, consent: ConsentStatus,
-                      consent_endings: Mapping[str, WithheldReason] | None) -> WithheldReason:
+def nothing_permitted(
+    view: PartnerView, consent: ConsentStatus, consent_endings: Mapping[str, WithheldReason] | None
+) -> WithheldReason:
     """Why no leaf of ``view`` is permitted: the view's leaves need consent or are directory
     information. A missing consent explains it first (revoked before expired before never
     given, over the view's consent categories), then a directory opt-out."""

@@ -10,8 +10,12 @@ import datetime as dt
 
 from streams.errors import HallpassError
 
-FORMS = ("2026-09-01", "2026-09-01T08:30:00Z", "2026-09-01T08:30:00-04:00",
-         "1788220800000 (epoch ms)")
+FORMS = (
+    "2026-09-01",
+    "2026-09-01T08:30:00Z",
+    "2026-09-01T08:30:00-04:00",
+    "1788220800000 (epoch ms)",
+)
 
 
 class InstantError(HallpassError, ValueError):
@@ -26,12 +30,12 @@ def parse_instant(text: str) -> int:
     try:
         if len(raw) == 10:
             day = dt.date.fromisoformat(raw)
-            return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-                       .timestamp() * 1000)
+            return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
         moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
-        raise InstantError(f"{text!r} is not a date or time: write one of "
-                           f"{', '.join(FORMS)}") from exc
+        raise InstantError(
+            f"{text!r} is not a date or time: write one of {', '.join(FORMS)}"
+        ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)

@@ -46,43 +46,51 @@ CATEGORY_WORDS: Mapping[str, str] = {
 }
 BASIS_WORDS: Mapping[Basis, str] = {
     Basis.DIRECTORY: "directory information: shared unless you opted out of directory "
-                     "disclosure (34 CFR 99.37)",
+    "disclosure (34 CFR 99.37)",
     Basis.SCHOOL_OFFICIAL: "as a school official under the district's direct control, for "
-                           "the contracted service only (34 CFR 99.31(a)(1))",
+    "the contracted service only (34 CFR 99.31(a)(1))",
     Basis.CONSENT: "only with your signed, dated written consent, which you may revoke at any "
-                   "time (34 CFR 99.30)",
+    "time (34 CFR 99.30)",
 }
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;"
-          "padding:0 1rem;line-height:1.5;color:#1a1a1a}table{border-collapse:collapse;"
-          "width:100%}th,td{border:1px solid #ccc;padding:.4rem;text-align:left;"
-          "vertical-align:top}th{background:#f3f3f3}footer{margin-top:2rem;color:#555;"
-          "font-size:.9rem}")
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;"
+    "padding:0 1rem;line-height:1.5;color:#1a1a1a}table{border-collapse:collapse;"
+    "width:100%}th,td{border:1px solid #ccc;padding:.4rem;text-align:left;"
+    "vertical-align:top}th{background:#f3f3f3}footer{margin-top:2rem;color:#555;"
+    "font-size:.9rem}"
+)
 
 
 def page_name(contract: Contract) -> str:
     return f"{contract.partner}.html"
 
 
-def contract_page(contract: Contract, catalog: Mapping[str, FieldInfo], district: str,
-                  generated_on: str) -> str:
+def contract_page(
+    contract: Contract, catalog: Mapping[str, FieldInfo], district: str, generated_on: str
+) -> str:
     """The page of one contract."""
     fields = resolve_allowances(contract, catalog)
     by_category: dict[str, list[tuple[str, Basis]]] = {}
     for path, basis in fields.items():
         by_category.setdefault(catalog[path].category, []).append((path, basis))
-    rows = "".join(_category_row(category, items)
-                   for category, items in sorted(by_category.items()))
+    rows = "".join(
+        _category_row(category, items) for category, items in sorted(by_category.items())
+    )
     name = escape(contract.display_name)
-    identity = ("a code made for this contractor instead of your child's student number (it "
-                "cannot be matched with what other contractors receive)"
-                if contract.pseudonymous_ids else "your child's student number")
+    identity = (
+        "a code made for this contractor instead of your child's student number (it "
+        "cannot be matched with what other contractors receive)"
+        if contract.pseudonymous_ids
+        else "your child's student number"
+    )
     rights = ""
     if contract.bill_of_rights is not None:
         rights = "<h2>Parents' Bill of Rights: supplemental information</h2>" + "".join(
             f"<h3>{escape(ITEMS[key])}</h3><p>{escape(text)}</p>"
-            for key, text in contract.bill_of_rights.answers)
+            for key, text in contract.bill_of_rights.answers
+        )
     return (
-        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{name}: student data it receives</title><style>{_STYLE}</style></head><body>"
         f"<h1>{name}</h1>"
         f"<p>{escape(district)} shares student data with {name} under a contract (version "
@@ -94,25 +102,28 @@ def contract_page(contract: Contract, catalog: Mapping[str, FieldInfo], district
         "of all sharing or of this contractor, nor anything once the contract ends.</p>"
         f"<table><tr><th>Data</th><th>Fields</th><th>When</th></tr>{rows}</table>"
         f"{rights}<footer>Published by the district from the contract itself "
-        f"(hallpass contracts publish, {escape(generated_on)}).</footer></body></html>\n")
+        f"(hallpass contracts publish, {escape(generated_on)}).</footer></body></html>\n"
+    )
 
 
 def index_page(contracts: Iterable[Contract], district: str, generated_on: str) -> str:
     """The list of every contractor, linking to each page."""
     items = "".join(
-        f"<li><a href=\"{escape(page_name(c))}\">{escape(c.display_name)}</a>: "
-        f"{escape(c.purpose)}</li>" for c in sorted(contracts, key=lambda c: c.display_name))
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
-            f"{escape(district)}: who receives student data</title><style>{_STYLE}</style>"
-            f"</head><body><h1>Who receives student data, and why</h1><ul>{items}</ul>"
-            f"<footer>hallpass contracts publish, {escape(generated_on)}</footer>"
-            "</body></html>\n")
+        f'<li><a href="{escape(page_name(c))}">{escape(c.display_name)}</a>: '
+        f"{escape(c.purpose)}</li>"
+        for c in sorted(contracts, key=lambda c: c.display_name)
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
+        f"{escape(district)}: who receives student data</title><style>{_STYLE}</style>"
+        f"</head><body><h1>Who receives student data, and why</h1><ul>{items}</ul>"
+        f"<footer>hallpass contracts publish, {escape(generated_on)}</footer>"
+        "</body></html>\n"
+    )
 
 
 def _category_row(category: str, items: list[tuple[str, Basis]]) -> str:
     words = escape(CATEGORY_WORDS.get(category, category.replace("_", " ")))
-    fields = "<br>".join(escape(path.replace("[]", "").replace("_", " "))
-                         for path, _ in items)
+    fields = "<br>".join(escape(path.replace("[]", "").replace("_", " ")) for path, _ in items)
     bases = "<br>".join(escape(BASIS_WORDS[b]) for b in sorted({b for _, b in items}))
     return f"<tr><td>{words}</td><td>{fields}</td><td>{bases}</td></tr>"
-

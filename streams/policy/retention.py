@@ -79,17 +79,24 @@ class TopicSettings:
     def __post_init__(self) -> None:
         problems = []
         if self.replication_factor != -1 and not 1 <= self.replication_factor <= 32767:
-            problems.append(f"replication factor {self.replication_factor}: use -1 (the "
-                            "cluster's default) or a number of replicas from 1")
+            problems.append(
+                f"replication factor {self.replication_factor}: use -1 (the "
+                "cluster's default) or a number of replicas from 1"
+            )
         if self.min_insync_replicas is not None:
             if self.min_insync_replicas < 1:
                 problems.append(f"min.insync.replicas {self.min_insync_replicas}: use 1 or more")
             elif 0 < self.replication_factor < self.min_insync_replicas:
                 problems.append(
                     f"min.insync.replicas {self.min_insync_replicas} is more than the "
-                    f"replication factor {self.replication_factor}: no write could succeed")
-        for name in ("tombstone_retention_days", "changes_retention_days", "dlq_retention_days",
-                     "repartition_retention_hours"):
+                    f"replication factor {self.replication_factor}: no write could succeed"
+                )
+        for name in (
+            "tombstone_retention_days",
+            "changes_retention_days",
+            "dlq_retention_days",
+            "repartition_retention_hours",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', ' ')}: must be at least 1")
         if problems:
@@ -113,8 +120,9 @@ _ENV_FIELDS = (
 )
 
 
-def topic_settings_from(env: Mapping[str, str],
-                        overrides: Mapping[str, int | None] | None = None) -> TopicSettings:
+def topic_settings_from(
+    env: Mapping[str, str], overrides: Mapping[str, int | None] | None = None
+) -> TopicSettings:
     """The settings of the environment (``HALLPASS_REPLICATION_FACTOR``, ...), with the given
     flags (field name -> value, None: not given) on top. Called once by a command."""
     values: dict[str, int | None] = {}
@@ -158,40 +166,86 @@ class TopicPolicy:
 
 
 POLICIES: tuple[TopicPolicy, ...] = (
-    TopicPolicy(Role.CONSENT, "consent.events", "delete", "forever",
-                "the parents' consents and opt-outs are their legal record (34 CFR 99.30) and "
-                "a student's status depends on every event: never compacted, never expired"),
-    TopicPolicy(Role.AUDIT, "audit.disclosures", "delete", "forever",
-                "the record of disclosures is kept as long as the education record "
-                "(34 CFR 99.32)"),
-    TopicPolicy(Role.NOTICES, "partner.<id>.notices", "delete", "forever",
-                "proof of what each partner was told to delete (Ed Law 2-d: return or destroy)"),
-    TopicPolicy(Role.PARTNER, "partner.<id>.students", "compact",
-                f"latest view per student; tombstones kept {ENV_TOMBSTONE_RETENTION_DAYS} "
-                "(default 30 days)",
-                "a vendor reads the current view of each student; a vendor offline for up to "
-                "the tombstone retention still learns of every deletion"),
-    TopicPolicy(Role.STATE, "hallpass.processor.state", "compact", "latest per key",
-                "the processor's per-partition tables (restored at start)"),
-    TopicPolicy(Role.DISTRICTS, "hallpass.processor.districts", "compact", "latest per key",
-                "the global table every worker follows (district opt-outs, secret "
-                "fingerprints)", single_partition=True),
-    TopicPolicy(Role.ACL_PRINCIPALS, "hallpass.acl.principals", "compact", "latest per key",
-                "the principals `hallpass acl apply` manages", single_partition=True),
-    TopicPolicy(Role.CHANGES, "sis.student.changes", "delete",
-                f"{ENV_CHANGES_RETENTION_DAYS} (default 7 days)",
-                "raw student records, the most sensitive topic: kept only long enough to "
-                "outlast an outage of the processor"),
-    TopicPolicy(Role.CHANGES_DLQ, "sis.student.changes.dlq", "delete",
-                f"{ENV_DLQ_RETENTION_DAYS} (default 14 days)",
-                "records the processor could not decide (never-share fields stripped when "
-                "decodable, raw otherwise): kept for an operator to repair and replay, then "
-                "gone; readable only by the admin, like the change topic",
-                single_partition=True),
-    TopicPolicy(Role.REPARTITION, "hallpass.processor.repartition", "delete",
-                f"{ENV_REPARTITION_RETENTION_HOURS} (default 72 hours)",
-                "raw records forwarded to their student's partition, read within seconds; "
-                "kept over a weekend outage of the processor and no longer"),
+    TopicPolicy(
+        Role.CONSENT,
+        "consent.events",
+        "delete",
+        "forever",
+        "the parents' consents and opt-outs are their legal record (34 CFR 99.30) and "
+        "a student's status depends on every event: never compacted, never expired",
+    ),
+    TopicPolicy(
+        Role.AUDIT,
+        "audit.disclosures",
+        "delete",
+        "forever",
+        "the record of disclosures is kept as long as the education record (34 CFR 99.32)",
+    ),
+    TopicPolicy(
+        Role.NOTICES,
+        "partner.<id>.notices",
+        "delete",
+        "forever",
+        "proof of what each partner was told to delete (Ed Law 2-d: return or destroy)",
+    ),
+    TopicPolicy(
+        Role.PARTNER,
+        "partner.<id>.students",
+        "compact",
+        f"latest view per student; tombstones kept {ENV_TOMBSTONE_RETENTION_DAYS} "
+        "(default 30 days)",
+        "a vendor reads the current view of each student; a vendor offline for up to "
+        "the tombstone retention still learns of every deletion",
+    ),
+    TopicPolicy(
+        Role.STATE,
+        "hallpass.processor.state",
+        "compact",
+        "latest per key",
+        "the processor's per-partition tables (restored at start)",
+    ),
+    TopicPolicy(
+        Role.DISTRICTS,
+        "hallpass.processor.districts",
+        "compact",
+        "latest per key",
+        "the global table every worker follows (district opt-outs, secret fingerprints)",
+        single_partition=True,
+    ),
+    TopicPolicy(
+        Role.ACL_PRINCIPALS,
+        "hallpass.acl.principals",
+        "compact",
+        "latest per key",
+        "the principals `hallpass acl apply` manages",
+        single_partition=True,
+    ),
+    TopicPolicy(
+        Role.CHANGES,
+        "sis.student.changes",
+        "delete",
+        f"{ENV_CHANGES_RETENTION_DAYS} (default 7 days)",
+        "raw student records, the most sensitive topic: kept only long enough to "
+        "outlast an outage of the processor",
+    ),
+    TopicPolicy(
+        Role.CHANGES_DLQ,
+        "sis.student.changes.dlq",
+        "delete",
+        f"{ENV_DLQ_RETENTION_DAYS} (default 14 days)",
+        "records the processor could not decide (never-share fields stripped when "
+        "decodable, raw otherwise): kept for an operator to repair and replay, then "
+        "gone; readable only by the admin, like the change topic",
+        single_partition=True,
+    ),
+    TopicPolicy(
+        Role.REPARTITION,
+        "hallpass.processor.repartition",
+        "delete",
+        f"{ENV_REPARTITION_RETENTION_HOURS} (default 72 hours)",
+        "raw records forwarded to their student's partition, read within seconds; "
+        "kept over a weekend outage of the processor and no longer",
+    ),
 )
 
 _BY_ROLE = {policy.role: policy for policy in POLICIES}
@@ -214,14 +268,20 @@ def topic_config(role: Role, settings: TopicSettings) -> dict[str, str]:
     elif role is Role.PARTNER:
         config["delete.retention.ms"] = str(settings.tombstone_retention_ms)
     elif role is Role.CHANGES:
-        config |= {"retention.ms": str(settings.changes_retention_days * DAY_MS),
-                   "retention.bytes": FOREVER}
+        config |= {
+            "retention.ms": str(settings.changes_retention_days * DAY_MS),
+            "retention.bytes": FOREVER,
+        }
     elif role is Role.CHANGES_DLQ:
-        config |= {"retention.ms": str(settings.dlq_retention_days * DAY_MS),
-                   "retention.bytes": FOREVER}
+        config |= {
+            "retention.ms": str(settings.dlq_retention_days * DAY_MS),
+            "retention.bytes": FOREVER,
+        }
     elif role is Role.REPARTITION:
-        config |= {"retention.ms": str(settings.repartition_retention_hours * HOUR_MS),
-                   "retention.bytes": FOREVER}
+        config |= {
+            "retention.ms": str(settings.repartition_retention_hours * HOUR_MS),
+            "retention.bytes": FOREVER,
+        }
     if role in (Role.PARTNER, Role.NOTICES):
         config["compression.type"] = VENDOR_COMPRESSION
     if settings.min_insync_replicas is not None:
@@ -231,24 +291,39 @@ def topic_config(role: Role, settings: TopicSettings) -> dict[str, str]:
 
 def spec(role: Role, name: str, partitions: int, settings: TopicSettings) -> TopicSpec:
     policy = _BY_ROLE[role]
-    return TopicSpec(name, 1 if policy.single_partition else partitions,
-                     topic_config(role, settings), settings.replication_factor, policy.why)
+    return TopicSpec(
+        name,
+        1 if policy.single_partition else partitions,
+        topic_config(role, settings),
+        settings.replication_factor,
+        policy.why,
+    )
 
 
-def bus_topic_specs(partitions: int = 3, topics: Topics = DEFAULT_TOPICS,
-                    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[TopicSpec]:
+def bus_topic_specs(
+    partitions: int = 3,
+    topics: Topics = DEFAULT_TOPICS,
+    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+) -> list[TopicSpec]:
     """The topics of the bus itself (not a partner's), as the processor creates them."""
     names = {
-        Role.CHANGES: topics.changes, Role.CONSENT: topics.consent, Role.AUDIT: topics.audit,
-        Role.CHANGES_DLQ: topics.changes_dlq, Role.STATE: topics.state,
-        Role.DISTRICTS: topics.districts, Role.REPARTITION: topics.repartition,
+        Role.CHANGES: topics.changes,
+        Role.CONSENT: topics.consent,
+        Role.AUDIT: topics.audit,
+        Role.CHANGES_DLQ: topics.changes_dlq,
+        Role.STATE: topics.state,
+        Role.DISTRICTS: topics.districts,
+        Role.REPARTITION: topics.repartition,
     }
     return [spec(role, name, partitions, settings) for role, name in names.items()]
 
 
-def partner_topic_specs(partners: Iterable[tuple[str, str]], partitions: int = 3,
-                        topics: Topics = DEFAULT_TOPICS,
-                        settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[TopicSpec]:
+def partner_topic_specs(
+    partners: Iterable[tuple[str, str]],
+    partitions: int = 3,
+    topics: Topics = DEFAULT_TOPICS,
+    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+) -> list[TopicSpec]:
     """Each partner's two topics; ``partners`` are (partner id, its students topic under the
     deployment's prefix)."""
     specs = []
@@ -269,16 +344,22 @@ class TopicDrift:
 
     def fix(self, bootstrap: str) -> str:
         if self.key == "replication.factor":
-            return (f"reassign its partitions to {self.want} replicas "
-                    "(kafka-reassign-partitions.sh --increase-replication-factor)")
+            return (
+                f"reassign its partitions to {self.want} replicas "
+                "(kafka-reassign-partitions.sh --increase-replication-factor)"
+            )
         if self.key == "partitions":
             return "see `hallpass process` for partition counts"
-        command = (f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type "
-                   f"topics --entity-name {self.topic} --add-config {self.key}={self.want} "
-                   "(or `hallpass topics check --fix`)")
+        command = (
+            f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type "
+            f"topics --entity-name {self.topic} --add-config {self.key}={self.want} "
+            "(or `hallpass topics check --fix`)"
+        )
         if self.key == "cleanup.policy" and "compact" in self.found and self.want == "delete":
-            command += ("; records compaction already removed do not come back: re-record "
-                        "them from their source (for consents, the signed documents)")
+            command += (
+                "; records compaction already removed do not come back: re-record "
+                "them from their source (for consents, the signed documents)"
+            )
         return command
 
     def __str__(self) -> str:
@@ -286,8 +367,11 @@ class TopicDrift:
         return f"{self.topic}: {self.key} is {found}, should be {self.want}"
 
 
-def drift(specs: Sequence[TopicSpec], configs: Mapping[str, Mapping[str, str]],
-          replicas: Mapping[str, int]) -> list[TopicDrift]:
+def drift(
+    specs: Sequence[TopicSpec],
+    configs: Mapping[str, Mapping[str, str]],
+    replicas: Mapping[str, int],
+) -> list[TopicDrift]:
     """Which settings of the existing topics (``configs``: topic -> its effective config,
     ``replicas``: topic -> its replication factor) differ from ``specs``. Topics that do not
     exist are left out (they will be created right)."""
@@ -299,8 +383,13 @@ def drift(specs: Sequence[TopicSpec], configs: Mapping[str, Mapping[str, str]],
         for key, want in sorted(s.config.items()):
             if have.get(key) != want:
                 found.append(TopicDrift(s.name, key, want, have.get(key, "")))
-        if s.replication_factor > 0 and replicas.get(s.name, s.replication_factor) != \
-                s.replication_factor:
-            found.append(TopicDrift(s.name, "replication.factor", str(s.replication_factor),
-                                    str(replicas[s.name])))
+        if (
+            s.replication_factor > 0
+            and replicas.get(s.name, s.replication_factor) != s.replication_factor
+        ):
+            found.append(
+                TopicDrift(
+                    s.name, "replication.factor", str(s.replication_factor), str(replicas[s.name])
+                )
+            )
     return found

@@ -398,8 +398,11 @@ def compile_view(
                     dropped.append(path)
                     continue
                 info = catalog[path]
-                requires = (frozenset((info.category, *info.reveals))
-                            if basis is Basis.CONSENT else frozenset[str]())
+                requires = (
+                    frozenset((info.category, *info.reveals))
+                    if basis is Basis.CONSENT
+                    else frozenset[str]()
+                )
                 leaves.append(ViewLeaf(path, info.category, basis, requires))
                 slots.append(_Slot(name, _LEAF, len(leaves) - 1, None))
                 continue

@@ -60,17 +60,24 @@ def prefixed(contracts: list[Contract], topics: Topics) -> list[Contract]:
     return [dataclasses.replace(c, topic=topics.name(c.topic)) for c in contracts]
 
 
-def contract_topics(contracts: list[Contract], partitions: int = 3,
-                    topics: Topics = DEFAULT_TOPICS,
-                    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[TopicSpec]:
+def contract_topics(
+    contracts: list[Contract],
+    partitions: int = 3,
+    topics: Topics = DEFAULT_TOPICS,
+    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+) -> list[TopicSpec]:
     """Each contract's partner topic and notices topic (``contracts`` already prefixed),
     configured by :mod:`streams.policy.retention`."""
-    return partner_topic_specs([(c.partner, c.topic) for c in contracts], partitions, topics,
-                               settings)
+    return partner_topic_specs(
+        [(c.partner, c.topic) for c in contracts], partitions, topics, settings
+    )
 
 
-def bus_topics(partitions: int = 3, topics: Topics = DEFAULT_TOPICS,
-               settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[TopicSpec]:
+def bus_topics(
+    partitions: int = 3,
+    topics: Topics = DEFAULT_TOPICS,
+    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+) -> list[TopicSpec]:
     """The bus's own topics, configured by :mod:`streams.policy.retention`."""
     return bus_topic_specs(partitions, topics, settings)
 
@@ -90,10 +97,14 @@ class AppliedContract:
     fields: int
 
 
-def apply_contracts(conn: Connection, contracts_dir: Path,
-                    topics: Topics = DEFAULT_TOPICS, secrets_file: Path | None = None,
-                    note: Callable[[str], None] = lambda _m: None,
-                    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> list[AppliedContract]:
+def apply_contracts(
+    conn: Connection,
+    contracts_dir: Path,
+    topics: Topics = DEFAULT_TOPICS,
+    secrets_file: Path | None = None,
+    note: Callable[[str], None] = lambda _m: None,
+    settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+) -> list[AppliedContract]:
     """Create the bus's and each partner's topics (as :mod:`streams.policy.retention` says) and
     register each view schema; report (through ``note``) existing topics whose settings
     differ. With ``secrets_file``: make the pseudonym secrets of partners that have none (the
@@ -101,8 +112,9 @@ def apply_contracts(conn: Connection, contracts_dir: Path,
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
     contracts = prefixed(load_contracts(contracts_dir, catalog), topics)
-    specs = (bus_topics(input_partitions(conn, topics), topics, settings)
-             + contract_topics(contracts, topics=topics, settings=settings))
+    specs = bus_topics(input_partitions(conn, topics), topics, settings) + contract_topics(
+        contracts, topics=topics, settings=settings
+    )
     ensure_topics(conn, specs)
     for found in topics_drift(conn, specs):
         note(f"warning: {found}; fix: {found.fix(conn.bootstrap_servers)}")
@@ -114,15 +126,22 @@ def apply_contracts(conn: Connection, contracts_dir: Path,
     registry = SchemaRegistryClient(conn.registry_config())
     WireEncoder(registry, f"{topics.audit}-value", load_schema("disclosure_record"))
     for contract in contracts:
-        WireEncoder(registry, f"{topics.notices(contract.partner)}-value",
-                    load_schema("deletion_notice"))
+        WireEncoder(
+            registry, f"{topics.notices(contract.partner)}-value", load_schema("deletion_notice")
+        )
     applied = []
     for contract in contracts:
         view_schema = derive_view_schema(source, contract)
         encoder = WireEncoder(registry, view_subject(contract), view_schema)
-        applied.append(AppliedContract(contract.partner, contract.topic, view_subject(contract),
-                                       encoder.schema_id, len(compile_view(
-                                           view_schema, contract, catalog).leaves)))
+        applied.append(
+            AppliedContract(
+                contract.partner,
+                contract.topic,
+                view_subject(contract),
+                encoder.schema_id,
+                len(compile_view(view_schema, contract, catalog).leaves),
+            )
+        )
     return applied
 
 
@@ -136,8 +155,7 @@ def _read_secrets(path: Path) -> dict[str, str]:
             raise ValueError("not an object")
         return {str(k): str(v) for k, v in found.items()}
     except ValueError as exc:
-        raise ProcessorSetupError(f"{path}: not a JSON object of partner secrets ({exc})") \
-            from exc
+        raise ProcessorSetupError(f"{path}: not a JSON object of partner secrets ({exc})") from exc
 
 
 def read_partner_secrets(path: Path, partners: list[str]) -> dict[str, bytes]:
@@ -150,15 +168,17 @@ def read_partner_secrets(path: Path, partners: list[str]) -> dict[str, bytes]:
         raise ProcessorSetupError(
             f"the pseudonym secrets file {path} {where}: secrets are made once, by "
             "`hallpass contracts apply --partner-secrets FILE`, and every worker is given "
-            "the same file")
+            "the same file"
+        )
     try:
         return {partner: bytes.fromhex(found[partner]) for partner in partners}
     except ValueError as exc:
         raise ProcessorSetupError(f"{path}: a secret is not hex ({exc})") from exc
 
 
-def load_partner_secrets(path: Path, partners: list[str],
-                         note: Callable[[str], None]) -> dict[str, bytes]:
+def load_partner_secrets(
+    path: Path, partners: list[str], note: Callable[[str], None]
+) -> dict[str, bytes]:
     """The administrative step: per-partner HMAC secrets from a JSON file ({partner: hex
     secret}); partners without one get a new random secret, saved with mode 600."""
     found = _read_secrets(path)
@@ -181,15 +201,22 @@ def secret_fingerprint(secret: bytes) -> str:
     return hmac.digest(secret, b"hallpass pseudonym secret fingerprint v1", "sha256").hex()[:32]
 
 
-def record_fingerprints(conn: Connection, secrets_by_partner: Mapping[str, bytes],
-                        topics: Topics = DEFAULT_TOPICS) -> list[str]:
+def record_fingerprints(
+    conn: Connection, secrets_by_partner: Mapping[str, bytes], topics: Topics = DEFAULT_TOPICS
+) -> list[str]:
     """Record each partner's secret fingerprint in the global table, once; refuse secrets
     that differ from the recorded ones. Returns the partners recorded now."""
     tables = Tables(topics.state, topics.districts)
-    reader = Consumer(conn.kafka_config({"group.id": f"{topics.processor_group}-admin",
-                                         "enable.auto.commit": False,
-                                         "isolation.level": "read_committed",
-                                         "enable.partition.eof": True}))
+    reader = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": f"{topics.processor_group}-admin",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -199,7 +226,8 @@ def record_fingerprints(conn: Connection, secrets_by_partner: Mapping[str, bytes
             except KafkaException as exc:
                 if time.monotonic() > deadline:
                     raise ProcessorSetupError(
-                        f"cannot read {topics.districts}: {exc.args[0].str()}") from exc
+                        f"cannot read {topics.districts}: {exc.args[0].str()}"
+                    ) from exc
                 time.sleep(0.5)
         for msg in read_to_end(reader, start):
             tables.load_global(msg.key() or b"", msg.value())
@@ -212,16 +240,22 @@ def record_fingerprints(conn: Connection, secrets_by_partner: Mapping[str, bytes
             f"the pseudonym secrets for {', '.join(differ)} are not the ones this bus uses "
             "(their fingerprints differ from those recorded in "
             f"{topics.districts}): use the bus's secrets file; new secrets would give every "
-            "student a new key and leave the partner's copies under the old keys undeleted")
+            "student a new key and leave the partner's copies under the old keys undeleted"
+        )
     new = sorted(p for p in fresh if p not in tables.fingerprints)
     if new:
         producer = Producer(conn.kafka_config({"enable.idempotence": True, "acks": "all"}))
         for partner in new:
-            producer.produce(topics.districts, key=fingerprint_key(partner),
-                             value=fingerprint_value(fresh[partner]), partition=0)
+            producer.produce(
+                topics.districts,
+                key=fingerprint_key(partner),
+                value=fingerprint_value(fresh[partner]),
+                partition=0,
+            )
         if producer.flush(30):
-            raise ProcessorSetupError(f"could not record the secret fingerprints in "
-                                      f"{topics.districts}")
+            raise ProcessorSetupError(
+                f"could not record the secret fingerprints in {topics.districts}"
+            )
     return new
 
 
@@ -230,17 +264,21 @@ def check_fingerprints(secrets_by_partner: Mapping[str, bytes]) -> Callable[[Tab
 
     def check(tables: Tables) -> None:
         missing = sorted(p for p in secrets_by_partner if p not in tables.fingerprints)
-        differ = sorted(p for p, s in secrets_by_partner.items()
-                        if p in tables.fingerprints
-                        and tables.fingerprints[p] != secret_fingerprint(s))
+        differ = sorted(
+            p
+            for p, s in secrets_by_partner.items()
+            if p in tables.fingerprints and tables.fingerprints[p] != secret_fingerprint(s)
+        )
         if differ:
             raise ProcessorSetupError(
                 f"this worker's pseudonym secrets for {', '.join(differ)} are not the bus's "
-                "(fingerprints differ): start every worker with the same secrets file")
+                "(fingerprints differ): start every worker with the same secrets file"
+            )
         if missing:
             raise ProcessorSetupError(
                 f"no pseudonym secret is recorded for {', '.join(missing)}: run `hallpass "
-                "contracts apply --partner-secrets FILE` with the bus's secrets file first")
+                "contracts apply --partner-secrets FILE` with the bus's secrets file first"
+            )
 
     return check
 
@@ -253,8 +291,9 @@ def _reference(secret: bytes, value: str) -> str:
     return partner_reference(value, secret)
 
 
-def _registered(registry: SchemaRegistryClient, subject: str, schema: Mapping[str, Any],
-                what: str) -> WireEncoder:
+def _registered(
+    registry: SchemaRegistryClient, subject: str, schema: Mapping[str, Any], what: str
+) -> WireEncoder:
     """An encoder for ``schema`` as registered under ``subject`` by ``contracts apply`` (looked
     up by the exact schema: a version someone else registered since is never used)."""
     try:
@@ -262,13 +301,20 @@ def _registered(registry: SchemaRegistryClient, subject: str, schema: Mapping[st
     except (SchemaRegistryError, WireFormatError) as exc:
         raise ProcessorSetupError(
             f"{what} is not registered under {subject}: run `hallpass contracts apply` with "
-            f"these contracts first ({exc})") from exc
+            f"these contracts first ({exc})"
+        ) from exc
 
 
-def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, bytes],
-                  topics: Topics = DEFAULT_TOPICS, partitions: int = 3,
-                  clock: Clock | None = None, future_skew_ms: int = 86_400_000,
-                  known_districts: frozenset[str] = frozenset()) -> BusHandler:
+def build_handler(
+    conn: Connection,
+    contracts_dir: Path,
+    keys: Mapping[str, bytes],
+    topics: Topics = DEFAULT_TOPICS,
+    partitions: int = 3,
+    clock: Clock | None = None,
+    future_skew_ms: int = 86_400_000,
+    known_districts: frozenset[str] = frozenset(),
+) -> BusHandler:
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
     contracts = prefixed(load_contracts(contracts_dir, catalog), topics)  # refuses invalid
@@ -278,30 +324,46 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
         # the view comes from the contract, never from the registry: whatever else someone
         # registers under the subject changes nothing here
         view_schema = derive_view_schema(source, contract)
-        encoder = _registered(registry, view_subject(contract), view_schema,
-                              f"the view of partner {contract.partner} (contract version "
-                              f"{contract.version})")
+        encoder = _registered(
+            registry,
+            view_subject(contract),
+            view_schema,
+            f"the view of partner {contract.partner} (contract version {contract.version})",
+        )
         view = compile_view(view_schema, contract, catalog)
         secret = keys[contract.partner]
-        routes.append(PartnerRoute(
-            contract=contract, view=view, encode_view=encoder.encode,
-            pseudonym=functools.partial(_pseudonym, secret),
-            reference=functools.partial(_reference, secret),
-        ))
+        routes.append(
+            PartnerRoute(
+                contract=contract,
+                view=view,
+                encode_view=encoder.encode,
+                pseudonym=functools.partial(_pseudonym, secret),
+                reference=functools.partial(_reference, secret),
+            )
+        )
     change_decoder = WireDecoder(registry, record_name=_full_name(source))
     consent_schema = load_schema("consent_changed")
-    consent_decoder = WireDecoder(registry, reader_schema=consent_schema,
-                                  record_name=_full_name(consent_schema))
+    consent_decoder = WireDecoder(
+        registry, reader_schema=consent_schema, record_name=_full_name(consent_schema)
+    )
     # the inputs' registered schemas, at start-up: an opt-out decodes while the registry is
     # down later (a schema id it has not seen is waited for, never dead-lettered)
     change_decoder.prime(f"{topics.changes}-value")
     consent_decoder.prime(f"{topics.consent}-value")
-    audit = _registered(registry, f"{topics.audit}-value", load_schema("disclosure_record"),
-                        "the audit record schema")
+    audit = _registered(
+        registry,
+        f"{topics.audit}-value",
+        load_schema("disclosure_record"),
+        "the audit record schema",
+    )
     notice_schema = load_schema("deletion_notice")
     notice_encoders = {
-        c.partner: _registered(registry, f"{topics.notices(c.partner)}-value", notice_schema,
-                               f"the deletion notice schema of partner {c.partner}")
+        c.partner: _registered(
+            registry,
+            f"{topics.notices(c.partner)}-value",
+            notice_schema,
+            f"the deletion notice schema of partner {c.partner}",
+        )
         for c in contracts
     }
 
@@ -310,15 +372,24 @@ def build_handler(conn: Connection, contracts_dir: Path, keys: Mapping[str, byte
 
     return BusHandler(
         routes,
-        Codecs(decode_change=change_decoder.decode, decode_consent=consent_decoder.decode,
-               encode_audit=audit.encode, encode_notice=encode_notice,
-               encode_dead_change=change_decoder.reencode,
-               prefetch_change=change_decoder.prefetch,
-               prefetch_consent=consent_decoder.prefetch),
-        HandlerSettings(partitions=partitions, never_share=sorted(never_share_paths(catalog)),
-                        topics=topics, future_skew_ms=future_skew_ms,
-                        field_categories={p: info.category for p, info in catalog.items()},
-                        change_schema=source, known_districts=known_districts),
+        Codecs(
+            decode_change=change_decoder.decode,
+            decode_consent=consent_decoder.decode,
+            encode_audit=audit.encode,
+            encode_notice=encode_notice,
+            encode_dead_change=change_decoder.reencode,
+            prefetch_change=change_decoder.prefetch,
+            prefetch_consent=consent_decoder.prefetch,
+        ),
+        HandlerSettings(
+            partitions=partitions,
+            never_share=sorted(never_share_paths(catalog)),
+            topics=topics,
+            future_skew_ms=future_skew_ms,
+            field_categories={p: info.category for p, info in catalog.items()},
+            change_schema=source,
+            known_districts=known_districts,
+        ),
         clock=clock,
     )
 
@@ -329,8 +400,10 @@ def _full_name(schema: Mapping[str, Any]) -> str:
 
 
 def contract_partners(contracts_dir: Path) -> list[str]:
-    return [c.partner for c in load_contracts(contracts_dir,
-                                              field_catalog(load_schema("student_record_changed")))]
+    return [
+        c.partner
+        for c in load_contracts(contracts_dir, field_catalog(load_schema("student_record_changed")))
+    ]
 
 
 def input_partitions(conn: Connection, topics: Topics, default: int = 3) -> int:
@@ -338,8 +411,9 @@ def input_partitions(conn: Connection, topics: Topics, default: int = 3) -> int:
     return partition_counts(conn, [topics.changes]).get(topics.changes, default)
 
 
-def check_copartitioned(conn: Connection, topics: Topics,
-                        settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> int:
+def check_copartitioned(
+    conn: Connection, topics: Topics, settings: TopicSettings = DEFAULT_TOPIC_SETTINGS
+) -> int:
     """Create missing bus topics with as many partitions as the change topic, and refuse to
     start if the inputs, the repartition topic and the state changelog do not have the same
     number of partitions: the state of partition p lives in changelog partition p, and the
@@ -354,12 +428,12 @@ def check_copartitioned(conn: Connection, topics: Topics,
             f"partitions: {found}. The consent and repartition topics need as many "
             "partitions as the change topic, and the state changelog at least as many (each "
             "worker decides the students of the partition numbers it owns). Recreate or "
-            "extend them (kafka-topics --alter --partitions N) before starting the processor.")
+            "extend them (kafka-topics --alter --partitions N) before starting the processor."
+        )
     return changes
 
 
-def stripped_by_category(catalog: Mapping[str, FieldInfo],
-                         kept: Iterable[str]) -> dict[str, int]:
+def stripped_by_category(catalog: Mapping[str, FieldInfo], kept: Iterable[str]) -> dict[str, int]:
     """Per data category, the leaves of the student record a view leaves out."""
     keep = set(kept)
     counts: dict[str, int] = {}
@@ -369,8 +443,9 @@ def stripped_by_category(catalog: Mapping[str, FieldInfo],
     return counts
 
 
-def register_metrics(registry: CollectorRegistry, loop: ProcessorLoop,
-                     handler: BusHandler) -> ProcessorTimings:
+def register_metrics(
+    registry: CollectorRegistry, loop: ProcessorLoop, handler: BusHandler
+) -> ProcessorTimings:
     """Expose the loop's and handler's counters in ``registry``; returns the timings the
     loop must observe."""
     catalog = field_catalog(load_schema("student_record_changed"))
@@ -378,48 +453,70 @@ def register_metrics(registry: CollectorRegistry, loop: ProcessorLoop,
     def consent_students() -> int:
         return sum(len(state.consent) for state in list(loop.tables.partitions.values()))
 
-    registry.register(ProcessorCollector(ProcessorSources(
-        counts=lambda: handler.counters,
-        consumed_by_topic=lambda: loop.stats.by_topic,
-        transactions=lambda: loop.stats.transactions,
-        last_commit_unix=lambda: loop.stats.last_commit_unix,
-        consent_students=consent_students,
-        blocked_seconds=lambda: dict(loop.stats.blocked_s),
-        stripped_per_disclosure={
-            route.partner: stripped_by_category(catalog, (leaf.path for leaf in route.view.leaves))
-            for route in handler.routes
-        },
-    )))
+    registry.register(
+        ProcessorCollector(
+            ProcessorSources(
+                counts=lambda: handler.counters,
+                consumed_by_topic=lambda: loop.stats.by_topic,
+                transactions=lambda: loop.stats.transactions,
+                last_commit_unix=lambda: loop.stats.last_commit_unix,
+                consent_students=consent_students,
+                blocked_seconds=lambda: dict(loop.stats.blocked_s),
+                stripped_per_disclosure={
+                    route.partner: stripped_by_category(
+                        catalog, (leaf.path for leaf in route.view.leaves)
+                    )
+                    for route in handler.routes
+                },
+            )
+        )
+    )
     return ProcessorTimings(registry)
 
 
-def run_processor(conn: Connection, contracts_dir: Path, secrets_file: Path,
-                  until_idle: bool, worker: int, note: Callable[[str], None],
-                  on_progress: Callable[[LoopStats], None] | None = None,
-                  batch_size: int = 5000,
-                  topics: Topics = DEFAULT_TOPICS,
-                  metrics: CollectorRegistry | None = None,
-                  clock: Clock | None = None,
-                  tick_interval_s: float = 5.0,
-                  future_skew_ms: int = 86_400_000,
-                  topic_settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
-                  known_districts: frozenset[str] = frozenset(),
-                  ) -> tuple[LoopStats, BusHandler]:
+def run_processor(
+    conn: Connection,
+    contracts_dir: Path,
+    secrets_file: Path,
+    until_idle: bool,
+    worker: int,
+    note: Callable[[str], None],
+    on_progress: Callable[[LoopStats], None] | None = None,
+    batch_size: int = 5000,
+    topics: Topics = DEFAULT_TOPICS,
+    metrics: CollectorRegistry | None = None,
+    clock: Clock | None = None,
+    tick_interval_s: float = 5.0,
+    future_skew_ms: int = 86_400_000,
+    topic_settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
+    known_districts: frozenset[str] = frozenset(),
+) -> tuple[LoopStats, BusHandler]:
     """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a
     ``metrics`` registry, its counters and timings are exposed there."""
     partitions = check_copartitioned(conn, topics, topic_settings)
     keys = read_partner_secrets(secrets_file, contract_partners(contracts_dir))
-    handler = build_handler(conn, contracts_dir, keys, topics, partitions, clock,
-                            future_skew_ms, known_districts)
+    handler = build_handler(
+        conn, contracts_dir, keys, topics, partitions, clock, future_skew_ms, known_districts
+    )
     member = f"{topics.processor_group}-{socket.gethostname()}-{worker}"
     settings = LoopSettings(
-        group_id=topics.processor_group, transactional_id=member, group_instance_id=member,
-        until_idle=until_idle, batch_size=batch_size,
-        state_topic=topics.state, district_topic=topics.districts,
+        group_id=topics.processor_group,
+        transactional_id=member,
+        group_instance_id=member,
+        until_idle=until_idle,
+        batch_size=batch_size,
+        state_topic=topics.state,
+        district_topic=topics.districts,
         tick_interval_s=tick_interval_s,
     )
-    loop = ProcessorLoop(conn, [topics.changes, topics.consent, topics.repartition], handler,
-                         settings, on_progress, check_global=check_fingerprints(keys))
+    loop = ProcessorLoop(
+        conn,
+        [topics.changes, topics.consent, topics.repartition],
+        handler,
+        settings,
+        on_progress,
+        check_global=check_fingerprints(keys),
+    )
     if metrics is not None:
         loop.observer = register_metrics(metrics, loop, handler)
     import signal

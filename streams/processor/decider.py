@@ -62,19 +62,24 @@ class DecisionInputs:
     consent_endings: tuple[tuple[str, WithheldReason], ...] = ()
 
 
-def inputs_at(route: PartnerRoute, history: StudentConsentHistory, district: DistrictState,
-              now: int) -> DecisionInputs:
+def inputs_at(
+    route: PartnerRoute, history: StudentConsentHistory, district: DistrictState, now: int
+) -> DecisionInputs:
     """The decision inputs of one student for one partner at processing time ``now``: the
     consent events and district opt-outs in force then (effective, not expired)."""
     status = history.status_at(now, route.partner)
     ended = route.view.consent_categories - status.live_consent_categories
-    return DecisionInputs(status, district.opted_out(now, route.partner),
-                          route.contract.is_active(now),
-                          consent_endings(history, route.partner, ended, now) if ended else ())
+    return DecisionInputs(
+        status,
+        district.opted_out(now, route.partner),
+        route.contract.is_active(now),
+        consent_endings(history, route.partner, ended, now) if ended else (),
+    )
 
 
-def consent_endings(history: StudentConsentHistory, partner: str, categories: frozenset[str],
-                    now: int) -> tuple[tuple[str, WithheldReason], ...]:
+def consent_endings(
+    history: StudentConsentHistory, partner: str, categories: frozenset[str], now: int
+) -> tuple[tuple[str, WithheldReason], ...]:
     """Why each of ``categories`` (not live at ``now``) has no consent: the last event about
     it was a revoke (CONSENT_REVOKED), a grant that has expired since (CONSENT_EXPIRED), or
     there was none (NO_CONSENT)."""
@@ -93,14 +98,24 @@ def consent_endings(history: StudentConsentHistory, partner: str, categories: fr
     return tuple(sorted((c, last.get(c, WithheldReason.NO_CONSENT)) for c in categories))
 
 
-def decide_at(route: PartnerRoute, record: Mapping[str, Any], inputs: DecisionInputs,
-              now: int) -> Decision:
-    return decide(record, route.contract, route.view, inputs.status, inputs.district_opt_out,
-                  now, route.pseudonym, dict(inputs.consent_endings))
+def decide_at(
+    route: PartnerRoute, record: Mapping[str, Any], inputs: DecisionInputs, now: int
+) -> Decision:
+    return decide(
+        record,
+        route.contract,
+        route.view,
+        inputs.status,
+        inputs.district_opt_out,
+        now,
+        route.pseudonym,
+        dict(inputs.consent_endings),
+    )
 
 
-def withdrawn_fields(route: PartnerRoute, inputs: DecisionInputs,
-                     held: Holding | None) -> dict[WithheldReason, tuple[str, ...]]:
+def withdrawn_fields(
+    route: PartnerRoute, inputs: DecisionInputs, held: Holding | None
+) -> dict[WithheldReason, tuple[str, ...]]:
     """The fields the partner holds that it may no longer hold under ``inputs`` (while it
     still gets a view), by reason: a consent category revoked or expired, a directory
     opt-out, or a contract (or schema) that no longer allows the field."""
@@ -120,8 +135,10 @@ def withdrawn_fields(route: PartnerRoute, inputs: DecisionInputs,
         elif leaf.basis is Basis.DIRECTORY:
             reason = WithheldReason.DIRECTORY_OPT_OUT
         elif leaf.basis is Basis.CONSENT:
-            found = {endings.get(c, WithheldReason.NO_CONSENT)
-                     for c in leaf.requires - inputs.status.live_consent_categories}
+            found = {
+                endings.get(c, WithheldReason.NO_CONSENT)
+                for c in leaf.requires - inputs.status.live_consent_categories
+            }
             reason = next((r for r in CONSENT_ENDINGS if r in found), WithheldReason.NO_CONSENT)
             if reason is WithheldReason.NO_CONSENT:  # it was held: its basis changed
                 reason = WithheldReason.CONTRACT_CHANGED
@@ -135,8 +152,9 @@ def view_fingerprint(decision: Disclosed) -> int:
     """A 63-bit fingerprint of what a disclosure tells the partner (its view without the
     per-event envelope fields), to tell whether a partner already holds it."""
     value = {k: v for k, v in decision.value.items() if k not in _PER_EVENT}
-    digest = hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS),
-                             digest_size=8).digest()
+    digest = hashlib.blake2b(
+        orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=8
+    ).digest()
     return int.from_bytes(digest, "big") >> 1 or 1
 
 

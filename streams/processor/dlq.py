@@ -62,8 +62,11 @@ class DlqLimit:
         seen = len(self._recent)
         too_many = seen >= self.min_seen and self._invalid_in_window > self.max_ratio * seen
         if too_many or self._consecutive >= self.max_consecutive:
-            where = (f" (last: {last.topic}[{last.partition}]@{last.offset}: {last.reason})"
-                     if last else "")
+            where = (
+                f" (last: {last.topic}[{last.partition}]@{last.offset}: {last.reason})"
+                if last
+                else ""
+            )
             raise TooManyInvalidError(
                 f"{self._invalid_in_window} of the last {seen} events were invalid{where}. "
                 "Upstream looks broken (a bad deploy of an SIS connector?): fix the producer, "

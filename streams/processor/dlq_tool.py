@@ -38,8 +38,9 @@ REPLAYED_SUFFIX = ".replayed"
 REPLAYED_HEADER = "hallpass.dlq.replayed-from"
 #: bytes of an undecodable value shown (as hex) by ``show``
 HEX_PREFIX_BYTES = 16
-_REASON, _TOPIC, _PARTITION, _OFFSET = (f"hallpass.dlq.{h}" for h in
-                                        ("reason", "topic", "partition", "offset"))
+_REASON, _TOPIC, _PARTITION, _OFFSET = (
+    f"hallpass.dlq.{h}" for h in ("reason", "topic", "partition", "offset")
+)
 
 
 class DlqError(HallpassError, ValueError):
@@ -95,19 +96,30 @@ def _dead_letter(msg: Any) -> DeadLetter:
     pairs = cast(list[tuple[str, bytes | None]], msg.headers() or [])
     headers = {k: v for k, v in pairs if isinstance(v, bytes)}
     return DeadLetter(
-        partition=msg.partition() or 0, offset=msg.offset() or 0,
-        timestamp_ms=msg.timestamp()[1], key=msg.key(), value=msg.value(),
+        partition=msg.partition() or 0,
+        offset=msg.offset() or 0,
+        timestamp_ms=msg.timestamp()[1],
+        key=msg.key(),
+        value=msg.value(),
         reason=_text(headers.get(_REASON)) or "(no reason recorded)",
         origin_topic=_text(headers.get(_TOPIC)),
-        origin_partition=_int(headers.get(_PARTITION)), origin_offset=_int(headers.get(_OFFSET)),
-        headers=headers)
+        origin_partition=_int(headers.get(_PARTITION)),
+        origin_offset=_int(headers.get(_OFFSET)),
+        headers=headers,
+    )
 
 
 def _consumer(conn: Connection) -> Consumer:
-    return Consumer(conn.kafka_config({
-        "group.id": f"hallpass-dlq-reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-        "isolation.level": "read_committed", "enable.partition.eof": True,
-    }))
+    return Consumer(
+        conn.kafka_config(
+            {
+                "group.id": f"hallpass-dlq-reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+    )
 
 
 def _read(conn: Connection, topic: str, timeout_s: float) -> Iterator[Any]:
@@ -116,14 +128,16 @@ def _read(conn: Connection, topic: str, timeout_s: float) -> Iterator[Any]:
         partitions = topic_partitions(consumer, topic)
         if partitions is None:
             return
-        yield from read_to_end(consumer, nonempty_from_start(consumer, topic, partitions),
-                               timeout_s)
+        yield from read_to_end(
+            consumer, nonempty_from_start(consumer, topic, partitions), timeout_s
+        )
     finally:
         consumer.close()
 
 
-def read_dead_letters(conn: Connection, topics: Topics,
-                      timeout_s: float = 120.0) -> list[DeadLetter]:
+def read_dead_letters(
+    conn: Connection, topics: Topics, timeout_s: float = 120.0
+) -> list[DeadLetter]:
     """Every committed dead letter, in DLQ order."""
     found = [_dead_letter(m) for m in _read(conn, topics.changes_dlq, timeout_s)]
     return sorted(found, key=lambda d: (d.partition, d.offset))
@@ -135,8 +149,11 @@ def replayed_topic(topics: Topics) -> str:
 
 def read_replayed(conn: Connection, topics: Topics, timeout_s: float = 120.0) -> set[str]:
     """The DLQ positions already replayed (committed markers)."""
-    return {_text(m.key()) for m in _read(conn, replayed_topic(topics), timeout_s)
-            if m.value() is not None}
+    return {
+        _text(m.key())
+        for m in _read(conn, replayed_topic(topics), timeout_s)
+        if m.value() is not None
+    }
 
 
 def find(letters: Sequence[DeadLetter], position: str) -> DeadLetter:
@@ -145,8 +162,10 @@ def find(letters: Sequence[DeadLetter], position: str) -> DeadLetter:
     try:
         wanted = (int(part or 0), int(off))
     except ValueError:
-        raise DlqError(f"{position!r} is not a DLQ position: give PARTITION:OFFSET as "
-                       "`hallpass dlq list` shows it") from None
+        raise DlqError(
+            f"{position!r} is not a DLQ position: give PARTITION:OFFSET as "
+            "`hallpass dlq list` shows it"
+        ) from None
     for letter in letters:
         if (letter.partition, letter.offset) == wanted:
             return letter
@@ -173,8 +192,9 @@ class Selection:
             _origin_matcher(origin)
 
     def matches(self, letter: DeadLetter) -> bool:
-        if self.reasons and not any(letter.kind == r or letter.reason.startswith(r)
-                                    for r in self.reasons):
+        if self.reasons and not any(
+            letter.kind == r or letter.reason.startswith(r) for r in self.reasons
+        ):
             return False
         if self.origins and not any(_origin_matcher(o)(letter) for o in self.origins):
             return False
@@ -189,11 +209,14 @@ def _origin_matcher(origin: str) -> Callable[[DeadLetter], bool]:
         low = int(low_text) if low_text else None
         high = int(high_text) if high_text else low
     except ValueError:
-        raise DlqError(f"--origin {origin!r}: give TOPIC, TOPIC:PARTITION or "
-                       "TOPIC:PARTITION:FROM[-TO] (offsets of the input topic)") from None
+        raise DlqError(
+            f"--origin {origin!r}: give TOPIC, TOPIC:PARTITION or "
+            "TOPIC:PARTITION:FROM[-TO] (offsets of the input topic)"
+        ) from None
     if len(rest) > 2 or not topic:
-        raise DlqError(f"--origin {origin!r}: give TOPIC, TOPIC:PARTITION or "
-                       "TOPIC:PARTITION:FROM[-TO]")
+        raise DlqError(
+            f"--origin {origin!r}: give TOPIC, TOPIC:PARTITION or TOPIC:PARTITION:FROM[-TO]"
+        )
 
     def matches(letter: DeadLetter) -> bool:
         if letter.origin_topic != topic:
@@ -216,32 +239,56 @@ class ReplayResult:
     unusable: list[tuple[DeadLetter, str]]
 
 
-def _ensure_marker_topic(conn: Connection, topics: Topics, replication_factor: int,
-                         min_insync: int | None) -> None:
+def _ensure_marker_topic(
+    conn: Connection, topics: Topics, replication_factor: int, min_insync: int | None
+) -> None:
     config = {"cleanup.policy": "compact"}
     if min_insync is not None:
         config["min.insync.replicas"] = str(min_insync)
-    ensure_topics(conn, [TopicSpec(replayed_topic(topics), 1, config, replication_factor,
-                                   "which dead letters were replayed (exactly once)")])
+    ensure_topics(
+        conn,
+        [
+            TopicSpec(
+                replayed_topic(topics),
+                1,
+                config,
+                replication_factor,
+                "which dead letters were replayed (exactly once)",
+            )
+        ],
+    )
 
 
 def transactional_id(topics: Topics) -> str:
     return f"hallpass-dlq-replay-{topics.changes_dlq}"
 
 
-def replay(conn: Connection, topics: Topics, selection: Selection, *,
-           inputs: Iterable[str] | None = None, replication_factor: int = -1,
-           min_insync: int | None = None, timeout_s: float = 120.0,
-           on_fenced: Callable[[], None] | None = None) -> ReplayResult:
+def replay(
+    conn: Connection,
+    topics: Topics,
+    selection: Selection,
+    *,
+    inputs: Iterable[str] | None = None,
+    replication_factor: int = -1,
+    min_insync: int | None = None,
+    timeout_s: float = 120.0,
+    on_fenced: Callable[[], None] | None = None,
+) -> ReplayResult:
     """Write the selected dead letters not replayed before back to their input topics, with
     their markers, in one transaction. ``inputs``: the topics a dead letter may go back to
     (default: the change and consent topics under the prefix)."""
     allowed = set(inputs) if inputs is not None else {topics.changes, topics.consent}
     _ensure_marker_topic(conn, topics, replication_factor, min_insync)
-    producer = Producer(conn.kafka_config({
-        "transactional.id": transactional_id(topics), "enable.idempotence": True,
-        "partitioner": "murmur2_random", "transaction.timeout.ms": int(timeout_s * 1000),
-    }))
+    producer = Producer(
+        conn.kafka_config(
+            {
+                "transactional.id": transactional_id(topics),
+                "enable.idempotence": True,
+                "partitioner": "murmur2_random",
+                "transaction.timeout.ms": int(timeout_s * 1000),
+            }
+        )
+    )
     try:  # commit_transaction delivers everything; an abort or a fence leaves nothing
         # fences (and waits out) any replay of this DLQ still open, before reading markers
         producer.init_transactions(timeout_s)
@@ -252,11 +299,21 @@ def replay(conn: Connection, topics: Topics, selection: Selection, *,
             if letter.position in done:
                 result.already.append(letter)
             elif letter.value is None:
-                result.unusable.append((letter, "no body was kept (it could not be "
-                                                "re-encoded without its never-share values)"))
+                result.unusable.append(
+                    (
+                        letter,
+                        "no body was kept (it could not be "
+                        "re-encoded without its never-share values)",
+                    )
+                )
             elif letter.origin_topic not in allowed:
-                result.unusable.append((letter, f"its origin {letter.origin_topic!r} is not "
-                                                "an input topic of this deployment"))
+                result.unusable.append(
+                    (
+                        letter,
+                        f"its origin {letter.origin_topic!r} is not "
+                        "an input topic of this deployment",
+                    )
+                )
             else:
                 result.replayed.append(letter)
         if not result.replayed:
@@ -265,12 +322,23 @@ def replay(conn: Connection, topics: Topics, selection: Selection, *,
         marker_topic = replayed_topic(topics)
         now = int(time.time() * 1000)
         for letter in result.replayed:
-            producer.produce(letter.origin_topic, key=letter.key, value=letter.value,
-                             headers=[(REPLAYED_HEADER,
-                                       f"{topics.changes_dlq}|{letter.position}".encode())])
-            producer.produce(marker_topic, key=letter.position.encode(), value=json.dumps({
-                "replayed_at": now, "to": letter.origin_topic, "reason": letter.reason,
-            }).encode())
+            producer.produce(
+                letter.origin_topic,
+                key=letter.key,
+                value=letter.value,
+                headers=[(REPLAYED_HEADER, f"{topics.changes_dlq}|{letter.position}".encode())],
+            )
+            producer.produce(
+                marker_topic,
+                key=letter.position.encode(),
+                value=json.dumps(
+                    {
+                        "replayed_at": now,
+                        "to": letter.origin_topic,
+                        "reason": letter.reason,
+                    }
+                ).encode(),
+            )
             producer.poll(0)
         if on_fenced is not None:  # a test's hook: another replay starts now
             on_fenced()
@@ -279,8 +347,10 @@ def replay(conn: Connection, topics: Topics, selection: Selection, *,
     except KafkaException as exc:
         error = exc.args[0] if exc.args else None
         if error is not None and hasattr(error, "fatal") and error.fatal():
-            raise DlqError("another `hallpass dlq replay` of this DLQ started and took over; "
-                           "nothing of this one was written") from exc
+            raise DlqError(
+                "another `hallpass dlq replay` of this DLQ started and took over; "
+                "nothing of this one was written"
+            ) from exc
         raise
 
 

@@ -76,9 +76,15 @@ class Subject:
 
 
 class Emitter:
-    def __init__(self, topics: Topics, encode_audit: Encode, encode_notice: Encode,
-                 now_ms: Callable[[], int], counters: Counters,
-                 categories: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        encode_audit: Encode,
+        encode_notice: Encode,
+        now_ms: Callable[[], int],
+        counters: Counters,
+        categories: Mapping[str, str] | None = None,
+    ) -> None:
         """``categories``: field path -> data category of the student schema (to name the
         categories of fields withdrawn that a view no longer has)."""
         self.topics = topics
@@ -88,9 +94,15 @@ class Emitter:
         self.counters = counters
         self.categories = dict(categories or {})
 
-    def emit(self, route: PartnerRoute, decision: Decision, subject: Subject,
-             held: MutableMapping[str, Holding], audit_withheld: bool,
-             withdrawn: Mapping[WithheldReason, tuple[str, ...]] | None = None) -> list[Output]:
+    def emit(
+        self,
+        route: PartnerRoute,
+        decision: Decision,
+        subject: Subject,
+        held: MutableMapping[str, Holding],
+        audit_withheld: bool,
+        withdrawn: Mapping[WithheldReason, tuple[str, ...]] | None = None,
+    ) -> list[Output]:
         """The outputs of ``decision``; ``held`` (partner -> what it holds) is updated.
         A withholding is audited when the partner held the student (a retraction) or when
         ``audit_withheld`` (a change event's decision). ``withdrawn``: fields the partner held
@@ -107,11 +119,17 @@ class Emitter:
             value["occurred_at"] = day
             key = decision.partner_student_key
             outputs = [
-                Output(route.contract.topic, key.encode(), route.encode_view(value),
-                       timestamp=day),
-                self._audit(route, subject, "DISCLOSED", None, key, list(decision.fields),
-                            sorted(decision.categories),
-                            sorted(b.value for b in decision.legal_bases)),
+                Output(route.contract.topic, key.encode(), route.encode_view(value), timestamp=day),
+                self._audit(
+                    route,
+                    subject,
+                    "DISCLOSED",
+                    None,
+                    key,
+                    list(decision.fields),
+                    sorted(decision.categories),
+                    sorted(b.value for b in decision.legal_bases),
+                ),
             ]
             for reason, paths in sorted((withdrawn or {}).items()):
                 outputs.extend(self._withdraw(route, subject, key, reason, paths))
@@ -123,53 +141,96 @@ class Emitter:
             why = _retraction_reason(decision.reason).value
             self.counters.bump(self.counters.retracted, (partner, why))
             return [
-                Output(route.contract.topic, key.encode(), None, [
-                    ("hallpass.deletion.reason", why.encode()),
-                    ("hallpass.contract.version", str(route.contract.version).encode()),
-                ], timestamp=coarse_time(self.now_ms())),
+                Output(
+                    route.contract.topic,
+                    key.encode(),
+                    None,
+                    [
+                        ("hallpass.deletion.reason", why.encode()),
+                        ("hallpass.contract.version", str(route.contract.version).encode()),
+                    ],
+                    timestamp=coarse_time(self.now_ms()),
+                ),
                 self._notice(route, subject, key, why, [], []),
                 self._audit(route, subject, "RETRACTED", why, key, [], [], []),
             ]
         if audit_withheld:
             self.counters.bump(self.counters.withheld, (partner, decision.reason.value))
-            return [self._audit(route, subject, "WITHHELD", decision.reason.value, None, [], [],
-                                [])]
+            return [
+                self._audit(route, subject, "WITHHELD", decision.reason.value, None, [], [], [])
+            ]
         return []
 
-    def _withdraw(self, route: PartnerRoute, subject: Subject, key: str,
-                  reason: WithheldReason, paths: tuple[str, ...]) -> list[Output]:
+    def _withdraw(
+        self,
+        route: PartnerRoute,
+        subject: Subject,
+        key: str,
+        reason: WithheldReason,
+        paths: tuple[str, ...],
+    ) -> list[Output]:
         """A partial retraction: the partner keeps a reduced view and must delete ``paths``."""
         leaves = {leaf.path: leaf for leaf in route.view.leaves}
-        categories = sorted({leaves[p].category if p in leaves else self.categories.get(p, "")
-                             for p in paths} - {""})
+        categories = sorted(
+            {leaves[p].category if p in leaves else self.categories.get(p, "") for p in paths}
+            - {""}
+        )
         bases = sorted({leaves[p].basis.value for p in paths if p in leaves})
-        withdrawal = Subject(subject.student, subject.district, subject.origin,
-                             subject.event_id, f"{subject.decision_id}:{reason.value}")
+        withdrawal = Subject(
+            subject.student,
+            subject.district,
+            subject.origin,
+            subject.event_id,
+            f"{subject.decision_id}:{reason.value}",
+        )
         self.counters.bump(self.counters.narrowed, (route.partner, reason.value))
         return [
             self._notice(route, withdrawal, key, reason.value, categories, list(paths)),
-            self._audit(route, withdrawal, "RETRACTED", reason.value, key, list(paths),
-                        categories, bases),
+            self._audit(
+                route, withdrawal, "RETRACTED", reason.value, key, list(paths), categories, bases
+            ),
         ]
 
-    def _notice(self, route: PartnerRoute, subject: Subject, key: str, reason: str,
-                categories: list[str], fields: list[str]) -> Output:
+    def _notice(
+        self,
+        route: PartnerRoute,
+        subject: Subject,
+        key: str,
+        reason: str,
+        categories: list[str],
+        fields: list[str],
+    ) -> Output:
         """A deletion notice: categories and fields empty means the whole record."""
         day = coarse_time(self.now_ms())
-        return Output(self.topics.notices(route.partner), key.encode(), self.encode_notice({
-            "event_id": route.reference(f"notice|{subject.decision_id}"),
-            "partner": route.partner,
-            "partner_student_key": key,
-            "reason": reason,
-            "categories": categories,
-            "contract_version": route.contract.version,
-            "retracted_at": day,
-            "fields": fields,
-        }), timestamp=day)
+        return Output(
+            self.topics.notices(route.partner),
+            key.encode(),
+            self.encode_notice(
+                {
+                    "event_id": route.reference(f"notice|{subject.decision_id}"),
+                    "partner": route.partner,
+                    "partner_student_key": key,
+                    "reason": reason,
+                    "categories": categories,
+                    "contract_version": route.contract.version,
+                    "retracted_at": day,
+                    "fields": fields,
+                }
+            ),
+            timestamp=day,
+        )
 
-    def _audit(self, route: PartnerRoute, subject: Subject, decision: str, reason: str | None,
-               key: str | None, fields: list[str], categories: list[str],
-               bases: list[str]) -> Output:
+    def _audit(
+        self,
+        route: PartnerRoute,
+        subject: Subject,
+        decision: str,
+        reason: str | None,
+        key: str | None,
+        fields: list[str],
+        categories: list[str],
+        bases: list[str],
+    ) -> Output:
         value = {
             "decision_id": subject.decision_id,
             "event_id": subject.event_id,

@@ -145,9 +145,14 @@ class BusHandler:
     """Turns change and consent events, timers and district events into each partner's
     view, retractions and audit records."""
 
-    def __init__(self, routes: Sequence[PartnerRoute], codecs: Codecs,
-                 settings: HandlerSettings = HandlerSettings(), clock: Clock | None = None,
-                 dlq_limit: DlqLimit | None = None) -> None:
+    def __init__(
+        self,
+        routes: Sequence[PartnerRoute],
+        codecs: Codecs,
+        settings: HandlerSettings = HandlerSettings(),
+        clock: Clock | None = None,
+        dlq_limit: DlqLimit | None = None,
+    ) -> None:
         self.routes = list(routes)
         self.codecs = codecs
         self.settings = settings
@@ -162,14 +167,24 @@ class BusHandler:
         self.halted: dict[tuple[str, int], str] = {}
         self.now = MonotonicNow(clock or WallClock())
         self.counters = Counters()
-        self.emitter = Emitter(self.topics, codecs.encode_audit, codecs.encode_notice,
-                               self.now, self.counters, settings.field_categories)
+        self.emitter = Emitter(
+            self.topics,
+            codecs.encode_audit,
+            codecs.encode_notice,
+            self.now,
+            self.counters,
+            settings.field_categories,
+        )
         self.timers = StudentTimers()
-        self._misfit = (record_checker(settings.change_schema)
-                        if settings.change_schema is not None else None)
+        self._misfit = (
+            record_checker(settings.change_schema) if settings.change_schema is not None else None
+        )
         #: the input rules (ids, dates, sizes, districts: streams.policy.input_limits)
-        self._refused = (change_rules(settings.change_schema, settings.known_districts)
-                         if settings.change_schema is not None else None)
+        self._refused = (
+            change_rules(settings.change_schema, settings.known_districts)
+            if settings.change_schema is not None
+            else None
+        )
         #: per partition, the global district table version it was reconciled with
         self._districts_seen: dict[int, int] = {}
 
@@ -180,8 +195,8 @@ class BusHandler:
         for msg in batch:
             topic = msg.topic()
             consent = topic == self.topics.consent or (
-                topic == self.topics.repartition
-                and header(msg, SOURCE_HEADER) == _SOURCE_CONSENT)
+                topic == self.topics.repartition and header(msg, SOURCE_HEADER) == _SOURCE_CONSENT
+            )
             prefetch = self.codecs.prefetch_consent if consent else self.codecs.prefetch_change
             if prefetch is not None:
                 prefetch(msg.value())
@@ -224,8 +239,7 @@ class BusHandler:
         try:
             if decoded.consent is not None:
                 self.counters.consent_events += 1
-                outputs = self._on_consent(decoded.consent, decoded.origin, target, tables,
-                                           now)
+                outputs = self._on_consent(decoded.consent, decoded.origin, target, tables, now)
             else:
                 assert decoded.change is not None
                 self.counters.changes += 1
@@ -234,8 +248,9 @@ class BusHandler:
         except (RegistryUnavailable, Rejected):
             raise
         except Exception as exc:
-            raise Rejected(_failure("the record could not be decided", exc),
-                           decoded.change) from exc
+            raise Rejected(
+                _failure("the record could not be decided", exc), decoded.change
+            ) from exc
         return outputs
 
     def _check_sizes(self, outputs: Sequence[Output], changes: Sequence[Any]) -> None:
@@ -243,13 +258,17 @@ class BusHandler:
         for out in outputs:
             size = _size(out.key, out.value, out.headers)
             if size > limit:
-                raise Rejected(f"too_large: its record on {out.topic} would be {size} bytes, "
-                               f"over the {limit}-byte limit of a record")
+                raise Rejected(
+                    f"too_large: its record on {out.topic} would be {size} bytes, "
+                    f"over the {limit}-byte limit of a record"
+                )
         for change in changes:
             size = _size(change.key, change.value, None)
             if size > limit:
-                raise Rejected(f"too_large: its table entry on {change.topic} would be "
-                               f"{size} bytes, over the {limit}-byte limit of a record")
+                raise Rejected(
+                    f"too_large: its table entry on {change.topic} would be "
+                    f"{size} bytes, over the {limit}-byte limit of a record"
+                )
 
     def on_batch_end(self, tables: Tables) -> list[Output]:
         """After a batch: act on district events this worker wrote or followed."""
@@ -300,8 +319,10 @@ class BusHandler:
             routing = event.district_id if event.is_district_event else (event.student_id or "")
             what = "district_id" if event.is_district_event else "student_id"
             if key is None or key != routing.encode():
-                raise Rejected(f"invalid: the record key is not the event's {what} (a "
-                               "student's events must be keyed by its id)")
+                raise Rejected(
+                    f"invalid: the record key is not the event's {what} (a "
+                    "student's events must be keyed by its id)"
+                )
             return _Input(None, event, routing, origin)
         change = self.codecs.decode_change(msg.value())
         self._door_change(change, len(msg.value() or b""))
@@ -312,25 +333,31 @@ class BusHandler:
         except Exception as exc:  # whatever it is, its dead letter is redacted
             raise Rejected(_failure("the change could not be read", exc), change) from exc
 
-    def _checked_change(self, change: dict[str, Any], key: bytes | None,
-                        origin: Origin) -> _Input:
+    def _checked_change(self, change: dict[str, Any], key: bytes | None, origin: Origin) -> _Input:
         misfit = self._misfit(change) if self._misfit is not None else None
         if misfit is not None:  # the field, never its value
-            raise Rejected(f"invalid: {misfit} does not have the type the student schema "
-                           "gives it", change)
+            raise Rejected(
+                f"invalid: {misfit} does not have the type the student schema gives it", change
+            )
         student = change.get("student_id")
         if not isinstance(student, str) or not student:
             raise Rejected("invalid: student_id is empty", change)
         if key is None or key != student.encode():
-            raise Rejected("invalid: the record key is not its student_id (a student's "
-                           "changes must be keyed by the student id)", change)
+            raise Rejected(
+                "invalid: the record key is not its student_id (a student's "
+                "changes must be keyed by the student id)",
+                change,
+            )
         occurred = change.get("occurred_at")
         if not isinstance(occurred, int) or isinstance(occurred, bool):
             raise Rejected("invalid: occurred_at is not a timestamp", change)
         if occurred > self.now() + self.settings.future_skew_ms:
-            raise Rejected(f"future_dated: occurred_at lies more than "
-                           f"{self.settings.future_skew_ms / 3_600_000:g} h after the "
-                           "processing time", change)
+            raise Rejected(
+                f"future_dated: occurred_at lies more than "
+                f"{self.settings.future_skew_ms / 3_600_000:g} h after the "
+                "processing time",
+                change,
+            )
         return _Input(change, None, student, origin)
 
     def _door_change(self, change: dict[str, Any], size: int) -> None:
@@ -353,15 +380,25 @@ class BusHandler:
     def _forward(self, msg: Message, decoded: _Input, target: int) -> Output:
         self.counters.repartitioned += 1
         origin = decoded.origin
-        return Output(self.topics.repartition, decoded.routing_key.encode(), msg.value(), [
-            (SOURCE_HEADER, _SOURCE_CONSENT if decoded.consent is not None else _SOURCE_CHANGES),
-            (ORIGIN_HEADER, f"{origin.topic}|{origin.partition}|{origin.offset}".encode()),
-        ], partition=target)
+        return Output(
+            self.topics.repartition,
+            decoded.routing_key.encode(),
+            msg.value(),
+            [
+                (
+                    SOURCE_HEADER,
+                    _SOURCE_CONSENT if decoded.consent is not None else _SOURCE_CHANGES,
+                ),
+                (ORIGIN_HEADER, f"{origin.topic}|{origin.partition}|{origin.offset}".encode()),
+            ],
+            partition=target,
+        )
 
     def _dead_letter(self, msg: Message, exc: Exception) -> list[Output]:
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        forwarded = _origin_of(header(msg, ORIGIN_HEADER)) if topic == self.topics.repartition \
-            else None
+        forwarded = (
+            _origin_of(header(msg, ORIGIN_HEADER)) if topic == self.topics.repartition else None
+        )
         if forwarded is not None:
             topic, partition, offset = forwarded.topic, forwarded.partition, forwarded.offset
         value = msg.value()
@@ -375,8 +412,13 @@ class BusHandler:
             if len(key or b"") > limit // 2:
                 key = None
         bad = InvalidMessage(topic, partition, offset, reason, key, value)
-        kind = ("undecodable" if isinstance(exc, WireFormatError)
-                else exc.reason.split(":", 1)[0] if isinstance(exc, Rejected) else "invalid")
+        kind = (
+            "undecodable"
+            if isinstance(exc, WireFormatError)
+            else exc.reason.split(":", 1)[0]
+            if isinstance(exc, Rejected)
+            else "invalid"
+        )
         self.counters.dead_letters += 1
         self.counters.bump(self.counters.dead_letters_by_reason, kind)
         dead = [Output(self.topics.changes_dlq, bad.key, bad.value, bad.headers())]
@@ -402,7 +444,8 @@ class BusHandler:
             f"records are in {self.topics.changes_dlq}; the other partitions go on. Upstream "
             "looks broken: fix the producer of this partition's records (`hallpass dlq "
             "list` shows what it wrote), then restart the processor: "
-            f"{topic}[{partition}] resumes after offset {last.offset}.")
+            f"{topic}[{partition}] resumes after offset {last.offset}."
+        )
         log.error("%s", self.halted[where])
 
     def _redacted(self, raw: bytes | None, record: dict[str, Any]) -> bytes | None:
@@ -419,8 +462,9 @@ class BusHandler:
             return None
 
     # -- changes -----------------------------------------------------------------------------
-    def _on_change(self, change: dict[str, Any], origin: Origin, partition: int,
-                   tables: Tables, now: int) -> list[Output]:
+    def _on_change(
+        self, change: dict[str, Any], origin: Origin, partition: int, tables: Tables, now: int
+    ) -> list[Output]:
         student = str(change["student_id"])
         occurred = int(change["occurred_at"])
         event_id = _event_id(origin, change)
@@ -442,9 +486,18 @@ class BusHandler:
                     return []
         strip_paths(change, self.never_share)
         if change.get("operation") == "DELETE":
-            record = {k: change.get(k) for k in ("event_id", "student_id", "source_system",
-                                                 "district_id", "school_id", "operation",
-                                                 "occurred_at")}
+            record = {
+                k: change.get(k)
+                for k in (
+                    "event_id",
+                    "student_id",
+                    "source_system",
+                    "district_id",
+                    "school_id",
+                    "operation",
+                    "occurred_at",
+                )
+            }
         elif stored is not None and stored.get("operation") != "DELETE":
             # a null section means "not part of this change": keep what we knew
             record = {k: (stored.get(k) if v is None else v) for k, v in change.items()}
@@ -461,16 +514,24 @@ class BusHandler:
             decision = decide_at(route, record, inputs, now)
             if not self._tells_partner(route, decision, held):
                 continue
-            outputs.extend(self.emitter.emit(
-                route, decision, _decided(subject, route, per_student=False), held,
-                audit_withheld=True, withdrawn=_withdrawn(route, inputs, decision, held)))
+            outputs.extend(
+                self.emitter.emit(
+                    route,
+                    decision,
+                    _decided(subject, route, per_student=False),
+                    held,
+                    audit_withheld=True,
+                    withdrawn=_withdrawn(route, inputs, decision, held),
+                )
+            )
         # the tables only once every view is encoded (a failure above is a dead letter)
         tables.set_record(partition, student, record)
         tables.set_holders(partition, student, held)
         return outputs
 
-    def _tells_partner(self, route: PartnerRoute, decision: Decision,
-                       held: Mapping[str, Holding]) -> bool:
+    def _tells_partner(
+        self, route: PartnerRoute, decision: Decision, held: Mapping[str, Holding]
+    ) -> bool:
         """Whether a change event's ``decision`` is one the partner hears of or the ledger
         records: a view that differs from the one it holds, a retraction, or a withholding
         for a privacy reason. A view equal to the one held, or a deleted student it never
@@ -483,8 +544,9 @@ class BusHandler:
         return False
 
     # -- consent -----------------------------------------------------------------------------
-    def _on_consent(self, event: ConsentEvent, origin: Origin, partition: int, tables: Tables,
-                    now: int) -> list[Output]:
+    def _on_consent(
+        self, event: ConsentEvent, origin: Origin, partition: int, tables: Tables, now: int
+    ) -> list[Output]:
         if event.is_district_event:
             # into the global table; every worker (this one at the batch end) then decides
             # again for the district's students it owns
@@ -501,14 +563,23 @@ class BusHandler:
         for due in (event.effective_at, event.expires_at):
             if due is not None and due > now:
                 self.timers.schedule(partition, due, student)
-        return self._reconcile(partition, student, tables, now, origin, event.event_id,
-                               history_before=before)
+        return self._reconcile(
+            partition, student, tables, now, origin, event.event_id, history_before=before
+        )
 
     # -- deciding again ----------------------------------------------------------------------
-    def _reconcile(self, partition: int, student: str, tables: Tables, now: int,
-                   origin: Origin, event_id: str, only: str | None = None,
-                   history_before: StudentConsentHistory | None = None,
-                   per_student: bool = False) -> list[Output]:
+    def _reconcile(
+        self,
+        partition: int,
+        student: str,
+        tables: Tables,
+        now: int,
+        origin: Origin,
+        event_id: str,
+        only: str | None = None,
+        history_before: StudentConsentHistory | None = None,
+        per_student: bool = False,
+    ) -> list[Output]:
         """Decide again for ``student`` at ``now`` and send what changes what a partner holds.
         ``history_before``: the consent history before an event, so that partners whose
         decision inputs it did not change are skipped without projecting the view."""
@@ -526,14 +597,22 @@ class BusHandler:
                 continue
             inputs = inputs_at(route, history, district, now)
             if history_before is not None and _same(
-                    inputs, inputs_at(route, history_before, district, now)):
+                inputs, inputs_at(route, history_before, district, now)
+            ):
                 continue
             decision = decide_at(route, record, inputs, now)
             if not held_differs(decision, held.get(route.partner)):
                 continue
-            outputs.extend(self.emitter.emit(
-                route, decision, _decided(subject, route, per_student), held,
-                audit_withheld=False, withdrawn=_withdrawn(route, inputs, decision, held)))
+            outputs.extend(
+                self.emitter.emit(
+                    route,
+                    decision,
+                    _decided(subject, route, per_student),
+                    held,
+                    audit_withheld=False,
+                    withdrawn=_withdrawn(route, inputs, decision, held),
+                )
+            )
         tables.set_holders(partition, student, held)
         return outputs
 
@@ -544,24 +623,43 @@ class BusHandler:
             return []
         outputs: list[Output] = []
         for student, due in sorted(self.timers.pop_due(partition, now).items()):
-            outputs.extend(self._timer_decision(partition, student, tables, now,
-                                                f"timer:consent@{due}"))
+            outputs.extend(
+                self._timer_decision(partition, student, tables, now, f"timer:consent@{due}")
+            )
         for route, at in contract_dates_due(self.routes, swept, now):
             for student in sorted(state.records):
-                outputs.extend(self._timer_decision(partition, student, tables, now,
-                                                    f"timer:contract:{route.partner}@{at}",
-                                                    only=route.partner))
+                outputs.extend(
+                    self._timer_decision(
+                        partition,
+                        student,
+                        tables,
+                        now,
+                        f"timer:contract:{route.partner}@{at}",
+                        only=route.partner,
+                    )
+                )
         for district, at in district_dates_due(tables.districts, swept, now):
             for student in sorted(state.students_of_district(district)):
-                outputs.extend(self._timer_decision(partition, student, tables, now,
-                                                    f"timer:district:{district}@{at}"))
+                outputs.extend(
+                    self._timer_decision(
+                        partition, student, tables, now, f"timer:district:{district}@{at}"
+                    )
+                )
         tables.set_clock(partition, now)
         return outputs
 
-    def _timer_decision(self, partition: int, student: str, tables: Tables, now: int,
-                        event_id: str, only: str | None = None) -> list[Output]:
-        outputs = self._reconcile(partition, student, tables, now, TIMER, event_id, only=only,
-                                  per_student=True)
+    def _timer_decision(
+        self,
+        partition: int,
+        student: str,
+        tables: Tables,
+        now: int,
+        event_id: str,
+        only: str | None = None,
+    ) -> list[Output]:
+        outputs = self._reconcile(
+            partition, student, tables, now, TIMER, event_id, only=only, per_student=True
+        )
         self.counters.timer_decisions += len(outputs) and 1
         return outputs
 
@@ -586,16 +684,20 @@ class BusHandler:
                     continue
                 version = _state_digest(current)
                 for student in sorted(state.students_of_district(district)):
-                    outputs.extend(self._timer_decision(
-                        number, student, tables, now, f"district:{district}@{version}"))
+                    outputs.extend(
+                        self._timer_decision(
+                            number, student, tables, now, f"district:{district}@{version}"
+                        )
+                    )
                 tables.set_district_applied(number, district, current)
             if not behind:
                 self._districts_seen[number] = tables.districts_version
         return outputs
 
 
-def _withdrawn(route: PartnerRoute, inputs: DecisionInputs, decision: Decision,
-               held: Mapping[str, Holding]) -> dict[WithheldReason, tuple[str, ...]]:
+def _withdrawn(
+    route: PartnerRoute, inputs: DecisionInputs, decision: Decision, held: Mapping[str, Holding]
+) -> dict[WithheldReason, tuple[str, ...]]:
     """For a disclosure to a partner that holds the student: the fields it must delete."""
     current = held.get(route.partner)
     if current is None or not isinstance(decision, Disclosed):
@@ -617,9 +719,9 @@ def _decided(subject: Subject, route: PartnerRoute, per_student: bool) -> Subjec
     """``subject`` with its decision id: one per (event, partner), and per student for an
     event that decides about many students (a timer, a district event)."""
     decision_id = f"{subject.event_id}:{route.partner}" + (
-        f":{subject.student}" if per_student else "")
-    return Subject(subject.student, subject.district, subject.origin, subject.event_id,
-                   decision_id)
+        f":{subject.student}" if per_student else ""
+    )
+    return Subject(subject.student, subject.district, subject.origin, subject.event_id, decision_id)
 
 
 def _origin_of(value: bytes | None) -> Origin | None:
@@ -636,20 +738,24 @@ def _event_id(origin: Origin, record: Mapping[str, Any]) -> str:
     event_id = record.get("event_id")
     if isinstance(event_id, str) and event_id:
         return event_id
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{origin.topic}/{origin.partition}/"
-                                              f"{origin.offset}"))
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{origin.topic}/{origin.partition}/{origin.offset}"))
 
 
-def _size(key: bytes | None, value: bytes | None,
-          headers: Sequence[tuple[str, str | bytes | None]] | None) -> int:
-    return len(key or b"") + len(value or b"") + sum(
-        len(k) + len(v or b"") for k, v in headers or ())
+def _size(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, str | bytes | None]] | None
+) -> int:
+    return (
+        len(key or b"") + len(value or b"") + sum(len(k) + len(v or b"") for k, v in headers or ())
+    )
 
 
 def _failure(what: str, exc: BaseException) -> str:
     """A reason for an unexpected failure; names a missing field, never a value."""
-    detail = f" ({type(exc).__name__}: {exc})" if isinstance(exc, KeyError) \
+    detail = (
+        f" ({type(exc).__name__}: {exc})"
+        if isinstance(exc, KeyError)
         else f" ({type(exc).__name__})"
+    )
     return f"invalid: {what}{detail}"
 
 
@@ -661,5 +767,12 @@ def _reason(exc: Exception) -> str:
     return f"invalid: {type(exc).__name__}: {exc}"
 
 
-__all__ = ["CHANGES", "BusHandler", "Codecs", "HandlerSettings", "PartnerRoute",
-           "notices_topic", "strip_paths"]
+__all__ = [
+    "CHANGES",
+    "BusHandler",
+    "Codecs",
+    "HandlerSettings",
+    "PartnerRoute",
+    "notices_topic",
+    "strip_paths",
+]

@@ -56,8 +56,14 @@ STOP_ABORT_S = 3.0
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 10.0
 WAIT_LOG_EVERY_S = 30.0
-_FENCING = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
-                      KafkaError.INVALID_PRODUCER_EPOCH, KafkaError.FENCED_INSTANCE_ID})
+_FENCING = frozenset(
+    {
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.FENCED_INSTANCE_ID,
+    }
+)
 
 
 class ProcessorFenced(HallpassError, RuntimeError):
@@ -79,10 +85,13 @@ def fatal(error: KafkaError, transactional_id: str) -> HallpassError | None:
         return ProcessorFenced(
             f"this worker ({transactional_id}) was fenced: another worker with the same id or "
             f"group membership took over ({error.name()}); it exits, nothing it had not "
-            "committed is kept (start it again if it should run)")
+            "committed is kept (start it again if it should run)"
+        )
     if error.fatal():
-        return TransactionFailed(f"the Kafka producer of {transactional_id} failed for good "
-                                 f"({error.name()}: {error.str()}): restart the worker")
+        return TransactionFailed(
+            f"the Kafka producer of {transactional_id} failed for good "
+            f"({error.name()}: {error.str()}): restart the worker"
+        )
     return None
 
 
@@ -90,8 +99,9 @@ class TransactionalProducer(Protocol):
     """What :class:`Transactions` uses of a ``confluent_kafka.Producer``."""
 
     def begin_transaction(self) -> None: ...
-    def send_offsets_to_transaction(self, positions: list[TopicPartition], group_metadata: Any,
-                                    timeout: float) -> None: ...
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float
+    ) -> None: ...
     def commit_transaction(self, timeout: float) -> None: ...
     def abort_transaction(self, timeout: float) -> None: ...
 
@@ -101,11 +111,15 @@ class Transactions:
     or committing is tried again (bounded by ``stopping``), one that needs an abort aborts
     (and the caller retries the batch), a fencing or fatal error raises one line."""
 
-    def __init__(self, producer: TransactionalProducer, transactional_id: str,
-                 stopping: Callable[[], bool],
-                 waited: Callable[[float], None] = lambda _s: None,
-                 call_timeout_s: float = CALL_TIMEOUT_S,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        producer: TransactionalProducer,
+        transactional_id: str,
+        stopping: Callable[[], bool],
+        waited: Callable[[float], None] = lambda _s: None,
+        call_timeout_s: float = CALL_TIMEOUT_S,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.producer = producer
         self.transactional_id = transactional_id
         self.stopping = stopping
@@ -113,8 +127,9 @@ class Transactions:
         self.call_timeout_s = call_timeout_s
         self.sleep = sleep
 
-    def run(self, produce: Callable[[], None], offsets: list[TopicPartition],
-            group_metadata: Any) -> bool:
+    def run(
+        self, produce: Callable[[], None], offsets: list[TopicPartition], group_metadata: Any
+    ) -> bool:
         """Begin, ``produce``, send ``offsets`` (none: a transaction without input), commit.
         True: committed; False: aborted (roll back and retry the batch)."""
         producer = self.producer
@@ -122,18 +137,25 @@ class Transactions:
             producer.begin_transaction()
             produce()
             if offsets:
-                self._retrying(lambda: producer.send_offsets_to_transaction(
-                    offsets, group_metadata, self.call_timeout_s), "sending the offsets")
-            self._retrying(lambda: producer.commit_transaction(self.call_timeout_s),
-                           "committing")
+                self._retrying(
+                    lambda: producer.send_offsets_to_transaction(
+                        offsets, group_metadata, self.call_timeout_s
+                    ),
+                    "sending the offsets",
+                )
+            self._retrying(lambda: producer.commit_transaction(self.call_timeout_s), "committing")
             return True
         except KafkaException as exc:
             error = kafka_error(exc)
             failed = fatal(error, self.transactional_id)
             if failed is not None:
                 raise failed from exc
-            log.warning("transaction aborted (%s: %s); the batch is tried again from the "
-                        "committed positions", error.name(), error.str())
+            log.warning(
+                "transaction aborted (%s: %s); the batch is tried again from the "
+                "committed positions",
+                error.name(),
+                error.str(),
+            )
             self.abort()
             return False
 
@@ -158,7 +180,8 @@ class Transactions:
                         f"could not abort the open transaction of {self.transactional_id} "
                         f"while stopping ({error.name()}): the broker aborts it after "
                         "transaction.timeout.ms, or the next start of this worker "
-                        "does") from exc
+                        "does"
+                    ) from exc
                 log.warning("aborting the transaction: %s; trying again", error.str())
             self._pause(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
@@ -171,8 +194,12 @@ class Transactions:
                 return
             except KafkaException as exc:
                 error = kafka_error(exc)
-                if not error.retriable() or error.txn_requires_abort() or error.fatal() \
-                        or self.stopping():
+                if (
+                    not error.retriable()
+                    or error.txn_requires_abort()
+                    or error.fatal()
+                    or self.stopping()
+                ):
                     raise
                 log.warning("%s: %s; trying again", what, error.str())
             self._pause(delay)
@@ -188,8 +215,14 @@ class Transactions:
 class BatchObserver(Protocol):
     """Told about every committed batch (``streams.metrics.ProcessorTimings``)."""
 
-    def observe_batch(self, timestamps_ms: Iterable[int], handle_s: float, produce_s: float,
-                      commit_s: float, committed_unix: float | None = None) -> None: ...
+    def observe_batch(
+        self,
+        timestamps_ms: Iterable[int],
+        handle_s: float,
+        produce_s: float,
+        commit_s: float,
+        committed_unix: float | None = None,
+    ) -> None: ...
 
 
 class Handler(Protocol):
@@ -278,59 +311,84 @@ class ProcessorLoop:
         self._last_tick = 0.0
         # the global table (district opt-outs, secret fingerprints): read whole at start,
         # then followed, so a district event any worker wrote binds this one too
-        self._global = Consumer(conn.kafka_config({
-            "group.id": f"{settings.group_id}-global",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-            "fetch.wait.max.ms": 50,
-        }))
-        self._producer = Producer(conn.kafka_config({
-            "transactional.id": settings.transactional_id,
-            "transaction.timeout.ms": settings.transaction_timeout_ms,
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "partitioner": "murmur2_random",
-            "queue.buffering.max.messages": 500000,
-        }))
-        self._txn = Transactions(self._producer, settings.transactional_id,
-                                 stopping=lambda: not self._running,
-                                 waited=lambda s: self._add_blocked("kafka", s))
+        self._global = Consumer(
+            conn.kafka_config(
+                {
+                    "group.id": f"{settings.group_id}-global",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": True,
+                    "fetch.wait.max.ms": 50,
+                }
+            )
+        )
+        self._producer = Producer(
+            conn.kafka_config(
+                {
+                    "transactional.id": settings.transactional_id,
+                    "transaction.timeout.ms": settings.transaction_timeout_ms,
+                    "enable.idempotence": True,
+                    "linger.ms": 5,
+                    "compression.type": "lz4",
+                    "partitioner": "murmur2_random",
+                    "queue.buffering.max.messages": 500000,
+                }
+            )
+        )
+        self._txn = Transactions(
+            self._producer,
+            settings.transactional_id,
+            stopping=lambda: not self._running,
+            waited=lambda s: self._add_blocked("kafka", s),
+        )
         #: input partitions paused because most of their recent records were invalid
         self._paused: set[tuple[str, int]] = set()
         #: service -> (monotonic time it stopped answering, last log line), while waiting
         self._waiting: dict[str, tuple[float, float]] = {}
         self._backoff: dict[str, float] = {}
-        static = ({"group.instance.id": settings.group_instance_id}
-                  if settings.group_instance_id else {})
-        self._consumer = Consumer(conn.kafka_config({
-            **static,
-            "group.id": settings.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "partition.assignment.strategy": "range",
-            "enable.partition.eof": True,
-            # a fetch returns within 50 ms when there is nothing new, so a record arriving on
-            # a quiet bus waits at most that long (librdkafka's default is 500 ms)
-            "fetch.wait.max.ms": 50,
-        }))
+        static = (
+            {"group.instance.id": settings.group_instance_id} if settings.group_instance_id else {}
+        )
+        self._consumer = Consumer(
+            conn.kafka_config(
+                {
+                    **static,
+                    "group.id": settings.group_id,
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "isolation.level": "read_committed",
+                    "partition.assignment.strategy": "range",
+                    "enable.partition.eof": True,
+                    # a fetch returns within 50 ms when there is nothing new, so a record
+                    # arriving on a quiet bus waits at most that long (librdkafka's default
+                    # is 500 ms)
+                    "fetch.wait.max.ms": 50,
+                }
+            )
+        )
 
     def stop(self) -> None:
         self._running = False
 
     # -- restore -------------------------------------------------------------------------
-    def _read_changelog(self, topic: str, partitions: Sequence[int],
-                        apply: Callable[[int, bytes, bytes | None], None]) -> int:
+    def _read_changelog(
+        self,
+        topic: str,
+        partitions: Sequence[int],
+        apply: Callable[[int, bytes, bytes | None], None],
+    ) -> int:
         if not partitions:
             return 0
-        reader = Consumer(self.conn.kafka_config({
-            "group.id": f"{self.settings.group_id}-restore",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }))
+        reader = Consumer(
+            self.conn.kafka_config(
+                {
+                    "group.id": f"{self.settings.group_id}-restore",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": True,
+                }
+            )
+        )
         count = 0
         try:
             for msg in read_to_end(reader, nonempty_from_start(reader, topic, partitions)):
@@ -349,8 +407,12 @@ class ProcessorLoop:
         count = self._read_changelog(self.settings.state_topic, sorted(partitions), apply_student)
         self.stats.restored += count
         self.stats.restore_s += time.monotonic() - started
-        log.info("restored %d table records for partitions %s in %.1fs", count,
-                 sorted(partitions), time.monotonic() - started)
+        log.info(
+            "restored %d table records for partitions %s in %.1fs",
+            count,
+            sorted(partitions),
+            time.monotonic() - started,
+        )
 
     def _restore_global(self) -> None:
         """Read the global table to its end (then keep following it, see ``_follow``)."""
@@ -406,15 +468,17 @@ class ProcessorLoop:
         self._restore_global()
         if self._check_global is not None:
             self._check_global(self.tables)
-        self._consumer.subscribe(self.input_topics, on_assign=self._on_assign,
-                                 on_revoke=self._on_revoke)
+        self._consumer.subscribe(
+            self.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         idle_since = time.monotonic()
         eof: set[tuple[str, int]] = set()
         halts: list[str] = []
         try:
             while self._running:
-                msgs = self._consumer.consume(num_messages=self.settings.batch_size,
-                                              timeout=self.settings.poll_timeout_s)
+                msgs = self._consumer.consume(
+                    num_messages=self.settings.batch_size, timeout=self.settings.poll_timeout_s
+                )
                 batch: list[Message] = []
                 for msg in msgs:
                     err = msg.error()
@@ -431,8 +495,10 @@ class ProcessorLoop:
                 followed = self._follow()
                 if followed or time.monotonic() - self._last_tick >= self.settings.tick_interval_s:
                     self._tick()
-                elif self.settings.until_idle and self._caught_up(eof) and (
-                    time.monotonic() - idle_since >= self.settings.idle_s
+                elif (
+                    self.settings.until_idle
+                    and self._caught_up(eof)
+                    and (time.monotonic() - idle_since >= self.settings.idle_s)
                 ):
                     break
             halts = sorted(self.handler.halted.values())  # (closing revokes, and forgets)
@@ -458,8 +524,11 @@ class ProcessorLoop:
         now = time.monotonic()
         since, logged = self._waiting.get("kafka", (now, 0.0))
         if now - logged >= WAIT_LOG_EVERY_S:
-            log.warning("Kafka: %s (%s); the client retries, nothing is committed meanwhile",
-                        err.str(), err.name())
+            log.warning(
+                "Kafka: %s (%s); the client retries, nothing is committed meanwhile",
+                err.str(),
+                err.name(),
+            )
             self._waiting["kafka"] = (since, now)
 
     # -- waiting for a service -----------------------------------------------------------
@@ -472,35 +541,50 @@ class ProcessorLoop:
         now = time.monotonic()
         since, logged = self._waiting.get(on, (now, 0.0))
         if not logged:
-            log.warning("waiting for the %s: %s. Nothing is decided, dead-lettered or "
-                        "committed until it answers.", on.replace("_", " "), why)
+            log.warning(
+                "waiting for the %s: %s. Nothing is decided, dead-lettered or "
+                "committed until it answers.",
+                on.replace("_", " "),
+                why,
+            )
             logged = now
         elif now - logged >= WAIT_LOG_EVERY_S:
-            log.warning("still waiting for the %s after %.0f s: %s", on.replace("_", " "),
-                        now - since, why)
+            log.warning(
+                "still waiting for the %s after %.0f s: %s", on.replace("_", " "), now - since, why
+            )
             logged = now
         self._waiting[on] = (since, logged)
         delay = self._backoff.get(on, FIRST_BACKOFF_S)
         self._backoff[on] = min(delay * 2, MAX_BACKOFF_S)
-        assignment = [tp for tp in self._consumer.assignment()
-                      if (tp.topic, tp.partition) not in self._paused]
+        assignment = [
+            tp for tp in self._consumer.assignment() if (tp.topic, tp.partition) not in self._paused
+        ]
         self._consumer.pause(assignment)
         try:
             deadline = time.monotonic() + delay
             while self._running and time.monotonic() < deadline:
-                self._consumer.consume(num_messages=1, timeout=min(
-                    0.2, max(0.0, deadline - time.monotonic())))
+                self._consumer.consume(
+                    num_messages=1, timeout=min(0.2, max(0.0, deadline - time.monotonic()))
+                )
         finally:
-            self._consumer.resume([tp for tp in self._consumer.assignment()
-                                   if (tp.topic, tp.partition) not in self._paused])
+            self._consumer.resume(
+                [
+                    tp
+                    for tp in self._consumer.assignment()
+                    if (tp.topic, tp.partition) not in self._paused
+                ]
+            )
         self._add_blocked(on, time.monotonic() - now)
 
     def _answered(self, on: str) -> None:
         found = self._waiting.pop(on, None)
         self._backoff.pop(on, None)
         if found is not None and found[1]:
-            log.warning("the %s answers again after %.0f s; going on", on.replace("_", " "),
-                        time.monotonic() - found[0])
+            log.warning(
+                "the %s answers again after %.0f s; going on",
+                on.replace("_", " "),
+                time.monotonic() - found[0],
+            )
 
     def _roll_back(self, batch: Sequence[Message], halted_before: set[tuple[str, int]]) -> None:
         """Undo a batch that is not committed: the tables as committed (and what the handler
@@ -543,16 +627,16 @@ class ProcessorLoop:
 
     def _produce_all(self, outputs: Sequence[Output], changes: Sequence[StateChange]) -> None:
         for out in outputs:
-            self._produce(out.topic, out.key, out.value, out.headers, out.partition,
-                          out.timestamp)
+            self._produce(out.topic, out.key, out.value, out.headers, out.partition, out.timestamp)
         for change in changes:
             self._produce(change.topic, change.key, change.value, None, change.partition)
 
     def _caught_up(self, eof: set[tuple[str, int]]) -> bool:
         assignment = self._consumer.assignment()
-        return bool(assignment) and all((tp.topic, tp.partition) in eof
-                                        or (tp.topic, tp.partition) in self._paused
-                                        for tp in assignment)
+        return bool(assignment) and all(
+            (tp.topic, tp.partition) in eof or (tp.topic, tp.partition) in self._paused
+            for tp in assignment
+        )
 
     def _decide(self, batch: list[Message]) -> tuple[list[Output], dict[tuple[str, int], int]]:
         """Hand each record to the handler (records of a halted partition are left for
@@ -596,9 +680,12 @@ class ProcessorLoop:
         self._answered("schema_registry")
         handled = time.monotonic()
         changes = self.tables.take_changes()
-        offsets = [TopicPartition(topic, partition, offset)
-                   for (topic, partition), offset in sorted(handled_to.items())]
+        offsets = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in sorted(handled_to.items())
+        ]
         produced = handled
+
         def produce() -> None:
             nonlocal produced
             self._produce_all(outputs, changes)
@@ -615,9 +702,13 @@ class ProcessorLoop:
         committed = time.monotonic()
         self.stats.last_commit_unix = time.time()
         if self.observer is not None:
-            self.observer.observe_batch((m.timestamp()[1] for m in batch), handled - started,
-                                        produced - handled, committed - produced,
-                                        self.stats.last_commit_unix)
+            self.observer.observe_batch(
+                (m.timestamp()[1] for m in batch),
+                handled - started,
+                produced - handled,
+                committed - produced,
+                self.stats.last_commit_unix,
+            )
         self.stats.consumed += len(batch)
         self.stats.produced += len(outputs)
         self.stats.transactions += 1
@@ -628,9 +719,15 @@ class ProcessorLoop:
         if self._on_progress is not None:
             self._on_progress(self.stats)
 
-    def _produce(self, topic: str, key: bytes | None, value: bytes | None,
-                 headers: list[tuple[str, str | bytes | None]] | None,
-                 partition: int | None, timestamp: int | None = None) -> None:
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None,
+        partition: int | None,
+        timestamp: int | None = None,
+    ) -> None:
         if timestamp is not None:
             # the day by the wall clock (the processing clock's day in production): a test
             # clock months away would roll segments by timestamp and have the broker refuse
@@ -640,9 +737,14 @@ class ProcessorLoop:
         while True:
             try:
                 # -1: the partitioner chooses; 0: the producer's clock (librdkafka's defaults)
-                self._producer.produce(topic, key=key, value=value, headers=headers,
-                                       partition=-1 if partition is None else partition,
-                                       timestamp=timestamp or 0)
+                self._producer.produce(
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=headers,
+                    partition=-1 if partition is None else partition,
+                    timestamp=timestamp or 0,
+                )
                 return
             except BufferError:
                 self._producer.poll(0.05)

@@ -50,6 +50,7 @@ def shared_fields(fields: tuple[str, ...] | list[str] | None) -> tuple[str, ...]
             _FIELD_LISTS[found] = found
     return found
 
+
 _CONSENT = b"c|"
 _RECORD = b"r|"
 _HOLDERS = b"p|"
@@ -155,8 +156,9 @@ class PartitionState:
 class Tables:
     """All tables this worker owns, and the changelog writes a transaction must carry."""
 
-    def __init__(self, state_topic: str = STATE_TOPIC,
-                 district_topic: str = DISTRICT_TOPIC) -> None:
+    def __init__(
+        self, state_topic: str = STATE_TOPIC, district_topic: str = DISTRICT_TOPIC
+    ) -> None:
         self.state_topic = state_topic
         self.district_topic = district_topic
         self.partitions: dict[int, PartitionState] = {}
@@ -177,7 +179,7 @@ class Tables:
         return Mark(len(self._journal), len(self._pending))
 
     def changes_since(self, mark: Mark) -> list[StateChange]:
-        return self._pending[mark.pending:]
+        return self._pending[mark.pending :]
 
     def rollback(self, mark: Mark | None = None) -> None:
         """Undo every write since ``mark`` (None: since the last :meth:`forget`, and drop
@@ -189,7 +191,7 @@ class Tables:
             self._pending = []
             self._dirty_clocks.clear()
         else:
-            del self._pending[mark.pending:]
+            del self._pending[mark.pending :]
 
     def forget(self) -> None:
         """The writes so far are committed: nothing before now can be rolled back."""
@@ -220,8 +222,11 @@ class Tables:
     def set_consent(self, partition: int, student: str, history: StudentConsentHistory) -> None:
         self._remember(self.partition(partition).consent, student)
         self.partition(partition).consent[student] = history
-        self._pending.append(StateChange(self.state_topic, partition,
-                                         _CONSENT + student.encode(), history.to_bytes()))
+        self._pending.append(
+            StateChange(
+                self.state_topic, partition, _CONSENT + student.encode(), history.to_bytes()
+            )
+        )
 
     def set_record(self, partition: int, student: str, record: dict[str, Any]) -> None:
         """Store the student's latest record (a DELETE marker for a deleted student)."""
@@ -230,20 +235,23 @@ class Tables:
         self._remember(state.records, student)
         state.records[student] = value
         self._pending.append(
-            StateChange(self.state_topic, partition, _RECORD + student.encode(), value))
+            StateChange(self.state_topic, partition, _RECORD + student.encode(), value)
+        )
 
-    def set_district_applied(self, partition: int, district: str,
-                             state: DistrictState) -> None:
+    def set_district_applied(self, partition: int, district: str, state: DistrictState) -> None:
         self._remember(self.partition(partition).district_applied, district)
         self.partition(partition).district_applied[district] = state
-        self._pending.append(StateChange(self.state_topic, partition,
-                                         _APPLIED_DISTRICT + district.encode(),
-                                         state.to_bytes()))
+        self._pending.append(
+            StateChange(
+                self.state_topic, partition, _APPLIED_DISTRICT + district.encode(), state.to_bytes()
+            )
+        )
 
     def set_holders(self, partition: int, student: str, held: Mapping[str, Holding]) -> None:
         state = self.partition(partition)
-        partners = tuple(sorted((sys.intern(p), h[0], shared_fields(h[1]))
-                                for p, h in held.items()))
+        partners = tuple(
+            sorted((sys.intern(p), h[0], shared_fields(h[1])) for p, h in held.items())
+        )
         if state.holders.get(student, ()) == partners:
             return
         self._remember(state.holders, student)
@@ -291,8 +299,14 @@ class Tables:
         self._journal.append(self._bump_districts_version)  # undone is changed too
         self.districts[event.district_id] = after
         self.districts_version += 1
-        self._pending.append(StateChange(
-            self.district_topic, 0, district_event_key(event), DistrictState((event,)).to_bytes()))
+        self._pending.append(
+            StateChange(
+                self.district_topic,
+                0,
+                district_event_key(event),
+                DistrictState((event,)).to_bytes(),
+            )
+        )
         return True
 
     def _bump_districts_version(self) -> None:

@@ -27,16 +27,18 @@ class StudentTimers:
     def schedule(self, partition: int, due_ms: int, student: str) -> None:
         heapq.heappush(self._heaps.setdefault(partition, []), (due_ms, student))
 
-    def schedule_history(self, partition: int, student: str,
-                         history: StudentConsentHistory, after_ms: int) -> None:
+    def schedule_history(
+        self, partition: int, student: str, history: StudentConsentHistory, after_ms: int
+    ) -> None:
         """Every time at which ``history`` changes the student's status after ``after_ms``."""
         for event in history.events:
             for due in (event.effective_at, event.expires_at):
                 if due is not None and due > after_ms:
                     self.schedule(partition, due, student)
 
-    def rebuild(self, partition: int, histories: Mapping[str, StudentConsentHistory],
-                after_ms: int) -> None:
+    def rebuild(
+        self, partition: int, histories: Mapping[str, StudentConsentHistory], after_ms: int
+    ) -> None:
         self._heaps[partition] = []
         for student, history in histories.items():
             self.schedule_history(partition, student, history, after_ms)
@@ -58,22 +60,28 @@ class StudentTimers:
         return min(firsts) if firsts else None
 
 
-def contract_dates_due(routes: Sequence[PartnerRoute], after_ms: int,
-                       until_ms: int) -> list[tuple[PartnerRoute, int]]:
+def contract_dates_due(
+    routes: Sequence[PartnerRoute], after_ms: int, until_ms: int
+) -> list[tuple[PartnerRoute, int]]:
     """Contract starts and ends in (after_ms, until_ms]."""
-    return [(route, at) for route in routes
-            for at in (route.contract.active_from_ms, route.contract.active_until_ms)
-            if after_ms < at <= until_ms]
+    return [
+        (route, at)
+        for route in routes
+        for at in (route.contract.active_from_ms, route.contract.active_until_ms)
+        if after_ms < at <= until_ms
+    ]
 
 
-def district_dates_due(districts: Mapping[str, DistrictState], after_ms: int,
-                       until_ms: int) -> list[tuple[str, int]]:
+def district_dates_due(
+    districts: Mapping[str, DistrictState], after_ms: int, until_ms: int
+) -> list[tuple[str, int]]:
     """Districts whose opt-outs start or end in (after_ms, until_ms], with the latest such
     time."""
     due: list[tuple[str, int]] = []
     for district, state in districts.items():
-        times: Iterable[int | None] = (t for e in state.events for t in (e.effective_at,
-                                                                        e.expires_at))
+        times: Iterable[int | None] = (
+            t for e in state.events for t in (e.effective_at, e.expires_at)
+        )
         inside = [t for t in times if t is not None and after_ms < t <= until_ms]
         if inside:
             due.append((district, max(inside)))

@@ -21,8 +21,8 @@ Check = Callable[[Any, str], str | None]
 _SCALARS: dict[str, Callable[[Any], bool]] = {
     "null": lambda v: v is None,
     "boolean": lambda v: isinstance(v, bool),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and -2**31 <= v < 2**31,
-    "long": lambda v: isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63,
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31,
+    "long": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63,
     "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "string": lambda v: isinstance(v, str),
@@ -174,8 +174,9 @@ def _leaf_kind(name: str, avro_type: Any) -> str | None:
     branch = branches[0]
     logical = branch.get("logicalType") if isinstance(branch, Mapping) else None
     kind = branch.get("type") if isinstance(branch, Mapping) else branch
-    if kind == "string" or (kind == "array" and isinstance(branch, Mapping)
-                            and branch.get("items") == "string"):
+    if kind == "string" or (
+        kind == "array" and isinstance(branch, Mapping) and branch.get("items") == "string"
+    ):
         if name.endswith("_id") or name == "event_id":
             return "id"
         return "name" if is_name_field(name) else "text"
@@ -186,8 +187,9 @@ def _leaf_kind(name: str, avro_type: Any) -> str | None:
     return None
 
 
-def change_rules(schema: Mapping[str, Any], known_districts: frozenset[str] = frozenset()
-                 ) -> Callable[[Mapping[str, Any], int], str | None]:
+def change_rules(
+    schema: Mapping[str, Any], known_districts: frozenset[str] = frozenset()
+) -> Callable[[Mapping[str, Any], int], str | None]:
     """A function of a decoded change (whose types fit ``schema``) and the processing time
     (ms) that returns why it is refused (``<field> <rule>``, never the value), or None.
     The rules and limits are :mod:`streams.policy.input_limits`'s."""
@@ -202,8 +204,11 @@ def change_rules(schema: Mapping[str, Any], known_districts: frozenset[str] = fr
     )
     from streams.policy.schema_walk import last_name, leaves, values_at
 
-    rules = [(path, kind) for path, f in leaves(schema)
-             if (kind := _leaf_kind(last_name(path), f.get("type"))) is not None]
+    rules = [
+        (path, kind)
+        for path, f in leaves(schema)
+        if (kind := _leaf_kind(last_name(path), f.get("type"))) is not None
+    ]
 
     def problem_of(kind: str, value: Any, today: Any) -> str | None:
         if isinstance(value, list):
@@ -239,8 +244,9 @@ def change_rules(schema: Mapping[str, Any], known_districts: frozenset[str] = fr
     return refused
 
 
-def consent_refused(event: Any, now_ms: int,
-                    known_districts: frozenset[str] = frozenset()) -> str | None:
+def consent_refused(
+    event: Any, now_ms: int, known_districts: frozenset[str] = frozenset()
+) -> str | None:
     """Why a decoded consent event (:class:`~streams.policy.consent.ConsentEvent`) is refused
     by the input rules, or None."""
     from streams.policy.input_limits import (
@@ -261,8 +267,9 @@ def consent_refused(event: Any, now_ms: int,
         if found is not None:
             return f"{name} {found}"
     # effective_at only: an expiry may lie years ahead (at graduation)
-    found = millis_problem(event.effective_at, today) if isinstance(event.effective_at, int) \
-        else None
+    found = (
+        millis_problem(event.effective_at, today) if isinstance(event.effective_at, int) else None
+    )
     if found is not None:
         return f"effective_at {found}"
     found = district_problem(event.district_id, known_districts)

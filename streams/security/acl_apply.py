@@ -65,8 +65,12 @@ from streams.security.acl_plan import (
 #: The record of the principals hallpass manages (admin-only: it has no ACL).
 PRINCIPALS_TOPIC = "hallpass.acl.principals"
 
-_KIND = {TOPIC: ResourceType.TOPIC, GROUP: ResourceType.GROUP,
-         TRANSACTIONAL_ID: ResourceType.TRANSACTIONAL_ID, CLUSTER: ResourceType.BROKER}
+_KIND = {
+    TOPIC: ResourceType.TOPIC,
+    GROUP: ResourceType.GROUP,
+    TRANSACTIONAL_ID: ResourceType.TRANSACTIONAL_ID,
+    CLUSTER: ResourceType.BROKER,
+}
 _KIND_NAME = {kind: name for name, kind in _KIND.items()}
 
 
@@ -89,21 +93,35 @@ class Namespace:
             return False
         if rule.principal in self.principals:
             return True
-        return any(rule.resource_name.startswith(p)
-                   for p in self.prefixes.get(rule.resource_type, ()))
+        return any(
+            rule.resource_name.startswith(p) for p in self.prefixes.get(rule.resource_type, ())
+        )
 
 
-def namespace(plan: Iterable[AclRule], contracts: Iterable[Contract], topics: Topics,
-              recorded: Iterable[str] = ()) -> Namespace:
+def namespace(
+    plan: Iterable[AclRule],
+    contracts: Iterable[Contract],
+    topics: Topics,
+    recorded: Iterable[str] = (),
+) -> Namespace:
     """What hallpass manages, given the plan, the contracts and the recorded principals."""
     plan = list(plan)
-    topic_names = [topics.changes, topics.consent, topics.audit, topics.name("hallpass."),
-                   topics.name("partner.")]
+    topic_names = [
+        topics.changes,
+        topics.consent,
+        topics.audit,
+        topics.name("hallpass."),
+        topics.name("partner."),
+    ]
     for contract in contracts:
         topic_names.extend(partner_topics(contract, topics))
     ids = [topics.name("hallpass")]
-    prefixes: dict[str, list[str]] = {TOPIC: topic_names, GROUP: list(ids),
-                                      TRANSACTIONAL_ID: list(ids), CLUSTER: []}
+    prefixes: dict[str, list[str]] = {
+        TOPIC: topic_names,
+        GROUP: list(ids),
+        TRANSACTIONAL_ID: list(ids),
+        CLUSTER: [],
+    }
     for rule in plan:
         if rule.resource_type != CLUSTER:
             prefixes.setdefault(rule.resource_type, []).append(rule.resource_name)
@@ -129,16 +147,24 @@ class AclChanges:
         return not self.add and not self.remove
 
 
-def diff_acls(plan: Iterable[AclRule], on_broker: Iterable[AclRule],
-              managed: Namespace) -> AclChanges:
+def diff_acls(
+    plan: Iterable[AclRule], on_broker: Iterable[AclRule], managed: Namespace
+) -> AclChanges:
     wanted = set(plan)
     present = set(on_broker)
     remove = {r for r in present - wanted if managed.manages(r)}
     planned_resources = {(r.resource_type, r.resource_name) for r in wanted}
-    foreign = {r for r in present - wanted - remove if r.permission == ALLOW
-               and any(covers(r, kind, name) for kind, name in planned_resources)}
-    return AclChanges(add=tuple(sorted(wanted - present)), remove=tuple(sorted(remove)),
-                      unchanged=len(wanted & present), foreign=tuple(sorted(foreign)))
+    foreign = {
+        r
+        for r in present - wanted - remove
+        if r.permission == ALLOW and any(covers(r, kind, name) for kind, name in planned_resources)
+    }
+    return AclChanges(
+        add=tuple(sorted(wanted - present)),
+        remove=tuple(sorted(remove)),
+        unchanged=len(wanted & present),
+        foreign=tuple(sorted(foreign)),
+    )
 
 
 def covers(rule: AclRule, resource_type: str, name: str) -> bool:
@@ -150,8 +176,9 @@ def covers(rule: AclRule, resource_type: str, name: str) -> bool:
     return rule.resource_name in ("*", name)
 
 
-def principals_to_forget(recorded: Iterable[str], plan: Iterable[AclRule],
-                         after: Iterable[AclRule]) -> set[str]:
+def principals_to_forget(
+    recorded: Iterable[str], plan: Iterable[AclRule], after: Iterable[AclRule]
+) -> set[str]:
     """Recorded principals that are out of the plan and hold no ALLOW ACL any more."""
     still = {r.principal for r in after if r.permission == ALLOW}
     return set(recorded) - {r.principal for r in plan} - still
@@ -160,41 +187,64 @@ def principals_to_forget(recorded: Iterable[str], plan: Iterable[AclRule],
 def describe_rule(rule: AclRule) -> str:
     where = "" if rule.host == "*" else f" from {rule.host}"
     pattern = "" if rule.pattern_type == LITERAL else f" ({rule.pattern_type.lower()})"
-    return (f"{rule.permission:<5} {rule.principal:<26} {rule.operation:<16} "
-            f"{rule.resource_type}:{rule.resource_name}{pattern}{where}")
+    return (
+        f"{rule.permission:<5} {rule.principal:<26} {rule.operation:<16} "
+        f"{rule.resource_type}:{rule.resource_name}{pattern}{where}"
+    )
 
 
 # --- the broker ----------------------------------------------------------------------------
 
 
 def to_binding(rule: AclRule) -> AclBinding:
-    return AclBinding(_KIND[rule.resource_type], rule.resource_name,
-                      ResourcePatternType[rule.pattern_type], rule.principal, rule.host,
-                      AclOperation[rule.operation], AclPermissionType[rule.permission])
+    return AclBinding(
+        _KIND[rule.resource_type],
+        rule.resource_name,
+        ResourcePatternType[rule.pattern_type],
+        rule.principal,
+        rule.host,
+        AclOperation[rule.operation],
+        AclPermissionType[rule.permission],
+    )
 
 
 def to_filter(rule: AclRule) -> AclBindingFilter:
     """The filter that matches exactly ``rule``."""
-    return AclBindingFilter(_KIND[rule.resource_type], rule.resource_name,
-                            ResourcePatternType[rule.pattern_type], rule.principal, rule.host,
-                            AclOperation[rule.operation], AclPermissionType[rule.permission])
+    return AclBindingFilter(
+        _KIND[rule.resource_type],
+        rule.resource_name,
+        ResourcePatternType[rule.pattern_type],
+        rule.principal,
+        rule.host,
+        AclOperation[rule.operation],
+        AclPermissionType[rule.permission],
+    )
 
 
 def from_binding(binding: Any) -> AclRule:
     kind = _KIND_NAME.get(binding.restype, str(binding.restype.name))
     return AclRule(
-        principal=str(binding.principal), resource_type=kind,
+        principal=str(binding.principal),
+        resource_type=kind,
         pattern_type=str(binding.resource_pattern_type.name),
         resource_name=CLUSTER_NAME if kind == CLUSTER else str(binding.name),
-        operation=str(binding.operation.name), permission=str(binding.permission_type.name),
+        operation=str(binding.operation.name),
+        permission=str(binding.permission_type.name),
         host=str(binding.host),
     )
 
 
 #: None matches anything in a filter (confluent-kafka types these fields as str)
 _ANYTHING: Any = None
-_EVERY_ACL = AclBindingFilter(ResourceType.ANY, _ANYTHING, ResourcePatternType.ANY, _ANYTHING,
-                              _ANYTHING, AclOperation.ANY, AclPermissionType.ANY)
+_EVERY_ACL = AclBindingFilter(
+    ResourceType.ANY,
+    _ANYTHING,
+    ResourcePatternType.ANY,
+    _ANYTHING,
+    _ANYTHING,
+    AclOperation.ANY,
+    AclPermissionType.ANY,
+)
 
 
 def _explain(exc: KafkaException, doing: str) -> AclApplyError:
@@ -203,11 +253,13 @@ def _explain(exc: KafkaException, doing: str) -> AclApplyError:
     if name in ("CLUSTER_AUTHORIZATION_FAILED", "TOPIC_AUTHORIZATION_FAILED"):
         return AclApplyError(
             f"{doing}: the broker refused (not authorized); run it as the admin "
-            "(a super user), e.g. --client-properties <data dir>/admin.properties")
+            "(a super user), e.g. --client-properties <data dir>/admin.properties"
+        )
     if name == "SECURITY_DISABLED":
         return AclApplyError(
             f"{doing}: the broker has no authorizer, so it has no ACLs to manage; start "
-            "it with `hallpass up --secure` (or configure authorizer.class.name)")
+            "it with `hallpass up --secure` (or configure authorizer.class.name)"
+        )
     return AclApplyError(f"{doing}: {err.str() if hasattr(err, 'str') else exc}")
 
 
@@ -229,19 +281,21 @@ def check_authorized(admin: AdminClient, alter: bool, timeout_s: float = 30.0) -
         what = "describe and alter" if alter else "describe"
         raise AclApplyError(
             f"not authorized to {what} the cluster's ACLs: run it as the admin (a super "
-            "user), e.g. --client-properties <data dir>/admin.properties")
+            "user), e.g. --client-properties <data dir>/admin.properties"
+        )
     if nodes and not _authorizer(admin, nodes[0], timeout_s):
         raise AclApplyError(
             "the broker has no authorizer (authorizer.class.name is empty), so ACLs would "
-            "change nothing: start it with `hallpass up --secure`, or configure an authorizer")
+            "change nothing: start it with `hallpass up --secure`, or configure an authorizer"
+        )
 
 
-def cluster_operations(admin: AdminClient,
-                       timeout_s: float = 30.0) -> tuple[set[Any], list[int]]:
+def cluster_operations(admin: AdminClient, timeout_s: float = 30.0) -> tuple[set[Any], list[int]]:
     """(the operations the client's principal may do on the cluster, the broker ids)."""
     try:
-        cluster = admin.describe_cluster(include_authorized_operations=True,
-                                         request_timeout=timeout_s).result()
+        cluster = admin.describe_cluster(
+            include_authorized_operations=True, request_timeout=timeout_s
+        ).result()
     except KafkaException as exc:
         raise _explain(exc, "describing the cluster") from exc
     allowed = set(cluster.authorized_operations or ())
@@ -261,8 +315,9 @@ def _authorizer(admin: AdminClient, broker_id: int, timeout_s: float) -> str:
     return str(entry.value or "") if entry is not None else ""
 
 
-def create_rules(config: Mapping[str, Any], rules: Sequence[AclRule],
-                 timeout_s: float = 30.0) -> None:
+def create_rules(
+    config: Mapping[str, Any], rules: Sequence[AclRule], timeout_s: float = 30.0
+) -> None:
     """Create ``rules`` on the broker (existing ones are left as they are)."""
     _create(AdminClient(dict(config)), rules, timeout_s)
 
@@ -301,10 +356,16 @@ class PrincipalRecord:
         self.topic = topics.name(PRINCIPALS_TOPIC)
 
     def read(self) -> set[str]:
-        consumer = Consumer(self.conn.kafka_config({
-            "group.id": "hallpass-acl-apply", "enable.auto.commit": False,
-            "enable.partition.eof": True, "isolation.level": "read_committed",
-        }))
+        consumer = Consumer(
+            self.conn.kafka_config(
+                {
+                    "group.id": "hallpass-acl-apply",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": True,
+                    "isolation.level": "read_committed",
+                }
+            )
+        )
         found: dict[str, bool] = {}
         try:
             metadata = consumer.list_topics(self.topic, timeout=30).topics.get(self.topic)
@@ -334,11 +395,12 @@ class PrincipalRecord:
 
         producer = Producer(self.conn.kafka_config({"enable.idempotence": True, "acks": "all"}))
         for principal, value in records:
-            producer.produce(self.topic, key=principal.encode(), value=value,
-                             on_delivery=delivered)
+            producer.produce(self.topic, key=principal.encode(), value=value, on_delivery=delivered)
         if producer.flush(30) or failed:
-            raise AclApplyError(f"could not record the managed principals in {self.topic}: "
-                                + (failed[0] if failed else "no answer from the broker"))
+            raise AclApplyError(
+                f"could not record the managed principals in {self.topic}: "
+                + (failed[0] if failed else "no answer from the broker")
+            )
 
 
 # --- apply ----------------------------------------------------------------------------------
@@ -350,8 +412,14 @@ class ApplyResult:
     dry_run: bool
 
 
-def apply_plan(conn: Connection, plan: Sequence[AclRule], contracts: Sequence[Contract],
-               topics: Topics, dry_run: bool = False, timeout_s: float = 30.0) -> ApplyResult:
+def apply_plan(
+    conn: Connection,
+    plan: Sequence[AclRule],
+    contracts: Sequence[Contract],
+    topics: Topics,
+    dry_run: bool = False,
+    timeout_s: float = 30.0,
+) -> ApplyResult:
     """Make the broker's ACLs match ``plan``.
 
     Order: record the plan's principals as managed, add the missing ACLs, remove the stale

@@ -101,8 +101,14 @@ class Roles:
     registry: str = "User:hallpass-registry"
 
     def principals(self) -> tuple[str, ...]:
-        return (self.admin, self.sis_connector, self.consent_source, self.processor,
-                self.auditor, self.registry)
+        return (
+            self.admin,
+            self.sis_connector,
+            self.consent_source,
+            self.processor,
+            self.auditor,
+            self.registry,
+        )
 
 
 #: The default principals.
@@ -186,8 +192,9 @@ def processor_rules(
         outputs.extend(partner_topics(contract, topics))
     return [
         *_topic(principal, (topics.changes, topics.consent), READ, DESCRIBE),
-        *_topic(principal, (topics.state, topics.districts, topics.repartition), READ, WRITE,
-                DESCRIBE),
+        *_topic(
+            principal, (topics.state, topics.districts, topics.repartition), READ, WRITE, DESCRIBE
+        ),
         *_topic(principal, outputs, WRITE, DESCRIBE),
         AclRule(principal, GROUP, LITERAL, group, READ),
         AclRule(principal, GROUP, LITERAL, group + RESTORE_GROUP_SUFFIX, READ),
@@ -257,8 +264,15 @@ def _principal_clashes(contracts: Sequence[Contract], roles: Roles) -> list[str]
 
 def _topic_clashes(contracts: Sequence[Contract], topics: Topics) -> list[str]:
     bus = {
-        topics.changes, topics.consent, topics.audit, topics.changes_dlq, topics.state,
-        topics.districts, topics.repartition, REGISTRY_JOURNAL_TOPIC, REGISTRY_SNAPSHOTS_TOPIC,
+        topics.changes,
+        topics.consent,
+        topics.audit,
+        topics.changes_dlq,
+        topics.state,
+        topics.districts,
+        topics.repartition,
+        REGISTRY_JOURNAL_TOPIC,
+        REGISTRY_SNAPSHOTS_TOPIC,
         REGISTRY_EVENTS_TOPIC,
     }
     owner: dict[str, str] = {}

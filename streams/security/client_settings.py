@@ -39,10 +39,17 @@ DEFAULT_SASL_MECHANISM = "SCRAM-SHA-512"
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
 
 #: librdkafka properties whose values are secrets: never printed, never logged.
-SECRET_KEYS = frozenset({
-    "sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.truststore.password",
-    "sasl.oauthbearer.client.secret", "sasl.jaas.config", "ssl.key.pem",
-})
+SECRET_KEYS = frozenset(
+    {
+        "sasl.password",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "ssl.truststore.password",
+        "sasl.oauthbearer.client.secret",
+        "sasl.jaas.config",
+        "ssl.key.pem",
+    }
+)
 
 
 class ClientSettingsError(HallpassError, ValueError):
@@ -95,7 +102,7 @@ def parse_properties(text: str, source: str = "<properties>") -> dict[str, str]:
         if not cut:
             raise ClientSettingsError(f"{source}:{number}: expected key=value")
         at = min(cut)
-        props[line[:at].strip()] = line[at + 1:].strip()
+        props[line[:at].strip()] = line[at + 1 :].strip()
     return props
 
 
@@ -147,9 +154,17 @@ class ClientSecurity:
     @property
     def given(self) -> bool:
         """Whether the user gave any setting at all."""
-        return any(value is not None for value in (
-            self.properties_file, self.security_protocol, self.sasl_mechanism,
-            self.sasl_username, self.sasl_password_file, self.ssl_ca_location))
+        return any(
+            value is not None
+            for value in (
+                self.properties_file,
+                self.security_protocol,
+                self.sasl_mechanism,
+                self.sasl_username,
+                self.sasl_password_file,
+                self.ssl_ca_location,
+            )
+        )
 
     def client_file(self) -> ClientFile | None:
         """The properties file read as a Java/Confluent ``client.properties`` (cluster and
@@ -188,16 +203,18 @@ def check_consistent(props: Mapping[str, str]) -> None:
     protocol = props.get("security.protocol", "PLAINTEXT").upper()
     if protocol not in SECURITY_PROTOCOLS:
         raise ClientSettingsError(
-            f"security.protocol {protocol!r}: use one of {', '.join(SECURITY_PROTOCOLS)}")
+            f"security.protocol {protocol!r}: use one of {', '.join(SECURITY_PROTOCOLS)}"
+        )
     mechanism = props.get("sasl.mechanism")
     if mechanism is not None and mechanism.upper() not in SASL_MECHANISMS:
         raise ClientSettingsError(
-            f"sasl.mechanism {mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}")
+            f"sasl.mechanism {mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}"
+        )
     if ("sasl.username" in props) != ("sasl.password" in props):
-        missing = "sasl.password (a password file)" if "sasl.username" in props \
-            else "sasl.username"
+        missing = "sasl.password (a password file)" if "sasl.username" in props else "sasl.username"
         raise ClientSettingsError(f"a SASL username and password go together: give {missing}")
     if "sasl.username" in props and not protocol.startswith("SASL_"):
         raise ClientSettingsError(
             f"a SASL username is given but security.protocol is {protocol}: "
-            "use SASL_PLAINTEXT or SASL_SSL")
+            "use SASL_PLAINTEXT or SASL_SSL"
+        )

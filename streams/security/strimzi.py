@@ -145,8 +145,13 @@ def strimzi_acls(rules: Iterable[AclRule]) -> list[dict[str, Any]]:
     together."""
     grouped: dict[tuple[str, str, str, str, str], set[str]] = {}
     for rule in rules:
-        key = (rule.resource_type, rule.pattern_type, rule.resource_name, rule.permission,
-               rule.host)
+        key = (
+            rule.resource_type,
+            rule.pattern_type,
+            rule.resource_name,
+            rule.permission,
+            rule.host,
+        )
         grouped.setdefault(key, set()).add(_translate(OPERATIONS, "operation", rule.operation))
     acls = []
     for (resource_type, pattern, name, permission, host), operations in sorted(grouped.items()):
@@ -154,12 +159,14 @@ def strimzi_acls(rules: Iterable[AclRule]) -> list[dict[str, Any]]:
         if resource_type != "CLUSTER":
             resource["name"] = name
             resource["patternType"] = _translate(PATTERN_TYPES, "pattern", pattern)
-        acls.append({
-            "type": _translate(PERMISSIONS, "permission", permission),
-            "resource": resource,
-            "operations": sorted(operations),
-            "host": host,
-        })
+        acls.append(
+            {
+                "type": _translate(PERMISSIONS, "permission", permission),
+                "resource": resource,
+                "operations": sorted(operations),
+                "host": host,
+            }
+        )
     return acls
 
 

@@ -43,7 +43,8 @@ def user_name(name: str) -> str:
     if not _USER_NAME.match(bare):
         raise UserAdminError(
             f"user name {name!r}: use letters, digits, '.', '_', '@' or '-' (the principal is "
-            f"User:<name>)")
+            f"User:<name>)"
+        )
     return bare
 
 
@@ -51,7 +52,8 @@ def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserAdminError(
             f"the password is {len(password)} characters long: use at least "
-            f"{MIN_PASSWORD_LENGTH} (e.g. `openssl rand -base64 24 > FILE; chmod 600 FILE`)")
+            f"{MIN_PASSWORD_LENGTH} (e.g. `openssl rand -base64 24 > FILE; chmod 600 FILE`)"
+        )
 
 
 def _explain(exc: KafkaException, user: str, doing: str) -> UserAdminError:
@@ -60,7 +62,8 @@ def _explain(exc: KafkaException, user: str, doing: str) -> UserAdminError:
     if name == "CLUSTER_AUTHORIZATION_FAILED":
         return UserAdminError(
             f"{doing} {user}: not authorized; only a super user (the admin) manages "
-            "credentials, e.g. --client-properties <data dir>/admin.properties")
+            "credentials, e.g. --client-properties <data dir>/admin.properties"
+        )
     if name == "RESOURCE_NOT_FOUND":
         return UserAdminError(f"{doing} {user}: {user} has no {MECHANISM_NAME} credential")
     if name == "UNSUPPORTED_SASL_MECHANISM":
@@ -79,17 +82,20 @@ def _admin(admin_config: Mapping[str, Any], operation: Any, doing: str) -> Admin
     if operation not in allowed:
         raise UserAdminError(
             f"{doing}: not authorized; only a super user (the admin) manages credentials, "
-            "e.g. --client-properties <data dir>/admin.properties")
+            "e.g. --client-properties <data dir>/admin.properties"
+        )
     return admin
 
 
-def set_password(admin_config: Mapping[str, Any], name: str, password: str,
-                 timeout_s: float = 30.0) -> str:
+def set_password(
+    admin_config: Mapping[str, Any], name: str, password: str, timeout_s: float = 30.0
+) -> str:
     """Create or replace ``name``'s SCRAM-SHA-512 credential; returns the user name."""
     user = user_name(name)
     check_password(password)
     upsert = UserScramCredentialUpsertion(
-        user, ScramCredentialInfo(MECHANISM, ITERATIONS), password.encode())
+        user, ScramCredentialInfo(MECHANISM, ITERATIONS), password.encode()
+    )
     admin = _admin(admin_config, AclOperation.ALTER, f"setting the credential of {user}")
     futures = admin.alter_user_scram_credentials([upsert], request_timeout=timeout_s)
     try:
@@ -104,7 +110,8 @@ def remove_user(admin_config: Mapping[str, Any], name: str, timeout_s: float = 3
     user = user_name(name)
     admin = _admin(admin_config, AclOperation.ALTER, f"removing {user}")
     futures = admin.alter_user_scram_credentials(
-        [UserScramCredentialDeletion(user, MECHANISM)], request_timeout=timeout_s)
+        [UserScramCredentialDeletion(user, MECHANISM)], request_timeout=timeout_s
+    )
     try:
         futures[user].result()
     except KafkaException as exc:

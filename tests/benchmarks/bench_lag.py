@@ -49,9 +49,19 @@ def produce(conn: Connection, topics: list[str], per_partition: int) -> None:
 def commit_groups(admin: AdminClient, groups: dict[str, str], per_partition: int) -> None:
     """Each group commits an offset with lag on every partition of its topic."""
     futures = [
-        admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [
-            TopicPartition(topic, p, random.randrange(per_partition // 2, per_partition))
-            for p in range(PARTITIONS)])])[group]
+        admin.alter_consumer_group_offsets(
+            [
+                ConsumerGroupTopicPartitions(
+                    group,
+                    [
+                        TopicPartition(
+                            topic, p, random.randrange(per_partition // 2, per_partition)
+                        )
+                        for p in range(PARTITIONS)
+                    ],
+                )
+            ]
+        )[group]
         for group, topic in groups.items()
     ]
     for future in futures:
@@ -76,9 +86,12 @@ def main() -> None:
         commit_groups(admin, groups, args.records)
 
         exporter = LagExporter(
-            connect=lambda: conn, open_source=lambda c: KafkaOffsets(c, timeout_s=10.0),
+            connect=lambda: conn,
+            open_source=lambda c: KafkaOffsets(c, timeout_s=10.0),
             sampler=LagSampler(LagTracker(Topics())),
-            selection=GroupSelection((f"{prefix}*",)), note=lambda _m: None)
+            selection=GroupSelection((f"{prefix}*",)),
+            note=lambda _m: None,
+        )
         registry = CollectorRegistry()
         registry.register(LagCollector(lambda: exporter.latest))
 
@@ -98,15 +111,23 @@ def main() -> None:
 
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
         partitions = sum(len(g.partitions) for g in cold.report.groups)
-        print(f"lag exporter on {conn.bootstrap_servers}: {args.groups} groups, "
-              f"{args.topics} topics x {PARTITIONS} partitions, "
-              f"{partitions} group partitions")
-        print(f"  first round (cold, reads {partitions} record timestamps): "
-              f"{cold.duration_s * 1000:.0f} ms")
-        print(f"  next {args.rounds} rounds: median {statistics.median(warm) * 1000:.0f} ms, "
-              f"max {max(warm) * 1000:.0f} ms")
-        print(f"  /metrics rendering: {render_s * 1000:.1f} ms for {series} series "
-              f"({len(body) / 1024:.0f} KiB)")
+        print(
+            f"lag exporter on {conn.bootstrap_servers}: {args.groups} groups, "
+            f"{args.topics} topics x {PARTITIONS} partitions, "
+            f"{partitions} group partitions"
+        )
+        print(
+            f"  first round (cold, reads {partitions} record timestamps): "
+            f"{cold.duration_s * 1000:.0f} ms"
+        )
+        print(
+            f"  next {args.rounds} rounds: median {statistics.median(warm) * 1000:.0f} ms, "
+            f"max {max(warm) * 1000:.0f} ms"
+        )
+        print(
+            f"  /metrics rendering: {render_s * 1000:.1f} ms for {series} series "
+            f"({len(body) / 1024:.0f} KiB)"
+        )
     finally:
         for future in admin.delete_consumer_groups(list(groups)).values():
             future.result()

@@ -20,11 +20,20 @@ STUDENTS = 20_000  # 50 decisions per student on average: a year of changes and 
 
 def ledger(n: int, seed: int = 19) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [{"decision_id": f"e{i}:p{i % 3}", "student_id": f"NY-{rng.randrange(STUDENTS)}",
-             "decision": "DISCLOSED" if i % 5 else "RETRACTED", "decided_at": i,
-             "partner": f"p{i % 3}", "fields": ["names.first_name", "enrollment.grade_level"],
-             "categories": ["student_name"], "legal_basis": ["school_official"],
-             "contract_version": 1} for i in range(n)]
+    return [
+        {
+            "decision_id": f"e{i}:p{i % 3}",
+            "student_id": f"NY-{rng.randrange(STUDENTS)}",
+            "decision": "DISCLOSED" if i % 5 else "RETRACTED",
+            "decided_at": i,
+            "partner": f"p{i % 3}",
+            "fields": ["names.first_name", "enrollment.grade_level"],
+            "categories": ["student_name"],
+            "legal_basis": ["school_official"],
+            "contract_version": 1,
+        }
+        for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -35,7 +44,7 @@ def main() -> None:
         index = LedgerIndex(Path(tmp) / "index.sqlite")
         started = time.perf_counter()
         for start in range(0, RECORDS, 50_000):
-            index.add(records[start:start + 50_000], {0: start + 50_000})
+            index.add(records[start : start + 50_000], {0: start + 50_000})
         build_s = time.perf_counter() - started
         started = time.perf_counter()
         report = index.report(student)
@@ -45,10 +54,19 @@ def main() -> None:
     scanned = [r for r in map(json.loads, encoded) if r["student_id"] == student]
     scan_s = time.perf_counter() - started
     assert len(scanned) == len([r for r in records if r["student_id"] == student])
-    print(json.dumps({"records": RECORDS, "student_decisions": len(report),
-                      "index_build_s": round(build_s, 2), "report_s": round(report_s, 4),
-                      "full_scan_s": round(scan_s, 2),
-                      "scan_over_report": round(scan_s / max(report_s, 1e-9))}, indent=2))
+    print(
+        json.dumps(
+            {
+                "records": RECORDS,
+                "student_decisions": len(report),
+                "index_build_s": round(build_s, 2),
+                "report_s": round(report_s, 4),
+                "full_scan_s": round(scan_s, 2),
+                "scan_over_report": round(scan_s / max(report_s, 1e-9)),
+            },
+            indent=2,
+        )
+    )
     sys.exit(0 if report_s < 1.0 else 1)
 
 

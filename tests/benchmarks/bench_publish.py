@@ -56,8 +56,12 @@ Messages = list[tuple[str, bytes, bytes]]  # (topic, key, value)
 
 #: what EventPublisher's producer uses, so the raw baseline differs only in the work before
 PRODUCER_SETTINGS: Mapping[str, str | int | float | bool] = {
-    "enable.idempotence": True, "acks": "all", "linger.ms": 25, "batch.num.messages": 10000,
-    "compression.type": "lz4", "queue.buffering.max.messages": 200000,
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 25,
+    "batch.num.messages": 10000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 200000,
 }
 
 
@@ -79,12 +83,14 @@ def raw_produce(conn: Connection, messages: Messages, rename: Callable[[str], st
     return len(messages) / elapsed
 
 
-def publish_simulated(conn: Connection, topics: Topics, events: Sequence[SimEvent],
-                      encoded: Messages) -> float:
+def publish_simulated(
+    conn: Connection, topics: Topics, events: Sequence[SimEvent], encoded: Messages
+) -> float:
     """The simulator's path: encode each event, publish it, wait for every ack; events/s.
     Appends what was published to ``encoded``."""
-    publisher = EventPublisher(conn, {topics.changes: "student_record_changed",
-                                      topics.consent: "consent_changed"})
+    publisher = EventPublisher(
+        conn, {topics.changes: "student_record_changed", topics.consent: "consent_changed"}
+    )
     started = time.perf_counter()
     for ev in events:
         target = topics.changes if ev.topic == CHANGES else topics.consent
@@ -102,8 +108,13 @@ class _Recording:
         self.publisher = publisher
         self.encoded = encoded
 
-    def publish(self, topic: str, key: str, record: Mapping[str, Any],
-                on_delivered: Callable[[], None] | None = None) -> None:
+    def publish(
+        self,
+        topic: str,
+        key: str,
+        record: Mapping[str, Any],
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
         value = self.publisher.encode(topic, record)
         self.publisher.publish_encoded(topic, key, value, on_delivered)
         self.encoded.append((topic, key.encode(), value))
@@ -112,13 +123,15 @@ class _Recording:
         return self.publisher.close(timeout_s)
 
 
-def publish_oneroster(conn: Connection, topics: Topics, package: Path, store_file: Path,
-                      encoded: Messages) -> tuple[float, int]:
+def publish_oneroster(
+    conn: Connection, topics: Topics, package: Path, store_file: Path, encoded: Messages
+) -> tuple[float, int]:
     """`hallpass publish oneroster`'s path on a bulk: read and join the package with the
     source's state, publish what changed, record the acks, commit the entities; students/s
     and how many were published. Appends what was published to ``encoded``."""
-    publisher = _Recording(EventPublisher(conn, {topics.changes: "student_record_changed"}),
-                           encoded)
+    publisher = _Recording(
+        EventPublisher(conn, {topics.changes: "student_record_changed"}), encoded
+    )
     started = time.perf_counter()
     with SourceStateStore(store_file) as store:
         result = read_package(package, store=store, write_rejects_file=False)
@@ -128,17 +141,20 @@ def publish_oneroster(conn: Connection, topics: Topics, package: Path, store_fil
     return len(result.events) / (time.perf_counter() - started), outcome.acknowledged
 
 
-def publish_edfi(conn: Connection, topics: Topics, load: Path, store_file: Path,
-                 encoded: Messages) -> tuple[float, int]:
+def publish_edfi(
+    conn: Connection, topics: Topics, load: Path, store_file: Path, encoded: Messages
+) -> tuple[float, int]:
     """`hallpass publish edfi`'s path: stream and join the load, publish what changed, record
     the acks; students/s and how many were published."""
-    publisher = _Recording(EventPublisher(conn, {topics.changes: "student_record_changed"}),
-                           encoded)
+    publisher = _Recording(
+        EventPublisher(conn, {topics.changes: "student_record_changed"}), encoded
+    )
     config = SourceConfig(source_id="bench-edfi", student_key=DEFAULT_KEY_RULE)
     started = time.perf_counter()
     with SourceStateStore(store_file) as store:
-        result, _ = read_load(load, config=config, store=store, as_of=dt.date(2022, 3, 1),
-                              write_rejects_file=False)
+        result, _ = read_load(
+            load, config=config, store=store, as_of=dt.date(2022, 3, 1), write_rejects_file=False
+        )
         outcome = publish_result(result, store, publisher, topics.changes)
     return len(result.events) / (time.perf_counter() - started), outcome.acknowledged
 
@@ -164,24 +180,35 @@ print(json.dumps({"baseline_kib": before, "peak_kib": peak,
 
 def edfi_parse_memory(load: Path) -> dict[str, Any]:
     """Peak RSS (MiB) of a fresh process that parses ``load``, and of one that only imports."""
+
     def run(arg: str) -> dict[str, Any]:
-        out = subprocess.run([sys.executable, "-c", _PARSE_ONLY, arg], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", _PARSE_ONLY, arg], capture_output=True, text=True, check=True
+        ).stdout
         return dict(json.loads(out))
 
     parsed = run(str(load))
     size = sum(p.stat().st_size for p in load.rglob("*.xml"))
-    return {"peak_rss_mib": round(parsed["peak_kib"] / 1024, 1),
-            "python_allocations_peak_mib": round(parsed["traced_peak_kib"] / 1024, 1),
-            "imports_only_rss_mib": round(parsed["baseline_kib"] / 1024, 1),
-            "xml_mib": round(size / 2**20, 1), "students": parsed["students"]}
+    return {
+        "peak_rss_mib": round(parsed["peak_kib"] / 1024, 1),
+        "python_allocations_peak_mib": round(parsed["traced_peak_kib"] / 1024, 1),
+        "imports_only_rss_mib": round(parsed["baseline_kib"] / 1024, 1),
+        "xml_mib": round(size / 2**20, 1),
+        "students": parsed["students"],
+    }
 
 
-def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
-                      prefix: str, progress: Callable[[str], None],
-                      events: Sequence[SimEvent] | None = None,
-                      oneroster_students: int = 20000,
-                      edfi_load: Path | None = None) -> dict[str, Any]:
+def measure_publisher(
+    conn: Connection,
+    students: int,
+    days: int,
+    repeat: int,
+    prefix: str,
+    progress: Callable[[str], None],
+    events: Sequence[SimEvent] | None = None,
+    oneroster_students: int = 20000,
+    edfi_load: Path | None = None,
+) -> dict[str, Any]:
     """The ``publisher`` section: each publisher's events/s beside a raw produce of the very
     messages it published, repetitions interleaved, every topic under ``prefix``."""
     if events is None:
@@ -229,8 +256,9 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
             progress(f"publisher {i + 1}/{repeat}: edfi, {edfi_load}")
             topics = Topics(f"{prefix}ed{i}.")
             ed_msgs: Messages = []
-            rate, ed_events = publish_edfi(conn, topics, edfi_load,
-                                           Path(tmp) / f"edfi{i}.sqlite3", ed_msgs)
+            rate, ed_events = publish_edfi(
+                conn, topics, edfi_load, Path(tmp) / f"edfi{i}.sqlite3", ed_msgs
+            )
             ed_rates.append(rate)
             ed_raw.append(raw_produce(conn, ed_msgs, lambda t: f"{t}.raw"))
         progress("edfi: peak memory of a process parsing the load")
@@ -238,8 +266,12 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
 
     def entry(rates: list[float], raw: list[float], count: int) -> dict[str, Any]:
         figure, baseline = summary(rates), summary(raw)
-        return {"events_per_s": figure, "raw_events_per_s": baseline,
-                "ratio_to_raw": ratio(figure, baseline), "events": count}
+        return {
+            "events_per_s": figure,
+            "raw_events_per_s": baseline,
+            "ratio_to_raw": ratio(figure, baseline),
+            "events": count,
+        }
 
     oneroster = entry(or_rates, or_raw, or_events)
     oneroster["unchanged_rerun_students_per_s"] = summary(or_rerun)
@@ -249,49 +281,75 @@ def measure_publisher(conn: Connection, students: int, days: int, repeat: int,
     oneroster["students"] = oneroster_students
     edfi = entry(ed_rates, ed_raw, ed_events)
     edfi.update(load=str(edfi_load), **edfi_memory)
-    return {"simulator": entry(sim_rates, sim_raw, len(events)),
-            "oneroster": oneroster, "edfi": edfi,
-            "students": students, "days": days, "seed": SEED}
+    return {
+        "simulator": entry(sim_rates, sim_raw, len(events)),
+        "oneroster": oneroster,
+        "edfi": edfi,
+        "students": students,
+        "days": days,
+        "seed": SEED,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--students", type=int, default=10000)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--oneroster-students", type=int, default=20000,
-                        help="Students in the OneRoster bulk (default 20,000).")
-    parser.add_argument("--edfi-load", type=Path, default=None,
-                        help="Ed-Fi load to publish (default $HALLPASS_EDFI_LOAD or the "
-                        "Grand Bend slice of tests/data/edfi).")
-    parser.add_argument("--quick", action="store_true",
-                        help="Smoke test: 2,000 students, 2 days, 1 repetition.")
+    parser.add_argument(
+        "--oneroster-students",
+        type=int,
+        default=20000,
+        help="Students in the OneRoster bulk (default 20,000).",
+    )
+    parser.add_argument(
+        "--edfi-load",
+        type=Path,
+        default=None,
+        help="Ed-Fi load to publish (default $HALLPASS_EDFI_LOAD or the "
+        "Grand Bend slice of tests/data/edfi).",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="Smoke test: 2,000 students, 2 days, 1 repetition."
+    )
     args = parser.parse_args()
     if args.quick:
         args.students, args.days, args.repeat = 2000, 2, 1
         args.oneroster_students = 2000
     progress = Progress()
-    conn = resolve_connection(os.environ,
-                              Path(os.environ.get("HALLPASS_DATA_DIR", ".hallpass")).resolve())
+    conn = resolve_connection(
+        os.environ, Path(os.environ.get("HALLPASS_DATA_DIR", ".hallpass")).resolve()
+    )
     run = uuid.uuid4().hex[:6]
     prefix = f"bench.{run}.publish."
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
-        section = measure_publisher(conn, args.students, args.days, args.repeat, prefix,
-                                    progress, oneroster_students=args.oneroster_students,
-                                    edfi_load=args.edfi_load)
+        section = measure_publisher(
+            conn,
+            args.students,
+            args.days,
+            args.repeat,
+            prefix,
+            progress,
+            oneroster_students=args.oneroster_students,
+            edfi_load=args.edfi_load,
+        )
     finally:
         progress(f"deleting the topics and subjects {prefix}*")
         drop_prefix(conn, prefix)
 
     def show(name: str, rates: Mapping[str, Any]) -> None:
-        print(f"{name:<36} median {rates['median']:>9,.0f}/s  "
-              f"(min {rates['min']:,.0f}, max {rates['max']:,.0f})")
+        print(
+            f"{name:<36} median {rates['median']:>9,.0f}/s  "
+            f"(min {rates['min']:,.0f}, max {rates['max']:,.0f})"
+        )
 
     sim, oneroster = section["simulator"], section["oneroster"]
-    print(f"{sim['events']} simulated events, {args.students} students, "
-          f"{args.repeat} repetition(s)")
+    print(
+        f"{sim['events']} simulated events, {args.students} students, {args.repeat} repetition(s)"
+    )
     show("raw produce of the simulator's bytes", sim["raw_events_per_s"])
     show("simulator publish (encode+produce)", sim["events_per_s"])
     show("raw produce of the OneRoster bytes", oneroster["raw_events_per_s"])
@@ -302,14 +360,23 @@ def main() -> None:
     edfi = section["edfi"]
     show("raw produce of the Ed-Fi bytes", edfi["raw_events_per_s"])
     show(f"edfi load, {edfi['events']} students/s", edfi["events_per_s"])
-    print(f"edfi parse: {edfi['xml_mib']} MiB of XML, peak RSS {edfi['peak_rss_mib']} MiB "
-          f"(interpreter and imports alone {edfi['imports_only_rss_mib']} MiB; peak of "
-          f"Python allocations while reading {edfi['python_allocations_peak_mib']} MiB)")
-    print(f"simulator / raw = {sim['ratio_to_raw']:.2f}; "
-          f"oneroster / raw = {oneroster['ratio_to_raw']:.2f}; "
-          f"edfi / raw = {edfi['ratio_to_raw']:.2f}")
-    meta = {"run": run, "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": "bench_publish", "repeat": args.repeat}
+    print(
+        f"edfi parse: {edfi['xml_mib']} MiB of XML, peak RSS {edfi['peak_rss_mib']} MiB "
+        f"(interpreter and imports alone {edfi['imports_only_rss_mib']} MiB; peak of "
+        f"Python allocations while reading {edfi['python_allocations_peak_mib']} MiB)"
+    )
+    print(
+        f"simulator / raw = {sim['ratio_to_raw']:.2f}; "
+        f"oneroster / raw = {oneroster['ratio_to_raw']:.2f}; "
+        f"edfi / raw = {edfi['ratio_to_raw']:.2f}"
+    )
+    meta = {
+        "run": run,
+        "started": started,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": "bench_publish",
+        "repeat": args.repeat,
+    }
     write_results(RESULTS_FILE, {"publisher": section}, meta, fresh=False)
     progress(f"wrote the publisher section of {RESULTS_FILE}")
 

@@ -46,8 +46,12 @@ from tests.eventually import eventually
 
 #: the SIS publisher's producer (connectors/source/publisher.py)
 PRODUCER_SETTINGS: Mapping[str, str | int | float | bool] = {
-    "enable.idempotence": True, "acks": "all", "linger.ms": 25, "batch.num.messages": 10000,
-    "compression.type": "lz4", "queue.buffering.max.messages": 200000,
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 25,
+    "batch.num.messages": 10000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 200000,
 }
 BENCH_USER = "hallpass-bench"
 TOPIC_PREFIX = "bench."
@@ -80,14 +84,22 @@ def bench_acls(principal: str) -> list[AclRule]:
 
 def start(mode: Mode, root: Path, note: Callable[[str], None]) -> tuple[LocalStack, Connection]:
     """The stack of ``mode`` and the bench client's connection to it."""
-    stack = LocalStack(root / mode.name, ports=mode.ports, secure=mode.secure, tls=mode.tls,
-                       progress=lambda m: note(f"[{mode.name}] {m}"))
+    stack = LocalStack(
+        root / mode.name,
+        ports=mode.ports,
+        secure=mode.secure,
+        tls=mode.tls,
+        progress=lambda m: note(f"[{mode.name}] {m}"),
+    )
     state = stack.up()
     if not mode.secure:
         return stack, Connection(state.bootstrap_servers, state.schema_registry_url)
     admin = dict(read_properties(Path(state.admin_properties)))
-    admin_config: dict[str, Any] = {"bootstrap.servers": state.bootstrap_servers,
-                                     "log_level": 0, **admin}
+    admin_config: dict[str, Any] = {
+        "bootstrap.servers": state.bootstrap_servers,
+        "log_level": 0,
+        **admin,
+    }
     password = secrets.token_urlsafe(24)
     set_password(admin_config, BENCH_USER, password)
     create_rules(admin_config, bench_acls(f"User:{BENCH_USER}"))
@@ -98,7 +110,7 @@ def start(mode: Mode, root: Path, note: Callable[[str], None]) -> tuple[LocalSta
 def payloads(count: int, size: int, seed: int = 7) -> list[bytes]:
     """Record-like values: half repetitive text, half random bytes (lz4 gets some of it)."""
     rng = random.Random(seed)
-    text = (b'{"student_name":"Ada Lovelace","grade_level":"07","school_id":"NY-0042"}' * 20)
+    text = b'{"student_name":"Ada Lovelace","grade_level":"07","school_id":"NY-0042"}' * 20
     return [text[: size // 2] + rng.randbytes(size - size // 2) for _ in range(count)]
 
 
@@ -130,8 +142,9 @@ def produce(conn: Connection, topic: str, values: list[bytes]) -> float:
     for number, value in enumerate(values):
         while True:
             try:
-                producer.produce(topic, key=str(number).encode(), value=value,
-                                 on_delivery=delivered)
+                producer.produce(
+                    topic, key=str(number).encode(), value=value, on_delivery=delivered
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -144,12 +157,20 @@ def produce(conn: Connection, topic: str, values: list[bytes]) -> float:
 
 def consume(conn: Connection, topic: str, expected: int) -> float:
     """Seconds to read ``expected`` records of ``topic`` from the beginning."""
-    consumer = Consumer(conn.kafka_config({
-        "group.id": f"bench-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-        "enable.partition.eof": False, "fetch.max.bytes": 52428800, "log_level": 0,
-        # a full local queue would otherwise pause fetching for 1 s (librdkafka's default),
-        # which measured the pause instead of the transport
-        "fetch.queue.backoff.ms": 10}))
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+                "fetch.max.bytes": 52428800,
+                "log_level": 0,
+                # a full local queue would otherwise pause fetching for 1 s (librdkafka's default),
+                # which measured the pause instead of the transport
+                "fetch.queue.backoff.ms": 10,
+            }
+        )
+    )
     partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
     started = time.perf_counter()
     consumer.assign([TopicPartition(topic, p, -2) for p in partitions])
@@ -164,8 +185,12 @@ def consume(conn: Connection, topic: str, expected: int) -> float:
 
     try:
         if expected > 0:
-            eventually(read_all, 300, lambda: f"read {count} of {expected} records of {topic}",
-                       interval_s=0)
+            eventually(
+                read_all,
+                300,
+                lambda: f"read {count} of {expected} records of {topic}",
+                interval_s=0,
+            )
         return time.perf_counter() - started
     finally:
         consumer.close()
@@ -184,15 +209,17 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500_000)
     parser.add_argument("--size", type=int, default=512, help="bytes per message")
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--write", action="store_true",
-                        help="write the security section of bench-results.json")
+    parser.add_argument(
+        "--write", action="store_true", help="write the security section of bench-results.json"
+    )
     args = parser.parse_args()
     note = Progress()
     root = Path(tempfile.mkdtemp(prefix="hallpass-bench-security-"))
     values = payloads(args.messages, args.size)
     stacks: list[LocalStack] = []
     figures: dict[str, dict[str, list[float]]] = {
-        m.name: {"produce": [], "consume": [], "connect": []} for m in MODES}
+        m.name: {"produce": [], "consume": [], "connect": []} for m in MODES
+    }
     try:
         conns = {}
         for mode in MODES:  # all three up, so the repetitions can be interleaved
@@ -209,33 +236,49 @@ def main() -> None:
                 figures[mode.name]["produce"].append(len(values) / sent)
                 figures[mode.name]["consume"].append(len(values) / read)
                 figures[mode.name]["connect"].append(joined)
-                note(f"rep {rep} {mode.name:<10} produce {len(values) / sent:>9,.0f}/s  "
-                     f"consume {len(values) / read:>9,.0f}/s  connect {joined * 1000:.0f} ms")
+                note(
+                    f"rep {rep} {mode.name:<10} produce {len(values) / sent:>9,.0f}/s  "
+                    f"consume {len(values) / read:>9,.0f}/s  connect {joined * 1000:.0f} ms"
+                )
     finally:
         for stack in stacks:
             stack.down(quiet=True)
         shutil.rmtree(root, ignore_errors=True)
 
-    section: dict[str, Any] = {"messages": args.messages, "size_bytes": args.size,
-                               "reps": args.reps, "cores": os.cpu_count()}
+    section: dict[str, Any] = {
+        "messages": args.messages,
+        "size_bytes": args.size,
+        "reps": args.reps,
+        "cores": os.cpu_count(),
+    }
     for mode in MODES:
         section[mode.name] = {k: summary(v) for k, v in figures[mode.name].items()}
     for mode in MODES[1:]:
         section[mode.name]["ratio_to_plaintext"] = {
             k: ratio(section[mode.name][k], section["plaintext"][k])
-            for k in ("produce", "consume", "connect")}
-    print(f"{args.messages:,} messages of {args.size} bytes, median of {args.reps} "
-          "interleaved repetitions")
-    print(f"{'':<11}{'produce msg/s':>15}{'consume msg/s':>15}{'connect ms':>12}   "
-          "ratio to plaintext (produce / consume / connect)")
+            for k in ("produce", "consume", "connect")
+        }
+    print(
+        f"{args.messages:,} messages of {args.size} bytes, median of {args.reps} "
+        "interleaved repetitions"
+    )
+    print(
+        f"{'':<11}{'produce msg/s':>15}{'consume msg/s':>15}{'connect ms':>12}   "
+        "ratio to plaintext (produce / consume / connect)"
+    )
     for mode in MODES:
         fig = section[mode.name]
         ratios = fig.get("ratio_to_plaintext")
-        shown = " / ".join(f"{ratios[k]:.2f}" for k in ("produce", "consume", "connect")) \
-            if ratios else ""
-        print(f"{mode.name:<11}{fig['produce']['median']:>15,.0f}"
-              f"{fig['consume']['median']:>15,.0f}{fig['connect']['median'] * 1000:>12.1f}   "
-              f"{shown}")
+        shown = (
+            " / ".join(f"{ratios[k]:.2f}" for k in ("produce", "consume", "connect"))
+            if ratios
+            else ""
+        )
+        print(
+            f"{mode.name:<11}{fig['produce']['median']:>15,.0f}"
+            f"{fig['consume']['median']:>15,.0f}{fig['connect']['median'] * 1000:>12.1f}   "
+            f"{shown}"
+        )
     if args.write:
         run = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         write_results(RESULTS_FILE, {"security": section}, {"run": run}, fresh=False)

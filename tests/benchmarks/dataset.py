@@ -70,10 +70,12 @@ def contracts_dir(tmp: Path, partners: int) -> Path:
 def encode_dataset(conn: Connection, events: Sequence[SimEvent], subject_prefix: str) -> Encoded:
     """The events in Confluent wire format, schemas registered under ``subject_prefix``."""
     registry = SchemaRegistryClient(conn.registry_config())
-    change = WireEncoder(registry, f"{subject_prefix}changes-value",
-                         load_schema("student_record_changed"))
-    consent = WireEncoder(registry, f"{subject_prefix}consent-value",
-                          load_schema("consent_changed"))
+    change = WireEncoder(
+        registry, f"{subject_prefix}changes-value", load_schema("student_record_changed")
+    )
+    consent = WireEncoder(
+        registry, f"{subject_prefix}consent-value", load_schema("consent_changed")
+    )
     out: Encoded = []
     for ev in events:
         if ev.topic == CHANGES:
@@ -85,11 +87,20 @@ def encode_dataset(conn: Connection, events: Sequence[SimEvent], subject_prefix:
 
 def produce(conn: Connection, topics: Topics, data: Encoded) -> None:
     """Put the data on the prefixed input topics (3 partitions, keyed like the SIS does)."""
-    ensure_topics(conn, [TopicSpec(topics.changes, PARTITIONS),
-                         TopicSpec(topics.consent, PARTITIONS)])
-    producer = Producer(conn.kafka_config({
-        "enable.idempotence": True, "linger.ms": 20, "compression.type": "lz4",
-        "partitioner": "murmur2_random", "queue.buffering.max.messages": 500000}))
+    ensure_topics(
+        conn, [TopicSpec(topics.changes, PARTITIONS), TopicSpec(topics.consent, PARTITIONS)]
+    )
+    producer = Producer(
+        conn.kafka_config(
+            {
+                "enable.idempotence": True,
+                "linger.ms": 20,
+                "compression.type": "lz4",
+                "partitioner": "murmur2_random",
+                "queue.buffering.max.messages": 500000,
+            }
+        )
+    )
     for ev in data:
         topic = topics.consent if ev.consent else topics.changes
         while True:
@@ -139,28 +150,37 @@ def bench_keys(secrets_file: Path) -> dict[str, bytes]:
 def fake_messages(topics: Topics, data: Encoded) -> list[FakeMessage]:
     """The data as input messages, each on its key's partition (murmur2, as the publishers
     and the processor choose it)."""
-    return [FakeMessage(topics.consent if ev.consent else topics.changes,
-                        partition_for(ev.key, PARTITIONS), i, ev.key, ev.value)
-            for i, ev in enumerate(data)]
+    return [
+        FakeMessage(
+            topics.consent if ev.consent else topics.changes,
+            partition_for(ev.key, PARTITIONS),
+            i,
+            ev.key,
+            ev.value,
+        )
+        for i, ev in enumerate(data)
+    ]
 
 
-def run_in_memory(handler: BusHandler, topics: Topics,
-                  messages: Sequence[FakeMessage]) -> tuple[float, list[list[Output]]]:
+def run_in_memory(
+    handler: BusHandler, topics: Topics, messages: Sequence[FakeMessage]
+) -> tuple[float, list[list[Output]]]:
     """Feed ``messages`` through ``handler`` in batches as the loop does (outputs, batch end,
     table writes), no Kafka; (events/s, the outputs of each message)."""
     tables = Tables(topics.state, topics.districts)
     outputs: list[list[Output]] = []
     started = time.perf_counter()
     for start in range(0, len(messages), BATCH):
-        for msg in messages[start:start + BATCH]:
+        for msg in messages[start : start + BATCH]:
             outputs.append(handler.handle(msg, tables))
         handler.on_batch_end(tables)
         tables.take_changes()
     return len(messages) / (time.perf_counter() - started), outputs
 
 
-def drop_run(conn: Connection, prefix: str, note: Callable[[str], None],
-             group_wait_s: float = 90.0) -> None:
+def drop_run(
+    conn: Connection, prefix: str, note: Callable[[str], None], group_wait_s: float = 90.0
+) -> None:
     """Delete the topics, registry subjects and consumer groups under ``prefix``. A group
     whose static members (the processor's) have not yet timed out of it cannot be deleted:
     tried again for up to ``group_wait_s``."""

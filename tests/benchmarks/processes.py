@@ -24,8 +24,10 @@ from tests.benchmarks.dataset import PARTITIONS
 from tests.eventually import eventually
 from tests.processor_helpers import cli_env
 
-_RESTORED = re.compile(r"restored (\d+) table records in ([\d.]+)s; busy ([\d.]+)s "
-                       r"\((\d+) events/s\)")
+_RESTORED = re.compile(
+    r"restored (\d+) table records in ([\d.]+)s; busy ([\d.]+)s "
+    r"\((\d+) events/s\)"
+)
 _PROCESSED = re.compile(r"processed (\d+) events in ([\d.]+)s")
 
 
@@ -45,8 +47,14 @@ class WorkerSummary:
         restored, processed = _RESTORED.search(output), _PROCESSED.search(output)
         if restored is None or processed is None:
             raise RuntimeError(f"no summary in the processor's output:\n{output[-3000:]}")
-        return cls(int(restored[1]), float(restored[2]), float(restored[3]),
-                   float(restored[4]), int(processed[1]), float(processed[2]))
+        return cls(
+            int(restored[1]),
+            float(restored[2]),
+            float(restored[3]),
+            float(restored[4]),
+            int(processed[1]),
+            float(processed[2]),
+        )
 
 
 class RssWatch:
@@ -96,9 +104,15 @@ class CommitWatch:
         return self
 
     def _loop(self) -> None:
-        consumer = Consumer(self.conn.kafka_config({
-            "group.id": self.group, "enable.auto.commit": False,
-            "isolation.level": "read_uncommitted"}))  # no wait on a pending transaction
+        consumer = Consumer(
+            self.conn.kafka_config(
+                {
+                    "group.id": self.group,
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_uncommitted",
+                }
+            )
+        )  # no wait on a pending transaction
         wanted = [TopicPartition(t, p) for t in self.topics for p in range(PARTITIONS)]
         try:
             while not self._stop.is_set():
@@ -134,26 +148,42 @@ def wait_group_stable(conn: Connection, group: str, members: int, timeout_s: flo
             state = exc
             return False
         state = (described.state, len(described.members))
-        return bool(described.state == ConsumerGroupState.STABLE
-                    and len(described.members) >= members
-                    and all(m.assignment.topic_partitions for m in described.members))
+        return bool(
+            described.state == ConsumerGroupState.STABLE
+            and len(described.members) >= members
+            and all(m.assignment.topic_partitions for m in described.members)
+        )
 
-    eventually(stable, timeout_s,
-               lambda: f"the group {group} stable with {members} member(s): {state}")
+    eventually(
+        stable, timeout_s, lambda: f"the group {group} stable with {members} member(s): {state}"
+    )
 
 
 class WorkerProcess:
     """``hallpass process --worker N`` (no --until-idle) as a subprocess: stopped with
     SIGTERM, after which it prints its summary; output in a log file."""
 
-    def __init__(self, conn: Connection, topics: Topics, data_dir: Path, args: Sequence[str],
-                 log: Path) -> None:
+    def __init__(
+        self, conn: Connection, topics: Topics, data_dir: Path, args: Sequence[str], log: Path
+    ) -> None:
         self.log = log
         with log.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", "--data-dir", str(data_dir), "process",
-                 "--metrics-port", "0", *args],
-                stdout=out, stderr=subprocess.STDOUT, env=cli_env(conn, topics))
+                [
+                    sys.executable,
+                    "-m",
+                    "streams",
+                    "--data-dir",
+                    str(data_dir),
+                    "process",
+                    "--metrics-port",
+                    "0",
+                    *args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=cli_env(conn, topics),
+            )
         self.rss = RssWatch(self.proc.pid)
 
     def stop(self, timeout_s: float = 60.0) -> tuple[WorkerSummary, int]:
@@ -182,8 +212,16 @@ class WorkersRun:
     events_per_s: float  #: input events / seconds from resuming to the group's last commit
 
 
-def run_workers(conn: Connection, topics: Topics, contracts: Path, secrets: Path, count: int,
-                workdir: Path, feed: Callable[[], int], timeout_s: float = 3600.0) -> WorkersRun:
+def run_workers(
+    conn: Connection,
+    topics: Topics,
+    contracts: Path,
+    secrets: Path,
+    count: int,
+    workdir: Path,
+    feed: Callable[[], int],
+    timeout_s: float = 3600.0,
+) -> WorkersRun:
     """``count`` ``hallpass process --worker i`` in the group of ``topics``. Once the group is
     stable with each of them assigned, they are paused (SIGSTOP), ``feed()`` puts the input on
     the topics (returns how many events), they are resumed together (SIGCONT), and when the
@@ -191,14 +229,25 @@ def run_workers(conn: Connection, topics: Topics, contracts: Path, secrets: Path
     the seconds from the resume to the group's last commit, so that neither joining the group
     nor producing the input is part of it, and no worker starts ahead of the other."""
     workers = [
-        WorkerProcess(conn, topics, workdir,
-                      ["--contracts", str(contracts), "--partner-secrets", str(secrets),
-                       "--worker", str(worker)],
-                      workdir / f"{topics.prefix}worker{worker}.log")
+        WorkerProcess(
+            conn,
+            topics,
+            workdir,
+            [
+                "--contracts",
+                str(contracts),
+                "--partner-secrets",
+                str(secrets),
+                "--worker",
+                str(worker),
+            ],
+            workdir / f"{topics.prefix}worker{worker}.log",
+        )
         for worker in range(count)
     ]
-    watch = CommitWatch(conn, topics.processor_group, [topics.changes, topics.consent],
-                        interval_s=0.02)
+    watch = CommitWatch(
+        conn, topics.processor_group, [topics.changes, topics.consent], interval_s=0.02
+    )
     resumed = 0.0
     try:
         wait_group_stable(conn, topics.processor_group, count, 120)
@@ -219,8 +268,12 @@ def run_workers(conn: Connection, topics: Topics, contracts: Path, secrets: Path
                     raise RuntimeError(f"a worker ended early:\n{worker.output()}")
             return False
 
-        eventually(all_committed, timeout_s,
-                   lambda: f"the group committed {watch.seen[-1:]} of {expected}", interval_s=0.05)
+        eventually(
+            all_committed,
+            timeout_s,
+            lambda: f"the group committed {watch.seen[-1:]} of {expected}",
+            interval_s=0.05,
+        )
     finally:
         watch.stop()
         for worker in workers:
@@ -229,6 +282,9 @@ def run_workers(conn: Connection, topics: Topics, contracts: Path, secrets: Path
                 worker.proc.terminate()
     stopped = [worker.stop() for worker in workers]
     last = watch.seen[-1][0]
-    return WorkersRun([s for s, _ in stopped], [r for _, r in stopped],
-                      [(t - resumed, n) for t, n in watch.seen],
-                      expected / max(last - resumed, 1e-3))
+    return WorkersRun(
+        [s for s, _ in stopped],
+        [r for _, r in stopped],
+        [(t - resumed, n) for t, n in watch.seen],
+        expected / max(last - resumed, 1e-3),
+    )

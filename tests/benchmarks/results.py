@@ -28,8 +28,12 @@ def summary(values: Sequence[float]) -> Figure:
     """Median, min and max of the repetitions (and the values themselves)."""
     if not values:
         raise ValueError("a figure needs at least one repetition")
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": [round(v, 6) for v in values]}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": [round(v, 6) for v in values],
+    }
 
 
 def median(figure: Any) -> float | None:
@@ -60,8 +64,9 @@ def lookup(results: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def write_results(path: Path, sections: Mapping[str, Any], meta: Mapping[str, Any],
-                  fresh: bool) -> dict[str, Any]:
+def write_results(
+    path: Path, sections: Mapping[str, Any], meta: Mapping[str, Any], fresh: bool
+) -> dict[str, Any]:
     """Write ``sections`` to ``path`` (JSON). ``fresh``: replace the file; else replace only
     these sections in what is there and keep the rest; ``meta.sections`` names the run that
     measured each section (ratios are only ever computed within one run)."""
@@ -111,45 +116,102 @@ class Row:
 def _rows(results: Mapping[str, Any]) -> list[Row]:
     rows = [
         Row("relay, transactions on (I/O baseline)", "relay.events_per_s", "events/s"),
-        Row("relay, transactions off", "relay_no_tx.events_per_s", "events/s",
-            "relay_no_tx.ratio_to_relay", "of relay"),
+        Row(
+            "relay, transactions off",
+            "relay_no_tx.events_per_s",
+            "events/s",
+            "relay_no_tx.ratio_to_relay",
+            "of relay",
+        ),
         Row("codec: decode + encode outputs (CPU baseline)", "codec.events_per_s", "events/s"),
-        Row("handler in memory, 3 partners", "inmemory_handler_3.events_per_s", "events/s",
-            "inmemory_handler_3.ratio_to_codec", "of codec"),
+        Row(
+            "handler in memory, 3 partners",
+            "inmemory_handler_3.events_per_s",
+            "events/s",
+            "inmemory_handler_3.ratio_to_codec",
+            "of codec",
+        ),
     ]
     for partners in sorted(lookup(results, "processor") or {}, key=int):
-        rows.append(Row(f"processor, {partners} partner(s), exactly once",
-                        f"processor.{partners}.events_per_s", "events/s",
-                        f"processor.{partners}.ratio_to_codec", "of codec"))
+        rows.append(
+            Row(
+                f"processor, {partners} partner(s), exactly once",
+                f"processor.{partners}.events_per_s",
+                "events/s",
+                f"processor.{partners}.ratio_to_codec",
+                "of codec",
+            )
+        )
         rows.append(Row("", f"processor.{partners}.ratio_to_relay", "ratio"))
     for name in ("simulator", "oneroster"):
-        rows.append(Row(f"publisher: raw produce of the {name} messages",
-                        f"publisher.{name}.raw_events_per_s", "events/s"))
-        rows.append(Row(f"publisher: {name}", f"publisher.{name}.events_per_s", "events/s",
-                        f"publisher.{name}.ratio_to_raw", "of raw"))
+        rows.append(
+            Row(
+                f"publisher: raw produce of the {name} messages",
+                f"publisher.{name}.raw_events_per_s",
+                "events/s",
+            )
+        )
+        rows.append(
+            Row(
+                f"publisher: {name}",
+                f"publisher.{name}.events_per_s",
+                "events/s",
+                f"publisher.{name}.ratio_to_raw",
+                "of raw",
+            )
+        )
     rows += [
         Row("metrics off, 3 partners", "metrics.without.events_per_s", "events/s"),
-        Row("metrics on (Prometheus registry)", "metrics.with.events_per_s", "events/s",
-            "metrics.ratio", "of off"),
+        Row(
+            "metrics on (Prometheus registry)",
+            "metrics.with.events_per_s",
+            "events/s",
+            "metrics.ratio",
+            "of off",
+        ),
         Row("1 worker process (hallpass process)", "workers.1.events_per_s", "events/s"),
-        Row("2 worker processes, one group", "workers.2.events_per_s", "events/s",
-            "workers.ratio", "of 1 worker"),
-        Row("latency p50, 1,000 events/s", "latency.p50_s", "s",
-            "latency.ratio_to_broker.p50", "of broker"),
+        Row(
+            "2 worker processes, one group",
+            "workers.2.events_per_s",
+            "events/s",
+            "workers.ratio",
+            "of 1 worker",
+        ),
+        Row(
+            "latency p50, 1,000 events/s",
+            "latency.p50_s",
+            "s",
+            "latency.ratio_to_broker.p50",
+            "of broker",
+        ),
         Row("latency p99", "latency.p99_s", "s", "latency.ratio_to_broker.p99", "of broker"),
         Row("latency max", "latency.max_s", "s"),
         Row("broker alone p99 (producer to consumer)", "latency.broker_p99_s", "s"),
     ]
     for n in sorted(lookup(results, "scale") or {}, key=int):
         rows += [
-            Row(f"scale {int(n):,} students: processor", f"scale.{n}.events_per_s", "events/s",
-                f"scale.{n}.ratio_to_processor_3", "of empty state"),
-            Row("  resident memory, loading the state", f"scale.{n}.rss_bytes", "bytes",
-                f"scale.{n}.rss_ratio_to_empty", "of empty state"),
-            Row("  resident memory after restore", f"scale.{n}.rss_after_restore_bytes",
-                "bytes"),
-            Row("  restore", f"scale.{n}.restore_s", "s", f"scale.{n}.restore_ratio_to_read",
-                "of reading it"),
+            Row(
+                f"scale {int(n):,} students: processor",
+                f"scale.{n}.events_per_s",
+                "events/s",
+                f"scale.{n}.ratio_to_processor_3",
+                "of empty state",
+            ),
+            Row(
+                "  resident memory, loading the state",
+                f"scale.{n}.rss_bytes",
+                "bytes",
+                f"scale.{n}.rss_ratio_to_empty",
+                "of empty state",
+            ),
+            Row("  resident memory after restore", f"scale.{n}.rss_after_restore_bytes", "bytes"),
+            Row(
+                "  restore",
+                f"scale.{n}.restore_s",
+                "s",
+                f"scale.{n}.restore_ratio_to_read",
+                "of reading it",
+            ),
         ]
     return rows
 
@@ -169,12 +231,17 @@ def _fmt(value: float | None, unit: str) -> str:
 def table(results: Mapping[str, Any]) -> str:
     """The headline figures as text: median, min, max and the ratio to their baseline."""
     meta = results.get("meta") or {}
-    stale = [f"{name} (run {run})" for name, run in (meta.get("sections") or {}).items()
-             if run != meta.get("run") and name != "errors"]
-    lines = [f"run {meta.get('run', '?')}" + (f"; from earlier runs: {', '.join(stale)}"
-                                               if stale else ""),
-             f"{'figure':<48} {'median':>12} {'min':>12} {'max':>12}  ratio",
-             "-" * 100]
+    stale = [
+        f"{name} (run {run})"
+        for name, run in (meta.get("sections") or {}).items()
+        if run != meta.get("run") and name != "errors"
+    ]
+    lines = [
+        f"run {meta.get('run', '?')}"
+        + (f"; from earlier runs: {', '.join(stale)}" if stale else ""),
+        f"{'figure':<48} {'median':>12} {'min':>12} {'max':>12}  ratio",
+        "-" * 100,
+    ]
     for row in _rows(results):
         figure = lookup(results, row.path)
         if figure is None:
@@ -182,8 +249,7 @@ def table(results: Mapping[str, Any]) -> str:
         if row.unit == "ratio":  # a second ratio of the row above
             value = median(figure)
             if value is not None:
-                lines.append(f"{'':<48} {'':>12} {'':>12} {'':>12}  "
-                             f"{value:.2f} of relay")
+                lines.append(f"{'':<48} {'':>12} {'':>12} {'':>12}  {value:.2f} of relay")
             continue
         low = figure.get("min") if isinstance(figure, Mapping) else None
         high = figure.get("max") if isinstance(figure, Mapping) else None
@@ -191,8 +257,10 @@ def table(results: Mapping[str, Any]) -> str:
         if row.ratio_path is not None:
             r = median(lookup(results, row.ratio_path))
             text = f"{r:.2f} {row.ratio_label}" if r is not None else ""
-        lines.append(f"{row.label:<48} {_fmt(median(figure), row.unit):>12} "
-                     f"{_fmt(low, row.unit):>12} {_fmt(high, row.unit):>12}  {text}")
+        lines.append(
+            f"{row.label:<48} {_fmt(median(figure), row.unit):>12} "
+            f"{_fmt(low, row.unit):>12} {_fmt(high, row.unit):>12}  {text}"
+        )
     checks = lookup(results, "targets") or []
     if checks:
         lines += ["", "targets of the issue:"]
@@ -211,20 +279,34 @@ def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     def check(target: str, path: str, ok: Callable[[float], bool]) -> dict[str, Any]:
         value = median(lookup(results, path))
-        return {"target": target, "path": path, "value": value,
-                "met": None if value is None else ok(value)}
+        return {
+            "target": target,
+            "path": path,
+            "value": value,
+            "met": None if value is None else ok(value),
+        }
 
     million = "scale.1000000"
     return [
-        check("processor, 3 partners: >= 10,000 events/s", "processor.3.events_per_s",
-              lambda v: v >= 10_000),
-        check("processor, 3 partners: >= 50% of codec", "processor.3.ratio_to_codec",
-              lambda v: v >= 0.5),
+        check(
+            "processor, 3 partners: >= 10,000 events/s",
+            "processor.3.events_per_s",
+            lambda v: v >= 10_000,
+        ),
+        check(
+            "processor, 3 partners: >= 50% of codec",
+            "processor.3.ratio_to_codec",
+            lambda v: v >= 0.5,
+        ),
         check("latency p99 < 0.5 s at 1,000 events/s", "latency.p99_s", lambda v: v < 0.5),
-        check("1,000,000 students: resident memory < 1 GiB", f"{million}.rss_bytes",
-              lambda v: v < GIB),
-        check("1,000,000 students: resident memory after restore < 1 GiB",
-              f"{million}.rss_after_restore_bytes", lambda v: v < GIB),
+        check(
+            "1,000,000 students: resident memory < 1 GiB", f"{million}.rss_bytes", lambda v: v < GIB
+        ),
+        check(
+            "1,000,000 students: resident memory after restore < 1 GiB",
+            f"{million}.rss_after_restore_bytes",
+            lambda v: v < GIB,
+        ),
         check("1,000,000 students: restore < 60 s", f"{million}.restore_s", lambda v: v < 60),
     ]
 
@@ -241,28 +323,49 @@ def add_ratios(run: dict[str, Any]) -> dict[str, Any]:
     """Give every headline figure of ``run`` (the sections of ONE run) its ratio to the
     baseline measured in that run; also the targets. Returns ``run``."""
     relay, codec = lookup(run, "relay.events_per_s"), lookup(run, "codec.events_per_s")
-    _set(run.get("relay_no_tx"), "ratio_to_relay",
-         ratio(lookup(run, "relay_no_tx.events_per_s"), relay))
-    _set(run.get("inmemory_handler_3"), "ratio_to_codec",
-         ratio(lookup(run, "inmemory_handler_3.events_per_s"), codec))
+    _set(
+        run.get("relay_no_tx"),
+        "ratio_to_relay",
+        ratio(lookup(run, "relay_no_tx.events_per_s"), relay),
+    )
+    _set(
+        run.get("inmemory_handler_3"),
+        "ratio_to_codec",
+        ratio(lookup(run, "inmemory_handler_3.events_per_s"), codec),
+    )
     for entry in (lookup(run, "processor") or {}).values():
         _set(entry, "ratio_to_relay", ratio(entry.get("events_per_s"), relay))
         _set(entry, "ratio_to_codec", ratio(entry.get("events_per_s"), codec))
-    _set(run.get("metrics"), "ratio", ratio(lookup(run, "metrics.with.events_per_s"),
-                                            lookup(run, "metrics.without.events_per_s")))
-    _set(run.get("workers"), "ratio", ratio(lookup(run, "workers.2.events_per_s"),
-                                            lookup(run, "workers.1.events_per_s")))
+    _set(
+        run.get("metrics"),
+        "ratio",
+        ratio(
+            lookup(run, "metrics.with.events_per_s"), lookup(run, "metrics.without.events_per_s")
+        ),
+    )
+    _set(
+        run.get("workers"),
+        "ratio",
+        ratio(lookup(run, "workers.2.events_per_s"), lookup(run, "workers.1.events_per_s")),
+    )
     latency = run.get("latency")
     if isinstance(latency, dict):
-        to_broker = {q: ratio(latency.get(f"{q}_s"), latency.get(f"broker_{q}_s"))
-                     for q in ("p50", "p99")}
+        to_broker = {
+            q: ratio(latency.get(f"{q}_s"), latency.get(f"broker_{q}_s")) for q in ("p50", "p99")
+        }
         latency["ratio_to_broker"] = {q: r for q, r in to_broker.items() if r is not None}
     empty_rss = median(lookup(run, "workers.1.rss_bytes"))
     for n, entry in (lookup(run, "scale") or {}).items():
-        _set(entry, "ratio_to_processor_3", ratio(entry.get("events_per_s"),
-                                                  lookup(run, "processor.3.events_per_s")))
-        _set(entry, "restore_ratio_to_read", ratio(entry.get("restore_s"),
-                                                   entry.get("changelog_read_s")))
+        _set(
+            entry,
+            "ratio_to_processor_3",
+            ratio(entry.get("events_per_s"), lookup(run, "processor.3.events_per_s")),
+        )
+        _set(
+            entry,
+            "restore_ratio_to_read",
+            ratio(entry.get("restore_s"), entry.get("changelog_read_s")),
+        )
         rss = median(entry.get("rss_bytes"))
         if empty_rss and rss is not None:
             entry["rss_ratio_to_empty"] = rss / empty_rss

@@ -15,20 +15,36 @@ def test_a_figure_is_the_median_of_its_repetitions_with_min_and_max() -> None:
 
 
 def test_every_headline_figure_gets_its_ratio_to_the_baseline_of_the_same_run() -> None:
-    run = add_ratios({
-        "relay": {"events_per_s": summary([10_000.0])},
-        "codec": {"events_per_s": summary([8_000.0])},
-        "processor": {"3": {"events_per_s": summary([4_000.0])}},
-        "publisher": {},
-        "workers": {"1": {"events_per_s": summary([100.0]), "rss_bytes": summary([1e8])},
-                    "2": {"events_per_s": summary([150.0])}},
-        "metrics": {"with": {"events_per_s": summary([90.0])},
-                    "without": {"events_per_s": summary([100.0])}},
-        "latency": {"p50_s": summary([0.1]), "p99_s": summary([0.4]),
-                    "broker_p50_s": summary([0.01]), "broker_p99_s": summary([0.1])},
-        "scale": {"1000": {"events_per_s": summary([2_000.0]), "rss_bytes": summary([2e8]),
-                           "restore_s": summary([3.0]), "changelog_read_s": summary([1.0])}},
-    })
+    run = add_ratios(
+        {
+            "relay": {"events_per_s": summary([10_000.0])},
+            "codec": {"events_per_s": summary([8_000.0])},
+            "processor": {"3": {"events_per_s": summary([4_000.0])}},
+            "publisher": {},
+            "workers": {
+                "1": {"events_per_s": summary([100.0]), "rss_bytes": summary([1e8])},
+                "2": {"events_per_s": summary([150.0])},
+            },
+            "metrics": {
+                "with": {"events_per_s": summary([90.0])},
+                "without": {"events_per_s": summary([100.0])},
+            },
+            "latency": {
+                "p50_s": summary([0.1]),
+                "p99_s": summary([0.4]),
+                "broker_p50_s": summary([0.01]),
+                "broker_p99_s": summary([0.1]),
+            },
+            "scale": {
+                "1000": {
+                    "events_per_s": summary([2_000.0]),
+                    "rss_bytes": summary([2e8]),
+                    "restore_s": summary([3.0]),
+                    "changelog_read_s": summary([1.0]),
+                }
+            },
+        }
+    )
     assert run["processor"]["3"]["ratio_to_relay"] == 0.4
     assert run["processor"]["3"]["ratio_to_codec"] == 0.5
     assert run["workers"]["ratio"] == 1.5
@@ -46,8 +62,12 @@ def test_no_ratio_without_its_baseline_in_the_run() -> None:
 
 
 def test_targets_say_met_not_met_or_not_measured() -> None:
-    found = {t["path"]: t["met"] for t in targets({
-        "processor": {"3": {"events_per_s": summary([12_000.0]), "ratio_to_codec": 0.4}}})}
+    found = {
+        t["path"]: t["met"]
+        for t in targets(
+            {"processor": {"3": {"events_per_s": summary([12_000.0]), "ratio_to_codec": 0.4}}}
+        )
+    }
     assert found["processor.3.events_per_s"] is True
     assert found["processor.3.ratio_to_codec"] is False
     assert found["latency.p99_s"] is None
@@ -55,8 +75,12 @@ def test_targets_say_met_not_met_or_not_measured() -> None:
 
 def test_a_partial_run_replaces_its_sections_and_keeps_the_others(tmp_path: Path) -> None:
     out = tmp_path / "bench-results.json"
-    write_results(out, {"relay": {"events_per_s": summary([1.0])},
-                        "codec": {"events_per_s": summary([2.0])}}, {"run": "a"}, fresh=True)
+    write_results(
+        out,
+        {"relay": {"events_per_s": summary([1.0])}, "codec": {"events_per_s": summary([2.0])}},
+        {"run": "a"},
+        fresh=True,
+    )
     write_results(out, {"codec": {"events_per_s": summary([3.0])}}, {"run": "b"}, fresh=False)
     saved = json.loads(out.read_text())
     assert saved["relay"]["events_per_s"]["median"] == 1.0

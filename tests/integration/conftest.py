@@ -43,18 +43,29 @@ SECURE_PORTS = {"kafka": 30192, "controller": 30193, "registry": 30181}
 def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a hallpass run on the secure stack: no external cluster, no topic
     prefix, no client settings of the caller."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in (ENV_BOOTSTRAP, ENV_REGISTRY, ENV_TOPIC_PREFIX)
-           and not k.startswith(("HALLPASS_SASL", "HALLPASS_SECURITY", "HALLPASS_SSL",
-                                 "HALLPASS_SCHEMA_REGISTRY_", ENV_CLIENT_PROPERTIES))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (ENV_BOOTSTRAP, ENV_REGISTRY, ENV_TOPIC_PREFIX)
+        and not k.startswith(
+            (
+                "HALLPASS_SASL",
+                "HALLPASS_SECURITY",
+                "HALLPASS_SSL",
+                "HALLPASS_SCHEMA_REGISTRY_",
+                ENV_CLIENT_PROPERTIES,
+            )
+        )
+    }
     env.update(extra or {})
     return env
 
 
 def process_list() -> str:
     """Every process's full command line (what any user of the machine can see)."""
-    return subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 @dataclass
@@ -88,9 +99,14 @@ class SecureStack:
         """hallpass's own registry credentials."""
         return self.data_dir / "registry.user-info"
 
-    def hallpass(self, *args: str, client_properties: Path | None = None,
-                 env: Mapping[str, str] | None = None, check: bool = True,
-                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def hallpass(
+        self,
+        *args: str,
+        client_properties: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess[str]:
         """``hallpass --data-dir <stack> ARGS`` as a user runs it; with ``client_properties``
         as that principal (through HALLPASS_CLIENT_PROPERTIES), else as the admin."""
         extra = dict(env or {})
@@ -98,37 +114,52 @@ class SecureStack:
             extra[ENV_CLIENT_PROPERTIES] = str(client_properties)
         result = subprocess.run(
             [sys.executable, "-m", "streams", "--data-dir", str(self.data_dir), *args],
-            capture_output=True, text=True, timeout=timeout, env=_clean_env(extra),
-            check=False, cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_clean_env(extra),
+            check=False,
+            cwd=REPO,
         )
         self.transcript.append(f"$ hallpass {' '.join(args)}\n{result.stdout}\n{result.stderr}")
         if check:
             assert result.returncode == 0, (
-                f"hallpass {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+                f"hallpass {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+            )
         return result
 
     def popen(self, *args: str, client_properties: Path, log: Path) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "streams", "--data-dir", str(self.data_dir), *args],
-                stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
                 env=_clean_env({ENV_CLIENT_PROPERTIES: str(client_properties)}),
             )
 
     def client_properties(self, user: str, password: str, name: str | None = None) -> Path:
         """A mode-600 client properties file of ``user`` (SASL_SSL, SCRAM-SHA-512)."""
         path = self.secrets_dir / f"{name or user}.properties"
-        write_private(path, format_properties({
-            "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
-            "sasl.username": user, "sasl.password": password,
-            "ssl.ca.location": str(self.ca_file),
-        }))
+        write_private(
+            path,
+            format_properties(
+                {
+                    "security.protocol": "SASL_SSL",
+                    "sasl.mechanism": "SCRAM-SHA-512",
+                    "sasl.username": user,
+                    "sasl.password": password,
+                    "ssl.ca.location": str(self.ca_file),
+                }
+            ),
+        )
         return path
 
     def connection(self, properties: Path | None = None) -> Connection:
         """The stack as the principal of ``properties`` (default: the admin)."""
-        return Connection(self.bootstrap, self.registry_url,
-                          read_properties(properties or self.admin_properties))
+        return Connection(
+            self.bootstrap, self.registry_url, read_properties(properties or self.admin_properties)
+        )
 
     def stack_passwords(self) -> dict[str, str]:
         """The passwords ``up`` generated (admin, broker, registry) and the users'."""
@@ -141,13 +172,23 @@ def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureSta
     data_dir = tmp_path_factory.mktemp("hallpass-secure")
     secrets_dir = tmp_path_factory.mktemp("hallpass-secure-principals")
     stack = SecureStack(
-        data_dir=data_dir, secrets_dir=secrets_dir,
+        data_dir=data_dir,
+        secrets_dir=secrets_dir,
         bootstrap=f"127.0.0.1:{SECURE_PORTS['kafka']}",
         registry_url=f"https://127.0.0.1:{SECURE_PORTS['registry']}/apis/ccompat/v7",
     )
-    stack.hallpass("up", "--secure", "--tls", "--kafka-port", str(SECURE_PORTS["kafka"]),
-                   "--controller-port", str(SECURE_PORTS["controller"]),
-                   "--registry-port", str(SECURE_PORTS["registry"]), timeout=420)
+    stack.hallpass(
+        "up",
+        "--secure",
+        "--tls",
+        "--kafka-port",
+        str(SECURE_PORTS["kafka"]),
+        "--controller-port",
+        str(SECURE_PORTS["controller"]),
+        "--registry-port",
+        str(SECURE_PORTS["registry"]),
+        timeout=420,
+    )
     stack.ps_samples.append(process_list())  # the broker's and the registry's JVMs
     try:
         yield stack
@@ -180,11 +221,16 @@ def add_user(stack: SecureStack, user: str) -> Path:
 @pytest.fixture(scope="session")
 def secure_bus(secure_stack: SecureStack) -> SecureBus:
     contracts = load_contracts(CONTRACTS, field_catalog(load_schema("student_record_changed")))
-    principals = [DEFAULT_ROLES.sis_connector, DEFAULT_ROLES.consent_source,
-                  DEFAULT_ROLES.processor, DEFAULT_ROLES.auditor,
-                  *(c.principal for c in contracts)]
-    properties = {p.removeprefix("User:"): add_user(secure_stack, p.removeprefix("User:"))
-                  for p in principals}
+    principals = [
+        DEFAULT_ROLES.sis_connector,
+        DEFAULT_ROLES.consent_source,
+        DEFAULT_ROLES.processor,
+        DEFAULT_ROLES.auditor,
+        *(c.principal for c in contracts),
+    ]
+    properties = {
+        p.removeprefix("User:"): add_user(secure_stack, p.removeprefix("User:")) for p in principals
+    }
     secure_stack.hallpass("contracts", "apply", "--contracts", str(CONTRACTS))
     secure_stack.hallpass("acl", "apply", "--contracts", str(CONTRACTS))
     return SecureBus(secure_stack, properties)

@@ -20,7 +20,9 @@ from streams.kafka.names import TopicSpec
 pytestmark = pytest.mark.kafka
 
 STUDENT_V1 = {
-    "type": "record", "name": "Student", "namespace": "t.hallpass",
+    "type": "record",
+    "name": "Student",
+    "namespace": "t.hallpass",
     "fields": [
         {"name": "student_id", "type": "string"},
         {"name": "grade_level", "type": ["null", "string"], "default": None},
@@ -28,12 +30,19 @@ STUDENT_V1 = {
 }
 
 
-def _read_all(conn: Connection, topic: str, isolation: str,
-              expect_at_most: int) -> list[bytes | None]:
-    consumer = Consumer(conn.kafka_config({
-        "group.id": f"t-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "isolation.level": isolation,
-    }))
+def _read_all(
+    conn: Connection, topic: str, isolation: str, expect_at_most: int
+) -> list[bytes | None]:
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": f"t-{uuid.uuid4()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "isolation.level": isolation,
+            }
+        )
+    )
     consumer.assign([TopicPartition(topic, 0, 0)])
     values: list[bytes | None] = []
     try:
@@ -66,8 +75,9 @@ def test_avro_record_round_trips_through_the_registry(
     producer.produce(topic, key=b"NY-000123", value=serializer(record, ctx))
     assert producer.flush(30) == 0
 
-    consumer = Consumer(bus.kafka_config({
-        "group.id": unique_name("g"), "auto.offset.reset": "earliest"}))
+    consumer = Consumer(
+        bus.kafka_config({"group.id": unique_name("g"), "auto.offset.reset": "earliest"})
+    )
     consumer.subscribe([topic])
     try:
         msg = None
@@ -122,14 +132,20 @@ def test_registry_enforces_backward_compatibility(
     registry = SchemaRegistryClient(bus.registry_config())
     registry.register_schema(subject, Schema(json.dumps(STUDENT_V1), "AVRO"))
 
-    compatible = dict(STUDENT_V1, fields=[*STUDENT_V1["fields"],
-                      {"name": "homeroom", "type": ["null", "string"], "default": None}])
+    compatible = dict(
+        STUDENT_V1,
+        fields=[
+            *STUDENT_V1["fields"],
+            {"name": "homeroom", "type": ["null", "string"], "default": None},
+        ],
+    )
     assert registry.test_compatibility(subject, Schema(json.dumps(compatible), "AVRO"))
     registry.register_schema(subject, Schema(json.dumps(compatible), "AVRO"))
 
     # a new required field without a default cannot read the old data: BACKWARD-incompatible
-    incompatible = dict(STUDENT_V1, fields=[*STUDENT_V1["fields"],
-                        {"name": "gpa", "type": "double"}])
+    incompatible = dict(
+        STUDENT_V1, fields=[*STUDENT_V1["fields"], {"name": "gpa", "type": "double"}]
+    )
     assert not registry.test_compatibility(subject, Schema(json.dumps(incompatible), "AVRO"))
     with pytest.raises(SchemaRegistryError) as refused:
         registry.register_schema(subject, Schema(json.dumps(incompatible), "AVRO"))

@@ -68,13 +68,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
 def test_status_lists_each_broker(cluster: OwnStack) -> None:
     status = cluster.status()
     assert status["running"] is True
-    assert [(b["id"], b["port"], b["controller_port"], b["alive"])
-            for b in status["brokers"]] == [
-        (1, KAFKA_PORT, CONTROLLER_PORT, True), (2, KAFKA_PORT + 2, CONTROLLER_PORT + 2, True),
-        (3, KAFKA_PORT + 4, CONTROLLER_PORT + 4, True)]
+    assert [(b["id"], b["port"], b["controller_port"], b["alive"]) for b in status["brokers"]] == [
+        (1, KAFKA_PORT, CONTROLLER_PORT, True),
+        (2, KAFKA_PORT + 2, CONTROLLER_PORT + 2, True),
+        (3, KAFKA_PORT + 4, CONTROLLER_PORT + 4, True),
+    ]
     assert all(isinstance(b["pid"], int) and b["pid"] > 0 for b in status["brokers"])
     assert status["bootstrap_servers"] == ",".join(
-        f"127.0.0.1:{KAFKA_PORT + 2 * n}" for n in range(3))
+        f"127.0.0.1:{KAFKA_PORT + 2 * n}" for n in range(3)
+    )
     text = cluster.hallpass("status").stdout
     assert "broker 3" in text and text.startswith("running")
 
@@ -85,8 +87,7 @@ def test_every_topic_has_three_replicas_two_in_sync(cluster: OwnStack) -> None:
     ensure_topics(conn, [TopicSpec(topic)])  # as the bus's topics: the cluster's defaults
     admin = AdminClient(conn.kafka_config())
     # a group's offsets and a transaction bring up the offsets and transaction state logs
-    consumer = Consumer(conn.kafka_config({"group.id": "t-cluster", "enable.auto.commit":
-                                           False}))
+    consumer = Consumer(conn.kafka_config({"group.id": "t-cluster", "enable.auto.commit": False}))
     consumer.commit(offsets=[TopicPartition(topic, 0, 0)], asynchronous=False)
     consumer.close()
     from confluent_kafka import Producer
@@ -101,8 +102,10 @@ def test_every_topic_has_three_replicas_two_in_sync(cluster: OwnStack) -> None:
     for name in (topic, "__consumer_offsets", "__transaction_state", "kafkasql-journal"):
         assert name in meta, name
         assert {len(p.replicas) for p in meta[name].partitions.values()} == {3}, name
-    resources = [ConfigResource(ConfigResource.Type.TOPIC, n)
-                 for n in (topic, "__transaction_state", "kafkasql-journal")]
+    resources = [
+        ConfigResource(ConfigResource.Type.TOPIC, n)
+        for n in (topic, "__transaction_state", "kafkasql-journal")
+    ]
     for resource, future in admin.describe_configs(resources).items():
         assert future.result()["min.insync.replicas"].value == "2", resource
 
@@ -127,18 +130,33 @@ class Workers:
     """`hallpass process --worker N` subprocesses, restarted when one exits (as a process
     supervisor would)."""
 
-    def __init__(self, stack: OwnStack, env: dict[str, str], log_dir: Path,
-                 faults: Faults, count: int = 2) -> None:
+    def __init__(
+        self, stack: OwnStack, env: dict[str, str], log_dir: Path, faults: Faults, count: int = 2
+    ) -> None:
         self.stack, self.env, self.log_dir, self.faults = stack, env, log_dir, faults
         self.procs = {n: self._start(n) for n in range(count)}
 
     def _start(self, number: int) -> subprocess.Popen[bytes]:
         with (self.log_dir / f"worker-{number}.log").open("ab") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "streams", "--data-dir", str(self.stack.data_dir),
-                 "process", "--contracts", str(CONTRACTS), "--worker", str(number),
-                 "--timer-interval", "1"],
-                stdout=out, stderr=subprocess.STDOUT, env=self.env)
+                [
+                    sys.executable,
+                    "-m",
+                    "streams",
+                    "--data-dir",
+                    str(self.stack.data_dir),
+                    "process",
+                    "--contracts",
+                    str(CONTRACTS),
+                    "--worker",
+                    str(number),
+                    "--timer-interval",
+                    "1",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
 
     def tend(self) -> None:
         for number, proc in self.procs.items():
@@ -157,8 +175,11 @@ class Workers:
                 proc.wait(30)
 
     def logs(self) -> str:
-        return "\n".join(f"--- worker {n}\n" + (self.log_dir / f"worker-{n}.log").read_text(
-            errors="replace")[-3000:] for n in self.procs)
+        return "\n".join(
+            f"--- worker {n}\n"
+            + (self.log_dir / f"worker-{n}.log").read_text(errors="replace")[-3000:]
+            for n in self.procs
+        )
 
 
 def _run_env(prefix: str) -> dict[str, str]:
@@ -172,15 +193,27 @@ def _cli(stack: OwnStack, prefix: str, *args: str) -> subprocess.CompletedProces
 
 
 def _simulate_args() -> list[str]:
-    return ["simulate", "--students", str(STUDENTS), "--days", str(DAYS), "--seed", str(SEED),
-            "--districts", "2"]
+    return [
+        "simulate",
+        "--students",
+        str(STUDENTS),
+        "--days",
+        str(DAYS),
+        "--seed",
+        str(SEED),
+        "--districts",
+        "2",
+    ]
 
 
 def _ends(conn: Connection, topics: list[str]) -> dict[tuple[str, int], int]:
     consumer = Consumer(conn.kafka_config({"group.id": "t-ends", "enable.auto.commit": False}))
     try:
-        return {(t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=30)[1]
-                for t in topics for p in range(3)}
+        return {
+            (t, p): consumer.get_watermark_offsets(TopicPartition(t, p), timeout=30)[1]
+            for t in topics
+            for p in range(3)
+        }
     finally:
         consumer.close()
 
@@ -193,13 +226,19 @@ def _restart(stack: OwnStack, faults: Faults, then: Callable[[], None] | None = 
 
 
 def _partner_state(conn: Connection, topics: Topics) -> dict[str, dict[bytes, Any]]:
-    names = [t for t in AdminClient(conn.kafka_config()).list_topics(timeout=30).topics
-             if t.startswith(topics.prefix + "partner.") and t.endswith(".students")]
+    names = [
+        t
+        for t in AdminClient(conn.kafka_config()).list_topics(timeout=30).topics
+        if t.startswith(topics.prefix + "partner.") and t.endswith(".students")
+    ]
     decoder = WireDecoder(SchemaRegistryClient(conn.registry_config()))
     state: dict[str, dict[bytes, Any]] = {}
     for name in sorted(names):
-        live = {k: {f: v for f, v in decoder.decode(v).items() if f not in PER_RECORD}
-                for k, v in latest_by_key(read_topic(conn, name)).items() if v is not None}
+        live = {
+            k: {f: v for f, v in decoder.decode(v).items() if f not in PER_RECORD}
+            for k, v in latest_by_key(read_topic(conn, name)).items()
+            if v is not None
+        }
         state[name.removeprefix(topics.prefix)] = live
     return state
 
@@ -232,9 +271,18 @@ def test_faults_lose_and_duplicate_nothing(cluster: OwnStack, tmp_path: Path) ->
     publish_log = tmp_path / "simulate.log"
     with publish_log.open("w") as out:
         publisher = subprocess.Popen(
-            [sys.executable, "-m", "streams", "--data-dir", str(cluster.data_dir),
-             *_simulate_args()], stdout=out, stderr=subprocess.STDOUT,
-            env=_run_env(faulty.prefix))
+            [
+                sys.executable,
+                "-m",
+                "streams",
+                "--data-dir",
+                str(cluster.data_dir),
+                *_simulate_args(),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_run_env(faulty.prefix),
+        )
     time.sleep(4.0)
     # 1. the leader of an input partition, during the publish
     first = leaders(conn, faulty.changes)[0]
@@ -287,8 +335,10 @@ def test_faults_lose_and_duplicate_nothing(cluster: OwnStack, tmp_path: Path) ->
     expected, got = _partner_state(conn, reference), _partner_state(conn, faulty)
     assert expected and set(got) == set(expected)
     lost = {t: len(set(expected[t]) - set(got[t])) for t in expected}
-    differ = {t: sum(1 for k in expected[t] if k in got[t] and got[t][k] != expected[t][k])
-              for t in expected}
+    differ = {
+        t: sum(1 for k in expected[t] if k in got[t] and got[t][k] != expected[t][k])
+        for t in expected
+    }
     extra = {t: len(set(got[t]) - set(expected[t])) for t in expected}
     ref_ledger, flt_ledger = _ledger(conn, reference), _ledger(conn, faulty)
     ids = Counter(r["decision_id"] for r in flt_ledger)
@@ -302,16 +352,18 @@ def test_faults_lose_and_duplicate_nothing(cluster: OwnStack, tmp_path: Path) ->
     consent_ref = {r["event_id"] for r in ref_ledger if r["source_topic"] == reference.consent}
     consent_flt = {r["event_id"] for r in flt_ledger if r["source_topic"] == faulty.consent}
     dead = count_records(conn, faulty.changes_dlq, "read_committed")
-    print(f"\nfault test: {faults.count()} faults ({faults.broker_kills}, registry killed "
-          f"{faults.registry_kills}, {faults.stack_restarts} whole-stack restart), "
-          f"{faults.worker_restarts} worker restarts; partner records expected "
-          f"{sum(map(len, expected.values()))}, lost {sum(lost.values())}, differing "
-          f"{sum(differ.values())}, extra {sum(extra.values())}; ledger {len(flt_ledger)} "
-          f"decisions (reference {len(ref_ledger)}), duplicated {duplicated}, missing "
-          f"{len(missing)} (of partners a district opted out of: {sorted(opted_out)}, "
-          f"{len(missing) - len(missing_elsewhere)}); consent events decided "
-          f"{len(consent_flt)} (reference {len(consent_ref)}); dead letters {dead}; "
-          f"{time.monotonic() - started:.0f}s")
+    print(
+        f"\nfault test: {faults.count()} faults ({faults.broker_kills}, registry killed "
+        f"{faults.registry_kills}, {faults.stack_restarts} whole-stack restart), "
+        f"{faults.worker_restarts} worker restarts; partner records expected "
+        f"{sum(map(len, expected.values()))}, lost {sum(lost.values())}, differing "
+        f"{sum(differ.values())}, extra {sum(extra.values())}; ledger {len(flt_ledger)} "
+        f"decisions (reference {len(ref_ledger)}), duplicated {duplicated}, missing "
+        f"{len(missing)} (of partners a district opted out of: {sorted(opted_out)}, "
+        f"{len(missing) - len(missing_elsewhere)}); consent events decided "
+        f"{len(consent_flt)} (reference {len(consent_ref)}); dead letters {dead}; "
+        f"{time.monotonic() - started:.0f}s"
+    )
     assert len(faults.broker_kills) == 3 and len({b for b, _ in faults.broker_kills}) == 3
     assert got == expected, (lost, differ, extra)
     assert duplicated == 0

@@ -23,8 +23,9 @@ district-opt-out,,NY-280201,measurely,,2026-09-01,board
 """
 
 
-def test_a_consent_file_lands_on_the_consent_topic_once(bus: Connection, topics: Topics,
-                                                        tmp_path: Path) -> None:
+def test_a_consent_file_lands_on_the_consent_topic_once(
+    bus: Connection, topics: Topics, tmp_path: Path
+) -> None:
     path = tmp_path / "consents.csv"
     path.write_text(FILE)
     hallpass(bus, topics, tmp_path, "contracts", "apply", "--contracts", str(CONTRACTS))

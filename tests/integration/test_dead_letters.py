@@ -29,12 +29,30 @@ CONTRACTS = Path(__file__).resolve().parents[2] / "deploy" / "contracts"
 
 def _process(bus: Connection, topics: Topics, tmp: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
-    env.update({ENV_BOOTSTRAP: bus.bootstrap_servers, ENV_REGISTRY: bus.schema_registry_url,
-                ENV_TOPIC_PREFIX: topics.prefix})
+    env.update(
+        {
+            ENV_BOOTSTRAP: bus.bootstrap_servers,
+            ENV_REGISTRY: bus.schema_registry_url,
+            ENV_TOPIC_PREFIX: topics.prefix,
+        }
+    )
     return subprocess.run(
-        [sys.executable, "-m", "streams", "--data-dir", str(tmp), "process", "--until-idle",
-         "--contracts", str(CONTRACTS)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "--data-dir",
+            str(tmp),
+            "process",
+            "--until-idle",
+            "--contracts",
+            str(CONTRACTS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
     )
 
 
@@ -49,10 +67,14 @@ def test_undecodable_event_is_dead_lettered_and_processing_goes_on(
     bus: Connection, tmp_path: Path
 ) -> None:
     topics, producer = _setup(bus, tmp_path)
-    good = json.loads((schema_dir() / "examples" / "student_record_changed.upsert.json")
-                      .read_text())
-    encoder = WireEncoder(SchemaRegistryClient(bus.registry_config()),
-                          f"{topics.changes}-value", load_schema("student_record_changed"))
+    good = json.loads(
+        (schema_dir() / "examples" / "student_record_changed.upsert.json").read_text()
+    )
+    encoder = WireEncoder(
+        SchemaRegistryClient(bus.registry_config()),
+        f"{topics.changes}-value",
+        load_schema("student_record_changed"),
+    )
     producer.produce(topics.changes, key=b"NY-BAD-1", value=b"\x07this is not avro")
     producer.produce(topics.changes, key=good["student_id"].encode(), value=encoder.encode(good))
     assert producer.flush(30) == 0
@@ -93,8 +115,9 @@ def test_decodable_dead_letters_hold_no_never_share_value_and_name_the_field(
     and not its value; the processor goes on."""
     topics, producer = _setup(bus, tmp_path)
     registry = SchemaRegistryClient(bus.registry_config())
-    good = json.loads((schema_dir() / "examples" / "student_record_changed.upsert.json")
-                      .read_text())
+    good = json.loads(
+        (schema_dir() / "examples" / "student_record_changed.upsert.json").read_text()
+    )
     schema = load_schema("student_record_changed")
     encoder = WireEncoder(registry, f"{topics.changes}-value", schema)
     foreign = json.loads(json.dumps(schema))
@@ -102,8 +125,11 @@ def test_decodable_dead_letters_hold_no_never_share_value_and_name_the_field(
     first = next(f for f in names["type"][1]["fields"] if f["name"] == "first_name")
     first["type"] = ["null", "long"]
     odd = WireEncoder(registry, f"{topics.prefix}someone-else-value", foreign)
-    wrong_type = {**good, "student_id": "NY-ODD-1",
-                  "names": {**good["names"], "first_name": 4815162342}}
+    wrong_type = {
+        **good,
+        "student_id": "NY-ODD-1",
+        "names": {**good["names"], "first_name": 4815162342},
+    }
     producer.produce(topics.changes, key=b"NY-SOMEONE-ELSE", value=encoder.encode(good))
     producer.produce(topics.changes, key=b"NY-ODD-1", value=odd.encode(wrong_type))
     producer.produce(topics.changes, key=good["student_id"].encode(), value=encoder.encode(good))

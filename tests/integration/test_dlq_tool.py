@@ -35,7 +35,8 @@ GARBAGE = b"\x07SECRET-GARBAGE not avro at all"
 
 def _example() -> dict[str, Any]:
     example: dict[str, Any] = json.loads(
-        (schema_dir() / "examples" / "student_record_changed.upsert.json").read_text())
+        (schema_dir() / "examples" / "student_record_changed.upsert.json").read_text()
+    )
     return example
 
 
@@ -44,24 +45,30 @@ def _dead_letters(bus: Connection, topics: Topics, tmp: Path) -> dict[str, Any]:
     apply_contracts(bus, CONTRACTS, topics, secrets_file=tmp / "partner-secrets.json")
     ensure_topics(bus, [TopicSpec(topics.changes, 3), TopicSpec(topics.consent, 3)])
     producer = Producer(bus.kafka_config({"partitioner": "murmur2_random"}))
-    encoder = WireEncoder(SchemaRegistryClient(bus.registry_config()),
-                          f"{topics.changes}-value", load_schema("student_record_changed"))
+    encoder = WireEncoder(
+        SchemaRegistryClient(bus.registry_config()),
+        f"{topics.changes}-value",
+        load_schema("student_record_changed"),
+    )
     future = {**_example(), "occurred_at": int(time.time() * 1000) + 5 * 86_400_000}
     producer.produce(topics.changes, key=b"NY-BAD-1", value=GARBAGE)
-    producer.produce(topics.changes, key=future["student_id"].encode(),
-                     value=encoder.encode(future))
+    producer.produce(
+        topics.changes, key=future["student_id"].encode(), value=encoder.encode(future)
+    )
     assert producer.flush(30) == 0
     hallpass(bus, topics, tmp, "process", "--until-idle", "--contracts", str(CONTRACTS))
     return future
 
 
 def _replayed(bus: Connection, topics: Topics) -> list[bytes]:
-    return [r.headers[REPLAYED_HEADER] for r in read_topic(bus, topics.changes)
-            if REPLAYED_HEADER in r.headers]
+    return [
+        r.headers[REPLAYED_HEADER]
+        for r in read_topic(bus, topics.changes)
+        if REPLAYED_HEADER in r.headers
+    ]
 
 
-def test_list_show_and_replay_exactly_once(bus: Connection, topics: Topics,
-                                            tmp_path: Path) -> None:
+def test_list_show_and_replay_exactly_once(bus: Connection, topics: Topics, tmp_path: Path) -> None:
     future = _dead_letters(bus, topics, tmp_path)
 
     rows = json.loads(hallpass(bus, topics, tmp_path, "dlq", "list", "--json").stdout)
@@ -74,11 +81,13 @@ def test_list_show_and_replay_exactly_once(bus: Connection, topics: Topics,
     text = hallpass(bus, topics, tmp_path, "dlq", "list").stdout
     assert "future_dated" in text and topics.changes in text
 
-    shown = hallpass(bus, topics, tmp_path, "dlq", "show",
-                     by_kind["undecodable"]["position"]).stdout
+    shown = hallpass(
+        bus, topics, tmp_path, "dlq", "show", by_kind["undecodable"]["position"]
+    ).stdout
     assert f"{len(GARBAGE)} bytes: 07 53 45" in shown and "SECRET" not in shown
-    shown = hallpass(bus, topics, tmp_path, "dlq", "show",
-                     by_kind["future_dated"]["position"]).stdout
+    shown = hallpass(
+        bus, topics, tmp_path, "dlq", "show", by_kind["future_dated"]["position"]
+    ).stdout
     assert future["names"]["first_name"] in shown and "future_dated" in shown
     assert not [v for v in future["restricted"].values() if v in shown]
 
@@ -99,7 +108,8 @@ def test_list_show_and_replay_exactly_once(bus: Connection, topics: Topics,
 
 
 def test_a_replay_overlapping_another_writes_each_record_once(
-        bus: Connection, topics: Topics, tmp_path: Path) -> None:
+    bus: Connection, topics: Topics, tmp_path: Path
+) -> None:
     """A second replay starts while the first has written but not committed: it fences the
     first (whose transaction is aborted) and replays; the first fails with one line."""
     _dead_letters(bus, topics, tmp_path)
@@ -118,8 +128,9 @@ def test_a_replay_overlapping_another_writes_each_record_once(
     assert len(read_dead_letters(bus, topics)) == 2
 
 
-def test_selections_by_origin_and_mistakes_are_one_line(bus: Connection, topics: Topics,
-                                                        tmp_path: Path) -> None:
+def test_selections_by_origin_and_mistakes_are_one_line(
+    bus: Connection, topics: Topics, tmp_path: Path
+) -> None:
     _dead_letters(bus, topics, tmp_path)
     letters = read_dead_letters(bus, topics)
     bad = next(d for d in letters if d.kind == "undecodable")
@@ -128,10 +139,19 @@ def test_selections_by_origin_and_mistakes_are_one_line(bus: Connection, topics:
     assert "1 replayed" in out and bad.position in out
     assert _replayed(bus, topics) == [f"{topics.changes_dlq}|{bad.position}".encode()]
 
-    for args in (["dlq", "replay"], ["dlq", "show", "7:99999"], ["dlq", "show", "x"],
-                 ["dlq", "replay", "--origin", "t:a:b"]):
-        run = subprocess.run([sys.executable, "-m", "streams", "--data-dir", str(tmp_path),
-                              *args], capture_output=True, text=True, timeout=120,
-                             env=cli_env(bus, topics), check=False)
+    for args in (
+        ["dlq", "replay"],
+        ["dlq", "show", "7:99999"],
+        ["dlq", "show", "x"],
+        ["dlq", "replay", "--origin", "t:a:b"],
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "streams", "--data-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=cli_env(bus, topics),
+            check=False,
+        )
         assert run.returncode == 1, (args, run.stderr)
         assert run.stderr.startswith("Error: ") and len(run.stderr.splitlines()) == 1, run.stderr

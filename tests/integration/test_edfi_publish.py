@@ -57,11 +57,21 @@ def make_load(tmp_path: Path, own: bool = True) -> Path:
     return target
 
 
-def publish(bus: Connection, tmp_path: Path, load: Path, *args: str
-            ) -> subprocess.CompletedProcess[str]:
-    return hallpass_cli(bus, tmp_path / "data", "publish", "edfi", str(load),
-                        "--state", str(tmp_path / "state.sqlite3"), "--as-of", "2022-03-01",
-                        *args)
+def publish(
+    bus: Connection, tmp_path: Path, load: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    return hallpass_cli(
+        bus,
+        tmp_path / "data",
+        "publish",
+        "edfi",
+        str(load),
+        "--state",
+        str(tmp_path / "state.sqlite3"),
+        "--as-of",
+        "2022-03-01",
+        *args,
+    )
 
 
 def days(day: dt.date) -> int:
@@ -74,13 +84,26 @@ def category(path: str) -> str:
 
 
 def test_events_carry_the_xml_values_of_named_students_under_their_categories(
-        bus: Connection, tmp_path: Path, changes: Changes) -> None:
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     run = publish(bus, tmp_path, make_load(tmp_path))
     assert run.returncode == 0, run.stderr
     assert "published 10, unchanged 0, rejected 0" in run.stdout
     got = dict(changes.since_mark())
-    assert sorted(got) == sorted({WALLS, RUIZ, ASSESSED, HOMELESS, "604821", "604872",
-                                  "604908", "605262", "605387", "605417"})
+    assert sorted(got) == sorted(
+        {
+            WALLS,
+            RUIZ,
+            ASSESSED,
+            HOMELESS,
+            "604821",
+            "604872",
+            "604908",
+            "605262",
+            "605387",
+            "605417",
+        }
+    )
     walls, ruiz = got[WALLS], got[RUIZ]
     assert walls["district_id"] == "255901" and walls["student_id_type"] == "state_id"
     # attendance (StudentSchoolAttendance.xml)
@@ -90,7 +113,10 @@ def test_events_carry_the_xml_values_of_named_students_under_their_categories(
     # discipline (StudentDiscipline.xml)
     incident = ruiz["conduct"]["incidents"][0]
     assert (incident["incident_id"], incident["action"], incident["days_suspended"]) == (
-        "15", "in_school_suspension", 1.0)
+        "15",
+        "in_school_suspension",
+        1.0,
+    )
     assert category("conduct.incidents[].action") == "conduct"
     # special education, health and programs (StudentProgram.xml + enrollment)
     assert walls["special"]["medical_alerts"] == ["medically_fragile"]
@@ -110,15 +136,15 @@ def test_events_carry_the_xml_values_of_named_students_under_their_categories(
     assert [g["grade"] for g in ruiz["transcript"]["course_grades"]] == ["B+", "A-"]
     assert category("transcript.gpa") == "transcript"
     # assessments and guardians
-    levels = {r["subject"]: r["performance_level"]
-              for r in got[ASSESSED]["assessment"]["results"]}
+    levels = {r["subject"]: r["performance_level"] for r in got[ASSESSED]["assessment"]["results"]}
     assert levels == {"Reading": "Met Standard", "Mathematics": "Did Not Meet Standard"}
     assert [g["first_name"] for g in walls["guardians"]] == ["Juliette", "Lee"]
     assert category("guardians[].first_name") == "parent_name"
 
 
 def test_a_rerun_publishes_nothing_and_one_changed_record_publishes_one_student(
-        bus: Connection, tmp_path: Path, changes: Changes) -> None:
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     load = make_load(tmp_path)
     assert publish(bus, tmp_path, load).returncode == 0
     changes.mark()
@@ -130,10 +156,10 @@ def test_a_rerun_publishes_nothing_and_one_changed_record_publishes_one_student(
     marker = "<StudentUniqueId>604837</StudentUniqueId>"
     at = text.index(marker)
     start = text.rindex("<StudentSchoolAttendanceEvent>", 0, at)
-    record = text[start:text.index("</StudentSchoolAttendanceEvent>", at)]
+    record = text[start : text.index("</StudentSchoolAttendanceEvent>", at)]
     changed = record.replace("#Excused Absence", "#Tardy").replace("#Unexcused Absence", "#Tardy")
     assert changed != record
-    attendance.write_text(text[:start] + changed + text[start + len(record):])
+    attendance.write_text(text[:start] + changed + text[start + len(record) :])
     third = publish(bus, tmp_path, load)
     assert third.returncode == 0 and "published 1, unchanged 9" in third.stdout
     got = changes.since_mark()
@@ -142,25 +168,33 @@ def test_a_rerun_publishes_nothing_and_one_changed_record_publishes_one_student(
 
 
 def test_bad_input_is_named_and_the_rest_is_published(
-        bus: Connection, tmp_path: Path, changes: Changes) -> None:
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     load = make_load(tmp_path, own=False)
     discipline = load / "StudentDiscipline.xml"
     discipline.write_text(discipline.read_text().replace("</DisciplineAction>", "", 1))
-    (load / "Sif.xml").write_text('<?xml version="1.0"?>\n<StudentPersonal xmlns='
-                                  '"http://www.sifassociation.org/datamodel/na/3.4"/>\n')
+    (load / "Sif.xml").write_text(
+        '<?xml version="1.0"?>\n<StudentPersonal xmlns='
+        '"http://www.sifassociation.org/datamodel/na/3.4"/>\n'
+    )
     attendance = load / "StudentSchoolAttendance.xml"
-    attendance.write_text(attendance.read_text().replace(
-        "<StudentUniqueId>604821</StudentUniqueId>", "<StudentUniqueId>999999</StudentUniqueId>",
-        1))
+    attendance.write_text(
+        attendance.read_text().replace(
+            "<StudentUniqueId>604821</StudentUniqueId>",
+            "<StudentUniqueId>999999</StudentUniqueId>",
+            1,
+        )
+    )
     run = publish(bus, tmp_path, load)
     assert run.returncode == 3, run.stderr
     rejected = [line for line in run.stderr.splitlines() if line.startswith("rejected ")]
     assert len(rejected) == 3, run.stderr
     assert any(r.startswith("rejected Sif.xml:1:root: namespace") for r in rejected)
-    assert any(r.startswith("rejected StudentDiscipline.xml:") and "not well-formed XML" in r
-               for r in rejected)
-    assert any("StudentSchoolAttendance.xml:" in r and "student '999999'" in r
-               for r in rejected)
+    assert any(
+        r.startswith("rejected StudentDiscipline.xml:") and "not well-formed XML" in r
+        for r in rejected
+    )
+    assert any("StudentSchoolAttendance.xml:" in r and "student '999999'" in r for r in rejected)
     assert "Traceback" not in run.stderr
     for line in rejected:
         assert "Absence" not in line and "Suspension" not in line
@@ -174,8 +208,12 @@ def test_bad_input_is_named_and_the_rest_is_published(
 
 def test_the_extended_schema_is_backward_compatible_in_the_registry(bus: Connection) -> None:
     before = subprocess.run(
-        ["git", "show", "450022f~1:schemas/student_record_changed.avsc"], cwd=REPO,
-        capture_output=True, text=True, check=True).stdout
+        ["git", "show", "450022f~1:schemas/student_record_changed.avsc"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     subject = f"t.edfi.compat.{uuid.uuid4().hex[:8]}-value"
     registry = SchemaRegistryClient(bus.registry_config())
     try:
@@ -187,7 +225,8 @@ def test_the_extended_schema_is_backward_compatible_in_the_registry(bus: Connect
 
 
 def test_each_partner_view_is_filled_from_ed_fi_and_health_data_only_with_consent(
-        bus: Connection, tmp_path: Path) -> None:
+    bus: Connection, tmp_path: Path
+) -> None:
     topics = Topics(f"t.edfi.{uuid.uuid4().hex[:8]}.")
     contracts = REPO / "deploy" / "contracts"
     data_dir = tmp_path / "data"
@@ -197,29 +236,66 @@ def test_each_partner_view_is_filled_from_ed_fi_and_health_data_only_with_consen
         apply_contracts(bus, contracts, topics, secrets_file=secrets_file)
         config = SourceConfig(source_id="edfi-proc", student_key=DEFAULT_KEY_RULE)
         with SourceStateStore(tmp_path / "state.sqlite3") as store:
-            result, _ = read_load(make_load(tmp_path), config=config, store=store,
-                                  as_of=dt.date(2022, 3, 1), now_ms=now_ms - 3_600_000,
-                                  write_rejects_file=False)
-            publisher = EventPublisher(bus, {topics.changes: "student_record_changed",
-                                             topics.consent: "consent_changed"})
+            result, _ = read_load(
+                make_load(tmp_path),
+                config=config,
+                store=store,
+                as_of=dt.date(2022, 3, 1),
+                now_ms=now_ms - 3_600_000,
+                write_rejects_file=False,
+            )
+            publisher = EventPublisher(
+                bus, {topics.changes: "student_record_changed", topics.consent: "consent_changed"}
+            )
             publish_result(result, store, publisher, topics.changes)
-        hallpass(bus, topics, data_dir, "consent", "grant", "--student", WALLS,
-                 "--partner", "carewell-health", "--district", "255901",
-                 "--category", "student_name", "--category", "special_medical",
-                 "--category", "special_iep_504", "--category", "enrollment",
-                 "--effective-at", str(now_ms - 1_800_000))
-        run_processor(bus, contracts, secrets_file, until_idle=True, worker=0,
-                      note=lambda _m: None, topics=topics, clock=ManualClock(now_ms))
+        hallpass(
+            bus,
+            topics,
+            data_dir,
+            "consent",
+            "grant",
+            "--student",
+            WALLS,
+            "--partner",
+            "carewell-health",
+            "--district",
+            "255901",
+            "--category",
+            "student_name",
+            "--category",
+            "special_medical",
+            "--category",
+            "special_iep_504",
+            "--category",
+            "enrollment",
+            "--effective-at",
+            str(now_ms - 1_800_000),
+        )
+        run_processor(
+            bus,
+            contracts,
+            secrets_file,
+            until_idle=True,
+            worker=0,
+            note=lambda _m: None,
+            topics=topics,
+            clock=ManualClock(now_ms),
+        )
         secrets = json.loads(secrets_file.read_text())
 
         def view(partner: str) -> dict[str, dict[str, Any]]:
-            keys = {partner_key(s, bytes.fromhex(secrets[partner])).encode(): s
-                    for s in {e.key for e in result.events}}
+            keys = {
+                partner_key(s, bytes.fromhex(secrets[partner])).encode(): s
+                for s in {e.key for e in result.events}
+            }
             live = live_records(bus, read_topic(bus, topics.partner(partner)))
             return {keys[k]: v for k, v in live.items()}
 
-        carewell, measurely, learnwell = (view("carewell-health"), view("measurely"),
-                                          view("learnwell"))
+        carewell, measurely, learnwell = (
+            view("carewell-health"),
+            view("measurely"),
+            view("learnwell"),
+        )
         assert sorted(carewell) == [WALLS]  # the only student with a consent
         assert carewell[WALLS]["special"]["medical_alerts"] == ["medically_fragile"]
         assert carewell[WALLS]["special"]["has_504_plan"] is True
@@ -227,9 +303,10 @@ def test_each_partner_view_is_filled_from_ed_fi_and_health_data_only_with_consen
         assert "attendance" not in carewell[WALLS]
         assert len(measurely) == 10
         assert measurely[WALLS]["attendance"]["days_absent"] == 4.0
-        assert {r["performance_level"] for r in
-                measurely[ASSESSED]["assessment"]["results"]} == {"Met Standard",
-                                                                  "Did Not Meet Standard"}
+        assert {r["performance_level"] for r in measurely[ASSESSED]["assessment"]["results"]} == {
+            "Met Standard",
+            "Did Not Meet Standard",
+        }
         assert "special" not in measurely[WALLS] and "conduct" not in measurely[RUIZ]
         assert len(learnwell) == 10
         assert learnwell[WALLS]["names"]["last_name"] == "Walls"

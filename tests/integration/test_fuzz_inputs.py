@@ -54,27 +54,38 @@ class Inputs:
     def __init__(self, bus: Connection, topics: Topics) -> None:
         registry = SchemaRegistryClient(bus.registry_config())
         self.topics = topics
-        self.change = WireEncoder(registry, f"{topics.changes}-value",
-                                  load_schema("student_record_changed"))
-        self.consent = WireEncoder(registry, f"{topics.consent}-value",
-                                   load_schema("consent_changed"))
+        self.change = WireEncoder(
+            registry, f"{topics.changes}-value", load_schema("student_record_changed")
+        )
+        self.consent = WireEncoder(
+            registry, f"{topics.consent}-value", load_schema("consent_changed")
+        )
         self.base: dict[str, Any] = json.loads(
-            (schema_dir() / "examples" / "student_record_changed.upsert.json").read_text())
+            (schema_dir() / "examples" / "student_record_changed.upsert.json").read_text()
+        )
         self.now = int(time.time() * 1000)
         self.serial = 0
 
     def valid_change(self, student: str) -> dict[str, Any]:
         self.serial += 1
         record = copy.deepcopy(self.base)
-        record.update(student_id=student, event_id=f"fz-{self.serial}",
-                      occurred_at=self.now - DAY + self.serial)
+        record.update(
+            student_id=student,
+            event_id=f"fz-{self.serial}",
+            occurred_at=self.now - DAY + self.serial,
+        )
         record["names"]["first_name"] = f"N{self.serial}"
         return record
 
     def valid_consent(self, student: str) -> ConsentEvent:
         self.serial += 1
-        return ConsentEvent(f"fz-c-{self.serial}", ConsentKind.DIRECTORY_OPT_OUT,
-                            self.base["district_id"], self.now - DAY + self.serial, student)
+        return ConsentEvent(
+            f"fz-c-{self.serial}",
+            ConsentKind.DIRECTORY_OPT_OUT,
+            self.base["district_id"],
+            self.now - DAY + self.serial,
+            student,
+        )
 
     # -- malformed, one maker per kind: (topic, key, value) ---------------------------------
     def random_bytes(self, rng: random.Random, key: str) -> tuple[str, bytes | None, bytes]:
@@ -86,21 +97,26 @@ class Inputs:
 
     def other_schema(self, rng: random.Random, key: str) -> tuple[str, bytes, bytes]:
         if rng.random() < 0.5:  # a consent event on the change topic
-            return (self.topics.changes, key.encode(),
-                    self.consent.encode(self.valid_consent(key).to_avro()))
+            return (
+                self.topics.changes,
+                key.encode(),
+                self.consent.encode(self.valid_consent(key).to_avro()),
+            )
         return self.topics.consent, key.encode(), self.change.encode(self.valid_change(key))
 
     def truncated(self, rng: random.Random, key: str) -> tuple[str, bytes, bytes]:
         if rng.random() < 0.5:
             whole = self.change.encode(self.valid_change(key))
-            return self.topics.changes, key.encode(), whole[:rng.randrange(5, len(whole) - 1)]
+            return self.topics.changes, key.encode(), whole[: rng.randrange(5, len(whole) - 1)]
         whole = self.consent.encode(self.valid_consent(key).to_avro())
-        return self.topics.consent, key.encode(), whole[:rng.randrange(5, len(whole) - 1)]
+        return self.topics.consent, key.encode(), whole[: rng.randrange(5, len(whole) - 1)]
 
     def oversized(self, rng: random.Random, key: str) -> tuple[str, bytes, bytes]:
         record = self.valid_change(key)
-        record["special"] = {**(record.get("special") or {}),
-                             "medical_alerts": ["x" * 2000] * rng.randrange(40, 60)}
+        record["special"] = {
+            **(record.get("special") or {}),
+            "medical_alerts": ["x" * 2000] * rng.randrange(40, 60),
+        }
         return self.topics.changes, key.encode(), self.change.encode(record)
 
     def invalid_value(self, rng: random.Random, key: str) -> tuple[str, bytes, bytes]:
@@ -124,26 +140,42 @@ class Inputs:
 
     def wrong_key(self, rng: random.Random, key: str) -> tuple[str, bytes, bytes]:
         if rng.random() < 0.5:
-            return self.topics.changes, key.encode(), self.change.encode(
-                self.valid_change(f"{key}-other"))
-        return self.topics.consent, key.encode(), self.consent.encode(
-            self.valid_consent(f"{key}-other").to_avro())
+            return (
+                self.topics.changes,
+                key.encode(),
+                self.change.encode(self.valid_change(f"{key}-other")),
+            )
+        return (
+            self.topics.consent,
+            key.encode(),
+            self.consent.encode(self.valid_consent(f"{key}-other").to_avro()),
+        )
 
     def _either(self, rng: random.Random) -> str:
         return self.topics.changes if rng.random() < 0.5 else self.topics.consent
 
 
 def test_ten_thousand_malformed_records_crash_nothing_and_are_all_dead_letters(
-        bus: Connection, topics: Topics, tmp_path: Path) -> None:
+    bus: Connection, topics: Topics, tmp_path: Path
+) -> None:
     apply_contracts(bus, CONTRACTS, topics, secrets_file=tmp_path / "partner-secrets.json")
     ensure_topics(bus, [TopicSpec(topics.changes, 3), TopicSpec(topics.consent, 3)])
     inputs = Inputs(bus, topics)
-    makers: list[Make] = [inputs.random_bytes, inputs.unknown_schema_id, inputs.other_schema,
-                          inputs.truncated, inputs.oversized, inputs.invalid_value,
-                          inputs.wrong_key]
+    makers: list[Make] = [
+        inputs.random_bytes,
+        inputs.unknown_schema_id,
+        inputs.other_schema,
+        inputs.truncated,
+        inputs.oversized,
+        inputs.invalid_value,
+        inputs.wrong_key,
+    ]
     rng = random.Random(16)
-    producer = Producer(bus.kafka_config({"partitioner": "murmur2_random",
-                                          "linger.ms": 50, "message.max.bytes": 1_000_000}))
+    producer = Producer(
+        bus.kafka_config(
+            {"partitioner": "murmur2_random", "linger.ms": 50, "message.max.bytes": 1_000_000}
+        )
+    )
     malformed: set[tuple[str, int, int]] = set()
     kinds: Counter[str] = Counter()
     failures: list[str] = []
@@ -155,6 +187,7 @@ def test_ten_thousand_malformed_records_crash_nothing_and_are_all_dead_letters(
                 failures.append(str(err))
             elif into is not None:
                 into.add((msg.topic() or "", msg.partition() or 0, msg.offset() or 0))
+
         return report
 
     def produce_valid(topic: str, student: str) -> None:
@@ -164,8 +197,7 @@ def test_ten_thousand_malformed_records_crash_nothing_and_are_all_dead_letters(
         else:
             value = inputs.consent.encode(inputs.valid_consent(student).to_avro())
             valid["consent"] += 1
-        producer.produce(topic, key=student.encode(), value=value,
-                         on_delivery=delivered_to(None))
+        producer.produce(topic, key=student.encode(), value=value, on_delivery=delivered_to(None))
 
     for i in range(MALFORMED):
         student = f"NY-FZ-{i % 500:04d}"
@@ -184,22 +216,42 @@ def test_ten_thousand_malformed_records_crash_nothing_and_are_all_dead_letters(
 
     started = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-m", "streams", "--data-dir", str(tmp_path), "process",
-         "--until-idle", "--contracts", str(CONTRACTS)],
-        capture_output=True, text=True, timeout=1800, env=cli_env(bus, topics), check=False)
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "--data-dir",
+            str(tmp_path),
+            "process",
+            "--until-idle",
+            "--contracts",
+            str(CONTRACTS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=cli_env(bus, topics),
+        check=False,
+    )
     assert run.returncode == 0, run.stderr[-3000:]  # no crash, no partition paused
     took = time.monotonic() - started
-    summary = re.search(r"\((\d+) changes, (\d+) consent events, (\d+) dead letters\)",
-                        run.stdout)
+    summary = re.search(r"\((\d+) changes, (\d+) consent events, (\d+) dead letters\)", run.stdout)
     assert summary, run.stdout
     changes, consent, dead = (int(n) for n in summary.groups())
-    print(f"fuzz: {MALFORMED} malformed ({dict(kinds)}), {sum(valid.values())} valid, "
-          f"processed in {took:.0f}s")
+    print(
+        f"fuzz: {MALFORMED} malformed ({dict(kinds)}), {sum(valid.values())} valid, "
+        f"processed in {took:.0f}s"
+    )
 
     letters = read_topic(bus, topics.changes_dlq, timeout_s=300)
-    origins = {(r.headers["hallpass.dlq.topic"].decode(),
-                int(r.headers["hallpass.dlq.partition"]),
-                int(r.headers["hallpass.dlq.offset"])) for r in letters}
+    origins = {
+        (
+            r.headers["hallpass.dlq.topic"].decode(),
+            int(r.headers["hallpass.dlq.partition"]),
+            int(r.headers["hallpass.dlq.offset"]),
+        )
+        for r in letters
+    }
     assert all(r.headers.get("hallpass.dlq.reason") for r in letters)
     assert malformed <= origins, f"{len(malformed - origins)} malformed records not in the DLQ"
     assert len(letters) == MALFORMED == dead

@@ -29,8 +29,20 @@ KEYS_PER_TOPIC = 500
 #: 67 % on 3 partitions, 92 % on 12; 500 keys put 50 % many standard deviations away)
 MIN_CRC32_MISMATCH = 0.5
 
-_NAMES = ("Zoë", "José", "Łukasz", "Siobhán", "Nguyễn", "Ærøskøbing", "Дмитрий", "学生", "たなか",
-          "محمد", "🎓", "Ω")
+_NAMES = (
+    "Zoë",
+    "José",
+    "Łukasz",
+    "Siobhán",
+    "Nguyễn",
+    "Ærøskøbing",
+    "Дмитрий",
+    "学生",
+    "たなか",
+    "محمد",
+    "🎓",
+    "Ω",
+)
 
 
 def student_keys(rng: random.Random, count: int) -> list[str]:
@@ -65,8 +77,9 @@ def partitioned_topics(
             print(f"could not delete a topic: {exc}")
 
 
-def librdkafka_partitions(bus: Connection, records: Sequence[tuple[str, bytes, bytes]],
-                          partitioner: str | None) -> list[int]:
+def librdkafka_partitions(
+    bus: Connection, records: Sequence[tuple[str, bytes, bytes]], partitioner: str | None
+) -> list[int]:
     """The partition librdkafka chose for each record (``partitioner`` None: its default)."""
     extra: dict[str, str | bool] = {"acks": "all", "enable.idempotence": True}
     if partitioner is not None:
@@ -81,6 +94,7 @@ def librdkafka_partitions(bus: Connection, records: Sequence[tuple[str, bytes, b
                 errors.append(f"record {index}: {err}")
             else:
                 placed[index] = msg.partition()
+
         return delivered
 
     for index, (topic, key, value) in enumerate(records):
@@ -101,15 +115,18 @@ def test_java_and_murmur2_random_place_keys_where_partition_for_says(
         for n in PARTITION_COUNTS
         for key in keys
     ]
-    expected = [partition_for(key, n)
-                for n in PARTITION_COUNTS
-                for key in (k.encode("utf-8") for k in keys)]
+    expected = [
+        partition_for(key, n) for n in PARTITION_COUNTS for key in (k.encode("utf-8") for k in keys)
+    ]
     counts = [n for n in PARTITION_COUNTS for _ in keys]
 
     java = java_produce(bus, records)
     assert [topic for topic, _, _ in java] == [topic for topic, _, _ in records]
-    java_wrong = [(records[i][1], counts[i], java[i][1], expected[i])
-                  for i in range(len(records)) if java[i][1] != expected[i]]
+    java_wrong = [
+        (records[i][1], counts[i], java[i][1], expected[i])
+        for i in range(len(records))
+        if java[i][1] != expected[i]
+    ]
     assert not java_wrong, (
         f"seed {seed}: Java's default partitioner disagrees with partition_for for "
         f"{len(java_wrong)} records, e.g. (key, partitions, java, partition_for): {java_wrong[:5]}"
@@ -120,8 +137,11 @@ def test_java_and_murmur2_random_place_keys_where_partition_for_says(
         assert used == set(range(n)), f"seed {seed}: {n} partitions, Java used {sorted(used)}"
 
     murmur = librdkafka_partitions(bus, records, "murmur2_random")
-    murmur_wrong = [(records[i][1], counts[i], murmur[i], expected[i])
-                    for i in range(len(records)) if murmur[i] != expected[i]]
+    murmur_wrong = [
+        (records[i][1], counts[i], murmur[i], expected[i])
+        for i in range(len(records))
+        if murmur[i] != expected[i]
+    ]
     assert not murmur_wrong, (
         f"seed {seed}: librdkafka murmur2_random disagrees with partition_for for "
         f"{len(murmur_wrong)} records, e.g. (key, partitions, librdkafka, partition_for): "
@@ -132,8 +152,10 @@ def test_java_and_murmur2_random_place_keys_where_partition_for_says(
     for n in PARTITION_COUNTS:
         indexes = [i for i in range(len(records)) if counts[i] == n]
         share = sum(crc[i] != expected[i] for i in indexes) / len(indexes)
-        print(f"{n:>2} partitions: CRC32 puts {share:.1%} of {len(indexes)} keys on another "
-              "partition than murmur2")
+        print(
+            f"{n:>2} partitions: CRC32 puts {share:.1%} of {len(indexes)} keys on another "
+            "partition than murmur2"
+        )
         assert share >= MIN_CRC32_MISMATCH, (
             f"seed {seed}: on {n} partitions only {share:.1%} of the keys moved under CRC32"
         )

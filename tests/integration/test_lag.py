@@ -57,25 +57,30 @@ class StoppedGroup:
         return (self.first_ms + offset * 1000) / 1000
 
     def expected(self) -> Figures:
-        return {(self.topic, p): (COMMITTED[p], PRODUCED[p], PRODUCED[p] - COMMITTED[p])
-                for p in PRODUCED}
+        return {
+            (self.topic, p): (COMMITTED[p], PRODUCED[p], PRODUCED[p] - COMMITTED[p])
+            for p in PRODUCED
+        }
 
 
 @pytest.fixture
-def stopped_group(bus: Connection, unique_name: Callable[[str], str]
-                  ) -> Iterator[StoppedGroup]:
+def stopped_group(bus: Connection, unique_name: Callable[[str], str]) -> Iterator[StoppedGroup]:
     topic, group = unique_name("lag"), unique_name("group")
     ensure_topics(bus, [TopicSpec(topic, partitions=3)])
     first_ms = int((time.time() - AGE_S) * 1000)
     producer = Producer(bus.kafka_config({"acks": "all"}))
     for partition, count in PRODUCED.items():
         for i in range(count):
-            producer.produce(topic, value=b"x%d" % i, partition=partition,
-                             timestamp=first_ms + i * 1000)
+            producer.produce(
+                topic, value=b"x%d" % i, partition=partition, timestamp=first_ms + i * 1000
+            )
     assert producer.flush(30) == 0
 
-    consumer = Consumer(bus.kafka_config({
-        "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+    consumer = Consumer(
+        bus.kafka_config(
+            {"group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        )
+    )
     consumer.subscribe([topic])
     consumed = 0
 
@@ -86,17 +91,21 @@ def stopped_group(bus: Connection, unique_name: Callable[[str], str]
             consumed += 1
         return consumed >= sum(PRODUCED.values())
 
-    eventually(all_consumed, 60, lambda: f"consumed {consumed} of {sum(PRODUCED.values())}",
-               interval_s=0)
+    eventually(
+        all_consumed, 60, lambda: f"consumed {consumed} of {sum(PRODUCED.values())}", interval_s=0
+    )
     assert consumed == sum(PRODUCED.values())
-    consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in COMMITTED.items()],
-                    asynchronous=False)
+    consumer.commit(
+        offsets=[TopicPartition(topic, p, o) for p, o in COMMITTED.items()], asynchronous=False
+    )
     consumer.close()  # the group is left without members: stopped
     yield StoppedGroup(topic, group, first_ms)
 
     admin = AdminClient(bus.kafka_config())
-    for future in (*admin.delete_consumer_groups([group]).values(),
-                   *admin.delete_topics([topic]).values()):
+    for future in (
+        *admin.delete_consumer_groups([group]).values(),
+        *admin.delete_topics([topic]).values(),
+    ):
         future.result()
 
 
@@ -106,15 +115,27 @@ def kafka_consumer_groups(bus: Connection, group: str) -> Figures:
     java = find_java(os.environ, KAFKA_MIN_JAVA, "kafka-consumer-groups")
     classpath, _version = kafka_classpath(os.environ, progress=print)
     out = subprocess.run(
-        [str(java), "-cp", classpath,
-         "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-         "--bootstrap-server", bus.bootstrap_servers, "--describe", "--group", group],
-        capture_output=True, text=True, timeout=120, check=True).stdout
+        [
+            str(java),
+            "-cp",
+            classpath,
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            "--bootstrap-server",
+            bus.bootstrap_servers,
+            "--describe",
+            "--group",
+            group,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("GROUP "))
     columns = lines[header].split()
     figures: Figures = {}
-    for line in lines[header + 1:]:
+    for line in lines[header + 1 :]:
         if not line.strip():
             continue
         row = dict(zip(columns, line.split(), strict=False))
@@ -124,7 +145,10 @@ def kafka_consumer_groups(bus: Connection, group: str) -> Figures:
             return None if row[column] == "-" else int(row[column])
 
         figures[(row["TOPIC"], int(row["PARTITION"]))] = (
-            number("CURRENT-OFFSET"), number("LOG-END-OFFSET"), number("LAG"))
+            number("CURRENT-OFFSET"),
+            number("LOG-END-OFFSET"),
+            number("LAG"),
+        )
     return figures
 
 
@@ -138,13 +162,16 @@ def free_port() -> int:
 
 
 def test_lag_json_equals_kafka_consumer_groups(
-        bus: Connection, stopped_group: StoppedGroup, tmp_path: Path) -> None:
+    bus: Connection, stopped_group: StoppedGroup, tmp_path: Path
+) -> None:
     result = hallpass_cli(bus, tmp_path, "lag", "--json", "--group", stopped_group.group)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     (group,) = report["groups"]
-    figures = {(p["topic"], p["partition"]): (p["committed_offset"], p["log_end_offset"],
-                                              p["lag"]) for p in group["partitions"]}
+    figures = {
+        (p["topic"], p["partition"]): (p["committed_offset"], p["log_end_offset"], p["lag"])
+        for p in group["partitions"]
+    }
     assert figures == kafka_consumer_groups(bus, stopped_group.group) == stopped_group.expected()
 
     # nobody consumes, lag remains: stopped, not OK
@@ -161,35 +188,76 @@ def test_lag_json_equals_kafka_consumer_groups(
             assert AGE_S - COMMITTED[partition] < p["lag_seconds"] < AGE_S + 120
             assert p["status"] == "STOP"
 
-    table = hallpass_cli(bus, tmp_path, "lag", "--group", stopped_group.group,
-                         "--samples", "2", "--interval", "0.5")
+    table = hallpass_cli(
+        bus, tmp_path, "lag", "--group", stopped_group.group, "--samples", "2", "--interval", "0.5"
+    )
     assert table.returncode == 0, table.stderr
     rows = [line.split() for line in table.stdout.splitlines()[1:]]
     assert [(r[0], r[1], r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7])) for r in rows] == [
-        (stopped_group.group, "STOP", stopped_group.topic, p, COMMITTED[p], PRODUCED[p],
-         PRODUCED[p] - COMMITTED[p]) for p in sorted(PRODUCED)]
+        (
+            stopped_group.group,
+            "STOP",
+            stopped_group.topic,
+            p,
+            COMMITTED[p],
+            PRODUCED[p],
+            PRODUCED[p] - COMMITTED[p],
+        )
+        for p in sorted(PRODUCED)
+    ]
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def partition_labels(sg: StoppedGroup, partition: int) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted({"consumergroup": sg.group, "topic": sg.topic,
-                         "partition": str(partition), "partner": ""}.items()))
+    return tuple(
+        sorted(
+            {
+                "consumergroup": sg.group,
+                "topic": sg.topic,
+                "partition": str(partition),
+                "partner": "",
+            }.items()
+        )
+    )
 
 
 def test_exporter_metrics_equal_kafka_consumer_groups_and_sigterm_stops_it(
-        bus: Connection, stopped_group: StoppedGroup, tmp_path: Path) -> None:
+    bus: Connection, stopped_group: StoppedGroup, tmp_path: Path
+) -> None:
     port = free_port()
-    env = {**os.environ, ENV_BOOTSTRAP: bus.bootstrap_servers,
-           ENV_REGISTRY: bus.schema_registry_url}
+    env = {
+        **os.environ,
+        ENV_BOOTSTRAP: bus.bootstrap_servers,
+        ENV_REGISTRY: bus.schema_registry_url,
+    }
     exporter = subprocess.Popen(
-        [sys.executable, "-m", "streams", "--data-dir", str(tmp_path), "lag-exporter",
-         "--metrics-port", str(port), "--interval", "1", "--group", stopped_group.group],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "--data-dir",
+            str(tmp_path),
+            "lag-exporter",
+            "--metrics-port",
+            str(port),
+            "--interval",
+            "1",
+            "--group",
+            stopped_group.group,
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     try:
         assert exporter.stderr is not None
         log: list[str] = []
@@ -212,36 +280,57 @@ def test_exporter_metrics_equal_kafka_consumer_groups_and_sigterm_stops_it(
         labels = partition_labels(sg, p)
         exported[(sg.topic, p)] = (
             int(metrics[("kafka_consumergroup_current_offset", labels)]),
-            int(metrics[("kafka_topic_partition_current_offset",
-                         (("partition", str(p)), ("topic", sg.topic)))]),
-            int(metrics[("kafka_consumergroup_lag", labels)]))
+            int(
+                metrics[
+                    (
+                        "kafka_topic_partition_current_offset",
+                        (("partition", str(p)), ("topic", sg.topic)),
+                    )
+                ]
+            ),
+            int(metrics[("kafka_consumergroup_lag", labels)]),
+        )
         seconds = metrics[("hallpass_consumergroup_lag_seconds", labels)]
         if p == 0:
             assert seconds == 0
         else:
             assert AGE_S - COMMITTED[p] < seconds < AGE_S + 120
     assert exported == tool == sg.expected()
-    status = {s: metrics[("hallpass_consumergroup_status",
-                          (("consumergroup", sg.group), ("partner", ""), ("status", s)))]
-              for s in ("OK", "WARN", "STALL", "STOP", "ERR")}
+    status = {
+        s: metrics[
+            (
+                "hallpass_consumergroup_status",
+                (("consumergroup", sg.group), ("partner", ""), ("status", s)),
+            )
+        ]
+        for s in ("OK", "WARN", "STALL", "STOP", "ERR")
+    }
     assert status == {"OK": 0, "WARN": 0, "STALL": 0, "STOP": 1, "ERR": 0}
     assert metrics[("hallpass_lag_exporter_up", ())] == 1
     assert 0 < metrics[("hallpass_lag_exporter_scrape_duration_seconds", ())] < 10
 
 
 def test_exporter_is_down_on_a_dead_broker_and_recovers_on_a_live_one(
-        bus: Connection, stopped_group: StoppedGroup) -> None:
+    bus: Connection, stopped_group: StoppedGroup
+) -> None:
     dead = Connection(f"127.0.0.1:{free_port()}", bus.schema_registry_url)  # nothing listens
     current = dead
     notes: list[str] = []
     exporter = LagExporter(
-        connect=lambda: current, open_source=lambda c: KafkaOffsets(c, timeout_s=2.0),
+        connect=lambda: current,
+        open_source=lambda c: KafkaOffsets(c, timeout_s=2.0),
         sampler=LagSampler(LagTracker(Topics())),
-        selection=GroupSelection((stopped_group.group,)), note=notes.append)
+        selection=GroupSelection((stopped_group.group,)),
+        note=notes.append,
+    )
     registry = CollectorRegistry()
     registry.register(LagCollector(lambda: exporter.latest))
-    labels = {"consumergroup": stopped_group.group, "topic": stopped_group.topic,
-              "partition": "1", "partner": ""}
+    labels = {
+        "consumergroup": stopped_group.group,
+        "topic": stopped_group.topic,
+        "partition": "1",
+        "partner": "",
+    }
     try:
         assert not exporter.sample().up
         assert registry.get_sample_value("hallpass_lag_exporter_up") == 0
@@ -251,10 +340,17 @@ def test_exporter_is_down_on_a_dead_broker_and_recovers_on_a_live_one(
         current = bus  # the broker is back
         assert exporter.sample().up
         assert registry.get_sample_value("hallpass_lag_exporter_up") == 1
-        assert registry.get_sample_value("kafka_consumergroup_lag", labels) == \
-            PRODUCED[1] - COMMITTED[1]
-        assert registry.get_sample_value("hallpass_consumergroup_status", {
-            "consumergroup": stopped_group.group, "partner": "", "status": "STOP"}) == 1
+        assert (
+            registry.get_sample_value("kafka_consumergroup_lag", labels)
+            == PRODUCED[1] - COMMITTED[1]
+        )
+        assert (
+            registry.get_sample_value(
+                "hallpass_consumergroup_status",
+                {"consumergroup": stopped_group.group, "partner": "", "status": "STOP"},
+            )
+            == 1
+        )
         assert "Kafka answers again" in notes[1]
     finally:
         exporter.close()

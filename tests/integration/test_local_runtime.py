@@ -21,13 +21,18 @@ pytestmark = pytest.mark.kafka
 PORTS = ["--kafka-port", "31092", "--controller-port", "31093", "--registry-port", "31081"]
 
 
-def hallpass(data_dir: Path, *args: str, env: dict[str, str] | None = None,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def hallpass(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     run_env = {k: v for k, v in os.environ.items() if k not in (ENV_BOOTSTRAP, ENV_REGISTRY)}
     run_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "streams", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, timeout=timeout, env=run_env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=run_env,
+        check=False,
     )
 
 
@@ -65,8 +70,16 @@ def test_port_taken_is_reported(tmp_path: Path) -> None:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        result = hallpass(tmp_path, "up", "--kafka-port", str(port),
-                          "--controller-port", "31193", "--registry-port", "31181")
+        result = hallpass(
+            tmp_path,
+            "up",
+            "--kafka-port",
+            str(port),
+            "--controller-port",
+            "31193",
+            "--registry-port",
+            "31181",
+        )
     assert result.returncode == 1
     assert f"port {port}" in result.stderr and "already in use" in result.stderr
 
@@ -83,8 +96,9 @@ def test_data_survives_down_and_up(own_stack: Path) -> None:
     restarted = hallpass(own_stack, "up", *PORTS)
     assert restarted.returncode == 0, restarted.stderr
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t-survives",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "t-survives", "enable.auto.commit": False}
+    )
     found = []
     for partition in range(3):
         tp = TopicPartition("t.survives", partition, 0)
@@ -107,10 +121,19 @@ def test_down_with_nothing_running(tmp_path: Path) -> None:
 def test_data_dir_of_another_cluster_is_refused(tmp_path: Path) -> None:
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "meta.properties").write_text(
-        "version=1\ncluster.id=SomeOtherClusterId0000\nnode.id=1\n")
+        "version=1\ncluster.id=SomeOtherClusterId0000\nnode.id=1\n"
+    )
     (tmp_path / "cluster.id").write_text("ThisClusterId000000000\n")
-    result = hallpass(tmp_path, "up", "--kafka-port", "31292", "--controller-port", "31293",
-                      "--registry-port", "31281")
+    result = hallpass(
+        tmp_path,
+        "up",
+        "--kafka-port",
+        "31292",
+        "--controller-port",
+        "31293",
+        "--registry-port",
+        "31281",
+    )
     assert result.returncode == 1
     assert "another cluster" in result.stderr and "SomeOtherClusterId0000" in result.stderr
 
@@ -119,12 +142,22 @@ def test_unreachable_maven_is_explained(tmp_path: Path) -> None:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     mvn = fake_bin / "mvn"
-    mvn.write_text("#!/bin/sh\necho '[ERROR] Could not transfer artifact: Unknown host' >&2\n"
-                   "exit 1\n")
+    mvn.write_text(
+        "#!/bin/sh\necho '[ERROR] Could not transfer artifact: Unknown host' >&2\nexit 1\n"
+    )
     mvn.chmod(0o755)
     env = {"PATH": f"{fake_bin}:{os.environ['PATH']}", "HALLPASS_CACHE_DIR": str(tmp_path / "c")}
-    result = hallpass(tmp_path / "data", "up", "--kafka-port", "31392", "--controller-port",
-                      "31393", "--registry-port", "31381", env=env)
+    result = hallpass(
+        tmp_path / "data",
+        "up",
+        "--kafka-port",
+        "31392",
+        "--controller-port",
+        "31393",
+        "--registry-port",
+        "31381",
+        env=env,
+    )
     assert result.returncode == 1
     assert "Maven could not fetch Apache Kafka" in result.stderr
     assert "Unknown host" in result.stderr

@@ -46,9 +46,10 @@ class Changes:
             meta = consumer.list_topics(CHANGES, timeout=30).topics.get(CHANGES)
             if meta is None or not meta.partitions:
                 return {}
-            return {p: consumer.get_watermark_offsets(TopicPartition(CHANGES, p),
-                                                      timeout=30)[1]
-                    for p in meta.partitions}
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(CHANGES, p), timeout=30)[1]
+                for p in meta.partitions
+            }
         finally:
             consumer.close()
 
@@ -56,8 +57,11 @@ class Changes:
         self.start = self._ends()
 
     def since_mark(self) -> list[tuple[str, dict[str, Any]]]:
-        reads = [r for r in read_topic(self.conn, CHANGES)
-                 if r.value is not None and r.offset >= self.start.get(r.partition, 0)]
+        reads = [
+            r
+            for r in read_topic(self.conn, CHANGES)
+            if r.value is not None and r.offset >= self.start.get(r.partition, 0)
+        ]
         reads.sort(key=lambda r: (r.partition, r.offset))
         values = decode_all(self.conn, reads)
         return [((r.key or b"").decode(), v) for r, v in zip(reads, values, strict=True)]
@@ -75,12 +79,21 @@ def copy(name: str, tmp_path: Path) -> Path:
 
 
 def publish(bus: Connection, tmp_path: Path, package: Path, *args: str) -> Any:
-    return hallpass_cli(bus, tmp_path / "data", "publish", "oneroster", str(package),
-                        "--state", str(tmp_path / "state.sqlite3"), *args)
+    return hallpass_cli(
+        bus,
+        tmp_path / "data",
+        "publish",
+        "oneroster",
+        str(package),
+        "--state",
+        str(tmp_path / "state.sqlite3"),
+        *args,
+    )
 
 
-def test_bulk_then_unchanged_rerun_then_delta(bus: Connection, tmp_path: Path,
-                                              changes: Changes) -> None:
+def test_bulk_then_unchanged_rerun_then_delta(
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     package = copy("bulk", tmp_path)
     expected = {e.key: e.value for e in read_package(package, write_rejects_file=False).events}
 
@@ -118,22 +131,23 @@ def test_bulk_then_unchanged_rerun_then_delta(bus: Connection, tmp_path: Path,
         assert {d.student_id: d.operation for d in store.delivered()}[BEN] == "DELETE"
 
 
-def test_bad_rows_are_rejected_and_the_rest_published(bus: Connection, tmp_path: Path,
-                                                      changes: Changes) -> None:
+def test_bad_rows_are_rejected_and_the_rest_published(
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     package = copy("bad_rows", tmp_path)
     result = publish(bus, tmp_path, package)
     assert result.returncode == 3, result.stderr  # published with rejected rows
     assert "rejected enrollments.csv:10:classSourcedId: unknown class 'cls-gone'" in result.stderr
-    assert "warning demographics.csv:4:birthDate: '2013-02-30' is not a valid date" \
-        in result.stderr
+    assert "warning demographics.csv:4:birthDate: '2013-02-30' is not a valid date" in result.stderr
     assert "Traceback" not in result.stderr
     for secret in ("hunter2", "078-05-1120", "219-09-9999"):
         assert secret not in result.stderr + result.stdout
     with (tmp_path / "bad_rows.rejects.csv").open(encoding="utf-8", newline="") as handle:
         rejects = list(csv.DictReader(handle))
     held = next(r for r in rejects if r["sourcedId"] == "usr-stu-8" and r["file"] == "users.csv")
-    assert held["reason"] == ("student not published: a row it joins was rejected "
-                              "(enrollments.csv:10)")
+    assert held["reason"] == (
+        "student not published: a row it joins was rejected (enrollments.csv:10)"
+    )
     assert next(r for r in rejects if r["sourcedId"] == "usr-stu-3")["password"] == "[redacted]"
     warnings = (tmp_path / "bad_rows.warnings.csv").read_text(encoding="utf-8")
     assert "enrollments.csv,6,primary" in warnings
@@ -143,8 +157,9 @@ def test_bad_rows_are_rejected_and_the_rest_published(bus: Connection, tmp_path:
     assert "published 3," in result.stdout
 
 
-def test_oneroster_1_1_with_a_source_configuration(bus: Connection, tmp_path: Path,
-                                                   changes: Changes) -> None:
+def test_oneroster_1_1_with_a_source_configuration(
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     package = copy("v1_1", tmp_path)
     result = publish(bus, tmp_path, package, "--source", str(SOURCES / "birch-lake.yaml"))
     assert result.returncode == 0, result.stderr
@@ -154,25 +169,31 @@ def test_oneroster_1_1_with_a_source_configuration(bus: Connection, tmp_path: Pa
     assert set(published) == {"270000101", "270000102"}
     mia = published["270000101"]
     assert (mia["student_id_type"], mia["district_id"], mia["school_id"]) == (
-        "state_id", "2700123", "270012300101")
+        "state_id",
+        "2700123",
+        "270012300101",
+    )
     assert mia["identity"]["state_student_id"] == "270000101"
     assert mia["identity"]["local_student_id"] is None  # identifier is the login here
     assert mia["source_system"] == "Birch Lake SIS"
 
 
-def test_a_key_rule_that_picks_the_login_publishes_nothing(bus: Connection, tmp_path: Path,
-                                                           changes: Changes) -> None:
+def test_a_key_rule_that_picks_the_login_publishes_nothing(
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     package = copy("v1_1", tmp_path)
-    result = publish(bus, tmp_path, package, "--source",
-                     str(SOURCES / "birch-lake-identifier.yaml"))
+    result = publish(
+        bus, tmp_path, package, "--source", str(SOURCES / "birch-lake-identifier.yaml")
+    )
     assert result.returncode == 3, result.stderr
     assert "a login is never published as an id" in result.stderr
     assert "mia.hansen" not in result.stderr
     assert changes.since_mark() == []
 
 
-def test_oneroster_1_0_without_manifest_and_district(bus: Connection, tmp_path: Path,
-                                                     changes: Changes) -> None:
+def test_oneroster_1_0_without_manifest_and_district(
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     package = copy("v1_0", tmp_path)
     result = publish(bus, tmp_path, package, "--source", str(SOURCES / "cedar-creek.yaml"))
     assert result.returncode == 0, result.stderr
@@ -184,18 +205,21 @@ def test_oneroster_1_0_without_manifest_and_district(bus: Connection, tmp_path: 
     changes.mark()
     other = tmp_path / "other"
     other.mkdir()
-    (other / "src.yaml").write_text("source: cedar-other\nstudent_key: {from: identifier, "
-                                    "is: state_id}\n")
-    failed = hallpass_cli(bus, other, "publish", "oneroster", str(package), "--source",
-                          str(other / "src.yaml"))
+    (other / "src.yaml").write_text(
+        "source: cedar-other\nstudent_key: {from: identifier, is: state_id}\n"
+    )
+    failed = hallpass_cli(
+        bus, other, "publish", "oneroster", str(package), "--source", str(other / "src.yaml")
+    )
     assert failed.returncode == 1
     assert failed.stderr.count("Error:") == 1 and "2 student(s) have no district" in failed.stderr
     assert "Traceback" not in failed.stderr
     assert changes.since_mark() == []
 
 
-def test_tolerant_package_is_published_with_its_warnings(bus: Connection, tmp_path: Path,
-                                                         changes: Changes) -> None:
+def test_tolerant_package_is_published_with_its_warnings(
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     package = copy("tolerant", tmp_path)
     result = publish(bus, tmp_path, package, "--source", str(SOURCES / "oak-hill.yaml"))
     assert result.returncode == 0, result.stderr
@@ -207,8 +231,9 @@ def test_tolerant_package_is_published_with_its_warnings(bus: Connection, tmp_pa
     assert published["4400001"]["district_id"] == "4400007"
 
 
-def test_delta_with_absent_files_and_a_minimal_delete(bus: Connection, tmp_path: Path,
-                                                      changes: Changes) -> None:
+def test_delta_with_absent_files_and_a_minimal_delete(
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     assert publish(bus, tmp_path, copy("bulk", tmp_path)).returncode == 0
     before = dict(changes.since_mark())
     changes.mark()
@@ -226,8 +251,9 @@ def test_delta_with_absent_files_and_a_minimal_delete(bus: Connection, tmp_path:
     assert (deleted["operation"], deleted["district_id"]) == ("DELETE", "3600001")
 
 
-def test_withdrawals_by_absence_wait_for_confirmation(bus: Connection, tmp_path: Path,
-                                                      changes: Changes) -> None:
+def test_withdrawals_by_absence_wait_for_confirmation(
+    bus: Connection, tmp_path: Path, changes: Changes
+) -> None:
     assert publish(bus, tmp_path, copy("bulk", tmp_path)).returncode == 0
     changes.mark()
     missing = copy("bulk_missing_student", tmp_path)
@@ -241,7 +267,10 @@ def test_withdrawals_by_absence_wait_for_confirmation(bus: Connection, tmp_path:
     assert "withdrawn 1" in confirmed.stdout
     withdrawn = dict(changes.since_mark())[CHLOE]
     assert (withdrawn["operation"], withdrawn["district_id"], withdrawn["school_id"]) == (
-        "DELETE", "3600001", "360000100001")
+        "DELETE",
+        "3600001",
+        "360000100001",
+    )
     changes.mark()
     again = publish(bus, tmp_path, missing)
     assert again.returncode == 0 and changes.since_mark() == []
@@ -270,8 +299,9 @@ def test_broker_gone_reports_acknowledged_and_keeps_fingerprints(
     publisher = EventPublisher(dead, delivery_timeout_s=3)
     store = SourceStateStore(tmp_path / "fp.db")
     event = read_package(DATA / "bulk", write_rejects_file=False).events[0]
-    publisher.publish(CHANGES, event.key, event.value,
-                      lambda: store.mark_delivered(event.key, "fp"))
+    publisher.publish(
+        CHANGES, event.key, event.value, lambda: store.mark_delivered(event.key, "fp")
+    )
     with pytest.raises(PublishError) as failed:
         publisher.close(timeout_s=10)
     assert "only 0 of 1 records were acknowledged" in str(failed.value)

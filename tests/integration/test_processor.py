@@ -151,8 +151,9 @@ class BusRun:
         """Every record ``partner`` received under ``key``, in order."""
         if partner not in self._histories:
             by_key: dict[bytes | None, list[Read]] = {}
-            for read in sorted(self.reads(self.topics.partner(partner)),
-                               key=lambda r: (r.partition, r.offset)):
+            for read in sorted(
+                self.reads(self.topics.partner(partner)), key=lambda r: (r.partition, r.offset)
+            ):
                 by_key.setdefault(read.key, []).append(read)
             self._histories[partner] = by_key
         return self._histories[partner].get(key, [])
@@ -167,8 +168,9 @@ class BusRun:
     def student_of(self, partner: str) -> dict[bytes, str]:
         if partner not in self._keys:
             secret = self.secret(partner)
-            self._keys[partner] = {partner_key(s, secret).encode(): s
-                                   for s in self.expected.students}
+            self._keys[partner] = {
+                partner_key(s, secret).encode(): s for s in self.expected.students
+            }
         return self._keys[partner]
 
     def live(self, partner: str) -> dict[bytes, dict[str, Any]]:
@@ -188,32 +190,47 @@ def live_records(conn: Connection, reads: list[Read]) -> dict[bytes, dict[str, A
     """What a compacted partner topic holds: key -> decoded record without its per-record
     envelope fields, tombstoned keys left out."""
     decoder = WireDecoder(SchemaRegistryClient(conn.registry_config()))
-    return {k: _without_envelope(decoder.decode(v)) for k, v in latest_by_key(reads).items()
-            if v is not None}
+    return {
+        k: _without_envelope(decoder.decode(v))
+        for k, v in latest_by_key(reads).items()
+        if v is not None
+    }
 
 
 def _without_envelope(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in PER_RECORD}
 
 
-def publish(conn: Connection, topics: Topics,
-            events: Iterable[tuple[str, str, Mapping[str, Any]]]) -> None:
-    publisher = EventPublisher(conn, {topics.changes: "student_record_changed",
-                                      topics.consent: "consent_changed"})
+def publish(
+    conn: Connection, topics: Topics, events: Iterable[tuple[str, str, Mapping[str, Any]]]
+) -> None:
+    publisher = EventPublisher(
+        conn, {topics.changes: "student_record_changed", topics.consent: "consent_changed"}
+    )
     for topic, key, value in events:
         publisher.publish(topics.name(topic), key, value)
     publisher.close()
 
 
-def process(conn: Connection, topics: Topics, contracts_dir: Path, secrets_file: Path,
-            now_ms: int) -> None:
+def process(
+    conn: Connection, topics: Topics, contracts_dir: Path, secrets_file: Path, now_ms: int
+) -> None:
     """Process until idle, deciding at ``now_ms`` (the simulation's dates are in the past)."""
-    run_processor(conn, contracts_dir, secrets_file, until_idle=True, worker=0,
-                  note=lambda _m: None, topics=topics, clock=ManualClock(now_ms))
+    run_processor(
+        conn,
+        contracts_dir,
+        secrets_file,
+        until_idle=True,
+        worker=0,
+        note=lambda _m: None,
+        topics=topics,
+        clock=ManualClock(now_ms),
+    )
 
 
-def sync_copies(conn: Connection, topics: Topics,
-                copies: dict[str, VendorCopy]) -> dict[str, set[str]]:
+def sync_copies(
+    conn: Connection, topics: Topics, copies: dict[str, VendorCopy]
+) -> dict[str, set[str]]:
     """What a vendor does: pull its topic into its local copy (tombstones delete)."""
     for partner, local in copies.items():
         sync_partner_topic(conn, topics.partner(partner), local, f"{topics.prefix}{partner}-v")
@@ -230,8 +247,10 @@ def contracts_dir_with_sunset(base: Path) -> Path:
     return out
 
 
-def choose_targets(live: Mapping[str, Mapping[bytes, Mapping[str, Any]]],
-                   student_of: Mapping[str, Mapping[bytes, str]]) -> Targets:
+def choose_targets(
+    live: Mapping[str, Mapping[bytes, Mapping[str, Any]]],
+    student_of: Mapping[str, Mapping[bytes, str]],
+) -> Targets:
     held = {p: {student_of[p][k] for k in live[p]} for p in live}
     used: set[str] = set()
 
@@ -242,11 +261,15 @@ def choose_targets(live: Mapping[str, Mapping[bytes, Mapping[str, Any]]],
         return left[0]
 
     revoke = pick(held[CAREWELL], "holds a carewell-health consent")
-    all_out = pick(held[CAREWELL] & held[LEARNWELL] & held[MEASURELY],
-                   "is shared with all three partners")
+    all_out = pick(
+        held[CAREWELL] & held[LEARNWELL] & held[MEASURELY], "is shared with all three partners"
+    )
     partner_out = pick(held[LEARNWELL] & held[MEASURELY], "is shared with learnwell, measurely")
-    with_grade = {student_of[LEARNWELL][k] for k, record in live[LEARNWELL].items()
-                  if (record.get("enrollment") or {}).get("grade_level") is not None}
+    with_grade = {
+        student_of[LEARNWELL][k]
+        for k, record in live[LEARNWELL].items()
+        if (record.get("enrollment") or {}).get("grade_level") is not None
+    }
     directory = pick(with_grade & held[MEASURELY], "has a grade level on learnwell")
     return Targets(revoke, partner_out, all_out, directory)
 
@@ -264,12 +287,11 @@ def run(bus: Connection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
     secrets_file = data_dir / "partner-secrets.json"
     catalog = field_catalog(load_schema("student_record_changed"))
     contracts = {c.partner: c for c in load_contracts(contracts_dir, catalog)}
-    events = list(simulate(STUDENTS, SEED, DAYS, districts=DISTRICTS,
-                           source_system=SOURCE_SYSTEM))
+    events = list(simulate(STUDENTS, SEED, DAYS, districts=DISTRICTS, source_system=SOURCE_SYSTEM))
     times = [event_time(e.value) for e in events]
     assert times == sorted(times), "the simulator yields events in time order"
     phase1 = [e for e in events if event_time(e.value) < PHASE_CUT]
-    phase2 = events[len(phase1):]
+    phase2 = events[len(phase1) :]
     started = time.monotonic()
 
     def lap(what: str) -> None:
@@ -285,31 +307,45 @@ def run(bus: Connection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
         lap("processed phase 1")
         copies = {p: VendorCopy() for p in PARTNERS}
         held_after = {"phase1": sync_copies(bus, topics, copies)}
-        live_after = {"phase1": {p: live_records(bus, read_topic(bus, topics.partner(p)))
-                                 for p in PARTNERS}}
+        live_after = {
+            "phase1": {p: live_records(bus, read_topic(bus, topics.partner(p))) for p in PARTNERS}
+        }
 
         publish(bus, topics, phase2)
         lap("published phase 2")
         process(bus, topics, contracts_dir, secrets_file, max(times))
         lap("processed phase 2")
         held_after["phase2"] = sync_copies(bus, topics, copies)
-        live_after["phase2"] = {p: live_records(bus, read_topic(bus, topics.partner(p)))
-                                for p in PARTNERS}
+        live_after["phase2"] = {
+            p: live_records(bus, read_topic(bus, topics.partner(p))) for p in PARTNERS
+        }
 
         # parents decide after the last simulated event, with the CLI
         sim_changes = [e.value for e in events if e.topic == CHANGES_TOPIC]
         sim_consent = [e.value for e in events if e.topic == CONSENT_TOPIC]
         partial = Expected.of(catalog, sim_changes, sim_consent)
         secrets = json.loads(secrets_file.read_text())
-        student_of = {p: {partner_key(s, bytes.fromhex(secrets[p])).encode(): s
-                          for s in partial.students} for p in PARTNERS}
+        student_of = {
+            p: {partner_key(s, bytes.fromhex(secrets[p])).encode(): s for s in partial.students}
+            for p in PARTNERS
+        }
         targets = choose_targets(live_after["phase2"], student_of)
         after = partial.end + 60_000
 
         def consent(*args: str, student: str, minutes: int) -> None:
-            hallpass(bus, topics, data_dir, "consent", *args, "--student", student,
-                     "--district", partial.district_of[student],
-                     "--effective-at", str(after + minutes * 60_000))
+            hallpass(
+                bus,
+                topics,
+                data_dir,
+                "consent",
+                *args,
+                "--student",
+                student,
+                "--district",
+                partial.district_of[student],
+                "--effective-at",
+                str(after + minutes * 60_000),
+            )
 
         consent("revoke", "--partner", CAREWELL, student=targets.revoke, minutes=0)
         consent("opt-out", "--partner", LEARNWELL, student=targets.partner_opt_out, minutes=1)
@@ -322,16 +358,27 @@ def run(bus: Connection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[B
 
         decoder = WireDecoder(SchemaRegistryClient(bus.registry_config()))
         simulated = {v["event_id"] for v in sim_consent}
-        cli_events = [v for v in (decoder.decode(r.value)
-                                  for r in read_topic(bus, topics.consent) if r.value)
-                      if v["event_id"] not in simulated]
+        cli_events = [
+            v
+            for v in (decoder.decode(r.value) for r in read_topic(bus, topics.consent) if r.value)
+            if v["event_id"] not in simulated
+        ]
         assert len(cli_events) == 4
         yield BusRun(
-            conn=bus, topics=topics, data_dir=data_dir, contracts_dir=contracts_dir,
-            secrets_file=secrets_file, catalog=catalog, contracts=contracts, events=events,
+            conn=bus,
+            topics=topics,
+            data_dir=data_dir,
+            contracts_dir=contracts_dir,
+            secrets_file=secrets_file,
+            catalog=catalog,
+            contracts=contracts,
+            events=events,
             cli_events=cli_events,
             expected=Expected.of(catalog, sim_changes, sim_consent + cli_events),
-            targets=targets, live_after=live_after, copies=copies, held_after=held_after,
+            targets=targets,
+            live_after=live_after,
+            copies=copies,
+            held_after=held_after,
             final_clock=final_clock,
         )
     finally:
@@ -361,8 +408,9 @@ def test_partner_records_decode_with_the_registered_view_and_carry_only_allowed_
         for read in values:
             assert read.value is not None
             assert read.value[0] == 0, "Confluent wire format"
-            assert int.from_bytes(read.value[1:5], "big") == latest.schema_id, \
+            assert int.from_bytes(read.value[1:5], "big") == latest.schema_id, (
                 f"{partner}: a record written with another schema than the registered view"
+            )
             record = fastavro.schemaless_reader(io.BytesIO(read.value[5:]), parsed, parsed)
             assert isinstance(record, dict)
             assert record["partner_student_key"].encode() == read.key
@@ -394,8 +442,11 @@ def test_never_share_values_reach_no_output_and_no_state(run: BusRun) -> None:
         found_in_input.update(_strings(decoder.decode(read.value)))
     assert secrets <= found_in_input
 
-    avro_topics = [run.topics.audit, *(run.topics.partner(p) for p in PARTNERS),
-                   *(run.topics.notices(p) for p in PARTNERS)]
+    avro_topics = [
+        run.topics.audit,
+        *(run.topics.partner(p) for p in PARTNERS),
+        *(run.topics.notices(p) for p in PARTNERS),
+    ]
     for topic in avro_topics:
         reads = run.reads(topic)
         assert reads, f"{topic} is empty"
@@ -433,8 +484,10 @@ def test_never_share_values_reach_no_output_and_no_state(run: BusRun) -> None:
 def _live_students(run: BusRun, partner: str) -> dict[str, set[str]]:
     allowed = set(run.allowances(partner)) | set(ENVELOPE_FIELDS)
     student_of = run.student_of(partner)
-    return {student_of[key]: non_null_leaves(record, allowed) - set(ENVELOPE_FIELDS)
-            for key, record in run.live(partner).items()}
+    return {
+        student_of[key]: non_null_leaves(record, allowed) - set(ENVELOPE_FIELDS)
+        for key, record in run.live(partner).items()
+    }
 
 
 def test_opted_out_students_hold_no_live_record(run: BusRun) -> None:
@@ -463,12 +516,16 @@ def test_each_partner_holds_exactly_the_fields_the_students_consent_permits(
     for partner in PARTNERS:
         contract, allowances = run.contracts[partner], run.allowances(partner)
         live = _live_students(run, partner)
-        expected = {s: f for s in exp.students
-                    if (f := exp.view_fields(s, contract, allowances)) is not None}
+        expected = {
+            s: f
+            for s in exp.students
+            if (f := exp.view_fields(s, contract, allowances)) is not None
+        }
         missing, extra = sorted(expected.keys() - live.keys()), sorted(live.keys() - expected)
-        assert not missing and not extra, \
-            f"{partner}: {len(missing)} students missing {missing[:5]}, {len(extra)} extra " \
+        assert not missing and not extra, (
+            f"{partner}: {len(missing)} students missing {missing[:5]}, {len(extra)} extra "
             f"{extra[:5]}"
+        )
         wrong = {s: (sorted(live[s] ^ expected[s])) for s in live if live[s] != expected[s]}
         assert not wrong, f"{partner}: fields differ for {len(wrong)}: {list(wrong.items())[:3]}"
 
@@ -499,7 +556,8 @@ def test_no_value_outside_the_contracts_links_two_partners(run: BusRun) -> None:
             notice = decoder.decode(read.value)
             assert notice["retracted_at"] % 86_400_000 == 0, "a time finer than a day"
             per_key.setdefault(read.key or b"", set()).update(
-                (notice["event_id"], notice["partner_student_key"]))
+                (notice["event_id"], notice["partner_student_key"])
+            )
     joined = 0
     for a, b in itertools.combinations(PARTNERS, 2):
         for student in run.expected.students:
@@ -530,13 +588,15 @@ def test_directory_opt_out_removes_exactly_the_directory_fields(run: BusRun) -> 
     before["enrollment"]["grade_level"] = None
     assert after == before
     decoder = WireDecoder(SchemaRegistryClient(run.conn.registry_config()))
-    notices = [decoder.decode(r.value) for r in run.reads(run.topics.notices(LEARNWELL))
-               if r.key == key]
+    notices = [
+        decoder.decode(r.value) for r in run.reads(run.topics.notices(LEARNWELL)) if r.key == key
+    ]
     assert [(n["reason"], n["categories"], n["fields"]) for n in notices] == [
-        ("DIRECTORY_OPT_OUT", ["enrollment"], ["enrollment.grade_level"])], \
-        "a partial retraction comes with a notice naming what to delete"
-    assert run.key(MEASURELY, student) in run.live(MEASURELY), \
+        ("DIRECTORY_OPT_OUT", ["enrollment"], ["enrollment.grade_level"])
+    ], "a partial retraction comes with a notice naming what to delete"
+    assert run.key(MEASURELY, student) in run.live(MEASURELY), (
         "a directory opt-out is no opt-out of a partner"
+    )
 
 
 def test_consent_fields_reach_carewell_only_under_a_live_grant(run: BusRun) -> None:
@@ -561,8 +621,9 @@ def test_every_tombstone_carries_a_reason_and_a_deletion_notice(run: BusRun) -> 
     reasons = {r.value for r in WithheldReason}
     decoder = WireDecoder(SchemaRegistryClient(run.conn.registry_config()))
     for partner in PARTNERS:
-        tombstones = Counter((r.key, _reason(r))
-                             for r in run.reads(run.topics.partner(partner)) if r.value is None)
+        tombstones = Counter(
+            (r.key, _reason(r)) for r in run.reads(run.topics.partner(partner)) if r.value is None
+        )
         assert tombstones, f"{partner}: no retraction at all"
         assert {reason for _, reason in tombstones} <= reasons
         notices: Counter[tuple[bytes, str]] = Counter()
@@ -579,21 +640,29 @@ def test_every_tombstone_carries_a_reason_and_a_deletion_notice(run: BusRun) -> 
 
 def test_revocation_and_opt_outs_retract_what_partners_held(run: BusRun) -> None:
     t = run.targets
-    expected = [(t.revoke, CAREWELL, "CONSENT_REVOKED"),
-                (t.partner_opt_out, LEARNWELL, "PARTNER_OPT_OUT"),
-                *((t.all_opt_out, p, "ALL_OPT_OUT") for p in (LEARNWELL, MEASURELY,
-                                                                      CAREWELL))]
+    expected = [
+        (t.revoke, CAREWELL, "CONSENT_REVOKED"),
+        (t.partner_opt_out, LEARNWELL, "PARTNER_OPT_OUT"),
+        *((t.all_opt_out, p, "ALL_OPT_OUT") for p in (LEARNWELL, MEASURELY, CAREWELL)),
+    ]
     # and the simulated parents' decisions after the first phase, for what was held then
-    sim = [e.value for e in run.events if e.topic == CONSENT_TOPIC
-           and event_time(e.value) >= PHASE_CUT
-           and e.value["kind"] in ("REVOKE", "PARTNER_OPT_OUT", "ALL_OPT_OUT")]
+    sim = [
+        e.value
+        for e in run.events
+        if e.topic == CONSENT_TOPIC
+        and event_time(e.value) >= PHASE_CUT
+        and e.value["kind"] in ("REVOKE", "PARTNER_OPT_OUT", "ALL_OPT_OUT")
+    ]
     for value in sim:
         student = value["student_id"]
-        for partner in ([value["partner"]] if value["partner"] else [LEARNWELL, MEASURELY,
-                                                                       CAREWELL]):
-            if (run.key(partner, student) in run.live_after["phase1"][partner]
-                    and run.expected.view_fields(student, run.contracts[partner],
-                                                 run.allowances(partner)) is None):
+        for partner in [value["partner"]] if value["partner"] else [LEARNWELL, MEASURELY, CAREWELL]:
+            if (
+                run.key(partner, student) in run.live_after["phase1"][partner]
+                and run.expected.view_fields(
+                    student, run.contracts[partner], run.allowances(partner)
+                )
+                is None
+            ):
                 expected.append((student, partner, ""))
     assert len(expected) > 5
 
@@ -609,8 +678,9 @@ def test_revocation_and_opt_outs_retract_what_partners_held(run: BusRun) -> None
     # the partner opt-out concerns learnwell only
     assert run.key(MEASURELY, t.partner_opt_out) in run.live(MEASURELY)
     for partner in PARTNERS:
-        assert final[partner] == {k.decode() for k in run.live(partner)}, \
+        assert final[partner] == {k.decode() for k in run.live(partner)}, (
             f"{partner}: the vendor's copy is not what the topic holds"
+        )
 
 
 def test_contract_end_retracts_every_student_the_partner_held(run: BusRun) -> None:
@@ -649,16 +719,20 @@ def test_no_partner_receives_a_record_it_already_holds(run: BusRun) -> None:
         assert not twice, f"{partner} received {len(twice)} records it held, e.g. {twice[:3]}"
 
 
-def _ledger_problems(ledger: list[tuple[bytes | None, dict[str, Any]]], changes_topic: str,
-                     change_ids: set[str]) -> list[str]:
+def _ledger_problems(
+    ledger: list[tuple[bytes | None, dict[str, Any]]], changes_topic: str, change_ids: set[str]
+) -> list[str]:
     """The ledger rule: at most one decision per (change event, partner), recorded only when
     it told the partner something or withheld for a privacy reason (``_ledger_matches_topics``
     and ``_resent`` check the first half), every partial retraction beside the disclosure of
     its reduced view, every decision id once, every record keyed by its student."""
     problems = []
     partial = [r for _, r in ledger if r["decision"] == "RETRACTED" and r["fields"]]
-    about_changes = [r for _, r in ledger if r["event_id"] in change_ids
-                     and not (r["decision"] == "RETRACTED" and r["fields"])]
+    about_changes = [
+        r
+        for _, r in ledger
+        if r["event_id"] in change_ids and not (r["decision"] == "RETRACTED" and r["fields"])
+    ]
     per_change = Counter(r["decision_id"] for r in about_changes)
     if elsewhere := [r for r in about_changes if r["source_topic"] != changes_topic]:
         problems.append(f"{len(elsewhere)} change decisions name another source topic")
@@ -669,13 +743,17 @@ def _ledger_problems(ledger: list[tuple[bytes | None, dict[str, Any]]], changes_
         problems.append(f"{len(dupes)} decisions recorded twice: {list(dupes.items())[:3]}")
     if len(per_change) < len(change_ids):
         problems.append(f"only {len(per_change)} decisions for {len(change_ids)} changes")
-    unchanged = [r for r in about_changes if r["decision"] == "WITHHELD"
-                 and r["reason"] == WithheldReason.STUDENT_DELETED.value]
+    unchanged = [
+        r
+        for r in about_changes
+        if r["decision"] == "WITHHELD" and r["reason"] == WithheldReason.STUDENT_DELETED.value
+    ]
     if unchanged:
         problems.append(f"{len(unchanged)} deleted students never held recorded as withheld")
     disclosed = {r["decision_id"] for _, r in ledger if r["decision"] == "DISCLOSED"}
-    if alone := [r["decision_id"] for r in partial
-                 if r["decision_id"].rsplit(":", 1)[0] not in disclosed]:
+    if alone := [
+        r["decision_id"] for r in partial if r["decision_id"].rsplit(":", 1)[0] not in disclosed
+    ]:
         problems.append(f"{len(alone)} partial retractions without a reduced view: {alone[:3]}")
     every = Counter(r["decision_id"] for _, r in ledger)
     if dupes2 := {d: n for d, n in every.items() if n > 1}:
@@ -687,18 +765,22 @@ def _ledger_problems(ledger: list[tuple[bytes | None, dict[str, Any]]], changes_
     return problems
 
 
-def _ledger_matches_topics(ledger: list[tuple[bytes | None, dict[str, Any]]],
-                           topic_reads: Mapping[str, list[Read]]) -> list[str]:
+def _ledger_matches_topics(
+    ledger: list[tuple[bytes | None, dict[str, Any]]], topic_reads: Mapping[str, list[Read]]
+) -> list[str]:
     """Every record a partner got is one DISCLOSED decision, every tombstone one RETRACTED."""
     problems = []
     for partner, reads in topic_reads.items():
         ledger_counts = Counter(
-            (r["partner_student_key"], r["decision"]) for _, r in ledger
-            if r["partner"] == partner and (r["decision"] == "DISCLOSED" or (
-                r["decision"] == "RETRACTED" and not r["fields"])))
-        topic_counts = Counter(((r.key or b"").decode(),
-                                "DISCLOSED" if r.value is not None else "RETRACTED")
-                               for r in reads)
+            (r["partner_student_key"], r["decision"])
+            for _, r in ledger
+            if r["partner"] == partner
+            and (r["decision"] == "DISCLOSED" or (r["decision"] == "RETRACTED" and not r["fields"]))
+        )
+        topic_counts = Counter(
+            ((r.key or b"").decode(), "DISCLOSED" if r.value is not None else "RETRACTED")
+            for r in reads
+        )
         if ledger_counts != topic_counts:
             diff = (ledger_counts - topic_counts) + (topic_counts - ledger_counts)
             problems.append(f"{partner}: ledger and topic disagree on {list(diff.items())[:3]}")
@@ -709,7 +791,8 @@ def test_ledger_holds_one_decision_per_change_and_partner(run: BusRun) -> None:
     ledger = list(read_ledger(run.conn, run.topics.audit))
     assert not _ledger_problems(ledger, run.topics.changes, run.change_event_ids)
     assert not _ledger_matches_topics(
-        ledger, {p: run.reads(run.topics.partner(p)) for p in PARTNERS})
+        ledger, {p: run.reads(run.topics.partner(p)) for p in PARTNERS}
+    )
     by_id = {r["decision_id"]: r for _, r in ledger}
     checked = 0
     for event in run.events[-200:]:
@@ -725,15 +808,19 @@ def test_ledger_holds_one_decision_per_change_and_partner(run: BusRun) -> None:
 
 def test_disclosure_report_agrees_with_the_partner_topics(run: BusRun) -> None:
     t = run.targets
-    district_out = next(s for s in sorted(run.expected.students)
-                        if run.expected.district_opted_out(s, MEASURELY)
-                        and run.key(MEASURELY, s) in run.live_after["phase1"][MEASURELY])
+    district_out = next(
+        s
+        for s in sorted(run.expected.students)
+        if run.expected.district_opted_out(s, MEASURELY)
+        and run.key(MEASURELY, s) in run.live_after["phase1"][MEASURELY]
+    )
     decoder = WireDecoder(SchemaRegistryClient(run.conn.registry_config()))
     compared = 0
     reports = {}
     for student in (t.all_opt_out, t.directory, t.revoke, district_out):
-        result = hallpass(run.conn, run.topics, run.data_dir, "disclosures", "--student",
-                          student, "--json")
+        result = hallpass(
+            run.conn, run.topics, run.data_dir, "disclosures", "--student", student, "--json"
+        )
         rows = reports[student] = json.loads(result.stdout)
         assert {r["student_id"] for r in rows} == {student}
         for partner in PARTNERS:
@@ -741,23 +828,39 @@ def test_disclosure_report_agrees_with_the_partner_topics(run: BusRun) -> None:
             allowed = set(run.allowances(partner)) | set(ENVELOPE_FIELDS)
             history = run.history(partner, key)
             compared += len(history)
-            sent = sorted(tuple(sorted(non_null_leaves(decoder.decode(r.value), allowed)
-                                       - set(ENVELOPE_FIELDS)))
-                          for r in history if r.value is not None)
-            reported = sorted(tuple(sorted(r["fields"])) for r in rows
-                              if r["partner"] == partner and r["decision"] == "DISCLOSED")
+            sent = sorted(
+                tuple(
+                    sorted(non_null_leaves(decoder.decode(r.value), allowed) - set(ENVELOPE_FIELDS))
+                )
+                for r in history
+                if r.value is not None
+            )
+            reported = sorted(
+                tuple(sorted(r["fields"]))
+                for r in rows
+                if r["partner"] == partner and r["decision"] == "DISCLOSED"
+            )
             assert reported == sent, f"{student} / {partner}"
-            retracted = [r for r in rows if r["partner"] == partner
-                         and r["decision"] == "RETRACTED" and not r["fields"]]
+            retracted = [
+                r
+                for r in rows
+                if r["partner"] == partner and r["decision"] == "RETRACTED" and not r["fields"]
+            ]
             assert len(retracted) == sum(1 for r in history if r.value is None)
-            assert {r["partner_student_key"] for r in rows if r["partner"] == partner} <= \
-                {key.decode()}
-            assert all(r["contract_version"] == run.contracts[partner].version
-                       for r in rows if r["partner"] == partner)
+            assert {r["partner_student_key"] for r in rows if r["partner"] == partner} <= {
+                key.decode()
+            }
+            assert all(
+                r["contract_version"] == run.contracts[partner].version
+                for r in rows
+                if r["partner"] == partner
+            )
     assert compared >= 12, "the students chosen received records and retractions"
-    assert {r["partner"] for r in reports[t.all_opt_out]
-            if r["decision"] == "RETRACTED" and r["reason"] == "ALL_OPT_OUT"} \
-        == {LEARNWELL, MEASURELY, CAREWELL}
+    assert {
+        r["partner"]
+        for r in reports[t.all_opt_out]
+        if r["decision"] == "RETRACTED" and r["reason"] == "ALL_OPT_OUT"
+    } == {LEARNWELL, MEASURELY, CAREWELL}
 
 
 # --- 5. SIGKILL ----------------------------------------------------------------------------------
@@ -773,13 +876,26 @@ def test_sigkills_change_nothing_partners_or_the_ledger_see(run: BusRun, tmp_pat
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     inputs = [topics.changes, topics.consent]
-    args = ["--contracts", str(run.contracts_dir), "--partner-secrets", str(run.secrets_file),
-            "--batch-size", "200", "--frozen-clock", str(run.final_clock)]
+    args = [
+        "--contracts",
+        str(run.contracts_dir),
+        "--partner-secrets",
+        str(run.secrets_file),
+        "--batch-size",
+        "200",
+        "--frozen-clock",
+        str(run.final_clock),
+    ]
     try:
         apply_contracts(run.conn, run.contracts_dir, topics, secrets_file=run.secrets_file)
-        publish(run.conn, topics, [*((e.topic, e.key, e.value) for e in run.events),
-                                   *((CONSENT_TOPIC, v["student_id"], v)
-                                     for v in run.cli_events)])
+        publish(
+            run.conn,
+            topics,
+            [
+                *((e.topic, e.key, e.value) for e in run.events),
+                *((CONSENT_TOPIC, v["student_id"], v) for v in run.cli_events),
+            ],
+        )
         total = len(run.events) + len(run.cli_events)
         open_txn = OpenTransactions(run.conn, [topics.audit, *map(topics.partner, PARTNERS)])
         kills, hits, done = 0, 0, 0
@@ -815,29 +931,33 @@ def test_sigkills_change_nothing_partners_or_the_ledger_see(run: BusRun, tmp_pat
 
         last = ProcessorProcess(run.conn, topics, tmp_path, args, tmp_path / "last.log")
         assert last.finish(180) == 0, last.output()
-        assert sum(committed_offsets(run.conn, topics.processor_group, inputs).values()) \
-            == total
+        assert sum(committed_offsets(run.conn, topics.processor_group, inputs).values()) == total
         assert open_txn.records() == 0
 
         # what the killed transactions wrote is there, and hidden from read_committed
-        aborted = sum(count_records(run.conn, t, "read_uncommitted")
-                      - count_records(run.conn, t, "read_committed")
-                      for t in (topics.audit, topics.state))
+        aborted = sum(
+            count_records(run.conn, t, "read_uncommitted")
+            - count_records(run.conn, t, "read_committed")
+            for t in (topics.audit, topics.state)
+        )
         assert aborted > 0, f"kills (* = open transaction): {log} (seed {seed})"
-        print(f"{kills} kills (* = open transaction): {log}; {aborted} aborted records on the "
-              f"audit and state topics (seed {seed})")
+        print(
+            f"{kills} kills (* = open transaction): {log}; {aborted} aborted records on the "
+            f"audit and state topics (seed {seed})"
+        )
 
         for partner in PARTNERS:
             reads = read_topic(run.conn, topics.partner(partner))
-            assert live_records(run.conn, reads) == run.live(partner), \
-                f"{partner}: what the partner holds differs from the run without kills " \
+            assert live_records(run.conn, reads) == run.live(partner), (
+                f"{partner}: what the partner holds differs from the run without kills "
                 f"(kills {log}, seed {seed})"
-            assert not _resent(run.conn, reads), \
-                f"{partner} received a record twice (seed {seed})"
+            )
+            assert not _resent(run.conn, reads), f"{partner} received a record twice (seed {seed})"
         ledger = list(read_ledger(run.conn, topics.audit))
         problems = _ledger_problems(ledger, topics.changes, run.change_event_ids)
         problems += _ledger_matches_topics(
-            ledger, {p: read_topic(run.conn, topics.partner(p)) for p in PARTNERS})
+            ledger, {p: read_topic(run.conn, topics.partner(p)) for p in PARTNERS}
+        )
         assert not problems, f"kills {log}, seed {seed}: {problems}"
     finally:
         drop_prefix(run.conn, topics.prefix)
@@ -858,31 +978,53 @@ def test_a_district_opt_out_binds_the_students_of_every_partition(run: BusRun) -
     x = partition_for(district.encode(), 3)
     snapshots: dict[str, SimEvent] = {}
     for event in run.events:
-        if (event.topic == CHANGES_TOPIC and event.value["district_id"] == district
-                and event.value["operation"] == "UPSERT" and event.key not in snapshots
-                and event_time(event.value) < opt_out_at):
+        if (
+            event.topic == CHANGES_TOPIC
+            and event.value["district_id"] == district
+            and event.value["operation"] == "UPSERT"
+            and event.key not in snapshots
+            and event_time(event.value) < opt_out_at
+        ):
             snapshots[event.key] = event
     others = sorted(s for s in snapshots if partition_for(s.encode(), 3) != x)
     a, b = others[:4], others[4:8]
     assert len(b) == 4
-    grants = [ConsentEvent(
-        event_id=f"t-grant-{student}", kind=ConsentKind.GRANT, district_id=district,
-        effective_at=opt_out_at - 3_600_000, student_id=student, partner=CAREWELL,
-        categories=frozenset({"student_name"}), recorded_by="t", source_system="t",
-    ).to_avro() for student in a]
+    grants = [
+        ConsentEvent(
+            event_id=f"t-grant-{student}",
+            kind=ConsentKind.GRANT,
+            district_id=district,
+            effective_at=opt_out_at - 3_600_000,
+            student_id=student,
+            partner=CAREWELL,
+            categories=frozenset({"student_name"}),
+            recorded_by="t",
+            source_system="t",
+        ).to_avro()
+        for student in a
+    ]
     before, after = opt_out_at - 60_000, opt_out_at + 60_000
     try:
         apply_contracts(run.conn, run.contracts_dir, topics, secrets_file=run.secrets_file)
-        publish(run.conn, topics, [*((CHANGES_TOPIC, s, snapshots[s].value) for s in a),
-                                   *((CONSENT_TOPIC, g["student_id"], g) for g in grants)])
+        publish(
+            run.conn,
+            topics,
+            [
+                *((CHANGES_TOPIC, s, snapshots[s].value) for s in a),
+                *((CONSENT_TOPIC, g["student_id"], g) for g in grants),
+            ],
+        )
         process(run.conn, topics, run.contracts_dir, run.secrets_file, before)
         publish(run.conn, topics, [district_event])
         process(run.conn, topics, run.contracts_dir, run.secrets_file, after)
         publish(run.conn, topics, [(CHANGES_TOPIC, s, snapshots[s].value) for s in b])
         process(run.conn, topics, run.contracts_dir, run.secrets_file, after)
 
-        placed = {(r.key or b"").decode(): r.partition
-                  for t in (topics.changes, topics.consent) for r in read_topic(run.conn, t)}
+        placed = {
+            (r.key or b"").decode(): r.partition
+            for t in (topics.changes, topics.consent)
+            for r in read_topic(run.conn, t)
+        }
         assert placed[district] == x
         assert {placed[s] for s in (*a, *b)} - {x}, "the students are on other partitions"
 
@@ -893,11 +1035,15 @@ def test_a_district_opt_out_binds_the_students_of_every_partition(run: BusRun) -
         assert held(partner) == set(), f"{partner} holds students of a district opted out"
         assert held(CAREWELL) == set(a), "the district opt-out retracted consented records"
         assert held(LEARNWELL) == {*a, *b}
-        decisions = Counter((r["student_id"] in a, r["decision"], r["reason"])
-                            for _, r in read_ledger(run.conn, topics.audit)
-                            if r["partner"] == partner)
-        assert decisions == {(True, "DISCLOSED", None): 4,
-                             (True, "RETRACTED", "DISTRICT_OPT_OUT"): 4,
-                             (False, "WITHHELD", "DISTRICT_OPT_OUT"): 4}
+        decisions = Counter(
+            (r["student_id"] in a, r["decision"], r["reason"])
+            for _, r in read_ledger(run.conn, topics.audit)
+            if r["partner"] == partner
+        )
+        assert decisions == {
+            (True, "DISCLOSED", None): 4,
+            (True, "RETRACTED", "DISTRICT_OPT_OUT"): 4,
+            (False, "WITHHELD", "DISTRICT_OPT_OUT"): 4,
+        }
     finally:
         drop_prefix(run.conn, topics.prefix)

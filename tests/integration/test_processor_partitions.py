@@ -24,10 +24,8 @@ def test_state_changelog_gets_as_many_partitions_as_the_change_topic(
 ) -> None:
     ensure_topics(bus, [TopicSpec(topics.changes, 6)])
     check_copartitioned(bus, topics)
-    counts = partition_counts(bus, [topics.changes, topics.consent, topics.state,
-                                    topics.districts])
-    assert counts == {topics.changes: 6, topics.consent: 6, topics.state: 6,
-                      topics.districts: 1}
+    counts = partition_counts(bus, [topics.changes, topics.consent, topics.state, topics.districts])
+    assert counts == {topics.changes: 6, topics.consent: 6, topics.state: 6, topics.districts: 1}
 
 
 def test_inputs_not_copartitioned_is_a_clear_error(bus: Connection, topics: Topics) -> None:

@@ -46,9 +46,15 @@ RULES = REPO / "deploy" / "prometheus" / "rules" / "hallpass.rules.yml"
 PARTNER = "learnwell"
 STUDENTS, SEED, DAYS = 200, 11, 2
 DASHBOARD_PANELS_WITH_DATA = (
-    "Input events per topic", "Throughput per partner", "Decisions withheld by reason",
-    "Fields stripped by category", "Partner lag (messages)", "Partner lag (seconds)",
-    "Partner consumer groups", "End-to-end latency p50 / p99", "Time per batch by stage (p99)",
+    "Input events per topic",
+    "Throughput per partner",
+    "Decisions withheld by reason",
+    "Fields stripped by category",
+    "Partner lag (messages)",
+    "Partner lag (seconds)",
+    "Partner consumer groups",
+    "End-to-end latency p50 / p99",
+    "Time per batch by stage (p99)",
     "Dead letters by reason",
 )
 
@@ -73,8 +79,9 @@ def free_port(taken: set[int]) -> int:
 class Service:
     """A long-running command as a subprocess, its output in a file, stopped with SIGTERM."""
 
-    def __init__(self, name: str, args: list[str], log: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, args: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.log = log
         self._out = log.open("w")
@@ -97,10 +104,15 @@ class Service:
         return self.proc.returncode
 
 
-def hallpass_service(name: str, conn: Connection, topics: Topics, data_dir: Path, log: Path,
-                     *args: str) -> Service:
-    return Service(name, [sys.executable, "-m", "streams", "--data-dir", str(data_dir), *args],
-                   log, env=cli_env(conn, topics))
+def hallpass_service(
+    name: str, conn: Connection, topics: Topics, data_dir: Path, log: Path, *args: str
+) -> Service:
+    return Service(
+        name,
+        [sys.executable, "-m", "streams", "--data-dir", str(data_dir), *args],
+        log,
+        env=cli_env(conn, topics),
+    )
 
 
 def prometheus_config(processor_port: int, exporter_port: int) -> dict[str, Any]:
@@ -133,8 +145,9 @@ class PromQL:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
-    def wait_for(self, promql: str, accept: Callable[[list[dict[str, Any]]], bool],
-                 timeout_s: float = 90.0) -> list[dict[str, Any]]:
+    def wait_for(
+        self, promql: str, accept: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 90.0
+    ) -> list[dict[str, Any]]:
         """The query's result once ``accept`` takes it (Prometheus scrapes every second)."""
         result: list[dict[str, Any]] = []
 
@@ -169,8 +182,9 @@ def commit_half(conn: Connection, topic: str, group: str) -> int:
         lag = 0
         commits = []
         for partition in sorted(partitions):
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                        timeout=30)
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=30
+            )
             commits.append(TopicPartition(topic, partition, high // 2))
             lag += high - high // 2
         consumer.commit(offsets=commits, asynchronous=False)
@@ -190,19 +204,21 @@ def topics(bus: Connection) -> Iterator[Topics]:
 def prometheus_binary() -> str:
     found = shutil.which("prometheus") or shutil.which("prometheus", path="/usr/bin")
     if found is None:
-        pytest.fail("prometheus is not installed: it comes with Debian's prometheus package "
-                    "(sudo apt-get install prometheus), which `make test` installs.")
+        pytest.fail(
+            "prometheus is not installed: it comes with Debian's prometheus package "
+            "(sudo apt-get install prometheus), which `make test` installs."
+        )
     return found
 
 
 def test_prometheus_sees_the_processor_counters_and_a_partner_lag(
     bus: Connection, topics: Topics, tmp_path: Path, prometheus_binary: str
 ) -> None:
-    apply_contracts(bus, CONTRACTS, topics,
-                    secrets_file=tmp_path / "data" / "partner-secrets.json")
+    apply_contracts(bus, CONTRACTS, topics, secrets_file=tmp_path / "data" / "partner-secrets.json")
     events = list(simulate(STUDENTS, SEED, DAYS))
-    publisher = EventPublisher(bus, {topics.changes: "student_record_changed",
-                                     topics.consent: "consent_changed"})
+    publisher = EventPublisher(
+        bus, {topics.changes: "student_record_changed", topics.consent: "consent_changed"}
+    )
     for event in events:
         publisher.publish(topics.name(event.topic), event.key, event.value)
     publisher.close()
@@ -215,15 +231,40 @@ def test_prometheus_sees_the_processor_counters_and_a_partner_lag(
     vendor_group = f"{topics.prefix}{PARTNER}-vendor"
     data_dir = tmp_path / "data"
     services = [
-        hallpass_service("processor", bus, topics, data_dir, tmp_path / "processor.log",
-                         "process", "--metrics-port", str(processor_port)),
-        hallpass_service("lag-exporter", bus, topics, data_dir, tmp_path / "exporter.log",
-                         "lag-exporter", "--metrics-port", str(exporter_port),
-                         "--interval", "1", "--group", f"{topics.prefix}*"),
-        Service("prometheus", [prometheus_binary, f"--config.file={config}",
-                               f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                               f"--web.listen-address=127.0.0.1:{prometheus_port}"],
-                tmp_path / "prometheus.log"),
+        hallpass_service(
+            "processor",
+            bus,
+            topics,
+            data_dir,
+            tmp_path / "processor.log",
+            "process",
+            "--metrics-port",
+            str(processor_port),
+        ),
+        hallpass_service(
+            "lag-exporter",
+            bus,
+            topics,
+            data_dir,
+            tmp_path / "exporter.log",
+            "lag-exporter",
+            "--metrics-port",
+            str(exporter_port),
+            "--interval",
+            "1",
+            "--group",
+            f"{topics.prefix}*",
+        ),
+        Service(
+            "prometheus",
+            [
+                prometheus_binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            ],
+            tmp_path / "prometheus.log",
+        ),
     ]
     prom = PromQL(f"http://127.0.0.1:{prometheus_port}", services)
     try:
@@ -239,22 +280,25 @@ def test_prometheus_sees_the_processor_counters_and_a_partner_lag(
         # the processor's counters: every input event, per topic
         job = 'job="hallpass-processor"'
         for topic, n in ((topics.changes, changes), (topics.consent, len(events) - changes)):
-            prom.wait_for(f'hallpass_processor_events_consumed_total{{{job},topic="{topic}"}}',
-                          equals(n))
+            prom.wait_for(
+                f'hallpass_processor_events_consumed_total{{{job},topic="{topic}"}}', equals(n)
+            )
         assert value(prom.query(f"up{{{job}}}")) == 1
         # its transactions committed every input offset (the input topics hold no
         # transaction markers: the sum of the end offsets is the number of events), so its
         # group lags by nothing; it reads no partner topic, so it has no partner label
         processor = f'consumergroup="{topics.processor_group}",partner=""'
-        prom.wait_for(f"sum(kafka_consumergroup_current_offset{{{processor}}})",
-                      equals(len(events)))
+        prom.wait_for(
+            f"sum(kafka_consumergroup_current_offset{{{processor}}})", equals(len(events))
+        )
         prom.wait_for(f"sum(kafka_consumergroup_lag{{{processor}}})", equals(0))
         # what it wrote to the partner's topic, as Prometheus saw it: every record a
         # read_committed vendor can read (views and tombstones)
         written = count_records(bus, topics.partner(PARTNER), "read_committed")
         assert written > 0
-        prom.wait_for(f'sum(hallpass_partner_records_total{{{job},partner="{PARTNER}"}})',
-                      equals(written))
+        prom.wait_for(
+            f'sum(hallpass_partner_records_total{{{job},partner="{PARTNER}"}})', equals(written)
+        )
         withheld = prom.query(f"sum(hallpass_decisions_withheld_total{{{job}}})")
         assert value(withheld) > 0
 
@@ -263,23 +307,30 @@ def test_prometheus_sees_the_processor_counters_and_a_partner_lag(
         assert expected_lag > 0
         group = f'consumergroup="{vendor_group}",partner="{PARTNER}"'
         prom.wait_for(f"sum(kafka_consumergroup_lag{{{group}}})", equals(expected_lag))
-        lag_seconds = prom.wait_for(f"max(hallpass_consumergroup_lag_seconds{{{group}}})",
-                                    lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0)
+        lag_seconds = prom.wait_for(
+            f"max(hallpass_consumergroup_lag_seconds{{{group}}})",
+            lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0,
+        )
         assert value(lag_seconds) < 3600  # the records were written minutes ago at most
         # the rules run on the exporter's series: the partner's default threshold, and the
         # stopped group's alert pending (it fires after 5 minutes)
         threshold = prom.wait_for(
-            f'hallpass:partner_lag_threshold_seconds{{partner="{PARTNER}"}}', equals(900))
+            f'hallpass:partner_lag_threshold_seconds{{partner="{PARTNER}"}}', equals(900)
+        )
         assert value(threshold) == 900
         stalled = prom.wait_for(
             f'ALERTS{{alertname="HallpassPartnerGroupStalled",{group},status="STOP"}}',
-            lambda r: len(r) == 1)
+            lambda r: len(r) == 1,
+        )
         assert stalled[0]["metric"]["alertstate"] == "pending"
 
         # the dashboard on these series: every query evaluates, and the panels an operator
         # reads first show data
-        shown = {where for where, expr in dashboard_exprs().items()
-                 if prom.query(as_prometheus_query(expr))}
+        shown = {
+            where
+            for where, expr in dashboard_exprs().items()
+            if prom.query(as_prometheus_query(expr))
+        }
         for panel in DASHBOARD_PANELS_WITH_DATA:
             assert any(where.startswith(f"panel {panel!r}") for where in shown), panel
     finally:

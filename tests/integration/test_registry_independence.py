@@ -47,15 +47,23 @@ def test_a_foreign_version_under_a_partner_subject_changes_nothing(
     subject = learnwell.subject
     # someone else registers a newer version: the view plus a field of its own (compatible)
     ours = json.loads(registry.get_version(subject, "latest").schema.schema_str or "{}")
-    foreign = {**ours, "fields": [*ours["fields"], {"name": "leak", "type": ["null", "string"],
-                                                    "default": None}]}
+    foreign = {
+        **ours,
+        "fields": [*ours["fields"], {"name": "leak", "type": ["null", "string"], "default": None}],
+    }
     foreign_id = registry.register_schema(subject, Schema(json.dumps(foreign), "AVRO"))
     assert foreign_id != learnwell.schema_id
     # and an incompatible one under the audit subject
     registry.set_compatibility(f"{topics.audit}-value", "NONE")
-    registry.register_schema(f"{topics.audit}-value", Schema(json.dumps(
-        {"type": "record", "name": "Garbage", "fields": [{"name": "x", "type": "int"}]}),
-        "AVRO"))
+    registry.register_schema(
+        f"{topics.audit}-value",
+        Schema(
+            json.dumps(
+                {"type": "record", "name": "Garbage", "fields": [{"name": "x", "type": "int"}]}
+            ),
+            "AVRO",
+        ),
+    )
 
     keys = {p: bytes.fromhex(h) for p, h in json.loads(secrets.read_text()).items()}
     handler = build_handler(bus, CONTRACTS, keys, topics)  # starts
@@ -63,19 +71,32 @@ def test_a_foreign_version_under_a_partner_subject_changes_nothing(
     assert "leak" not in {f["name"] for f in route.view.schema["fields"]}
 
     ensure_topics(bus, [TopicSpec(topics.changes, 3), TopicSpec(topics.consent, 3)])
-    record = json.loads((schema_dir() / "examples" / "student_record_changed.upsert.json")
-                        .read_text())
-    encoder = WireEncoder(registry, f"{topics.changes}-value",
-                          load_schema("student_record_changed"))
+    record = json.loads(
+        (schema_dir() / "examples" / "student_record_changed.upsert.json").read_text()
+    )
+    encoder = WireEncoder(
+        registry, f"{topics.changes}-value", load_schema("student_record_changed")
+    )
     producer = Producer(bus.kafka_config({"partitioner": "murmur2_random"}))
-    producer.produce(topics.changes, key=record["student_id"].encode(),
-                     value=encoder.encode(record))
+    producer.produce(
+        topics.changes, key=record["student_id"].encode(), value=encoder.encode(record)
+    )
     assert producer.flush(30) == 0
-    hallpass(bus, topics, tmp_path, "process", "--until-idle", "--contracts", str(CONTRACTS),
-             "--partner-secrets", str(secrets))
+    hallpass(
+        bus,
+        topics,
+        tmp_path,
+        "process",
+        "--until-idle",
+        "--contracts",
+        str(CONTRACTS),
+        "--partner-secrets",
+        str(secrets),
+    )
     [sent] = [r.value for r in read_topic(bus, topics.partner("learnwell")) if r.value is not None]
-    assert int.from_bytes(sent[1:5], "big") == learnwell.schema_id, \
+    assert int.from_bytes(sent[1:5], "big") == learnwell.schema_id, (
         "the record was written with another schema than the one apply registered"
+    )
 
 
 def test_a_view_not_applied_refuses_to_start_with_what_to_do(

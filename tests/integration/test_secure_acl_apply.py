@@ -30,9 +30,17 @@ def acls(stack: SecureStack) -> list[AclRule]:
 
 
 def read_outcome(conn: Connection, topic: str, group: str, timeout_s: float = 30.0) -> str:
-    """"record" if the consumer reads a record of ``topic``, else the first error's name."""
-    consumer = Consumer(conn.kafka_config({"group.id": group, "auto.offset.reset": "earliest",
-                                           "enable.auto.commit": False, "log_level": 0}))
+    """ "record" if the consumer reads a record of ``topic``, else the first error's name."""
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "log_level": 0,
+            }
+        )
+    )
     consumer.subscribe([topic])
 
     def outcome() -> str | None:
@@ -74,7 +82,8 @@ def retired_topic_has_a_record(secure_bus: SecureBus) -> None:
 
 
 def test_retiring_a_contract_removes_the_vendors_access(
-        secure_bus: SecureBus, without_retired: Path, retired_topic_has_a_record: None) -> None:
+    secure_bus: SecureBus, without_retired: Path, retired_topic_has_a_record: None
+) -> None:
     stack = secure_bus.stack
     vendor = stack.connection(secure_bus.properties[RETIRED])
     group = f"{RETIRED}-t-{uuid.uuid4().hex[:6]}"
@@ -83,20 +92,25 @@ def test_retiring_a_contract_removes_the_vendors_access(
     applied = stack.hallpass("acl", "apply", "--contracts", str(without_retired))
     removed = [line for line in applied.stdout.splitlines() if line.startswith("removed")]
     assert removed and not any(line.startswith("added") for line in applied.stdout.splitlines())
-    assert any(f"User:{RETIRED}" in line and f"TOPIC:{partner_topic(RETIRED)}" in line
-               for line in removed)
+    assert any(
+        f"User:{RETIRED}" in line and f"TOPIC:{partner_topic(RETIRED)}" in line for line in removed
+    )
     # the processor no longer writes the retired partner's topic either
-    assert any("User:hallpass-processor" in line and f"partner.{RETIRED}." in line
-               for line in removed)
+    assert any(
+        "User:hallpass-processor" in line and f"partner.{RETIRED}." in line for line in removed
+    )
     left = acls(stack)
     assert not [r for r in left if r.principal == f"User:{RETIRED}"]
     assert not [r for r in left if f"partner.{RETIRED}." in r.resource_name]
 
     assert read_outcome(vendor, partner_topic(RETIRED), group) in (
-        "TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED")
+        "TOPIC_AUTHORIZATION_FAILED",
+        "GROUP_AUTHORIZATION_FAILED",
+    )
     # the others keep theirs
-    learnwell = AdminClient(stack.connection(secure_bus.properties["learnwell"]).kafka_config(
-        {"log_level": 0}))
+    learnwell = AdminClient(
+        stack.connection(secure_bus.properties["learnwell"]).kafka_config({"log_level": 0})
+    )
     own = learnwell.list_topics("partner.learnwell.students", timeout=30).topics
     assert own["partner.learnwell.students"].error is None
 
@@ -115,8 +129,9 @@ def test_unchanged_plan_changes_nothing(secure_bus: SecureBus) -> None:
 
 def test_dry_run_changes_nothing(secure_bus: SecureBus, without_retired: Path) -> None:
     before = acls(secure_bus.stack)
-    dry = secure_bus.stack.hallpass("acl", "apply", "--dry-run", "--contracts",
-                                    str(without_retired))
+    dry = secure_bus.stack.hallpass(
+        "acl", "apply", "--dry-run", "--contracts", str(without_retired)
+    )
     assert "would remove" in dry.stdout and "dry run, nothing changed" in dry.stdout
     assert acls(secure_bus.stack) == before
 
@@ -126,10 +141,12 @@ def test_hand_made_grants_on_the_bus_are_taken_back(secure_bus: SecureBus) -> No
     snoop = AclRule("User:snoop", "TOPIC", "LITERAL", AUDIT, "READ")
     wildcard = AclRule("User:ops", "TOPIC", "LITERAL", "*", "DESCRIBE")
     unrelated = AclRule("User:other-app", "TOPIC", "LITERAL", "other.app.topic", "READ")
-    deny = AclRule("User:learnwell", "TOPIC", "LITERAL", "partner.learnwell.notices", "READ",
-                   permission="DENY")
-    create_rules(stack.connection().kafka_config({"log_level": 0}),
-                 [snoop, wildcard, unrelated, deny])
+    deny = AclRule(
+        "User:learnwell", "TOPIC", "LITERAL", "partner.learnwell.notices", "READ", permission="DENY"
+    )
+    create_rules(
+        stack.connection().kafka_config({"log_level": 0}), [snoop, wildcard, unrelated, deny]
+    )
     try:
         applied = stack.hallpass("acl", "apply", "--contracts", str(CONTRACTS))
         removed = [line for line in applied.stdout.splitlines() if line.startswith("removed")]
@@ -139,6 +156,7 @@ def test_hand_made_grants_on_the_bus_are_taken_back(secure_bus: SecureBus) -> No
         assert snoop not in left and {wildcard, unrelated, deny} <= left
     finally:
         admin = AdminClient(stack.connection().kafka_config({"log_level": 0}))
-        for future in admin.delete_acls([to_filter(r) for r in (wildcard, unrelated, deny)],
-                                        request_timeout=30).values():
+        for future in admin.delete_acls(
+            [to_filter(r) for r in (wildcard, unrelated, deny)], request_timeout=30
+        ).values():
             future.result()

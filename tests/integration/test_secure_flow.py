@@ -37,14 +37,26 @@ def flow(secure_bus: SecureBus, tmp_path_factory: pytest.TempPathFactory) -> Flo
     sis = secure_bus.role(DEFAULT_ROLES.sis_connector)
     # changes as the SIS connector, consents as the consent source: neither may write the
     # other's topic
-    simulated = stack.hallpass("simulate", "--students", str(STUDENTS), "--days", str(DAYS),
-                               "--seed", str(SEED), "--consent-client-properties",
-                               str(secure_bus.role(DEFAULT_ROLES.consent_source)),
-                               client_properties=sis)
+    simulated = stack.hallpass(
+        "simulate",
+        "--students",
+        str(STUDENTS),
+        "--days",
+        str(DAYS),
+        "--seed",
+        str(SEED),
+        "--consent-client-properties",
+        str(secure_bus.role(DEFAULT_ROLES.consent_source)),
+        client_properties=sis,
+    )
 
     log = tmp_path_factory.mktemp("secure-flow") / "process.log"
-    processor = stack.popen("process", "--until-idle",
-                            client_properties=secure_bus.role(DEFAULT_ROLES.processor), log=log)
+    processor = stack.popen(
+        "process",
+        "--until-idle",
+        client_properties=secure_bus.role(DEFAULT_ROLES.processor),
+        log=log,
+    )
     deadline = time.monotonic() + 600
     while processor.poll() is None and time.monotonic() < deadline:
         stack.ps_samples.append(process_list())  # broker, registry and processor running
@@ -57,9 +69,17 @@ def flow(secure_bus: SecureBus, tmp_path_factory: pytest.TempPathFactory) -> Flo
 
     # the flag instead of the environment variable, this time
     # with the registry's read-only credentials a vendor is given
-    pulled = stack.hallpass("--client-properties", str(secure_bus.properties["learnwell"]),
-                            "vendor", "pull", "--partner", "learnwell", "--show", "1",
-                            env={ENV_REGISTRY_USER_INFO_FILE: str(stack.registry_reader)})
+    pulled = stack.hallpass(
+        "--client-properties",
+        str(secure_bus.properties["learnwell"]),
+        "vendor",
+        "pull",
+        "--partner",
+        "learnwell",
+        "--show",
+        "1",
+        env={ENV_REGISTRY_USER_INFO_FILE: str(stack.registry_reader)},
+    )
     return Flow(simulated.stdout, process_out, code, pulled.stdout)
 
 
@@ -78,25 +98,37 @@ def test_processor_runs_with_its_own_acls_only(flow: Flow) -> None:
 def test_vendor_pulls_its_view(flow: Flow) -> None:
     held = re.search(r"local copy holds (\d+) students", flow.pull_out)
     assert held and int(held.group(1)) > 0, flow.pull_out
-    shown = json.loads(flow.pull_out[flow.pull_out.index("\n{"):])  # the record shown
+    shown = json.loads(flow.pull_out[flow.pull_out.index("\n{") :])  # the record shown
     assert "student_id" not in shown  # learnwell's view is pseudonymous
 
 
 def test_auditor_reads_a_disclosure_report(secure_bus: SecureBus, flow: Flow) -> None:
     student = next(e.key for e in simulate(STUDENTS, SEED, DAYS) if e.topic == CHANGES_TOPIC)
     report = secure_bus.stack.hallpass(
-        "disclosures", "--student", student, "--json",
-        client_properties=secure_bus.role(DEFAULT_ROLES.auditor))
+        "disclosures",
+        "--student",
+        student,
+        "--json",
+        client_properties=secure_bus.role(DEFAULT_ROLES.auditor),
+    )
     rows = json.loads(report.stdout)
-    assert rows and {row["partner"] for row in rows} <= {"learnwell", "measurely",
-                                                         "carewell-health"}
+    assert rows and {row["partner"] for row in rows} <= {
+        "learnwell",
+        "measurely",
+        "carewell-health",
+    }
 
 
 def test_a_vendor_cannot_read_the_ledger(secure_bus: SecureBus, flow: Flow) -> None:
     student = next(e.key for e in simulate(STUDENTS, SEED, DAYS) if e.topic == CHANGES_TOPIC)
     report = secure_bus.stack.hallpass(
-        "disclosures", "--student", student, "--json", check=False,
-        client_properties=secure_bus.properties["learnwell"])
+        "disclosures",
+        "--student",
+        student,
+        "--json",
+        check=False,
+        client_properties=secure_bus.properties["learnwell"],
+    )
     # refused, and said so: not an empty report that looks like "nothing was shared"
     assert report.returncode == 1
     assert report.stdout == ""

@@ -24,8 +24,15 @@ pytestmark = pytest.mark.kafka
 LEARNWELL, MEASURELY = "learnwell", "measurely"
 OWN_TOPIC, OWN_NOTICES = partner_topic(LEARNWELL), notices_topic(LEARNWELL)
 OTHER_NOTICES = notices_topic(MEASURELY)
-REFUSED_TOPICS = [partner_topic(MEASURELY), OTHER_NOTICES, partner_topic("carewell-health"),
-                  CHANGES, CONSENT, AUDIT, CHANGES_DLQ]
+REFUSED_TOPICS = [
+    partner_topic(MEASURELY),
+    OTHER_NOTICES,
+    partner_topic("carewell-health"),
+    CHANGES,
+    CONSENT,
+    AUDIT,
+    CHANGES_DLQ,
+]
 
 
 def vendor(bus: SecureBus, partner: str = LEARNWELL) -> Connection:
@@ -51,8 +58,16 @@ def first_error_or_record(consumer: Consumer, timeout_s: float = 20.0) -> tuple[
 
 
 def subscribed(conn: Connection, topic: str, group: str) -> Consumer:
-    consumer = Consumer(conn.kafka_config({"group.id": group, "enable.auto.commit": False,
-                                           "auto.offset.reset": "earliest", "log_level": 0}))
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "log_level": 0,
+            }
+        )
+    )
     consumer.subscribe([topic])
     return consumer
 
@@ -70,11 +85,20 @@ def own_record(secure_bus: SecureBus) -> bytes:
     return value
 
 
-def test_vendor_reads_its_own_topics_in_its_own_group(secure_bus: SecureBus,
-                                                      own_record: bytes) -> None:
-    consumer = Consumer(vendor(secure_bus).kafka_config({
-        "group.id": f"{LEARNWELL}-t-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest",
-        "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 0}))
+def test_vendor_reads_its_own_topics_in_its_own_group(
+    secure_bus: SecureBus, own_record: bytes
+) -> None:
+    consumer = Consumer(
+        vendor(secure_bus).kafka_config(
+            {
+                "group.id": f"{LEARNWELL}-t-{uuid.uuid4().hex[:6]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "log_level": 0,
+            }
+        )
+    )
     consumer.subscribe([OWN_TOPIC, OWN_NOTICES])
     pending = {(t, p) for t in (OWN_TOPIC, OWN_NOTICES) for p in range(3)}
     values, errors = [], []
@@ -92,8 +116,12 @@ def test_vendor_reads_its_own_topics_in_its_own_group(secure_bus: SecureBus,
         return not pending
 
     try:
-        eventually(read_all, 60, lambda: f"partitions not read to the end: {sorted(pending)}"
-                   f" (errors: {errors})", interval_s=0)
+        eventually(
+            read_all,
+            60,
+            lambda: f"partitions not read to the end: {sorted(pending)} (errors: {errors})",
+            interval_s=0,
+        )
         consumer.commit(asynchronous=False)  # its own group: committing is allowed too
     finally:
         consumer.close()
@@ -102,8 +130,9 @@ def test_vendor_reads_its_own_topics_in_its_own_group(secure_bus: SecureBus,
 
 
 @pytest.mark.parametrize("topic", REFUSED_TOPICS)
-def test_vendor_cannot_read_any_other_topic(secure_bus: SecureBus, own_record: bytes,
-                                            topic: str) -> None:
+def test_vendor_cannot_read_any_other_topic(
+    secure_bus: SecureBus, own_record: bytes, topic: str
+) -> None:
     # its own group, so that only the topic can be the reason
     consumer = subscribed(vendor(secure_bus), topic, f"{LEARNWELL}-t-{uuid.uuid4().hex[:6]}")
     try:
@@ -111,14 +140,18 @@ def test_vendor_cannot_read_any_other_topic(secure_bus: SecureBus, own_record: b
     finally:
         consumer.close()
     assert (error, value) == ("TOPIC_AUTHORIZATION_FAILED", b"")
-    metadata = AdminClient(vendor(secure_bus).kafka_config({"log_level": 0})).list_topics(
-        topic, timeout=30).topics[topic]
+    metadata = (
+        AdminClient(vendor(secure_bus).kafka_config({"log_level": 0}))
+        .list_topics(topic, timeout=30)
+        .topics[topic]
+    )
     assert metadata.error is not None and metadata.error.name() == "TOPIC_AUTHORIZATION_FAILED"
     assert not metadata.partitions
 
 
-def test_vendor_sees_only_its_own_topics_in_the_metadata(secure_bus: SecureBus,
-                                                         own_record: bytes) -> None:
+def test_vendor_sees_only_its_own_topics_in_the_metadata(
+    secure_bus: SecureBus, own_record: bytes
+) -> None:
     admin = AdminClient(vendor(secure_bus).kafka_config({"log_level": 0}))
     visible = {t for t in admin.list_topics(timeout=30).topics if not t.startswith("__")}
     assert visible == {OWN_TOPIC, OWN_NOTICES}
@@ -131,18 +164,28 @@ def test_vendor_cannot_produce(secure_bus: SecureBus, topic: str) -> None:
     def delivered(err: KafkaError | None, _msg: Any) -> None:
         errors.append(err.name() if err else "delivered")
 
-    producer = Producer(vendor(secure_bus).kafka_config({
-        "enable.idempotence": False, "acks": "all", "message.timeout.ms": 20000,
-        "log_level": 0}))
+    producer = Producer(
+        vendor(secure_bus).kafka_config(
+            {
+                "enable.idempotence": False,
+                "acks": "all",
+                "message.timeout.ms": 20000,
+                "log_level": 0,
+            }
+        )
+    )
     producer.produce(topic, key=b"k", value=b"forged by a vendor", on_delivery=delivered)
     producer.flush(30)
     assert errors == ["TOPIC_AUTHORIZATION_FAILED"]
 
 
-@pytest.mark.parametrize(("role", "refused"), [
-    (DEFAULT_ROLES.sis_connector, CONSENT),
-    (DEFAULT_ROLES.consent_source, CHANGES),
-])
+@pytest.mark.parametrize(
+    ("role", "refused"),
+    [
+        (DEFAULT_ROLES.sis_connector, CONSENT),
+        (DEFAULT_ROLES.consent_source, CHANGES),
+    ],
+)
 def test_sis_connector_and_consent_source_cannot_write_each_others_topic(
     secure_bus: SecureBus, role: str, refused: str
 ) -> None:
@@ -154,9 +197,16 @@ def test_sis_connector_and_consent_source_cannot_write_each_others_topic(
         results[msg.topic()] = err.name() if err else "delivered"
 
     conn = secure_bus.stack.connection(secure_bus.role(role))
-    producer = Producer(conn.kafka_config({
-        "enable.idempotence": False, "acks": "all", "message.timeout.ms": 20000,
-        "log_level": 0}))
+    producer = Producer(
+        conn.kafka_config(
+            {
+                "enable.idempotence": False,
+                "acks": "all",
+                "message.timeout.ms": 20000,
+                "log_level": 0,
+            }
+        )
+    )
     producer.produce(refused, key=b"isolation-probe", value=b"not avro", on_delivery=delivered)
     producer.flush(30)
     assert results == {refused: "TOPIC_AUTHORIZATION_FAILED"}
@@ -164,8 +214,11 @@ def test_sis_connector_and_consent_source_cannot_write_each_others_topic(
 
 def test_vendor_cannot_write_idempotently(secure_bus: SecureBus) -> None:
     """An idempotent producer needs IdempotentWrite on the cluster or Write on a topic."""
-    producer = Producer(vendor(secure_bus).kafka_config({
-        "enable.idempotence": True, "message.timeout.ms": 15000, "log_level": 0}))
+    producer = Producer(
+        vendor(secure_bus).kafka_config(
+            {"enable.idempotence": True, "message.timeout.ms": 15000, "log_level": 0}
+        )
+    )
     with pytest.raises(KafkaException) as refused:
         producer.produce(OWN_TOPIC, value=b"x")
         producer.flush(30)
@@ -186,8 +239,10 @@ def _admin_error(futures: Mapping[str, Any]) -> list[str]:
 
 def test_vendor_cannot_create_or_delete_topics(secure_bus: SecureBus) -> None:
     admin = AdminClient(vendor(secure_bus).kafka_config({"log_level": 0}))
-    created = admin.create_topics([NewTopic("partner.learnwell.extra", 1, 1),
-                                   NewTopic("t.vendor.made", 1, 1)], operation_timeout=20)
+    created = admin.create_topics(
+        [NewTopic("partner.learnwell.extra", 1, 1), NewTopic("t.vendor.made", 1, 1)],
+        operation_timeout=20,
+    )
     assert _admin_error(created) == ["TOPIC_AUTHORIZATION_FAILED"] * 2
     deleted = admin.delete_topics([OWN_TOPIC, CHANGES], operation_timeout=20)
     assert _admin_error(deleted) == ["TOPIC_AUTHORIZATION_FAILED"] * 2
@@ -197,8 +252,9 @@ def test_vendor_cannot_create_or_delete_topics(secure_bus: SecureBus) -> None:
 
 
 @pytest.mark.parametrize("group", [f"{MEASURELY}-vendor", "hallpass-processor", "other-app"])
-def test_vendor_cannot_join_another_group(secure_bus: SecureBus, own_record: bytes,
-                                          group: str) -> None:
+def test_vendor_cannot_join_another_group(
+    secure_bus: SecureBus, own_record: bytes, group: str
+) -> None:
     consumer = subscribed(vendor(secure_bus), OWN_TOPIC, group)
     try:
         error, value = first_error_or_record(consumer)
@@ -222,8 +278,14 @@ def test_unauthenticated_clients_are_refused(secure_bus: SecureBus) -> None:
     bootstrap = secure_bus.stack.bootstrap
     _refused({"bootstrap.servers": bootstrap})  # no TLS, no SASL
     # TLS with the right CA, but no SASL: the broker waits for a SASL handshake in vain
-    _refused({"bootstrap.servers": bootstrap, "security.protocol": "SSL",
-              "ssl.ca.location": str(secure_bus.stack.ca_file), "socket.timeout.ms": 5000})
+    _refused(
+        {
+            "bootstrap.servers": bootstrap,
+            "security.protocol": "SSL",
+            "ssl.ca.location": str(secure_bus.stack.ca_file),
+            "socket.timeout.ms": 5000,
+        }
+    )
 
 
 @pytest.mark.parametrize("user", [LEARNWELL, "nobody"])

@@ -18,9 +18,21 @@ def test_simulated_district_round_trips(bus: Connection, tmp_path: Path) -> None
     students, seed, days = 300, 7707, 4
     expected = list(simulate(students, seed, days, districts=2))
     out = tmp_path / "oneroster"
-    result = hallpass_cli(bus, tmp_path, "simulate", "--students", str(students), "--seed",
-                          str(seed), "--days", str(days), "--districts", "2",
-                          "--oneroster-out", str(out))
+    result = hallpass_cli(
+        bus,
+        tmp_path,
+        "simulate",
+        "--students",
+        str(students),
+        "--seed",
+        str(seed),
+        "--days",
+        str(days),
+        "--districts",
+        "2",
+        "--oneroster-out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert f"published {len(expected)} events" in result.stdout
 
@@ -39,5 +51,4 @@ def test_simulated_district_round_trips(bus: Connection, tmp_path: Path) -> None
 
     published = hallpass_cli(bus, tmp_path, "publish", "oneroster", str(out))
     assert published.returncode == 0, published.stderr
-    assert f"{students} students; published {students}, unchanged 0, rejected 0" \
-        in published.stdout
+    assert f"{students} students; published {students}, unchanged 0, rejected 0" in published.stdout

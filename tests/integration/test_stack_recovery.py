@@ -34,8 +34,7 @@ def _round_trip(stack: OwnStack, topic: str, value: bytes) -> None:
     producer = Producer(conn.kafka_config({"enable.idempotence": True}))
     producer.produce(topic, key=b"k", value=value)
     assert producer.flush(60) == 0
-    consumer = Consumer(conn.kafka_config({"group.id": f"g-{topic}",
-                                           "enable.auto.commit": False}))
+    consumer = Consumer(conn.kafka_config({"group.id": f"g-{topic}", "enable.auto.commit": False}))
     try:
         found = []
         for partition in range(3):
@@ -77,15 +76,15 @@ def test_up_after_the_broker_alone_crashed(stack: OwnStack) -> None:
 
 def test_up_after_the_registry_alone_crashed(stack: OwnStack) -> None:
     registry = SchemaRegistryClient({"url": stack.conn.schema_registry_url})
-    schema_id = registry.register_schema("t.recovery2-value", Schema(
-        SCHEMA.replace('"T"', '"T2"'), "AVRO"))
+    schema_id = registry.register_schema(
+        "t.recovery2-value", Schema(SCHEMA.replace('"T"', '"T2"'), "AVRO")
+    )
     broker_pid = stack.status()["kafka"]["pid"]
     registry_pid = stack.kill_registry()
 
     status = stack.status()
     assert status["running"] is False
-    assert status["down"] == [
-        f"the schema registry (port {REGISTRY_PORT}, pid {registry_pid})"]
+    assert status["down"] == [f"the schema registry (port {REGISTRY_PORT}, pid {registry_pid})"]
 
     stack.up()
     status = stack.status()
@@ -108,8 +107,9 @@ def test_down_stops_what_is_left_and_up_starts_afresh(stack: OwnStack) -> None:
     assert stack.status()["running"] is True
 
 
-def test_a_recorded_pid_of_another_program_is_not_the_stack(stack: OwnStack,
-                                                             tmp_path: Path) -> None:
+def test_a_recorded_pid_of_another_program_is_not_the_stack(
+    stack: OwnStack, tmp_path: Path
+) -> None:
     """A pid recorded before a reboot may belong to another program since: not ours."""
     other = OwnStack(tmp_path)
     state = stack.data_dir / "runtime.json"

@@ -48,25 +48,45 @@ TIMER_S = 1.0
 #: global table's follow, on a 2-core machine shared with the broker
 BOUND_S = 15.0
 CATALOG = field_catalog(load_schema("student_record_changed"))
-BASE = json.loads((REPO / "schemas" / "examples" / "student_record_changed.upsert.json")
-                  .read_text())
+BASE = json.loads(
+    (REPO / "schemas" / "examples" / "student_record_changed.upsert.json").read_text()
+)
 DISTRICTS = ("NY-T1", "NY-T2")
 
 
 class Worker:
-    def __init__(self, conn: Connection, topics: Topics, data_dir: Path, number: int,
-                 secrets: Path, log: Path) -> None:
-        self.args = [sys.executable, "-m", "streams", "--data-dir", str(data_dir), "process",
-                     "--contracts", str(CONTRACTS), "--partner-secrets", str(secrets),
-                     "--worker", str(number), "--timer-interval", str(TIMER_S)]
+    def __init__(
+        self,
+        conn: Connection,
+        topics: Topics,
+        data_dir: Path,
+        number: int,
+        secrets: Path,
+        log: Path,
+    ) -> None:
+        self.args = [
+            sys.executable,
+            "-m",
+            "streams",
+            "--data-dir",
+            str(data_dir),
+            "process",
+            "--contracts",
+            str(CONTRACTS),
+            "--partner-secrets",
+            str(secrets),
+            "--worker",
+            str(number),
+            "--timer-interval",
+            str(TIMER_S),
+        ]
         self.env = cli_env(conn, topics)
         self.log = log
         self.proc = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as out:
-            return subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
-                                    env=self.env)
+            return subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
 
     def kill_and_restart(self) -> None:
         self.proc.kill()
@@ -83,8 +103,13 @@ class Worker:
 
 def change(student: str, district: str, at: int, variant: int) -> dict[str, Any]:
     record: dict[str, Any] = copy.deepcopy(BASE)
-    record.update(event_id=str(uuid.uuid4()), student_id=student, district_id=district,
-                  occurred_at=at, operation="UPSERT")
+    record.update(
+        event_id=str(uuid.uuid4()),
+        student_id=student,
+        district_id=district,
+        occurred_at=at,
+        operation="UPSERT",
+    )
     record["names"]["first_name"] = f"Name{variant}"
     for key in ("local_student_id", "state_student_id"):
         if key in (record.get("identity") or {}):
@@ -92,12 +117,27 @@ def change(student: str, district: str, at: int, variant: int) -> dict[str, Any]
     return record
 
 
-def consent(kind: ConsentKind, at: int, student: str | None, district: str,
-            partner: str | None, categories: frozenset[str] = frozenset(),
-            expires: int | None = None) -> dict[str, Any]:
+def consent(
+    kind: ConsentKind,
+    at: int,
+    student: str | None,
+    district: str,
+    partner: str | None,
+    categories: frozenset[str] = frozenset(),
+    expires: int | None = None,
+) -> dict[str, Any]:
     value: dict[str, Any] = ConsentEvent(
-        f"t-{uuid.uuid4()}", kind, district, at, student, partner, categories,
-        expires_at=expires, recorded_by="t-guardian", source_system="t-parent-portal").to_avro()
+        f"t-{uuid.uuid4()}",
+        kind,
+        district,
+        at,
+        student,
+        partner,
+        categories,
+        expires_at=expires,
+        recorded_by="t-guardian",
+        source_system="t-parent-portal",
+    ).to_avro()
     return value
 
 
@@ -124,25 +164,40 @@ def test_three_workers_any_partitioner_wall_clock_match_the_model(
 ) -> None:
     topics = prefix_topics
     secrets_file = tmp_path / "partner-secrets.json"
-    ensure_topics(bus, [TopicSpec(topics.changes, PARTITIONS),
-                        TopicSpec(topics.consent, PARTITIONS)])
+    ensure_topics(
+        bus, [TopicSpec(topics.changes, PARTITIONS), TopicSpec(topics.consent, PARTITIONS)]
+    )
     apply_contracts(bus, CONTRACTS, topics, secrets_file=secrets_file)
     registry = SchemaRegistryClient(bus.registry_config())
-    change_encoder = WireEncoder(registry, f"{topics.changes}-value",
-                                 load_schema("student_record_changed"))
-    consent_encoder = WireEncoder(registry, f"{topics.consent}-value",
-                                  load_schema("consent_changed"))
+    change_encoder = WireEncoder(
+        registry, f"{topics.changes}-value", load_schema("student_record_changed")
+    )
+    consent_encoder = WireEncoder(
+        registry, f"{topics.consent}-value", load_schema("consent_changed")
+    )
     crc32 = Producer(bus.kafka_config({"enable.idempotence": True}))  # librdkafka default
 
     def publish_changes(records: list[dict[str, Any]]) -> None:
         for record in records:
-            crc32.produce(topics.changes, key=record["student_id"].encode(),
-                          value=change_encoder.encode(record))
+            crc32.produce(
+                topics.changes,
+                key=record["student_id"].encode(),
+                value=change_encoder.encode(record),
+            )
         assert crc32.flush(30) == 0
 
     def publish_consents(values: list[dict[str, Any]]) -> list[int]:
-        placed = java_produce(bus, [(topics.consent, (v["student_id"] or v["district_id"])
-                                     .encode(), consent_encoder.encode(v)) for v in values])
+        placed = java_produce(
+            bus,
+            [
+                (
+                    topics.consent,
+                    (v["student_id"] or v["district_id"]).encode(),
+                    consent_encoder.encode(v),
+                )
+                for v in values
+            ],
+        )
         return [partition for _t, partition, _o in placed]
 
     now = int(time.time() * 1000)
@@ -152,18 +207,30 @@ def test_three_workers_any_partitioner_wall_clock_match_the_model(
     # the health partner's consents: most for good, one that expires soon on a quiet student
     granted = students[:20]
     expiring = students[1]
-    consents = [consent(ConsentKind.GRANT, now - 60_000, s, district_of[s], "carewell-health",
-                        frozenset({"special_medical", "special_iep_504"}),
-                        expires=now + 45_000 if s == expiring else None) for s in granted]
+    consents = [
+        consent(
+            ConsentKind.GRANT,
+            now - 60_000,
+            s,
+            district_of[s],
+            "carewell-health",
+            frozenset({"special_medical", "special_iep_504"}),
+            expires=now + 45_000 if s == expiring else None,
+        )
+        for s in granted
+    ]
     publish_changes(changes)
     placed = publish_consents(consents)
-    assert placed == [partition_for(s.encode(), PARTITIONS) for s in granted], \
+    assert placed == [partition_for(s.encode(), PARTITIONS) for s in granted], (
         "the Java client partitions by murmur2"
+    )
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    workers = [Worker(bus, topics, tmp_path / f"w{i}", i, secrets_file, logs / f"w{i}.log")
-               for i in range(WORKERS)]
+    workers = [
+        Worker(bus, topics, tmp_path / f"w{i}", i, secrets_file, logs / f"w{i}.log")
+        for i in range(WORKERS)
+    ]
     decoder = WireDecoder(registry)
     contracts = {c.partner: c for c in load_contracts(CONTRACTS, CATALOG)}
     secrets = {p: bytes.fromhex(h) for p, h in json.loads(secrets_file.read_text()).items()}
@@ -175,38 +242,53 @@ def test_three_workers_any_partitioner_wall_clock_match_the_model(
         return {by_key[k]: decoder.decode(v) for k, v in latest.items() if v is not None}
 
     try:
-        wait_until("every student reaches learnwell", lambda: len(held("learnwell")) == STUDENTS,
-                   180)
-        wait_until("the consented students reach carewell-health",
-                   lambda: set(held("carewell-health")) == set(granted), 60)
+        wait_until(
+            "every student reaches learnwell", lambda: len(held("learnwell")) == STUDENTS, 180
+        )
+        wait_until(
+            "the consented students reach carewell-health",
+            lambda: set(held("carewell-health")) == set(granted),
+            60,
+        )
         workers[0].kill_and_restart()
 
         # a district opt-out written by Java lands on one partition; every worker retracts
         opted_district = DISTRICTS[0]
         district_students = {s for s in students if district_of[s] == opted_district}
         owners = {partition_for(s.encode(), PARTITIONS) for s in district_students}
-        district_value = consent(ConsentKind.DISTRICT_OPT_OUT, int(time.time() * 1000), None,
-                                 opted_district, "measurely")
+        district_value = consent(
+            ConsentKind.DISTRICT_OPT_OUT, int(time.time() * 1000), None, opted_district, "measurely"
+        )
         [district_partition] = publish_consents([district_value])
         assert owners - {district_partition}, "the district's students are on other partitions"
         district_delay = wait_until(
             "the district opt-out retracts the district's students from measurely",
-            lambda: not set(held("measurely")) & district_students, 60)
+            lambda: not set(held("measurely")) & district_students,
+            60,
+        )
         assert set(held("measurely")) == set(students) - district_students
         workers[1].kill_and_restart()
 
         # a row dated 2099 is a dead letter and changes nothing
         future = change(students[5], district_of[students[5]], 4_070_908_800_000, 99)
         publish_changes([future])
-        wait_until("the 2099 row reaches the DLQ",
-                   lambda: any(b"future_dated" in (r.headers.get("hallpass.dlq.reason") or b"")
-                               for r in read_topic(bus, topics.changes_dlq)), 60)
+        wait_until(
+            "the 2099 row reaches the DLQ",
+            lambda: any(
+                b"future_dated" in (r.headers.get("hallpass.dlq.reason") or b"")
+                for r in read_topic(bus, topics.changes_dlq)
+            ),
+            60,
+        )
         assert held("learnwell")[students[5]]["names"]["first_name"] == "Name5"
 
         # the consent of a student with no traffic expires: retracted within the bound
         expires_at = next(c["expires_at"] for c in consents if c["student_id"] == expiring)
-        wait_until("the expiring consent is retracted",
-                   lambda: expiring not in held("carewell-health"), 120)
+        wait_until(
+            "the expiring consent is retracted",
+            lambda: expiring not in held("carewell-health"),
+            120,
+        )
         expiry_delay = time.time() - expires_at / 1000
         assert expiry_delay <= BOUND_S, f"the expiry was retracted {expiry_delay:.1f}s late"
         final = int(time.time() * 1000)
@@ -214,8 +296,10 @@ def test_three_workers_any_partitioner_wall_clock_match_the_model(
     finally:
         for worker in workers:
             worker.stop()
-    print(f"district opt-out retracted on every worker {district_delay:.2f}s after publishing;"
-          f" consent expiry retracted {expiry_delay:.2f}s after it came due")
+    print(
+        f"district opt-out retracted on every worker {district_delay:.2f}s after publishing;"
+        f" consent expiry retracted {expiry_delay:.2f}s after it came due"
+    )
     assert district_delay <= BOUND_S
 
     # the reference model: every input at once, decided at the end
@@ -229,15 +313,17 @@ def test_three_workers_any_partitioner_wall_clock_match_the_model(
         want = {s: f for s, f in want.items() if f}
         assert set(holds) == set(want), f"{partner}: holds other students than the model"
         for student, record in holds.items():
-            assert non_null_leaves(record, CATALOG) & set(allowances) == want[student], \
+            assert non_null_leaves(record, CATALOG) & set(allowances) == want[student], (
                 f"{partner}: {student} holds other fields than the model"
+            )
 
     ledger = [r for _, r in read_ledger(bus, topics.audit)]
     ids = Counter(r["decision_id"] for r in ledger)
     assert not [d for d, n in ids.items() if n > 1], "a decision was recorded twice"
     change_ids = {c["event_id"] for c in changes}
-    per_change = Counter((r["event_id"], r["partner"]) for r in ledger
-                         if r["event_id"] in change_ids)
+    per_change = Counter(
+        (r["event_id"], r["partner"]) for r in ledger if r["event_id"] in change_ids
+    )
     assert set(per_change.values()) == {1}
     assert len(per_change) == len(change_ids) * len(contracts)
     assert future["event_id"] not in {r["event_id"] for r in ledger}

@@ -113,8 +113,9 @@ def _built(kind: str, sources: Sequence[Path], build: Any) -> Path:
 
 
 def _run(argv: Sequence[str], cwd: Path, what: str, timeout: float = 600) -> None:
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False,
-                            timeout=timeout)
+    result = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, check=False, timeout=timeout
+    )
     assert result.returncode == 0, f"{what} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
 
 
@@ -146,8 +147,11 @@ def node_consumer() -> tuple[list[str], dict[str, str]]:
     def build(staging: Path) -> None:
         for name in ("package.json", "package-lock.json"):
             shutil.copy(project / name, staging)
-        _run([npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
-             staging, "npm ci (deploy/vendors/node)")
+        _run(
+            [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+            staging,
+            "npm ci (deploy/vendors/node)",
+        )
 
     built = _built("node", [project / "package.json", project / "package-lock.json"], build)
     return [node, str(project / "vendor-consumer.js")], {"NODE_PATH": str(built / "node_modules")}
@@ -172,10 +176,20 @@ class Vendors:
 
     def argv(self, client: str, partner: str) -> tuple[list[str], dict[str, str]]:
         copy = self.work / f"{client}-{partner}.json"
-        common = ["--bootstrap", self.conn.bootstrap_servers,
-                  "--registry", self.conn.schema_registry_url, "--partner", partner,
-                  "--topic-prefix", self.topics.prefix, "--copy", str(copy),
-                  "--group", f"{partner}-{client}-{self.group}"]
+        common = [
+            "--bootstrap",
+            self.conn.bootstrap_servers,
+            "--registry",
+            self.conn.schema_registry_url,
+            "--partner",
+            partner,
+            "--topic-prefix",
+            self.topics.prefix,
+            "--copy",
+            str(copy),
+            "--group",
+            f"{partner}-{client}-{self.group}",
+        ]
         if client == "python":
             return [sys.executable, str(VENDORS / "python" / "vendor_consumer.py"), *common], {}
         if client == "java":
@@ -184,8 +198,13 @@ class Vendors:
 
     def start(self, client: str, partner: str) -> subprocess.Popen[str]:
         argv, env = self.argv(client, partner)
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, **env})
+        return subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env},
+        )
 
     def sync(self, partner: str, clients: Sequence[str] = CLIENTS) -> dict[str, Run]:
         """Run the consumers side by side; each one's summary and copy."""
@@ -196,16 +215,29 @@ class Vendors:
             out, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, f"{client} consumer exited {proc.returncode}:\n{err}"
             copy = json.loads((self.work / f"{client}-{partner}.json").read_text())
-            runs[client] = Run(json.loads(out.strip().splitlines()[-1]), copy,
-                               time.monotonic() - started)
+            runs[client] = Run(
+                json.loads(out.strip().splitlines()[-1]), copy, time.monotonic() - started
+            )
         return runs
 
     def pull(self, partner: str) -> tuple[dict[str, Any], str]:
         """``hallpass vendor pull``: its copy and its report line."""
         copy = self.work / f"hallpass-{partner}.sqlite"
-        result = hallpass(self.conn, self.topics, self.work, "vendor", "pull", "--partner",
-                          partner, "--copy", str(copy), "--group",
-                          f"{partner}-hallpass-{self.group}", "--show", "0")
+        result = hallpass(
+            self.conn,
+            self.topics,
+            self.work,
+            "vendor",
+            "pull",
+            "--partner",
+            partner,
+            "--copy",
+            str(copy),
+            "--group",
+            f"{partner}-hallpass-{self.group}",
+            "--show",
+            "0",
+        )
         db = sqlite3.connect(copy)
         try:
             records = {k: json.loads(r) for k, r in db.execute("SELECT key, record FROM students")}
@@ -234,8 +266,9 @@ def topic_compression(conn: Connection, topic: str) -> str:
 def _quiet_students(events: Sequence[Any]) -> list[tuple[str, str]]:
     """(student, district) of students with no consent event and never deleted."""
     touched = {e.key for e in events if e.topic == CONSENT_TOPIC}
-    touched |= {e.key for e in events
-                if e.topic == CHANGES_TOPIC and e.value.get("operation") != "UPSERT"}
+    touched |= {
+        e.key for e in events if e.topic == CHANGES_TOPIC and e.value.get("operation") != "UPSERT"
+    }
     seen: dict[str, str] = {}
     for e in events:
         if e.topic == CHANGES_TOPIC and e.key not in touched:
@@ -251,8 +284,7 @@ def vendors(bus: Connection, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     _progress(f"consumers ready in {time.monotonic() - started:.1f}s")
     topics = Topics(f"t.vendor-clients.{uuid.uuid4().hex[:8]}.")
     try:
-        yield Vendors(bus, topics, tmp_path_factory.mktemp("vendor-clients"), java, node,
-                      node_env)
+        yield Vendors(bus, topics, tmp_path_factory.mktemp("vendor-clients"), java, node, node_env)
     finally:
         drop_prefix(bus, topics.prefix)
 
@@ -267,8 +299,9 @@ def outcome(vendors: Vendors) -> Outcome:
 
     hallpass(conn, topics, work, "contracts", "apply", "--contracts", str(CONTRACTS))
     events = list(simulate(STUDENTS, SEED, DAYS, districts=DISTRICTS))
-    publisher = EventPublisher(conn, {topics.changes: "student_record_changed",
-                                      topics.consent: "consent_changed"})
+    publisher = EventPublisher(
+        conn, {topics.changes: "student_record_changed", topics.consent: "consent_changed"}
+    )
     for event in events:
         publisher.publish(topics.name(event.topic), event.key, event.value)
     publisher.close()
@@ -282,11 +315,21 @@ def outcome(vendors: Vendors) -> Outcome:
     # parents decide: a narrower view (directory opt-out) and a whole retraction (opt-out)
     quiet = _quiet_students(events)
     for student, district in quiet[:4]:
-        hallpass(conn, topics, work, "consent", "directory-opt-out", "--student", student,
-                 "--district", district)
+        hallpass(
+            conn,
+            topics,
+            work,
+            "consent",
+            "directory-opt-out",
+            "--student",
+            student,
+            "--district",
+            district,
+        )
     for student, district in quiet[4:7]:
-        hallpass(conn, topics, work, "consent", "opt-out", "--student", student,
-                 "--district", district)
+        hallpass(
+            conn, topics, work, "consent", "opt-out", "--student", student, "--district", district
+        )
     hallpass(conn, topics, work, "process", "--until-idle", "--contracts", str(CONTRACTS))
     lap("opt-outs processed")
 
@@ -294,8 +337,9 @@ def outcome(vendors: Vendors) -> Outcome:
     pulled_second, report_second = vendors.pull(PARTNER)
     lap("second sync: " + ", ".join(f"{c} {r.seconds:.1f}s" for c, r in second.items()))
     notices = count_records(conn, topics.notices(PARTNER), "read_committed")
-    return Outcome(first, second, pulled_first, pulled_second, [report_first, report_second],
-                   notices)
+    return Outcome(
+        first, second, pulled_first, pulled_second, [report_first, report_second], notices
+    )
 
 
 def _pull_counts(report: str) -> tuple[int, int]:
@@ -307,12 +351,16 @@ def _pull_counts(report: str) -> tuple[int, int]:
 @pytest.mark.parametrize("client", CLIENTS)
 def test_each_client_holds_what_hallpass_vendor_pull_holds(outcome: Outcome, client: str) -> None:
     assert len(outcome.pulled_first) > 50, "the partner should hold a good part of the district"
-    for run, pulled in ((outcome.first[client], outcome.pulled_first),
-                        (outcome.second[client], outcome.pulled_second)):
+    for run, pulled in (
+        (outcome.first[client], outcome.pulled_first),
+        (outcome.second[client], outcome.pulled_second),
+    ):
         assert run.copy.keys() == pulled.keys()
         different = [k for k in pulled if run.copy[k] != pulled[k]]
-        assert not different, (f"{client}: {len(different)} records differ, e.g. "
-                               f"{run.copy[different[0]]} != {pulled[different[0]]}")
+        assert not different, (
+            f"{client}: {len(different)} records differ, e.g. "
+            f"{run.copy[different[0]]} != {pulled[different[0]]}"
+        )
         assert run.summary["students_held"] == len(pulled)
 
 
@@ -337,16 +385,18 @@ def test_the_clients_agree_on_every_count(outcome: Outcome) -> None:
         assert all(s == summaries[0] for s in summaries), summaries
 
 
-def test_kafkajs_reads_partner_topics_as_the_bus_creates_them(vendors: Vendors,
-                                                             outcome: Outcome) -> None:
+def test_kafkajs_reads_partner_topics_as_the_bus_creates_them(
+    vendors: Vendors, outcome: Outcome
+) -> None:
     """The bus creates partner topics gzip-compressed (the processor writes LZ4, which
     kafkajs cannot read without a plugin): a Node.js vendor on kafkajs reads them as they
     are, with no setting of its own."""
     for topic in (vendors.topics.partner(LZ4_PARTNER), vendors.topics.notices(LZ4_PARTNER)):
         assert topic_compression(vendors.conn, topic) == "gzip"
     argv, env = vendors.argv("node", LZ4_PARTNER)
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, **env}, check=False)
+    result = subprocess.run(
+        argv, capture_output=True, text=True, timeout=300, env={**os.environ, **env}, check=False
+    )
     assert result.returncode == 0, result.stderr
     held = json.loads(result.stdout.strip().splitlines()[-1])["students_held"]
     pulled, _ = vendors.pull(LZ4_PARTNER)

@@ -44,7 +44,8 @@ def test_decoder_reads_confluent_serializer_output(
     schema = load_schema("consent_changed")
     record = _example("consent_changed.grant.json")
     payload = AvroSerializer(registry, json.dumps(schema))(
-        record, SerializationContext(topic, MessageField.VALUE))
+        record, SerializationContext(topic, MessageField.VALUE)
+    )
     assert payload is not None
     assert WireDecoder(registry).decode(payload)["event_id"] == record["event_id"]
 

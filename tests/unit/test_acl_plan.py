@@ -117,16 +117,30 @@ User:measurely          TOPIC            LITERAL  partner.measurely.students    
 """
 
 OPERATIONS = (
-    "READ", "WRITE", "CREATE", "DELETE", "ALTER", "DESCRIBE", "CLUSTER_ACTION",
-    "DESCRIBE_CONFIGS", "ALTER_CONFIGS", "IDEMPOTENT_WRITE",
+    "READ",
+    "WRITE",
+    "CREATE",
+    "DELETE",
+    "ALTER",
+    "DESCRIBE",
+    "CLUSTER_ACTION",
+    "DESCRIBE_CONFIGS",
+    "ALTER_CONFIGS",
+    "IDEMPOTENT_WRITE",
 )
 
 
 def contract(partner: str, principal: str | None = None) -> Contract:
     return Contract(
-        partner=partner, display_name=partner.title(), version=1, purpose="tests",
-        valid_from=date(2026, 1, 1), valid_until=date(2027, 1, 1), laws=("FERPA",),
-        principal=principal or f"User:{partner}", pseudonymous_ids=True,
+        partner=partner,
+        display_name=partner.title(),
+        version=1,
+        purpose="tests",
+        valid_from=date(2026, 1, 1),
+        valid_until=date(2027, 1, 1),
+        laws=("FERPA",),
+        principal=principal or f"User:{partner}",
+        pseudonymous_ids=True,
         allow=(Allowance(Basis.DIRECTORY, category="student_name"),),
     )
 
@@ -138,8 +152,9 @@ def sample_contracts() -> list[Contract]:
     return load_contracts(SAMPLE_CONTRACTS, field_catalog(load_schema("student_record_changed")))
 
 
-def allows(rules: Sequence[AclRule], principal: str, resource_type: str, name: str,
-           operation: str) -> bool:
+def allows(
+    rules: Sequence[AclRule], principal: str, resource_type: str, name: str, operation: str
+) -> bool:
     """Kafka's answer for an authorizer holding only ``rules`` (no super users)."""
     granting = {operation, "ALL"}
     if operation == "DESCRIBE":
@@ -147,17 +162,29 @@ def allows(rules: Sequence[AclRule], principal: str, resource_type: str, name: s
     if operation == "DESCRIBE_CONFIGS":
         granting.add("ALTER_CONFIGS")
     return any(
-        r.principal == principal and r.resource_type == resource_type
-        and r.permission == "ALLOW" and r.operation in granting
-        and (r.resource_name == name or r.resource_name == "*"
-             if r.pattern_type == "LITERAL" else name.startswith(r.resource_name))
+        r.principal == principal
+        and r.resource_type == resource_type
+        and r.permission == "ALLOW"
+        and r.operation in granting
+        and (
+            r.resource_name == name or r.resource_name == "*"
+            if r.pattern_type == "LITERAL"
+            else name.startswith(r.resource_name)
+        )
         for r in rules
     )
 
 
 def bus_topic_names(topics: Topics) -> list[str]:
-    return [topics.changes, topics.consent, topics.audit, topics.changes_dlq, topics.state,
-            topics.districts, *REGISTRY_TOPICS]
+    return [
+        topics.changes,
+        topics.consent,
+        topics.audit,
+        topics.changes_dlq,
+        topics.state,
+        topics.districts,
+        *REGISTRY_TOPICS,
+    ]
 
 
 def own_topics(c: Contract, topics: Topics) -> tuple[str, str]:
@@ -234,8 +261,12 @@ def test_sis_connector_only_writes_the_change_topic() -> None:
     assert not allows(rules, sis, "TOPIC", "sis.student.changes", "READ")
     # consents come from a principal of their own: an SIS integration cannot forge them
     assert not allows(rules, sis, "TOPIC", "consent.events", "WRITE")
-    for topic in ("consent.events", "audit.disclosures", "partner.learnwell.students",
-                  "sis.student.changes.dlq"):
+    for topic in (
+        "consent.events",
+        "audit.disclosures",
+        "partner.learnwell.students",
+        "sis.student.changes.dlq",
+    ):
         assert not allows(rules, sis, "TOPIC", topic, "DESCRIBE")
     assert allows(rules, sis, "CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE")
     assert not any(r.resource_type == "GROUP" for r in rules if r.principal == sis)
@@ -245,10 +276,13 @@ def test_consent_source_only_writes_the_consent_topic() -> None:
     rules = plan_acls(sample_contracts())
     consent = ROLES.consent_source
     assert consent == "User:hallpass-consent"
-    assert {(r.resource_type, r.resource_name, r.operation) for r in rules
-            if r.principal == consent} == {
-        ("TOPIC", "consent.events", "WRITE"), ("TOPIC", "consent.events", "DESCRIBE"),
-        ("CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE")}
+    assert {
+        (r.resource_type, r.resource_name, r.operation) for r in rules if r.principal == consent
+    } == {
+        ("TOPIC", "consent.events", "WRITE"),
+        ("TOPIC", "consent.events", "DESCRIBE"),
+        ("CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE"),
+    }
 
 
 def test_processor_runs_transactions_under_its_group_and_never_reads_partner_topics() -> None:
@@ -318,8 +352,10 @@ def test_no_vendor_reaches_a_name_another_principal_uses(
         theirs = [t for o in others for t in own_topics(o, topics)]
         foreign_topics = [*bus_topic_names(topics), *theirs]
         foreign_groups = [
-            topics.processor_group, f"{topics.processor_group}-restore",
-            "hallpass-disclosures-reader", "apicurio-0b7e4a3c",
+            topics.processor_group,
+            f"{topics.processor_group}-restore",
+            "hallpass-disclosures-reader",
+            "apicurio-0b7e4a3c",
             *(f"{o.partner}-vendor" for o in others),
         ]
         for topic in foreign_topics:
@@ -329,19 +365,17 @@ def test_no_vendor_reaches_a_name_another_principal_uses(
         assert allows(rules, c.principal, "GROUP", f"{c.partner}-vendor", "READ")
 
 
-@given(st.lists(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), unique=True, max_size=6),
-       st.sampled_from(["", "district7.", "t."]))
-def test_partner_ids_without_dashes_are_always_kept_apart(
-    partners: list[str], prefix: str
-) -> None:
+@given(
+    st.lists(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), unique=True, max_size=6),
+    st.sampled_from(["", "district7.", "t."]),
+)
+def test_partner_ids_without_dashes_are_always_kept_apart(partners: list[str], prefix: str) -> None:
     partners = [p for p in partners if p not in ("admin", "apicurio", "hallpass")]
     plan_acls([contract(p) for p in partners], Topics(prefix))  # raises if not
 
 
 @given(contract_sets, deployments)
-def test_the_plan_is_sorted_without_duplicates(
-    contracts: list[Contract], topics: Topics
-) -> None:
+def test_the_plan_is_sorted_without_duplicates(contracts: list[Contract], topics: Topics) -> None:
     rules = planned(contracts, topics)
     assert rules == sorted(set(rules))
 
@@ -358,7 +392,8 @@ def test_retiring_a_contract_removes_its_vendor_and_the_processors_writes_to_its
     mine = set(own_topics(retired, topics))
     assert gone == {r for r in before if r.principal == retired.principal} | {
         AclRule(ROLES.processor, "TOPIC", "LITERAL", topic, op)
-        for topic in mine for op in ("WRITE", "DESCRIBE")
+        for topic in mine
+        for op in ("WRITE", "DESCRIBE")
     }
 
 
@@ -380,8 +415,13 @@ def test_nobody_may_delete_alter_or_create_beyond_the_registry_topics(
 ) -> None:
     rules = planned(contracts, topics)
     assert all(r.permission == "ALLOW" and r.host == "*" for r in rules)
-    assert not {r.operation for r in rules} & {"ALL", "DELETE", "ALTER", "ALTER_CONFIGS",
-                                               "CLUSTER_ACTION"}
+    assert not {r.operation for r in rules} & {
+        "ALL",
+        "DELETE",
+        "ALTER",
+        "ALTER_CONFIGS",
+        "CLUSTER_ACTION",
+    }
     assert {(r.principal, r.resource_name) for r in rules if r.operation == "CREATE"} == {
         (ROLES.registry, t) for t in REGISTRY_TOPICS
     }
@@ -392,19 +432,32 @@ def test_nobody_may_delete_alter_or_create_beyond_the_registry_topics(
 # -- what cannot be kept apart ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("contracts", "topics", "says"), [
-    ([contract("learn"), contract("learn-well")], DEFAULT_TOPICS, "partners learn and learn-well"),
-    ([contract("apicurio")], DEFAULT_TOPICS, "the registry's (apicurio-*)"),
-    ([contract("hallpass")], DEFAULT_TOPICS, "the processor's (hallpass-processor)"),
-    ([contract("hallpass-processor")], DEFAULT_TOPICS, "hallpass-processor-restore"),
-    ([contract("t")], Topics("t-"), "the processor's (t-hallpass-processor)"),
-    ([contract("acme", "User:hallpass-processor")], DEFAULT_TOPICS, "is the processor's"),
-    ([contract("admin")], DEFAULT_TOPICS, "is the admin's"),
-    ([contract("one", "User:acme"), contract("two", "User:acme")], DEFAULT_TOPICS,
-     "partners one and two share the principal User:acme"),
-    ([dataclasses.replace(contract("acme"), topic="sis.student.changes")], DEFAULT_TOPICS,
-     "sis.student.changes is a bus topic"),
-])
+@pytest.mark.parametrize(
+    ("contracts", "topics", "says"),
+    [
+        (
+            [contract("learn"), contract("learn-well")],
+            DEFAULT_TOPICS,
+            "partners learn and learn-well",
+        ),
+        ([contract("apicurio")], DEFAULT_TOPICS, "the registry's (apicurio-*)"),
+        ([contract("hallpass")], DEFAULT_TOPICS, "the processor's (hallpass-processor)"),
+        ([contract("hallpass-processor")], DEFAULT_TOPICS, "hallpass-processor-restore"),
+        ([contract("t")], Topics("t-"), "the processor's (t-hallpass-processor)"),
+        ([contract("acme", "User:hallpass-processor")], DEFAULT_TOPICS, "is the processor's"),
+        ([contract("admin")], DEFAULT_TOPICS, "is the admin's"),
+        (
+            [contract("one", "User:acme"), contract("two", "User:acme")],
+            DEFAULT_TOPICS,
+            "partners one and two share the principal User:acme",
+        ),
+        (
+            [dataclasses.replace(contract("acme"), topic="sis.student.changes")],
+            DEFAULT_TOPICS,
+            "sis.student.changes is a bus topic",
+        ),
+    ],
+)
 def test_contracts_that_would_share_access_are_refused_with_the_reason(
     contracts: list[Contract], topics: Topics, says: str
 ) -> None:
@@ -447,20 +500,27 @@ def test_acl_plan_reads_the_contracts_dir_and_prefix_from_the_environment(
 ) -> None:
     shutil.copy(SAMPLE_CONTRACTS / "measurely.yaml", tmp_path)
     shutil.copy(SAMPLE_CONTRACTS / "measurely.lock.yaml", tmp_path)
-    code, out, _ = run(["acl", "plan", "--json"], {"HALLPASS_CONTRACTS_DIR": str(tmp_path),
-                                                    "HALLPASS_TOPIC_PREFIX": "district7."})
+    code, out, _ = run(
+        ["acl", "plan", "--json"],
+        {"HALLPASS_CONTRACTS_DIR": str(tmp_path), "HALLPASS_TOPIC_PREFIX": "district7."},
+    )
     assert code == 0
     rules = [AclRule(**r) for r in json.loads(out)]
     vendors = {r.principal for r in rules} - set(ROLES.principals())
     assert vendors == {"User:measurely"}
-    assert AclRule("User:measurely", "TOPIC", "LITERAL", "district7.partner.measurely.students",
-                   "READ") in rules
+    assert (
+        AclRule(
+            "User:measurely", "TOPIC", "LITERAL", "district7.partner.measurely.students", "READ"
+        )
+        in rules
+    )
 
 
 def test_acl_plan_refuses_invalid_contracts(tmp_path: Path) -> None:
     text = (SAMPLE_CONTRACTS / "measurely.yaml").read_text()
-    (tmp_path / "measurely.yaml").write_text(text.replace("principal: User:measurely",
-                                                          "principal: measurely"))
+    (tmp_path / "measurely.yaml").write_text(
+        text.replace("principal: User:measurely", "principal: measurely")
+    )
     code, out, err = run(["acl", "plan", "--contracts", str(tmp_path)])
     assert code == 1
     assert out == ""

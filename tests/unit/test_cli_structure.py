@@ -25,8 +25,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cli_help"
 FIXED = {("hallpass demo", "contracts_dir", "envvar"): (None, "HALLPASS_CONTRACTS_DIR")}
 
 
-def commands(cmd: click.Command = main, path: tuple[str, ...] = ()
-             ) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def commands(
+    cmd: click.Command = main, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
     yield path, cmd
     if isinstance(cmd, click.Group):
         for name in sorted(cmd.commands):
@@ -46,13 +47,24 @@ def default(param: click.Parameter) -> Any:
 
 def shape(cmd: click.Command) -> dict[str, Any]:
     return {
-        "help": inspect.cleandoc(cmd.help or ""), "hidden": cmd.hidden,
+        "help": inspect.cleandoc(cmd.help or ""),
+        "hidden": cmd.hidden,
         "subcommands": sorted(cmd.commands) if isinstance(cmd, click.Group) else None,
-        "params": [{"name": p.name, "opts": p.opts, "secondary_opts": p.secondary_opts,
-                    "envvar": getattr(p, "envvar", None), "hidden": getattr(p, "hidden", False),
-                    "required": p.required, "default": default(p), "multiple": p.multiple,
-                    "type": type(p.type).__name__, "help": getattr(p, "help", None)}
-                   for p in cmd.params],
+        "params": [
+            {
+                "name": p.name,
+                "opts": p.opts,
+                "secondary_opts": p.secondary_opts,
+                "envvar": getattr(p, "envvar", None),
+                "hidden": getattr(p, "hidden", False),
+                "required": p.required,
+                "default": default(p),
+                "multiple": p.multiple,
+                "type": type(p.type).__name__,
+                "help": getattr(p, "help", None),
+            }
+            for p in cmd.params
+        ],
     }
 
 
@@ -62,10 +74,12 @@ def test_the_same_commands_exist() -> None:
     assert len(list(FIXTURES.glob("hallpass*.txt"))) == len(before)
 
 
-@pytest.mark.parametrize(("path", "cmd"), list(commands()),
-                         ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
-def test_options_variables_and_help_are_unchanged(path: tuple[str, ...],
-                                                  cmd: click.Command) -> None:
+@pytest.mark.parametrize(
+    ("path", "cmd"), list(commands()), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
+)
+def test_options_variables_and_help_are_unchanged(
+    path: tuple[str, ...], cmd: click.Command
+) -> None:
     name = " ".join(("hallpass", *path))
     before = json.loads((FIXTURES / "params.json").read_text())[name]
     now = shape(cmd)
@@ -77,8 +91,9 @@ def test_options_variables_and_help_are_unchanged(path: tuple[str, ...],
     assert now == before
 
 
-@pytest.mark.parametrize("path", [path for path, _ in commands()],
-                         ids=lambda p: " ".join(p) or "hallpass")
+@pytest.mark.parametrize(
+    "path", [path for path, _ in commands()], ids=lambda p: " ".join(p) or "hallpass"
+)
 def test_help_output_is_unchanged(path: tuple[str, ...]) -> None:
     fixture = FIXTURES / ("_".join(("hallpass", *path)) + ".txt")
     result = CliRunner().invoke(main, [*path, "--help"], terminal_width=100)

@@ -22,16 +22,24 @@ def node(number: int) -> dict[str, str]:
 
 def test_each_node_has_its_own_id_and_ports_and_all_vote() -> None:
     assert [node_ports(32300, 32301, n) for n in (1, 2, 3)] == [
-        (32300, 32301), (32302, 32303), (32304, 32305)]
-    for number, (kafka, controller) in ((1, (32300, 32301)), (2, (32302, 32303)),
-                                         (3, (32304, 32305))):
+        (32300, 32301),
+        (32302, 32303),
+        (32304, 32305),
+    ]
+    for number, (kafka, controller) in (
+        (1, (32300, 32301)),
+        (2, (32302, 32303)),
+        (3, (32304, 32305)),
+    ):
         config = node(number)
         assert config["node.id"] == str(number)
-        assert config["listeners"] == (f"PLAINTEXT://127.0.0.1:{kafka},"
-                                       f"CONTROLLER://127.0.0.1:{controller}")
+        assert config["listeners"] == (
+            f"PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}"
+        )
         assert config["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{kafka}"
         assert config["controller.quorum.voters"] == (
-            "1@127.0.0.1:32301,2@127.0.0.1:32303,3@127.0.0.1:32305")
+            "1@127.0.0.1:32301,2@127.0.0.1:32303,3@127.0.0.1:32305"
+        )
         assert config["process.roles"] == "broker,controller"
 
 
@@ -52,8 +60,9 @@ def test_a_single_node_is_unchanged() -> None:
 
 
 def test_ports_that_would_collide_are_refused(tmp_path: Path) -> None:
-    stack = LocalStack(tmp_path, ports=Ports(kafka=32300, controller=32302, registry=32381),
-                       brokers=3)
+    stack = LocalStack(
+        tmp_path, ports=Ports(kafka=32300, controller=32302, registry=32381), brokers=3
+    )
     with pytest.raises(RuntimeProblem, match="would serve both"):
         stack._check_ports(3, [1, 2, 3], registry=True)
 
@@ -68,8 +77,7 @@ def test_the_broker_count_is_fixed_when_formatted(tmp_path: Path) -> None:
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "meta.properties").write_text("cluster.id=x\nnode.id=1\n")
     assert LocalStack(tmp_path).formatted_nodes() == 1
-    with pytest.raises(RuntimeProblem, match="formatted for 1 broker: start it with "
-                                             "--brokers 1"):
+    with pytest.raises(RuntimeProblem, match="formatted for 1 broker: start it with --brokers 1"):
         LocalStack(tmp_path, brokers=3)._node_count()
     for number in (2, 3):
         (tmp_path / f"kafka-{number}").mkdir()

@@ -455,7 +455,8 @@ def test_compaction_keeping_endings_also_keeps_why_a_category_has_no_consent(
         for partner in PARTNERS:
             assert compacted.status_at(now, partner) == full.status_at(now, partner)
             assert consent_endings(compacted, partner, ALL_CATEGORIES, now) == consent_endings(
-                full, partner, ALL_CATEGORIES, now)
+                full, partner, ALL_CATEGORIES, now
+            )
 
 
 @given(event_lists)

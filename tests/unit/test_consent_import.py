@@ -27,9 +27,16 @@ district-opt-out,,NY-280201,measurely,,2026-09-01,,board
 """
 
 
-@pytest.mark.parametrize(("text", "ms"), [
-    ("2026-09-01", SEPT_1), ("2026-09-01T00:00:00Z", SEPT_1), ("2026-09-01T00:00:00", SEPT_1),
-    ("2026-08-31T20:00:00-04:00", SEPT_1), (str(SEPT_1), SEPT_1)])
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("2026-09-01", SEPT_1),
+        ("2026-09-01T00:00:00Z", SEPT_1),
+        ("2026-09-01T00:00:00", SEPT_1),
+        ("2026-08-31T20:00:00-04:00", SEPT_1),
+        (str(SEPT_1), SEPT_1),
+    ],
+)
 def test_times_as_people_write_them(text: str, ms: int) -> None:
     assert parse_instant(text) == ms
 
@@ -46,31 +53,42 @@ def test_every_kind_of_row_becomes_its_event(tmp_path: Path) -> None:
     found = read_consent_csv(path)
     assert not found.rejects
     kinds = [e.kind for e in found.events]
-    assert kinds == [ConsentKind.GRANT, ConsentKind.REVOKE, ConsentKind.ALL_OPT_OUT,
-                     ConsentKind.PARTNER_OPT_OUT, ConsentKind.DIRECTORY_OPT_OUT,
-                     ConsentKind.DISTRICT_OPT_OUT]
+    assert kinds == [
+        ConsentKind.GRANT,
+        ConsentKind.REVOKE,
+        ConsentKind.ALL_OPT_OUT,
+        ConsentKind.PARTNER_OPT_OUT,
+        ConsentKind.DIRECTORY_OPT_OUT,
+        ConsentKind.DISTRICT_OPT_OUT,
+    ]
     grant = found.events[0]
     assert grant.categories == {"special_medical", "student_name"}
     assert grant.effective_at == SEPT_1 and grant.recorded_by == "nurse"
     assert grant.expires_at == int(datetime(2027, 6, 30, tzinfo=UTC).timestamp() * 1000)
     assert found.events[2].effective_at == SEPT_1 + 12 * 3_600_000
     # the same file read again gives the same event ids (a re-import changes nothing)
-    assert [e.event_id for e in read_consent_csv(path).events] == \
-        [e.event_id for e in found.events]
+    assert [e.event_id for e in read_consent_csv(path).events] == [e.event_id for e in found.events]
     assert len({e.event_id for e in found.events}) == len(found.events)
 
 
 def test_bad_rows_are_rejected_with_line_column_and_reason(tmp_path: Path) -> None:
     path = tmp_path / "consents.csv"
-    path.write_text(GOOD.splitlines()[0] + "\n"
-                    + "grant,NY-1,NY-280201,carewell-health,special_medicl,2026-09-01,,x\n"
-                    + "grant,NY-1,NY-280201,carewell-health,special_medical,soon,,x\n"
-                    + "shrug,NY-1,NY-280201,,,2026-09-01,,x\n"
-                    + "grant,NY-1,NY-280201,,special_medical,2026-09-01,,x\n"
-                    + "revoke,NY-9,NY-280201,learnwell,,2026-09-01,,x\n")
+    path.write_text(
+        GOOD.splitlines()[0]
+        + "\n"
+        + "grant,NY-1,NY-280201,carewell-health,special_medicl,2026-09-01,,x\n"
+        + "grant,NY-1,NY-280201,carewell-health,special_medical,soon,,x\n"
+        + "shrug,NY-1,NY-280201,,,2026-09-01,,x\n"
+        + "grant,NY-1,NY-280201,,special_medical,2026-09-01,,x\n"
+        + "revoke,NY-9,NY-280201,learnwell,,2026-09-01,,x\n"
+    )
     found = read_consent_csv(path)
     assert [(r.line, r.column) for r in found.rejects] == [
-        (2, "categories"), (3, "effective_at"), (4, "kind"), (5, "partner")]
+        (2, "categories"),
+        (3, "effective_at"),
+        (4, "kind"),
+        (5, "partner"),
+    ]
     assert "special_medicl" in found.rejects[0].reason
     assert [e.student_id for e in found.events] == ["NY-9"]
 
@@ -91,8 +109,25 @@ def test_the_cli_checks_a_file_and_writes_its_rejects(tmp_path: Path) -> None:
     with (tmp_path / "consents.csv.rejects.csv").open() as f:
         [reject] = list(csv.DictReader(f))
     assert (reject["line"], reject["column"], reject["reason"]) == (
-        "8", "categories", "GRANT needs at least one category")
-    result = CliRunner().invoke(main, ["consent", "grant", "--student", "NY-1", "--district",
-                                       "D", "--partner", "learnwell", "--category",
-                                       "student_name", "--effective-at", "tomorrowish"])
+        "8",
+        "categories",
+        "GRANT needs at least one category",
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "consent",
+            "grant",
+            "--student",
+            "NY-1",
+            "--district",
+            "D",
+            "--partner",
+            "learnwell",
+            "--category",
+            "student_name",
+            "--effective-at",
+            "tomorrowish",
+        ],
+    )
     assert result.exit_code == 2 and "2026-09-01T08:30:00Z" in result.output

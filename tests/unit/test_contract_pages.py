@@ -19,12 +19,24 @@ CATALOG = field_catalog(load_schema("student_record_changed"))
 
 
 def test_every_contract_gets_a_page_with_its_fields_and_its_supplement(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["contracts", "publish", "--contracts", str(CONTRACTS),
-                                       "--out", str(tmp_path), "--district", "Example CSD"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "contracts",
+            "publish",
+            "--contracts",
+            str(CONTRACTS),
+            "--out",
+            str(tmp_path),
+            "--district",
+            "Example CSD",
+        ],
+    )
     assert result.exit_code == 0, result.output
     contracts = load_contracts(CONTRACTS, CATALOG)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["index.html", *(f"{c.partner}.html" for c in contracts)])
+        ["index.html", *(f"{c.partner}.html" for c in contracts)]
+    )
     index = (tmp_path / "index.html").read_text()
     for contract in contracts:
         page = (tmp_path / f"{contract.partner}.html").read_text()
@@ -41,8 +53,7 @@ def test_every_contract_gets_a_page_with_its_fields_and_its_supplement(tmp_path:
 
 
 def test_carewell_says_its_data_needs_written_consent(tmp_path: Path) -> None:
-    [carewell] = [c for c in load_contracts(CONTRACTS, CATALOG)
-                  if c.partner == "carewell-health"]
+    [carewell] = [c for c in load_contracts(CONTRACTS, CATALOG) if c.partner == "carewell-health"]
     page = contract_page(carewell, CATALOG, "Example CSD", "2026-11-30")
     assert "medical and health information" in page
     assert "only with your signed, dated written consent" in page
@@ -51,8 +62,9 @@ def test_carewell_says_its_data_needs_written_consent(tmp_path: Path) -> None:
 
 def test_every_value_is_escaped() -> None:
     [learnwell] = [c for c in load_contracts(CONTRACTS, CATALOG) if c.partner == "learnwell"]
-    hostile = dataclasses.replace(learnwell, display_name="<script>alert(1)</script>",
-                                  purpose="a & b <i>")
+    hostile = dataclasses.replace(
+        learnwell, display_name="<script>alert(1)</script>", purpose="a & b <i>"
+    )
     page = contract_page(hostile, CATALOG, "<b>CSD</b>", "2026-11-30")
     assert "<script>" not in page and "<i>" not in page and "<b>CSD" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "a &amp; b" in page
@@ -61,7 +73,9 @@ def test_every_value_is_escaped() -> None:
 def test_an_unwritable_out_dir_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = CliRunner().invoke(main, ["contracts", "publish", "--contracts", str(CONTRACTS),
-                                       "--out", str(blocker / "pages")])
+    result = CliRunner().invoke(
+        main,
+        ["contracts", "publish", "--contracts", str(CONTRACTS), "--out", str(blocker / "pages")],
+    )
     assert result.exit_code == 1 and "--out" in result.output
     assert "Traceback" not in result.output

@@ -366,8 +366,12 @@ def lock_contracts_of(directory: Path) -> None:
     """Lock the first file of a partner (the duplicate is refused by the cross-file check)."""
     (directory / "learnwell.lock.yaml").write_text(
         "partner: learnwell\nversion: 3\nfields:\n"
-        + "".join(f"  {p}: directory\n" for p, i in CATALOG.items()
-                  if i.category == "student_name" or p == "enrollment.grade_level"))
+        + "".join(
+            f"  {p}: directory\n"
+            for p, i in CATALOG.items()
+            if i.category == "student_name" or p == "enrollment.grade_level"
+        )
+    )
 
 
 def test_load_contracts_sorts_by_partner(tmp_path: Path) -> None:
@@ -382,8 +386,13 @@ def test_load_contracts_sorts_by_partner(tmp_path: Path) -> None:
 
 def small_catalog() -> dict[str, FieldInfo]:
     def info(path: str, category: str, never: bool = False) -> FieldInfo:
-        return FieldInfo(path=path, category=category, never_share=never, avro_type="string",
-                         directory_eligible=category == "student_name" and not never)
+        return FieldInfo(
+            path=path,
+            category=category,
+            never_share=never,
+            avro_type="string",
+            directory_eligible=category == "student_name" and not never,
+        )
 
     return {
         "a.first": info("a.first", "student_name"),
@@ -435,18 +444,23 @@ def test_allowance_names_exactly_one_thing() -> None:
 # --- directory information only (34 CFR 99.3) -------------------------------------------------
 
 
-@pytest.mark.parametrize(("entry", "named"), [
-    ("category: transcript", "transcript.gpa"),
-    ("category: assessment", "assessment.results[].scale_score"),
-    ("category: attendance", "attendance.days_absent"),
-    ("category: demographics", "demographics.sex"),
-    ("field: demographics.black_or_african_american", "demographics.black_or_african_american"),
-    ("field: demographics.hispanic_or_latino_ethnicity",
-     "demographics.hispanic_or_latino_ethnicity"),
-    ("field: transcript.gpa", "transcript.gpa"),
-    ("field: enrollment.counselor", "enrollment.counselor"),
-    ("category: student_program_membership", "programs"),
-])
+@pytest.mark.parametrize(
+    ("entry", "named"),
+    [
+        ("category: transcript", "transcript.gpa"),
+        ("category: assessment", "assessment.results[].scale_score"),
+        ("category: attendance", "attendance.days_absent"),
+        ("category: demographics", "demographics.sex"),
+        ("field: demographics.black_or_african_american", "demographics.black_or_african_american"),
+        (
+            "field: demographics.hispanic_or_latino_ethnicity",
+            "demographics.hispanic_or_latino_ethnicity",
+        ),
+        ("field: transcript.gpa", "transcript.gpa"),
+        ("field: enrollment.counselor", "enrollment.counselor"),
+        ("category: student_program_membership", "programs"),
+    ],
+)
 def test_directory_basis_only_for_directory_information(entry: str, named: str) -> None:
     errors = errors_of(with_allow(f"{entry}\n    basis: directory"))
     assert [e.key for e in errors] == [f"allow[0].{entry.split(':')[0]}"], errors
@@ -460,12 +474,20 @@ def test_directory_category_error_names_the_eligible_fields_to_use_instead() -> 
     assert "enrollment.counselor" in error.reason.split("name its eligible fields")[0]
 
 
-@pytest.mark.parametrize("entry", [
-    "category: student_name", "category: student_contact", "field: demographics.birth_date",
-    "field: demographics.city_of_birth", "field: enrollment.grade_level",
-    "field: enrollment.enrollment_status", "field: enrollment.entry_date",
-    "field: enrollment.school_name", "field: identity.username",
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "category: student_name",
+        "category: student_contact",
+        "field: demographics.birth_date",
+        "field: demographics.city_of_birth",
+        "field: enrollment.grade_level",
+        "field: enrollment.enrollment_status",
+        "field: enrollment.entry_date",
+        "field: enrollment.school_name",
+        "field: identity.username",
+    ],
+)
 def test_directory_information_may_use_the_directory_basis(entry: str) -> None:
     assert errors_of(with_allow(f"{entry}\n    basis: directory")) == []
 
@@ -473,12 +495,21 @@ def test_directory_information_may_use_the_directory_basis(entry: str) -> None:
 def test_schema_marks_directory_information_only_where_99_3_allows() -> None:
     eligible = {p for p, i in CATALOG.items() if i.directory_eligible}
     assert {CATALOG[p].category for p in eligible} == {
-        "student_name", "student_contact", "enrollment", "demographics", "student_identifiers"}
+        "student_name",
+        "student_contact",
+        "enrollment",
+        "demographics",
+        "student_identifiers",
+    }
     assert {p for p in eligible if CATALOG[p].category == "demographics"} == {
-        "demographics.birth_date", "demographics.country_of_birth",
-        "demographics.state_of_birth", "demographics.city_of_birth"}
+        "demographics.birth_date",
+        "demographics.country_of_birth",
+        "demographics.state_of_birth",
+        "demographics.city_of_birth",
+    }
     assert {p for p in eligible if CATALOG[p].category == "student_identifiers"} == {
-        "identity.username"}
+        "identity.username"
+    }
     assert not any(p.startswith("guardians") for p in eligible)
 
 
@@ -498,28 +529,38 @@ def test_purpose_code_is_required_and_from_the_list() -> None:
     assert "did you mean 'rostering'" in error.reason and "instruction" in error.reason
 
 
-@pytest.mark.parametrize("code", ["marketing", "advertising", "sale", "targeted_advertising",
-                                  "data_sales"])
+@pytest.mark.parametrize(
+    "code", ["marketing", "advertising", "sale", "targeted_advertising", "data_sales"]
+)
 def test_marketing_advertising_or_sale_is_refused(code: str) -> None:
     (error,) = errors_of(VALID.replace("purpose_code: rostering", f"purpose_code: {code}"))
     assert error.key == "purpose_code"
     assert "8 NYCRR 121.9" in error.reason and "marketing or advertising" in error.reason
 
 
-@pytest.mark.parametrize("text", ["Rostering, and targeted advertising to families",
-                                  "Classroom platform; aggregate data is sold to publishers",
-                                  "Marketing of summer programs"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Rostering, and targeted advertising to families",
+        "Classroom platform; aggregate data is sold to publishers",
+        "Marketing of summer programs",
+    ],
+)
 def test_a_purpose_text_about_marketing_advertising_or_sale_is_refused(text: str) -> None:
-    (error,) = errors_of(VALID.replace("purpose: Rostering and classroom learning platform",
-                                       f"purpose: {text}"))
+    (error,) = errors_of(
+        VALID.replace("purpose: Rostering and classroom learning platform", f"purpose: {text}")
+    )
     assert error.key == "purpose"
     assert "121.9" in error.reason
 
 
 def test_sample_contracts_state_their_purpose() -> None:
     codes = {c.partner: c.purpose_code for c in load_contracts(SAMPLES, CATALOG)}
-    assert codes == {"carewell-health": "health_services", "learnwell": "rostering",
-                     "measurely": "assessment"}
+    assert codes == {
+        "carewell-health": "health_services",
+        "learnwell": "rostering",
+        "measurely": "assessment",
+    }
 
 
 # --- programs can reveal special categories ----------------------------------------------------
@@ -536,14 +577,24 @@ def test_programs_need_the_consent_basis(entry: str) -> None:
 
 
 def test_programs_need_consent_for_the_categories_their_codes_reveal() -> None:
-    (error,) = errors_of(with_allow("field: programs\n    basis: consent",
-                                    "category: special_iep_504\n    basis: consent"))
+    (error,) = errors_of(
+        with_allow(
+            "field: programs\n    basis: consent", "category: special_iep_504\n    basis: consent"
+        )
+    )
     assert error.key == "allow[0].field"
     assert "special_living_situation" in error.reason
     assert "special_iep_504" not in error.reason.split("of ")[1].split(":")[0]
-    assert errors_of(with_allow("field: programs\n    basis: consent",
-                                "category: special_iep_504\n    basis: consent",
-                                "category: special_living_situation\n    basis: consent")) == []
+    assert (
+        errors_of(
+            with_allow(
+                "field: programs\n    basis: consent",
+                "category: special_iep_504\n    basis: consent",
+                "category: special_living_situation\n    basis: consent",
+            )
+        )
+        == []
+    )
 
 
 def test_resolve_allowances_never_gives_programs_without_consent() -> None:
@@ -559,8 +610,15 @@ def grown_schema() -> dict[str, object]:
     schema = load_schema("student_record_changed")
     names = next(f for f in schema["fields"] if f["name"] == "names")
     record = next(t for t in names["type"] if isinstance(t, dict))
-    record["fields"].append({"name": "nickname", "type": ["null", "string"], "default": None,
-                             "category": "student_name", "directory_eligible": True})
+    record["fields"].append(
+        {
+            "name": "nickname",
+            "type": ["null", "string"],
+            "default": None,
+            "category": "student_name",
+            "directory_eligible": True,
+        }
+    )
     return schema
 
 
@@ -579,14 +637,13 @@ def test_lock_records_the_fields_and_their_basis(tmp_path: Path) -> None:
     text = (tmp_path / "learnwell.lock.yaml").read_text()
     assert "version: 3" in text and "  enrollment.grade_level: directory\n" in text
     (contract,) = load_contracts(tmp_path, CATALOG)
-    assert contract.frozen_fields == frozenset(resolve_allowances(
-        dataclasses.replace(contract, frozen_fields=None), CATALOG))
+    assert contract.frozen_fields == frozenset(
+        resolve_allowances(dataclasses.replace(contract, frozen_fields=None), CATALOG)
+    )
     assert lock_contracts(tmp_path, CATALOG)[0].written is False  # idempotent
 
 
-def test_a_new_schema_leaf_reaches_no_partner_until_the_version_is_bumped(
-    tmp_path: Path
-) -> None:
+def test_a_new_schema_leaf_reaches_no_partner_until_the_version_is_bumped(tmp_path: Path) -> None:
     from streams.policy.views import derive_view_schema
 
     write(tmp_path, "learnwell.yaml", VALID)
@@ -599,8 +656,9 @@ def test_a_new_schema_leaf_reaches_no_partner_until_the_version_is_bumped(
     assert "nickname" not in view and "first_name" in view
     (review,) = review_contracts(tmp_path, catalog)
     assert review.unlocked == ("names.nickname",)
-    assert str(review).startswith(f"{tmp_path / 'learnwell.yaml'}: review: version 3 now also "
-                                  "resolves to names.nickname")
+    assert str(review).startswith(
+        f"{tmp_path / 'learnwell.yaml'}: review: version 3 now also resolves to names.nickname"
+    )
     # re-locking the same version is refused: a version is a frozen field list
     with pytest.raises(ContractsInvalidError, match="bump `version`"):
         lock_contracts(tmp_path, catalog)
@@ -621,14 +679,24 @@ def json_text(value: object) -> str:
 def test_a_locked_version_changed_without_a_bump_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, "learnwell.yaml", VALID)
     lock_contracts(tmp_path, CATALOG)
-    write(tmp_path, "learnwell.yaml", VALID.replace(
-        "  - field: enrollment.grade_level\n    basis: directory\n", ""))
+    write(
+        tmp_path,
+        "learnwell.yaml",
+        VALID.replace("  - field: enrollment.grade_level\n    basis: directory\n", ""),
+    )
     (error,) = check_contracts(tmp_path, CATALOG)
-    assert "version 3 changed without a version bump: enrollment.grade_level (directory -> "\
-           "not allowed)" in error.reason
-    write(tmp_path, "learnwell.yaml", VALID.replace(
-        "enrollment.grade_level\n    basis: directory", "enrollment.grade_level\n    basis: "
-        "school_official"))
+    assert (
+        "version 3 changed without a version bump: enrollment.grade_level (directory -> "
+        "not allowed)" in error.reason
+    )
+    write(
+        tmp_path,
+        "learnwell.yaml",
+        VALID.replace(
+            "enrollment.grade_level\n    basis: directory",
+            "enrollment.grade_level\n    basis: school_official",
+        ),
+    )
     (error,) = check_contracts(tmp_path, CATALOG)
     assert "enrollment.grade_level (directory -> school_official)" in error.reason
 
@@ -657,8 +725,9 @@ def test_contracts_check_and_lock_commands(tmp_path: Path) -> None:
 
 # --- Parents' Bill of Rights supplement (NY Ed Law 2-d, 8 NYCRR 121.3) --------------------------
 
+
 def test_a_contract_under_ed_law_2d_needs_the_bill_of_rights_supplement() -> None:
-    without = VALID[:VALID.index("bill_of_rights:")] + VALID[VALID.index("allow:"):]
+    without = VALID[: VALID.index("bill_of_rights:")] + VALID[VALID.index("allow:") :]
     [error] = errors_of(without)
     assert error.key == "bill_of_rights" and "121.3" in error.reason
     assert not errors_of(without.replace("laws: [FERPA, NY-Ed-Law-2-d]", "laws: [FERPA]"))
@@ -667,13 +736,22 @@ def test_a_contract_under_ed_law_2d_needs_the_bill_of_rights_supplement() -> Non
     assert contract.bill_of_rights.answer("encryption").startswith("TLS in motion")
 
 
-@pytest.mark.parametrize(("old", "new", "key"), [
-    ("  storage: United States data centers with access control and audit logs.\n", "",
-     "bill_of_rights.storage"),
-    ("encryption: TLS in motion and AES-256 at rest for data and backups.",
-     "encryption: TBD", "bill_of_rights.encryption"),
-    ("  duration:", "  price: free\n  duration:", "bill_of_rights.price"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        (
+            "  storage: United States data centers with access control and audit logs.\n",
+            "",
+            "bill_of_rights.storage",
+        ),
+        (
+            "encryption: TLS in motion and AES-256 at rest for data and backups.",
+            "encryption: TBD",
+            "bill_of_rights.encryption",
+        ),
+        ("  duration:", "  price: free\n  duration:", "bill_of_rights.price"),
+    ],
+)
 def test_each_supplement_item_is_answered(old: str, new: str, key: str) -> None:
     assert old in VALID
     assert [e.key for e in errors_of(VALID.replace(old, new))] == [key]

@@ -44,12 +44,29 @@ PROMETHEUS_SERIES = frozenset({"up", "ALERTS"})
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _LABEL_MATCHERS = re.compile(r"\{[^{}]*\}")
 _RANGE = re.compile(r"\[[^\[\]]*\]")
-_LABEL_LIST = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)",
-                         re.IGNORECASE)
+_LABEL_LIST = re.compile(
+    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", re.IGNORECASE
+)
 _GRAFANA_VARIABLE = re.compile(r"\$\{[^}]*\}|\$\w+")
 _TOKEN = re.compile(r"(?P<number>\d[\w.]*|\.\d+)|(?P<name>[A-Za-z_:][\w:]*)")
-_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "by", "without", "on",
-                       "ignoring", "group_left", "group_right", "atan2", "inf", "nan"})
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "atan2",
+        "inf",
+        "nan",
+    }
+)
 _LABEL_VALUES = re.compile(r"^\s*label_values\((?:(?P<expr>.*),)?\s*\w+\s*\)\s*$", re.DOTALL)
 
 
@@ -69,7 +86,7 @@ def metric_names(expr: str) -> set[str]:
         name = match.group("name")
         if name is None or name.lower() in _KEYWORDS:
             continue
-        if text[match.end():].lstrip().startswith("("):
+        if text[match.end() :].lstrip().startswith("("):
             continue  # a function or an aggregation
         names.add(name)
     return names
@@ -102,8 +119,12 @@ class _NoCounts:
 def sample_names(families: Iterable[Metric]) -> set[str]:
     """The series names a scrape of these families can show (labelled families without
     children yet still count: their names are fixed)."""
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
-                "summary": ("", "_sum", "_count"), "info": ("_info",)}
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("", "_sum", "_count"),
+        "info": ("_info",),
+    }
     names: set[str] = set()
     for family in families:
         names.update(family.name + s for s in suffixes.get(family.type, ("",)))
@@ -113,14 +134,23 @@ def sample_names(families: Iterable[Metric]) -> set[str]:
 
 def exported_names() -> set[str]:
     registry = CollectorRegistry()
-    registry.register(ProcessorCollector(ProcessorSources(
-        counts=_NoCounts, consumed_by_topic=dict, transactions=lambda: 0,
-        last_commit_unix=lambda: 0.0, consent_students=lambda: 0,
-        stripped_per_disclosure={})))
+    registry.register(
+        ProcessorCollector(
+            ProcessorSources(
+                counts=_NoCounts,
+                consumed_by_topic=dict,
+                transactions=lambda: 0,
+                last_commit_unix=lambda: 0.0,
+                consent_students=lambda: 0,
+                stripped_per_disclosure={},
+            )
+        )
+    )
     ProcessorTimings(registry)
     ConnectorMetrics(registry, "oneroster")
-    lag = LagCollector(lambda: Scrape(up=True, duration_s=0.0,
-                                      report=LagReport(at=0.0, samples=1, groups=())))
+    lag = LagCollector(
+        lambda: Scrape(up=True, duration_s=0.0, report=LagReport(at=0.0, samples=1, groups=()))
+    )
     registry.register(lag)
     return sample_names(registry.collect())
 
@@ -159,8 +189,12 @@ def dashboard_exprs() -> dict[str, str]:
 
 
 #: what Grafana puts in place of its variables, for checking the expressions outside Grafana
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h",
-                     "$partner": ".+"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "1h",
+    "$partner": ".+",
+}
 
 
 def as_prometheus_query(expr: str) -> str:
@@ -172,8 +206,12 @@ def as_prometheus_query(expr: str) -> str:
 
 
 def rules() -> list[dict[str, Any]]:
-    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-            for rule in group["rules"]]
+    return [
+        rule
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def rule_exprs() -> dict[str, str]:
@@ -189,21 +227,31 @@ def recorded_names() -> set[str]:
 
 
 # -- the parser ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("expr", "names"), [
-    ('sum by (partner, action) (rate(hallpass_partner_records_total{partner=~"$partner"}'
-     "[$__rate_interval]))", {"hallpass_partner_records_total"}),
-    ("histogram_quantile(0.99, sum by (job, le) "
-     "(rate(hallpass_processor_latency_seconds_bucket[5m]))) > 10",
-     {"hallpass_processor_latency_seconds_bucket"}),
-    ("max by (consumergroup, partner) (hallpass_consumergroup_lag_seconds{partner!=\"\"})\n"
-     "> on (partner) group_left () hallpass:partner_lag_threshold_seconds",
-     {"hallpass_consumergroup_lag_seconds", "hallpass:partner_lag_threshold_seconds"}),
-    ('up{job="hallpass-processor"} == 0 or absent(up{job="hallpass-processor"})', {"up"}),
-    ("sum(x_total) by (le) / ignoring(reason) y unless z offset 15m", {"x_total", "y", "z"}),
-    ("time() - max(last_commit > 0) + vector(1) * 2.5e3", {"last_commit"}),
-    ('label_replace(foo, "dst", "$1", "src", "(bar_total)")', {"foo"}),
-    ("count by (partner) (lag{partner!=\"\"}) * 0 + 900", {"lag"}),
-])
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'sum by (partner, action) (rate(hallpass_partner_records_total{partner=~"$partner"}'
+            "[$__rate_interval]))",
+            {"hallpass_partner_records_total"},
+        ),
+        (
+            "histogram_quantile(0.99, sum by (job, le) "
+            "(rate(hallpass_processor_latency_seconds_bucket[5m]))) > 10",
+            {"hallpass_processor_latency_seconds_bucket"},
+        ),
+        (
+            'max by (consumergroup, partner) (hallpass_consumergroup_lag_seconds{partner!=""})\n'
+            "> on (partner) group_left () hallpass:partner_lag_threshold_seconds",
+            {"hallpass_consumergroup_lag_seconds", "hallpass:partner_lag_threshold_seconds"},
+        ),
+        ('up{job="hallpass-processor"} == 0 or absent(up{job="hallpass-processor"})', {"up"}),
+        ("sum(x_total) by (le) / ignoring(reason) y unless z offset 15m", {"x_total", "y", "z"}),
+        ("time() - max(last_commit > 0) + vector(1) * 2.5e3", {"last_commit"}),
+        ('label_replace(foo, "dst", "$1", "src", "(bar_total)")', {"foo"}),
+        ('count by (partner) (lag{partner!=""}) * 0 + 900', {"lag"}),
+    ],
+)
 def test_metric_names_are_read_out_of_promql(expr: str, names: set[str]) -> None:
     assert metric_names(expr) == names
 
@@ -214,32 +262,45 @@ def test_a_selection_by_name_is_refused() -> None:
 
 
 def test_grafana_variable_queries_are_read() -> None:
-    assert variable_query_expr("label_values(hallpass_partner_records_total, partner)") == \
-        "hallpass_partner_records_total"
+    assert (
+        variable_query_expr("label_values(hallpass_partner_records_total, partner)")
+        == "hallpass_partner_records_total"
+    )
     assert variable_query_expr("label_values(partner)") is None
     assert variable_query_expr("query_result(sum(up))") == "sum(up)"
 
 
 def test_the_code_exports_the_names_the_check_relies_on() -> None:
     names = exported_names()
-    assert {"hallpass_processor_events_consumed_total", "hallpass_partner_records_total",
-            "hallpass_processor_latency_seconds_bucket", "hallpass_connector_rows_read_total",
-            "hallpass_connector_rows_rejected_total", "kafka_consumergroup_lag",
-            "hallpass_consumergroup_lag_seconds", "hallpass_consumergroup_status",
-            "hallpass_lag_exporter_up"} <= names
+    assert {
+        "hallpass_processor_events_consumed_total",
+        "hallpass_partner_records_total",
+        "hallpass_processor_latency_seconds_bucket",
+        "hallpass_connector_rows_read_total",
+        "hallpass_connector_rows_rejected_total",
+        "kafka_consumergroup_lag",
+        "hallpass_consumergroup_lag_seconds",
+        "hallpass_consumergroup_status",
+        "hallpass_lag_exporter_up",
+    } <= names
     assert "hallpass_partner_records" not in names  # a counter is scraped with _total
 
 
 # -- the dashboard and the rules -------------------------------------------------------------
 def unknown_metrics(exprs: Mapping[str, str], known: set[str]) -> dict[str, list[str]]:
     """Where -> the metric names its expression selects that are not ``known``."""
-    return {where: sorted(metric_names(expr) - known) for where, expr in exprs.items()
-            if metric_names(expr) - known}
+    return {
+        where: sorted(metric_names(expr) - known)
+        for where, expr in exprs.items()
+        if metric_names(expr) - known
+    }
 
 
 def test_a_metric_the_code_does_not_export_is_reported() -> None:
-    exprs = {"panel": "sum(rate(hallpass_partner_record_total[5m]))",
-             "alert": 'hallpass_processor_latency_seconds{quantile="0.99"} > 10'}
+    exprs = {
+        "panel": "sum(rate(hallpass_partner_record_total[5m]))",
+        "alert": 'hallpass_processor_latency_seconds{quantile="0.99"} > 10',
+    }
     assert unknown_metrics(exprs, exported_names()) == {
         "panel": ["hallpass_partner_record_total"],
         "alert": ["hallpass_processor_latency_seconds"],  # a histogram has no plain series
@@ -274,16 +335,25 @@ def test_the_dashboard_shows_what_operators_need() -> None:
 def test_the_dashboard_expressions_are_valid_promql(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.fail("promtool is not installed: it comes with Debian's prometheus package "
-                    "(sudo apt-get install prometheus), which `make test` installs.")
+        pytest.fail(
+            "promtool is not installed: it comes with Debian's prometheus package "
+            "(sudo apt-get install prometheus), which `make test` installs."
+        )
     # promtool checks the PromQL of rules: every panel query as a recording rule
     exprs = dashboard_exprs()
-    checked = [{"record": f"dashboard:query_{i}", "expr": as_prometheus_query(expr)}
-               for i, expr in enumerate(exprs.values())]
+    checked = [
+        {"record": f"dashboard:query_{i}", "expr": as_prometheus_query(expr)}
+        for i, expr in enumerate(exprs.values())
+    ]
     rules_file = tmp_path / "dashboard.rules.yml"
     rules_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": checked}]}))
-    result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(rules_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in result.stdout
 

@@ -8,8 +8,9 @@ from streams.processor.dlq import DlqLimit, InvalidMessage, TooManyInvalidError
 
 
 def _bad(offset: int) -> InvalidMessage:
-    return InvalidMessage("sis.student.changes", 2, offset, "undecodable: magic byte 7",
-                          b"NY-1", b"\x07junk")
+    return InvalidMessage(
+        "sis.student.changes", 2, offset, "undecodable: magic byte 7", b"NY-1", b"\x07junk"
+    )
 
 
 def test_isolated_invalid_events_do_not_halt() -> None:

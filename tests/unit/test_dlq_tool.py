@@ -15,14 +15,18 @@ from streams.processor.dlq_tool import (
 )
 
 
-def letter(offset: int, reason: str, topic: str = "sis.student.changes",
-           origin_offset: int = 10) -> DeadLetter:
+def letter(
+    offset: int, reason: str, topic: str = "sis.student.changes", origin_offset: int = 10
+) -> DeadLetter:
     return DeadLetter(0, offset, 0, b"NY-1", b"x", reason, topic, 2, origin_offset, {})
 
 
-LETTERS = [letter(0, "undecodable: magic byte 7"), letter(1, "invalid: district_id is empty"),
-           letter(2, "future_dated: occurred_at ...", origin_offset=12),
-           letter(3, "invalid: x", topic="consent.events")]
+LETTERS = [
+    letter(0, "undecodable: magic byte 7"),
+    letter(1, "invalid: district_id is empty"),
+    letter(2, "future_dated: occurred_at ...", origin_offset=12),
+    letter(3, "invalid: x", topic="consent.events"),
+]
 
 
 def chosen(selection: Selection) -> list[int]:
@@ -39,10 +43,12 @@ def test_selections() -> None:
     assert chosen(Selection(everything=True)) == [0, 1, 2, 3]
 
 
-@pytest.mark.parametrize("bad", [{}, {"origins": ("t:x",)}, {"origins": ("t:1:2:3",)},
-                                 {"origins": (":1",)}])
+@pytest.mark.parametrize(
+    "bad", [{}, {"origins": ("t:x",)}, {"origins": ("t:1:2:3",)}, {"origins": (":1",)}]
+)
 def test_a_selection_that_says_nothing_or_cannot_be_read_is_refused(
-        bad: dict[str, tuple[str, ...]]) -> None:
+    bad: dict[str, tuple[str, ...]],
+) -> None:
     with pytest.raises(DlqError):
         Selection(**bad)  # type: ignore[arg-type]
 
@@ -52,7 +58,9 @@ def test_find_and_render() -> None:
     for position in ("9:9", "x"):
         with pytest.raises(DlqError):
             find(LETTERS, position)
-    assert render_bytes(b"\x00SECRET" * 10) == "70 bytes: 00 53 45 43 52 45 54 00 53 45 43 52 45 " \
+    assert (
+        render_bytes(b"\x00SECRET" * 10) == "70 bytes: 00 53 45 43 52 45 54 00 53 45 43 52 45 "
         "54 00 53 ..."
+    )
     assert render_key(b"NY-1") == "NY-1"
     assert render_key(b"\x00\xff").startswith("2 bytes: 00 ff")

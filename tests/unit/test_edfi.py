@@ -45,20 +45,24 @@ def read(path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------ interchange and version
 
 
-@pytest.mark.parametrize("namespace", ["http://ed-fi.org/5.0.0", "http://ed-fi.org/5.1.0",
-                                       "http://ed-fi.org/4.0.0"])
+@pytest.mark.parametrize(
+    "namespace", ["http://ed-fi.org/5.0.0", "http://ed-fi.org/5.1.0", "http://ed-fi.org/4.0.0"]
+)
 def test_data_standards_4_and_5_are_read(namespace: str) -> None:
     found = identify("InterchangeStudentAttendance", namespace)
     assert found.kind == "StudentAttendance"
     assert found.version == namespace.rsplit("/", 1)[1]
 
 
-@pytest.mark.parametrize(("namespace", "says"), [
-    ("http://ed-fi.org/0220", "not supported"),
-    ("http://ed-fi.org/3.2.0", "not supported"),
-    ("http://www.sifassociation.org/datamodel/na/3.4", "not an Ed-Fi"),
-    ("", "not an Ed-Fi"),
-])
+@pytest.mark.parametrize(
+    ("namespace", "says"),
+    [
+        ("http://ed-fi.org/0220", "not supported"),
+        ("http://ed-fi.org/3.2.0", "not supported"),
+        ("http://www.sifassociation.org/datamodel/na/3.4", "not an Ed-Fi"),
+        ("", "not an Ed-Fi"),
+    ],
+)
 def test_other_namespaces_are_refused_with_the_reason(namespace: str, says: str) -> None:
     with pytest.raises(NotAnInterchange, match=says):
         identify("InterchangeStudent", namespace)
@@ -77,18 +81,22 @@ def lines(text: str) -> list[bytes]:
 
 
 def test_records_come_with_the_line_of_their_start_tag() -> None:
-    doc = lines(f'<?xml version="1.0"?>\n<InterchangeStudent xmlns="{NS}">\n'
-                "  <Student>\n    <StudentUniqueId> 1 </StudentUniqueId>\n  </Student>\n"
-                "  <Student><StudentUniqueId>2</StudentUniqueId></Student>\n"
-                "</InterchangeStudent>")
+    doc = lines(
+        f'<?xml version="1.0"?>\n<InterchangeStudent xmlns="{NS}">\n'
+        "  <Student>\n    <StudentUniqueId> 1 </StudentUniqueId>\n  </Student>\n"
+        "  <Student><StudentUniqueId>2</StudentUniqueId></Student>\n"
+        "</InterchangeStudent>"
+    )
     assert read_root(doc).namespace == NS
     got = [(line, node.text("StudentUniqueId")) for line, node in records(doc, NS)]
     assert got == [(3, "1"), (6, "2")]
 
 
 def test_malformed_xml_names_its_line() -> None:
-    doc = lines(f'<InterchangeStudent xmlns="{NS}">\n<Student>\n<StudentUniqueId>1'
-                "</Student>\n</InterchangeStudent>")
+    doc = lines(
+        f'<InterchangeStudent xmlns="{NS}">\n<Student>\n<StudentUniqueId>1'
+        "</Student>\n</InterchangeStudent>"
+    )
     with pytest.raises(XmlProblem) as problem:
         list(records(doc, NS))
     assert problem.value.line == 3  # <StudentUniqueId>1</Student>: the mismatch
@@ -104,11 +112,13 @@ def test_a_document_type_declaration_is_refused() -> None:
 def _attendance_file(events: int) -> list[bytes]:
     head = [f'<InterchangeStudentAttendance xmlns="{NS}">\n'.encode()]
     body = [
-        (f"<StudentSchoolAttendanceEvent><AttendanceEvent><EventDate>2022-01-"
-         f"{1 + i % 28:02d}</EventDate><AttendanceEventCategory>uri://ed-fi.org/"
-         "AttendanceEventCategoryDescriptor#Tardy</AttendanceEventCategory></AttendanceEvent>"
-         f"<StudentReference><StudentIdentity><StudentUniqueId>{i % 50}</StudentUniqueId>"
-         "</StudentIdentity></StudentReference></StudentSchoolAttendanceEvent>\n").encode()
+        (
+            f"<StudentSchoolAttendanceEvent><AttendanceEvent><EventDate>2022-01-"
+            f"{1 + i % 28:02d}</EventDate><AttendanceEventCategory>uri://ed-fi.org/"
+            "AttendanceEventCategoryDescriptor#Tardy</AttendanceEventCategory></AttendanceEvent>"
+            f"<StudentReference><StudentIdentity><StudentUniqueId>{i % 50}</StudentUniqueId>"
+            "</StudentIdentity></StudentReference></StudentSchoolAttendanceEvent>\n"
+        ).encode()
         for i in range(events)
     ]
     return head + body + [b"</InterchangeStudentAttendance>\n"]
@@ -187,18 +197,28 @@ def test_the_slice_gives_each_named_student_the_values_of_the_xml(tmp_path: Path
     assert walls["special"]["medical_alerts"] == ["medically_fragile"]
     assert walls["special"]["has_iep"] is False  # IEP from 2021-09-01, exited 2021-10-01
     conduct = events["605370"]["conduct"]["incidents"]
-    assert conduct == [{"incident_id": "15", "incident_date": dt.date(2022, 2, 2),
-                        "behavior_code": "school_code_of_conduct",
-                        "action": "in_school_suspension", "days_suspended": 1.0,
-                        "participation": "perpetrator"}]
+    assert conduct == [
+        {
+            "incident_id": "15",
+            "incident_date": dt.date(2022, 2, 2),
+            "behavior_code": "school_code_of_conduct",
+            "action": "in_school_suspension",
+            "days_suspended": 1.0,
+            "participation": "perpetrator",
+        }
+    ]
     assert events["605551"]["special"]["homeless"] is True
     assert events["605551"]["special"]["free_reduced_lunch"] == "free"
     results = events["604837"]["assessment"]["results"]
     assert {r["subject"]: r["performance_level"] for r in results} == {
-        "Reading": "Met Standard", "Mathematics": "Did Not Meet Standard"}
+        "Reading": "Met Standard",
+        "Mathematics": "Did Not Meet Standard",
+    }
     guardians = walls["guardians"]
     assert [(g["guardian_id"], g["relationship"], g["first_name"]) for g in guardians] == [
-        ("778096", "mother", "Juliette"), ("778720", "father", "Lee")]
+        ("778096", "mother", "Juliette"),
+        ("778720", "father", "Lee"),
+    ]
     # not in the slice: StudentEnrollment, StudentGrade, StudentTranscript -> null sections
     assert {"enrollment", "schedule", "transcript", "contact"}.isdisjoint(summary.carried)
     assert walls["enrollment"] is None and walls["transcript"] is None
@@ -219,15 +239,21 @@ def test_enrollment_grades_and_transcript_are_used_when_present(tmp_path: Path) 
     assert walls["special"]["ell_status"] == "active"
     transcript = ruiz["transcript"]
     assert (transcript["gpa"], transcript["gpa_scale"], transcript["credits_earned"]) == (
-        3.25, 4.0, 12.5)
+        3.25,
+        4.0,
+        12.5,
+    )
     assert [(g["course_code"], g["grade"]) for g in transcript["course_grades"]] == [
-        ("ALG-1", "B+"), ("ENG-9", "A-")]
+        ("ALG-1", "B+"),
+        ("ENG-9", "A-"),
+    ]
     assert ruiz["schedule"]["sections"][0]["section_id"] == "ALG-1-01"
 
 
 def test_the_key_can_be_a_typed_identification_code(tmp_path: Path) -> None:
-    config = SourceConfig(source_id="edfi-test",
-                          student_key=KeyRule("StudentIdentificationCode", "local_id", "Local"))
+    config = SourceConfig(
+        source_id="edfi-test", student_key=KeyRule("StudentIdentificationCode", "local_id", "Local")
+    )
     result, _ = read_load(load(tmp_path, own=True), config=config, as_of=AS_OF, now_ms=0)
     keys = {e.key for e in result.events}
     assert keys == {"L-5231"}  # the others have no Local code in this load: rejected
@@ -235,17 +261,22 @@ def test_the_key_can_be_a_typed_identification_code(tmp_path: Path) -> None:
     assert all("StudentIdentificationCode" in r.reason for r in result.rejects)
 
 
-def test_bad_files_and_references_are_rejected_alone_with_where_and_why(
-        tmp_path: Path) -> None:
+def test_bad_files_and_references_are_rejected_alone_with_where_and_why(tmp_path: Path) -> None:
     path = load(tmp_path)
     discipline = (path / "StudentDiscipline.xml").read_text()
     (path / "StudentDiscipline.xml").write_text(discipline.replace("</DisciplineAction>", "", 1))
-    (path / "Sif.xml").write_text('<?xml version="1.0"?>\n<StudentPersonal xmlns='
-                                  '"http://www.sifassociation.org/datamodel/na/3.4"/>\n')
+    (path / "Sif.xml").write_text(
+        '<?xml version="1.0"?>\n<StudentPersonal xmlns='
+        '"http://www.sifassociation.org/datamodel/na/3.4"/>\n'
+    )
     attendance = (path / "StudentSchoolAttendance.xml").read_text()
     (path / "StudentSchoolAttendance.xml").write_text(
-        attendance.replace("<StudentUniqueId>604821</StudentUniqueId>",
-                           "<StudentUniqueId>999999</StudentUniqueId>", 1))
+        attendance.replace(
+            "<StudentUniqueId>604821</StudentUniqueId>",
+            "<StudentUniqueId>999999</StudentUniqueId>",
+            1,
+        )
+    )
     events, result, summary = read(path)
     messages = sorted(r.message for r in result.rejects)
     assert len(messages) == 3, messages
@@ -269,8 +300,11 @@ def test_unknown_descriptors_become_warnings(tmp_path: Path) -> None:
     path = load(tmp_path)
     program = (path / "StudentProgram.xml").read_text()
     (path / "StudentProgram.xml").write_text(
-        program.replace("ProgramTypeDescriptor#Homeless", "ProgramTypeDescriptor#Brand New"))
+        program.replace("ProgramTypeDescriptor#Homeless", "ProgramTypeDescriptor#Brand New")
+    )
     _, result, _ = read(path)
     warned = [w.message for w in result.warnings]
-    assert any("unknown ProgramTypeDescriptor 'uri://ed-fi.org/ProgramTypeDescriptor#Brand "
-               "New'" in w for w in warned), warned
+    assert any(
+        "unknown ProgramTypeDescriptor 'uri://ed-fi.org/ProgramTypeDescriptor#Brand New'" in w
+        for w in warned
+    ), warned

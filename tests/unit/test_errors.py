@@ -38,26 +38,44 @@ from streams.security.users import UserAdminError
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "deploy" / "contracts"
-CLOSED = {"HALLPASS_BOOTSTRAP_SERVERS": "127.0.0.1:1", "HALLPASS_SCHEMA_REGISTRY_URL":
-          "http://127.0.0.1:1"}
+CLOSED = {
+    "HALLPASS_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    "HALLPASS_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1",
+}
 
 
-@pytest.mark.parametrize(("error", "other_base"), [
-    (BrokerUnavailable, RuntimeError), (NotConfiguredError, RuntimeError),
-    (ContractsInvalidError, ValueError), (TopicSettingsError, ValueError),
-    (ViewError, ValueError), (InvalidConsentEventError, ValueError),
-    (TooManyInvalidError, RuntimeError), (ProcessorSetupError, RuntimeError),
-    (TopicUnreadableError, RuntimeError), (RegistryAccessError, RuntimeError),
-    (RuntimeProblem, RuntimeError), (UserAdminError, RuntimeError),
-    (StrimziRenderError, ValueError), (ClientSettingsError, ValueError),
-    (AclPlanError, ValueError), (AclApplyError, RuntimeError),
-    (DescriptorTableError, ValueError), (EdFiLoadError, ValueError),
-    (PublishError, RuntimeError), (SourceConfigError, ValueError),
-    (OneRosterPackageError, Exception), (MetricsPortError, Exception),
-    (SourceStateError, Exception),
-], ids=lambda e: e.__name__)
-def test_every_user_facing_error_is_a_hallpass_error(error: type[Exception],
-                                                    other_base: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("error", "other_base"),
+    [
+        (BrokerUnavailable, RuntimeError),
+        (NotConfiguredError, RuntimeError),
+        (ContractsInvalidError, ValueError),
+        (TopicSettingsError, ValueError),
+        (ViewError, ValueError),
+        (InvalidConsentEventError, ValueError),
+        (TooManyInvalidError, RuntimeError),
+        (ProcessorSetupError, RuntimeError),
+        (TopicUnreadableError, RuntimeError),
+        (RegistryAccessError, RuntimeError),
+        (RuntimeProblem, RuntimeError),
+        (UserAdminError, RuntimeError),
+        (StrimziRenderError, ValueError),
+        (ClientSettingsError, ValueError),
+        (AclPlanError, ValueError),
+        (AclApplyError, RuntimeError),
+        (DescriptorTableError, ValueError),
+        (EdFiLoadError, ValueError),
+        (PublishError, RuntimeError),
+        (SourceConfigError, ValueError),
+        (OneRosterPackageError, Exception),
+        (MetricsPortError, Exception),
+        (SourceStateError, Exception),
+    ],
+    ids=lambda e: e.__name__,
+)
+def test_every_user_facing_error_is_a_hallpass_error(
+    error: type[Exception], other_base: type[Exception]
+) -> None:
     assert issubclass(error, HallpassError)
     assert issubclass(error, other_base)  # `except ValueError` and the like still catch it
 
@@ -66,7 +84,8 @@ def test_library_code_raises_no_click_exception() -> None:
     edge = {REPO / "streams" / "cli.py", *(REPO / "streams" / "commands").glob("*.py")}
     offenders = [
         f"{path.relative_to(REPO)}:{n}"
-        for root in ("streams", "connectors") for path in (REPO / root).rglob("*.py")
+        for root in ("streams", "connectors")
+        for path in (REPO / root).rglob("*.py")
         if path not in edge
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if re.search(r"click\.(ClickException|UsageError|BadParameter|Abort)", line)
@@ -79,8 +98,9 @@ def invalid_contracts(tmp_path: Path) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     text = (CONTRACTS / "measurely.yaml").read_text()
     assert "principal: User:measurely" in text
-    (tmp_path / "measurely.yaml").write_text(text.replace("principal: User:measurely",
-                                                          "principal: measurely"))
+    (tmp_path / "measurely.yaml").write_text(
+        text.replace("principal: User:measurely", "principal: measurely")
+    )
     shutil.copy(CONTRACTS / "measurely.lock.yaml", tmp_path)
     return tmp_path
 
@@ -91,8 +111,11 @@ def error_lines(output: str) -> list[str]:
 
 def test_contracts_apply_with_an_invalid_contract_says_so_in_one_line(tmp_path: Path) -> None:
     contracts = invalid_contracts(tmp_path / "contracts")
-    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "contracts", "apply",
-                                       "--contracts", str(contracts)], env=CLOSED)
+    result = CliRunner().invoke(
+        main,
+        ["--data-dir", str(tmp_path), "contracts", "apply", "--contracts", str(contracts)],
+        env=CLOSED,
+    )
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert result.stdout == ""
@@ -116,8 +139,11 @@ def test_a_library_error_is_rendered_once_by_the_group(tmp_path: Path) -> None:
     (tmp_path / "oneroster").write_text("not a directory")
     with pytest.raises(SourceStateError):
         SourceStateStore(tmp_path / "oneroster" / "x.sqlite3")
-    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "publish", "oneroster",
-                                       str(tmp_path / "package")], env=CLOSED)
+    result = CliRunner().invoke(
+        main,
+        ["--data-dir", str(tmp_path), "publish", "oneroster", str(tmp_path / "package")],
+        env=CLOSED,
+    )
     assert result.exit_code == 1
     assert error_lines(result.stderr) == [line for line in result.stderr.splitlines()]
     assert "cannot open the state store" in result.stderr and "Traceback" not in result.output
@@ -128,11 +154,11 @@ def test_demo_reads_the_contracts_directory_from_the_environment(tmp_path: Path)
     reached."""
     shutil.copy(CONTRACTS / "measurely.yaml", tmp_path)
     (tmp_path / "broken.yaml").write_text("partner: [\n")
-    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "demo",
-                                       "--metrics-port", "0"],
-                                env={**CLOSED, "HALLPASS_CONTRACTS_DIR": str(tmp_path)})
+    result = CliRunner().invoke(
+        main,
+        ["--data-dir", str(tmp_path), "demo", "--metrics-port", "0"],
+        env={**CLOSED, "HALLPASS_CONTRACTS_DIR": str(tmp_path)},
+    )
     assert result.exit_code == 1
     assert "broken.yaml" in result.stderr
     assert "Traceback" not in result.output
-
-

@@ -7,25 +7,46 @@ from typing import Any
 from connectors.partner.exposure import DEFAULT_LETTER, exposure_of, family_letters
 
 
-def record(at: int, decision: str, student: str = "S1", fields: tuple[str, ...] = (),
-           categories: tuple[str, ...] = (), partner: str = "p", n: int = 0) -> dict[str, Any]:
-    return {"decision_id": f"d{at}-{n}", "student_id": student, "district_id": "D1",
-            "partner": partner, "partner_student_key": f"k-{student}", "decision": decision,
-            "fields": list(fields), "categories": list(categories),
-            "legal_basis": ["school_official"] if decision == "DISCLOSED" else [],
-            "contract_version": 2, "decided_at": at}
+def record(
+    at: int,
+    decision: str,
+    student: str = "S1",
+    fields: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+    partner: str = "p",
+    n: int = 0,
+) -> dict[str, Any]:
+    return {
+        "decision_id": f"d{at}-{n}",
+        "student_id": student,
+        "district_id": "D1",
+        "partner": partner,
+        "partner_student_key": f"k-{student}",
+        "decision": decision,
+        "fields": list(fields),
+        "categories": list(categories),
+        "legal_basis": ["school_official"] if decision == "DISCLOSED" else [],
+        "contract_version": 2,
+        "decided_at": at,
+    }
 
 
 LEDGER = [
-    record(10, "DISCLOSED", fields=("names.first_name", "special.medical_alerts"),
-           categories=("student_name", "special_medical")),
+    record(
+        10,
+        "DISCLOSED",
+        fields=("names.first_name", "special.medical_alerts"),
+        categories=("student_name", "special_medical"),
+    ),
     record(20, "DISCLOSED", fields=("names.first_name",), categories=("student_name",)),
-    record(20, "RETRACTED", fields=("special.medical_alerts",),
-           categories=("special_medical",), n=1),
+    record(
+        20, "RETRACTED", fields=("special.medical_alerts",), categories=("special_medical",), n=1
+    ),
     record(30, "RETRACTED"),
     record(40, "DISCLOSED", fields=("names.first_name",), categories=("student_name",)),
-    record(15, "DISCLOSED", student="S2", fields=("names.first_name",),
-           categories=("student_name",)),
+    record(
+        15, "DISCLOSED", student="S2", fields=("names.first_name",), categories=("student_name",)
+    ),
     record(16, "WITHHELD", student="S3"),
     record(17, "DISCLOSED", student="S4", partner="other", fields=("names.first_name",)),
 ]
@@ -50,10 +71,19 @@ def test_counts_per_category_and_district() -> None:
 
 
 def test_one_letter_per_family_with_escaped_values() -> None:
-    found = exposure_of([record(10, "DISCLOSED", student="<S1>", fields=("a",),
-                                categories=("special_medical",))], "p", 10)
-    letters = family_letters(found, DEFAULT_LETTER.read_text(), "Acme <Health>", "CSD",
-                             "dpo@example.org", "December 1, 2026")
+    found = exposure_of(
+        [record(10, "DISCLOSED", student="<S1>", fields=("a",), categories=("special_medical",))],
+        "p",
+        10,
+    )
+    letters = family_letters(
+        found,
+        DEFAULT_LETTER.read_text(),
+        "Acme <Health>",
+        "CSD",
+        "dpo@example.org",
+        "December 1, 2026",
+    )
     [(name, text)] = letters.items()
     assert name == "_S1_.html"
     assert "Acme &lt;Health&gt;" in text and "&lt;S1&gt;" in text and "<S1>" not in text

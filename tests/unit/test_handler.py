@@ -33,30 +33,52 @@ NOW = int(datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp() * 1000)
 HOUR, DAY = 3_600_000, 86_400_000
 ROUTES = routes_for(sample_contracts())
 BY_PARTNER = {r.partner: r for r in ROUTES}
-BASE = json.loads((REPO / "schemas" / "examples" / "student_record_changed.upsert.json")
-                  .read_text())
+BASE = json.loads(
+    (REPO / "schemas" / "examples" / "student_record_changed.upsert.json").read_text()
+)
 DISTRICT = "NY-280201"
 
 
-def change(student: str, at: int, event_id: str, operation: str = "UPSERT",
-           name: str = "Daniel") -> dict[str, Any]:
+def change(
+    student: str, at: int, event_id: str, operation: str = "UPSERT", name: str = "Daniel"
+) -> dict[str, Any]:
     record: dict[str, Any] = copy.deepcopy(BASE)
-    record.update(event_id=event_id, student_id=student, occurred_at=at, operation=operation,
-                  district_id=DISTRICT)
+    record.update(
+        event_id=event_id,
+        student_id=student,
+        occurred_at=at,
+        operation=operation,
+        district_id=DISTRICT,
+    )
     record["names"]["first_name"] = name
     return record
 
 
 def grant(student: str, at: int, expires: int | None = None, event_id: str = "") -> ConsentEvent:
-    return ConsentEvent(event_id or f"grant-{student}-{at}", ConsentKind.GRANT, DISTRICT, at,
-                        student, "carewell-health", frozenset({"special_medical"}),
-                        expires_at=expires)
+    return ConsentEvent(
+        event_id or f"grant-{student}-{at}",
+        ConsentKind.GRANT,
+        DISTRICT,
+        at,
+        student,
+        "carewell-health",
+        frozenset({"special_medical"}),
+        expires_at=expires,
+    )
 
 
-def district_opt_out(partner: str, at: int, expires: int | None = None,
-                     event_id: str = "") -> ConsentEvent:
-    return ConsentEvent(event_id or f"district-{partner}-{at}", ConsentKind.DISTRICT_OPT_OUT,
-                        DISTRICT, at, None, partner, expires_at=expires)
+def district_opt_out(
+    partner: str, at: int, expires: int | None = None, event_id: str = ""
+) -> ConsentEvent:
+    return ConsentEvent(
+        event_id or f"district-{partner}-{at}",
+        ConsentKind.DISTRICT_OPT_OUT,
+        DISTRICT,
+        at,
+        None,
+        partner,
+        expires_at=expires,
+    )
 
 
 class Bus:
@@ -67,16 +89,21 @@ class Bus:
             self.cluster.start_worker()
         self.cluster.rebalance()
 
-    def change(self, record: dict[str, Any], partitioner: Any = murmur2_partitioner,
-               key: str | None = None) -> None:
-        self.cluster.broker.produce(self.cluster.topics.changes,
-                                    (key or record["student_id"]).encode(),
-                                    orjson.dumps(record), partitioner)
+    def change(
+        self, record: dict[str, Any], partitioner: Any = murmur2_partitioner, key: str | None = None
+    ) -> None:
+        self.cluster.broker.produce(
+            self.cluster.topics.changes,
+            (key or record["student_id"]).encode(),
+            orjson.dumps(record),
+            partitioner,
+        )
 
     def consent(self, event: ConsentEvent, partitioner: Any = murmur2_partitioner) -> None:
         key = event.district_id if event.is_district_event else event.student_id or ""
-        self.cluster.broker.produce(self.cluster.topics.consent, key.encode(),
-                                    orjson.dumps(event.to_avro()), partitioner)
+        self.cluster.broker.produce(
+            self.cluster.topics.consent, key.encode(), orjson.dumps(event.to_avro()), partitioner
+        )
 
     def holds(self, partner: str) -> set[str]:
         route = BY_PARTNER[partner]
@@ -102,8 +129,12 @@ def test_a_district_opt_out_binds_every_worker() -> None:
         bus.change(change(student, NOW - HOUR, f"c-{student}"))
     bus.settle()
     assert bus.holds("measurely") == set(STUDENTS)
-    owners = {w.name for w in bus.cluster.workers
-              for s in STUDENTS if partition_for(s.encode(), 6) in w.owned}
+    owners = {
+        w.name
+        for w in bus.cluster.workers
+        for s in STUDENTS
+        if partition_for(s.encode(), 6) in w.owned
+    }
     assert len(owners) == 3, "the students are spread over the three workers"
     bus.consent(district_opt_out("measurely", NOW - 1))
     bus.settle()
@@ -118,8 +149,10 @@ def test_an_opt_out_counts_whatever_partitioner_wrote_it(partitioner: Any) -> No
         bus.change(change(student, NOW - HOUR, f"c-{student}"), murmur2_partitioner)
     bus.settle()
     for student in STUDENTS[:10]:
-        bus.consent(ConsentEvent(f"out-{student}", ConsentKind.ALL_OPT_OUT, DISTRICT, NOW - 1,
-                                 student), partitioner)
+        bus.consent(
+            ConsentEvent(f"out-{student}", ConsentKind.ALL_OPT_OUT, DISTRICT, NOW - 1, student),
+            partitioner,
+        )
     bus.settle()
     assert bus.holds("learnwell") == set(STUDENTS[10:])
 
@@ -227,8 +260,9 @@ def test_the_same_event_twice_is_decided_once() -> None:
 def test_a_worker_with_other_secrets_refuses_to_start() -> None:
     tables = Tables()
     bus_secret, other = b"s" * 32, b"t" * 32
-    tables.load_global(fingerprint_key("learnwell"),
-                       fingerprint_value(secret_fingerprint(bus_secret)))
+    tables.load_global(
+        fingerprint_key("learnwell"), fingerprint_value(secret_fingerprint(bus_secret))
+    )
     check_fingerprints({"learnwell": bus_secret})(tables)  # the bus's own: starts
     with pytest.raises(ProcessorSetupError, match="not the bus's"):
         check_fingerprints({"learnwell": other})(tables)
@@ -273,15 +307,34 @@ def test_a_long_consent_history_stays_bounded_and_decides_as_the_whole_one() -> 
         start = NOW + n * period
         round_events = [grant(student, start, expires=start + period - HOUR)]
         if n % 3 == 1:
-            round_events.append(ConsentEvent(
-                f"revoke-{n}", ConsentKind.REVOKE, DISTRICT, start + period // 2, student,
-                "carewell-health", frozenset({"special_medical"})))
+            round_events.append(
+                ConsentEvent(
+                    f"revoke-{n}",
+                    ConsentKind.REVOKE,
+                    DISTRICT,
+                    start + period // 2,
+                    student,
+                    "carewell-health",
+                    frozenset({"special_medical"}),
+                )
+            )
         if n % 5 == 2:
-            round_events.append(ConsentEvent(
-                f"out-{n}", ConsentKind.PARTNER_OPT_OUT, DISTRICT, start + DAY, student,
-                "learnwell", expires_at=start + 3 * DAY))
-            round_events.append(ConsentEvent(
-                f"dir-{n}", ConsentKind.DIRECTORY_OPT_OUT, DISTRICT, start + DAY, student))
+            round_events.append(
+                ConsentEvent(
+                    f"out-{n}",
+                    ConsentKind.PARTNER_OPT_OUT,
+                    DISTRICT,
+                    start + DAY,
+                    student,
+                    "learnwell",
+                    expires_at=start + 3 * DAY,
+                )
+            )
+            round_events.append(
+                ConsentEvent(
+                    f"dir-{n}", ConsentKind.DIRECTORY_OPT_OUT, DISTRICT, start + DAY, student
+                )
+            )
         for event in round_events:
             bus.consent(event)
             sent.append(event)
@@ -293,7 +346,8 @@ def test_a_long_consent_history_stays_bounded_and_decides_as_the_whole_one() -> 
             whole = StudentConsentHistory.of(sent)
             for route in ROUTES:
                 assert inputs_at(route, stored, DistrictState(), at) == inputs_at(
-                    route, whole, DistrictState(), at), (n, at, route.partner)
+                    route, whole, DistrictState(), at
+                ), (n, at, route.partner)
             held.append(student in bus.holds("carewell-health"))
     stored = worker.tables.partition(partition).consent[student]
     assert len(sent) == 69

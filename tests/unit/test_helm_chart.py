@@ -48,15 +48,20 @@ def _helm() -> str | None:
     gopath = os.environ.get("GOPATH") or str(Path.home() / "go")
     go = shutil.which("go")
     if go:  # where `make tools` installed it: `go install` puts it in $(go env GOPATH)/bin
-        gopath = subprocess.run([go, "env", "GOPATH"], capture_output=True, text=True,
-                                check=False).stdout.strip() or gopath
+        gopath = (
+            subprocess.run(
+                [go, "env", "GOPATH"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            or gopath
+        )
     candidate = Path(gopath.split(os.pathsep)[0]) / "bin" / "helm"
     return str(candidate) if candidate.exists() else None
 
 
 HELM = _helm()
 pytestmark = pytest.mark.skipif(
-    HELM is None, reason="helm is not installed (`make tools` installs it with `go install`)")
+    HELM is None, reason="helm is not installed (`make tools` installs it with `go install`)"
+)
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -64,13 +69,11 @@ pytestmark = pytest.mark.skipif(
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
     assert HELM is not None
-    return subprocess.run([HELM, *args], capture_output=True, text=True, check=False,
-                          timeout=120)
+    return subprocess.run([HELM, *args], capture_output=True, text=True, check=False, timeout=120)
 
 
 def template_args(values: tuple[Path, ...], sets: tuple[str, ...]) -> list[str]:
-    args = ["template", "hp", str(CHART), "--namespace", "hallpass",
-            "--kube-version", KUBE_VERSION]
+    args = ["template", "hp", str(CHART), "--namespace", "hallpass", "--kube-version", KUBE_VERSION]
     for file in values:
         args += ["-f", str(file)]
     for item in sets:
@@ -103,9 +106,13 @@ def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 VALUE_SETS = {
     "defaults": ((), ()),
     "three-partners": (THREE_PARTNERS, ()),
-    "three-partners-secrets-in-values": (THREE_PARTNERS, (
-        "partnerSecrets.existingSecret=", *(f"partnerSecrets.secrets.{p}={'ab' * 32}"
-                                            for p in PARTNERS))),
+    "three-partners-secrets-in-values": (
+        THREE_PARTNERS,
+        (
+            "partnerSecrets.existingSecret=",
+            *(f"partnerSecrets.secrets.{p}={'ab' * 32}" for p in PARTNERS),
+        ),
+    ),
 }
 
 
@@ -120,9 +127,12 @@ def _strict(schema: Any) -> Any:
         out = {k: _strict(v) for k, v in schema.items()}
         pattern = out.get("pattern")
         if isinstance(pattern, str) and pattern.startswith("^(?i)"):
-            out["pattern"] = "(?i)^" + pattern[len("^(?i)"):]
-        if ("properties" in out and "additionalProperties" not in out
-                and not out.get("x-kubernetes-preserve-unknown-fields")):
+            out["pattern"] = "(?i)^" + pattern[len("^(?i)") :]
+        if (
+            "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
             out["additionalProperties"] = False
         return out
     if isinstance(schema, list):
@@ -135,19 +145,24 @@ CRDS = {
     ("kafka.strimzi.io/v1", "KafkaNodePool"): "strimzi-kafka/045-Crd-kafkanodepool.yaml",
     ("kafka.strimzi.io/v1", "KafkaTopic"): "strimzi/043-Crd-kafkatopic.yaml",
     ("kafka.strimzi.io/v1", "KafkaUser"): "strimzi/044-Crd-kafkauser.yaml",
-    ("monitoring.coreos.com/v1", "PodMonitor"):
-        "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
-    ("monitoring.coreos.com/v1", "ServiceMonitor"):
-        "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
-    ("monitoring.coreos.com/v1", "PrometheusRule"):
-        "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
+    (
+        "monitoring.coreos.com/v1",
+        "PodMonitor",
+    ): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
+    (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+    ): "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
+    (
+        "monitoring.coreos.com/v1",
+        "PrometheusRule",
+    ): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
 }
 
 
 @cache
 def kubernetes_schemas() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        (FIXTURES / "kubernetes" / "v1.33.0-strict.json").read_text())
+    data: dict[str, Any] = json.loads((FIXTURES / "kubernetes" / "v1.33.0-strict.json").read_text())
     return data
 
 
@@ -174,8 +189,10 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def schema_errors(doc: dict[str, Any]) -> list[str]:
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in validator(doc["apiVersion"], doc["kind"]).iter_errors(doc)]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator(doc["apiVersion"], doc["kind"]).iter_errors(doc)
+    ]
     name = doc["metadata"]["name"]
     if not (len(name) <= 253 and DNS_SUBDOMAIN.match(name)):
         errors.append(f"metadata.name {name!r}")
@@ -190,8 +207,7 @@ def pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]
         spec = doc.get("spec", {})
         if doc["kind"] == "CronJob":
             spec = spec["jobTemplate"]["spec"]
-        if "template" in spec and doc["kind"] in {"Deployment", "StatefulSet", "Job",
-                                                  "CronJob"}:
+        if "template" in spec and doc["kind"] in {"Deployment", "StatefulSet", "Job", "CronJob"}:
             yield doc["metadata"]["name"], spec["template"]
 
 
@@ -238,27 +254,51 @@ def test_the_schema_check_refuses_unknown_fields_and_wrong_types() -> None:
 
 
 def hallpass(*args: str, contracts: Path) -> str:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("HALLPASS_") or k == "HALLPASS_TOPIC_PREFIX"}
-    result = subprocess.run([HALLPASS, *args, "--contracts", str(contracts)],
-                            capture_output=True, text=True, check=True, env=env, timeout=60)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HALLPASS_") or k == "HALLPASS_TOPIC_PREFIX"
+    }
+    result = subprocess.run(
+        [HALLPASS, *args, "--contracts", str(contracts)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
+    )
     return result.stdout
 
 
-def rendered_by_hallpass(contracts: Path, partitions: int,
-                         tmp_path: Path) -> tuple[list[Any], list[Any]]:
+def rendered_by_hallpass(
+    contracts: Path, partitions: int, tmp_path: Path
+) -> tuple[list[Any], list[Any]]:
     out = tmp_path / f"k8s-{partitions}"
-    hallpass("deploy", "render", "strimzi", "--out", str(out), "--partitions",
-             str(partitions), contracts=contracts)
-    return (list(yaml.safe_load_all((out / "kafka-topics.yaml").read_text())),
-            list(yaml.safe_load_all((out / "kafka-users.yaml").read_text())))
+    hallpass(
+        "deploy",
+        "render",
+        "strimzi",
+        "--out",
+        str(out),
+        "--partitions",
+        str(partitions),
+        contracts=contracts,
+    )
+    return (
+        list(yaml.safe_load_all((out / "kafka-topics.yaml").read_text())),
+        list(yaml.safe_load_all((out / "kafka-users.yaml").read_text())),
+    )
 
 
 def comparable(manifest: dict[str, Any]) -> dict[str, Any]:
     """What the renderer decides: name, the reason annotation, the spec, the cluster."""
     metadata = manifest["metadata"]
-    return {"name": metadata["name"], "annotations": metadata.get("annotations", {}),
-            "cluster": metadata["labels"]["strimzi.io/cluster"], "spec": manifest["spec"]}
+    return {
+        "name": metadata["name"],
+        "annotations": metadata.get("annotations", {}),
+        "cluster": metadata["labels"]["strimzi.io/cluster"],
+        "spec": manifest["spec"],
+    }
 
 
 @pytest.mark.parametrize("partitions", [3, 12])
@@ -273,8 +313,9 @@ def test_topics_and_users_are_those_of_deploy_render_strimzi(
     topics, users = rendered_by_hallpass(contracts, partitions, tmp_path)
     chart_topics = sorted(of_kind(docs, "KafkaTopic").values(), key=lambda m: m["metadata"]["name"])
     assert [comparable(m) for m in chart_topics] == [comparable(m) for m in topics]
-    chart_users = [u for name, u in sorted(of_kind(docs, "KafkaUser").items())
-                   if name != LAG_EXPORTER_USER]
+    chart_users = [
+        u for name, u in sorted(of_kind(docs, "KafkaUser").items()) if name != LAG_EXPORTER_USER
+    ]
     assert [comparable(m) for m in chart_users] == [comparable(m) for m in users]
 
 
@@ -292,19 +333,32 @@ def test_topics_have_the_settings_of_topics_plan(with_partners: bool, tmp_path: 
         assert spec.get("config", {}) == entry["config"], entry["topic"]
         # -1 in the plan: the cluster's default.replication.factor, which the chart sets
         assert spec.get("replicas", -1) == entry["replication_factor"]
-        assert chart[entry["topic"]]["metadata"]["annotations"][
-            "hallpass.io/retention-reason"] == entry["why"]
+        assert (
+            chart[entry["topic"]]["metadata"]["annotations"]["hallpass.io/retention-reason"]
+            == entry["why"]
+        )
 
 
 # Strimzi's ACL vocabulary back to Kafka's, written out here rather than taken from code.
 KAFKA_OPERATION = {
-    "Read": "READ", "Write": "WRITE", "Create": "CREATE", "Delete": "DELETE", "Alter": "ALTER",
-    "Describe": "DESCRIBE", "ClusterAction": "CLUSTER_ACTION",
-    "DescribeConfigs": "DESCRIBE_CONFIGS", "AlterConfigs": "ALTER_CONFIGS",
-    "IdempotentWrite": "IDEMPOTENT_WRITE", "All": "ALL",
+    "Read": "READ",
+    "Write": "WRITE",
+    "Create": "CREATE",
+    "Delete": "DELETE",
+    "Alter": "ALTER",
+    "Describe": "DESCRIBE",
+    "ClusterAction": "CLUSTER_ACTION",
+    "DescribeConfigs": "DESCRIBE_CONFIGS",
+    "AlterConfigs": "ALTER_CONFIGS",
+    "IdempotentWrite": "IDEMPOTENT_WRITE",
+    "All": "ALL",
 }
-KAFKA_RESOURCE = {"topic": "TOPIC", "group": "GROUP", "transactionalId": "TRANSACTIONAL_ID",
-                  "cluster": "CLUSTER"}
+KAFKA_RESOURCE = {
+    "topic": "TOPIC",
+    "group": "GROUP",
+    "transactionalId": "TRANSACTIONAL_ID",
+    "cluster": "CLUSTER",
+}
 KAFKA_PATTERN = {"literal": "LITERAL", "prefix": "PREFIXED"}
 
 
@@ -314,10 +368,17 @@ def acl_rules(user: dict[str, Any]) -> set[tuple[str, ...]]:
     for acl in user["spec"].get("authorization", {}).get("acls", []):
         resource = acl["resource"]
         for operation in acl["operations"]:
-            rules.add((principal, KAFKA_RESOURCE[resource["type"]],
-                       KAFKA_PATTERN[resource.get("patternType", "literal")],
-                       resource.get("name", "kafka-cluster"), KAFKA_OPERATION[operation],
-                       acl.get("type", "allow").upper(), acl.get("host", "*")))
+            rules.add(
+                (
+                    principal,
+                    KAFKA_RESOURCE[resource["type"]],
+                    KAFKA_PATTERN[resource.get("patternType", "literal")],
+                    resource.get("name", "kafka-cluster"),
+                    KAFKA_OPERATION[operation],
+                    acl.get("type", "allow").upper(),
+                    acl.get("host", "*"),
+                )
+            )
     return rules
 
 
@@ -325,16 +386,24 @@ def acl_rules(user: dict[str, Any]) -> set[tuple[str, ...]]:
 def test_users_have_exactly_the_acls_of_acl_plan(with_partners: bool, tmp_path: Path) -> None:
     values = THREE_PARTNERS if with_partners else ()
     contracts = REPO / "deploy" / "contracts" if with_partners else tmp_path
-    plan = {(r["principal"], r["resource_type"], r["pattern_type"], r["resource_name"],
-             r["operation"], r["permission"], r["host"])
-            for r in json.loads(hallpass("acl", "plan", "--json", contracts=contracts))}
+    plan = {
+        (
+            r["principal"],
+            r["resource_type"],
+            r["pattern_type"],
+            r["resource_name"],
+            r["operation"],
+            r["permission"],
+            r["host"],
+        )
+        for r in json.loads(hallpass("acl", "plan", "--json", contracts=contracts))
+    }
     users = of_kind(render(values), "KafkaUser")
     exporter = users.pop(LAG_EXPORTER_USER)
     assert set().union(*(acl_rules(u) for u in users.values())) == plan
     assert {u["spec"]["authentication"]["type"] for u in users.values()} == {"scram-sha-512"}
     assert "authorization" not in users["admin"]["spec"]
-    assert one(render(values), "Kafka")["spec"]["kafka"]["authorization"]["superUsers"] == [
-        "admin"]
+    assert one(render(values), "Kafka")["spec"]["kafka"]["authorization"]["superUsers"] == ["admin"]
     if with_partners:
         assert set(PARTNERS) <= set(users)
     # the chart's one addition: the lag exporter may only describe
@@ -344,9 +413,13 @@ def test_users_have_exactly_the_acls_of_acl_plan(with_partners: bool, tmp_path: 
 def test_generated_files_are_current() -> None:
     """values.yaml's generated block, examples/contracts.values.yaml and the copies of the
     alert rules and the dashboard: `make helm` writes them."""
-    result = subprocess.run([sys.executable, str(REPO / "deploy" / "helm" / "generate.py"),
-                             "--check"], capture_output=True, text=True, check=False,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "helm" / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -362,7 +435,9 @@ def test_kafka_is_kraft_with_three_brokers_and_safe_replication() -> None:
     assert config["transaction.state.log.min.isr"] == 2
     pools = of_kind(docs, "KafkaNodePool")
     assert {n: (p["spec"]["roles"], p["spec"]["replicas"]) for n, p in pools.items()} == {
-        "brokers": (["broker"], 3), "controllers": (["controller"], 3)}
+        "brokers": (["broker"], 3),
+        "controllers": (["controller"], 3),
+    }
     assert "zookeeper" not in kafka["spec"]
 
 
@@ -374,7 +449,8 @@ def test_workers_are_a_statefulset_numbered_by_pod_index() -> None:
     assert "--worker=$(HALLPASS_WORKER)" in container["args"]
     (worker,) = [e for e in container["env"] if e["name"] == "HALLPASS_WORKER"]
     assert worker["valueFrom"]["fieldRef"]["fieldPath"] == (
-        "metadata.labels['apps.kubernetes.io/pod-index']")
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    )
     services = of_kind(docs, "Service")
     assert services[statefulset["spec"]["serviceName"]]["spec"]["clusterIP"] == "None"
     assert of_kind(docs, "KafkaTopic")["sis.student.changes"]["spec"]["partitions"] == 12
@@ -382,23 +458,29 @@ def test_workers_are_a_statefulset_numbered_by_pod_index() -> None:
 
 def test_more_workers_than_partitions_is_refused() -> None:
     assert "processor.replicas (7) > topics.partitions (6)" in render_error(
-        (), ("processor.replicas=7",))
+        (), ("processor.replicas=7",)
+    )
 
 
 def test_a_partner_without_network_peers_or_secret_is_refused() -> None:
     assert "partners.learnwell needs networkPeers" in render_error(
-        THREE_PARTNERS, ("partners.learnwell.networkPeers=null",))
+        THREE_PARTNERS, ("partners.learnwell.networkPeers=null",)
+    )
     assert "no pseudonym secret for carewell-health" in render_error(
-        THREE_PARTNERS, ("partnerSecrets.existingSecret=",))
+        THREE_PARTNERS, ("partnerSecrets.existingSecret=",)
+    )
     assert "partners.acme has no contract" in render_error(
-        THREE_PARTNERS, ("partners.acme.networkPeers[0].ipBlock.cidr=192.0.2.0/24",))
+        THREE_PARTNERS, ("partners.acme.networkPeers[0].ipBlock.cidr=192.0.2.0/24",)
+    )
 
 
 def test_connectors_run_nightly_from_the_export_volume() -> None:
     cronjobs = of_kind(render(THREE_PARTNERS), "CronJob")
     assert sorted(cronjobs) == ["hp-hallpass-edfi", "hp-hallpass-oneroster"]
-    for kind, cronjob in (("oneroster", cronjobs["hp-hallpass-oneroster"]),
-                          ("edfi", cronjobs["hp-hallpass-edfi"])):
+    for kind, cronjob in (
+        ("oneroster", cronjobs["hp-hallpass-oneroster"]),
+        ("edfi", cronjobs["hp-hallpass-edfi"]),
+    ):
         assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
         pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         (container,) = pod["containers"]
@@ -435,8 +517,11 @@ def test_vendors_reach_only_the_brokers() -> None:
     values = {}
     for file in THREE_PARTNERS:
         values.update(yaml.safe_load(file.read_text()))
-    vendor_peers = [peer for _, partner in sorted(values["partners"].items())
-                    for peer in partner["networkPeers"]]
+    vendor_peers = [
+        peer
+        for _, partner in sorted(values["partners"].items())
+        for peer in partner["networkPeers"]
+    ]
     listeners = {x["name"]: x for x in one(docs, "Kafka")["spec"]["kafka"]["listeners"]}
     assert listeners["vendors"]["networkPolicyPeers"] == vendor_peers
     assert listeners["vendors"]["authentication"]["type"] == "scram-sha-512"
@@ -444,8 +529,7 @@ def test_vendors_reach_only_the_brokers() -> None:
     client = {"podSelector": {"matchLabels": {"hallpass.io/client": "hp"}}}
     assert listeners["hallpass"]["networkPolicyPeers"] == [client]
     policies = of_kind(docs, "NetworkPolicy")
-    monitoring = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"][
-        "metricsFrom"]
+    monitoring = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"]["metricsFrom"]
     for name, policy in policies.items():
         for rule in policy["spec"]["ingress"]:
             assert not any(peer in vendor_peers for peer in rule["from"]), name
@@ -456,33 +540,43 @@ def test_vendors_reach_only_the_brokers() -> None:
         labels = template["metadata"]["labels"]
         assert any(sel.items() <= labels.items() for sel in selected), pod_name
     # no vendor listener (open to all) when no partner is configured
-    assert [x["name"] for x in one(render(), "Kafka")["spec"]["kafka"]["listeners"]] == [
-        "hallpass"]
+    assert [x["name"] for x in one(render(), "Kafka")["spec"]["kafka"]["listeners"]] == ["hallpass"]
 
 
 def test_metrics_alerts_and_dashboard_are_on_by_default() -> None:
     docs = render()
-    rules = yaml.safe_load((REPO / "deploy" / "prometheus" / "rules" /
-                            "hallpass.rules.yml").read_text())
+    rules = yaml.safe_load(
+        (REPO / "deploy" / "prometheus" / "rules" / "hallpass.rules.yml").read_text()
+    )
     assert one(docs, "PrometheusRule")["spec"] == rules
     dashboard = of_kind(docs, "ConfigMap")["hp-hallpass-dashboard"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(dashboard["data"]["hallpass.json"]) == json.loads(
-        (REPO / "deploy" / "grafana" / "hallpass.json").read_text())
+        (REPO / "deploy" / "grafana" / "hallpass.json").read_text()
+    )
     # the job label of each scraped pod is a job the alert rules name
     jobs_in_rules = set(re.findall(r'job="([^"]+)"', json.dumps(rules)))
     pod_monitor, service_monitor = one(docs, "PodMonitor"), one(docs, "ServiceMonitor")
-    assert pod_monitor["spec"]["jobLabel"] == service_monitor["spec"]["jobLabel"] == (
-        "hallpass.io/job")
-    (job_selector,) = [e for e in pod_monitor["spec"]["selector"]["matchExpressions"]
-                       if e["key"] == "hallpass.io/job"]
+    assert (
+        pod_monitor["spec"]["jobLabel"]
+        == service_monitor["spec"]["jobLabel"]
+        == ("hallpass.io/job")
+    )
+    (job_selector,) = [
+        e
+        for e in pod_monitor["spec"]["selector"]["matchExpressions"]
+        if e["key"] == "hallpass.io/job"
+    ]
     services = of_kind(docs, "Service")
-    jobs = {*job_selector["values"],
-            services["hp-hallpass-lag-exporter"]["metadata"]["labels"]["hallpass.io/job"]}
+    jobs = {
+        *job_selector["values"],
+        services["hp-hallpass-lag-exporter"]["metadata"]["labels"]["hallpass.io/job"],
+    }
     assert jobs_in_rules <= jobs
     statefulset = one(docs, "StatefulSet")
     assert statefulset["spec"]["template"]["metadata"]["labels"]["hallpass.io/job"] == (
-        "hallpass-processor")
+        "hallpass-processor"
+    )
     args = statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--metrics-port=9464" in args
 
@@ -490,13 +584,14 @@ def test_metrics_alerts_and_dashboard_are_on_by_default() -> None:
 def _init_script(pod: dict[str, Any], root: Path) -> str:
     (step,) = pod["initContainers"]
     assert step["command"] == ["/bin/sh", "-c"]
-    return str(step["args"][0]).replace("/var/run/hallpass/secrets", str(root / "mounted")) \
+    return (
+        str(step["args"][0])
+        .replace("/var/run/hallpass/secrets", str(root / "mounted"))
         .replace("/run/hallpass/private", str(root / "private"))
+    )
 
 
-def test_the_private_copy_is_mode_400_and_refuses_missing_partner_secrets(
-    tmp_path: Path
-) -> None:
+def test_the_private_copy_is_mode_400_and_refuses_missing_partner_secrets(tmp_path: Path) -> None:
     """The init step of the contracts Job, run by sh on a copy of the mounted files."""
     (job,) = of_kind(render(THREE_PARTNERS), "Job").values()
     script = _init_script(job["spec"]["template"]["spec"], tmp_path)
@@ -504,18 +599,17 @@ def test_the_private_copy_is_mode_400_and_refuses_missing_partner_secrets(
     mounted.mkdir()
     private.mkdir()
     (mounted / "kafka-password").write_text("pw\n")
-    (mounted / "partner-secrets.json").write_text(json.dumps(
-        {p: "ab" * 32 for p in PARTNERS if p != "measurely"}))
+    (mounted / "partner-secrets.json").write_text(
+        json.dumps({p: "ab" * 32 for p in PARTNERS if p != "measurely"})
+    )
     for path in mounted.iterdir():
         path.chmod(0o440)
-    missing = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
-                             check=False)
+    missing = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=False)
     assert missing.returncode == 1
     assert "no pseudonym secret for measurely" in missing.stdout
     (mounted / "partner-secrets.json").chmod(0o640)
     (mounted / "partner-secrets.json").write_text(json.dumps({p: "ab" * 32 for p in PARTNERS}))
     done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(p.name for p in private.iterdir()) == ["kafka-password",
-                                                         "partner-secrets.json"]
+    assert sorted(p.name for p in private.iterdir()) == ["kafka-password", "partner-secrets.json"]
     assert {p.stat().st_mode & 0o777 for p in private.iterdir()} == {0o400}

@@ -29,8 +29,9 @@ from tests.processor_harness import REPO, Cluster, murmur2_partitioner, routes_f
 from tests.processor_harness import sample_contracts as contracts
 
 NOW = int(datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp() * 1000)
-BASE = json.loads((REPO / "schemas" / "examples" / "student_record_changed.upsert.json")
-                  .read_text())
+BASE = json.loads(
+    (REPO / "schemas" / "examples" / "student_record_changed.upsert.json").read_text()
+)
 DISTRICT = BASE["district_id"]
 ROUTES = routes_for(contracts())
 
@@ -59,9 +60,12 @@ def _reasons(cluster: Cluster) -> list[str]:
 
 
 def _send(cluster: Cluster, record: dict[str, Any], key: str | None = None) -> None:
-    cluster.broker.produce(cluster.topics.changes,
-                           (key if key is not None else record["student_id"]).encode(),
-                           orjson.dumps(record), murmur2_partitioner)
+    cluster.broker.produce(
+        cluster.topics.changes,
+        (key if key is not None else record["student_id"]).encode(),
+        orjson.dumps(record),
+        murmur2_partitioner,
+    )
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -84,23 +88,39 @@ CASES = [
     ("a newline in the school id", _set("school_id", "2802\n01"), "school_id contains a control"),
     ("an empty district id", _set("district_id", ""), "district_id is empty"),
     ("a blank event id", _set("event_id", "   "), "event_id is empty"),
-    ("an id of 65 characters", _set("identity.sourced_id", "x" * 65),
-     "identity.sourced_id is longer than 64"),
-    ("a birth date in year 1", _set("demographics.birth_date", _days(1, 1, 1)),
-     "demographics.birth_date is before 1900-01-01"),
-    ("an entry date in 2100", _set("enrollment.entry_date", _days(2100)),
-     "enrollment.entry_date is more than 2 years ahead"),
-    ("a 900 KB first name", _set("names.first_name", "N" * 300), "names.first_name is longer"
-     f" than {MAX_NAME_CHARS}"),
+    (
+        "an id of 65 characters",
+        _set("identity.sourced_id", "x" * 65),
+        "identity.sourced_id is longer than 64",
+    ),
+    (
+        "a birth date in year 1",
+        _set("demographics.birth_date", _days(1, 1, 1)),
+        "demographics.birth_date is before 1900-01-01",
+    ),
+    (
+        "an entry date in 2100",
+        _set("enrollment.entry_date", _days(2100)),
+        "enrollment.entry_date is more than 2 years ahead",
+    ),
+    (
+        "a 900 KB first name",
+        _set("names.first_name", "N" * 300),
+        f"names.first_name is longer than {MAX_NAME_CHARS}",
+    ),
     ("a NUL in a city", _set("contact.city", "Al\x00bany"), "contact.city contains a NUL"),
-    ("an event dated 1800", _set("occurred_at", -5_364_662_400_000),
-     "occurred_at is before 1900-01-01"),
+    (
+        "an event dated 1800",
+        _set("occurred_at", -5_364_662_400_000),
+        "occurred_at is before 1900-01-01",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("edit", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_a_change_breaking_an_input_rule_is_a_dead_letter(
-        edit: Callable[[dict[str, Any]], None], reason: str) -> None:
+    edit: Callable[[dict[str, Any]], None], reason: str
+) -> None:
     cluster = _cluster()
     bad = _change(edit, "NY-BAD")
     _send(cluster, bad, key="NY-BAD" if "student_id" not in reason else bad["student_id"])
@@ -138,25 +158,35 @@ def test_an_unknown_district_is_a_dead_letter_only_when_districts_are_configured
 
 
 def _consent(**fields: Any) -> ConsentEvent:
-    values: dict[str, Any] = {"event_id": "c-1", "kind": ConsentKind.ALL_OPT_OUT,
-                              "district_id": DISTRICT, "effective_at": NOW - 1,
-                              "student_id": "NY-1"}
+    values: dict[str, Any] = {
+        "event_id": "c-1",
+        "kind": ConsentKind.ALL_OPT_OUT,
+        "district_id": DISTRICT,
+        "effective_at": NOW - 1,
+        "student_id": "NY-1",
+    }
     values.update(fields)
     return ConsentEvent(**values)
 
 
-@pytest.mark.parametrize(("event", "reason"), [
-    (_consent(student_id="NY\x001"), "student_id contains a control character"),
-    (_consent(effective_at=-5_364_662_400_000), "effective_at is before 1900-01-01"),
-    (_consent(effective_at=NOW + 3 * 366 * 86_400_000), "effective_at is more than 2 years"),
-    (_consent(district_id="NY-999999"), "district_id is not a known district"),
-], ids=["nul-student", "year-1800", "three-years-ahead", "unknown-district"])
-def test_a_consent_event_breaking_an_input_rule_is_a_dead_letter(event: ConsentEvent,
-                                                                 reason: str) -> None:
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (_consent(student_id="NY\x001"), "student_id contains a control character"),
+        (_consent(effective_at=-5_364_662_400_000), "effective_at is before 1900-01-01"),
+        (_consent(effective_at=NOW + 3 * 366 * 86_400_000), "effective_at is more than 2 years"),
+        (_consent(district_id="NY-999999"), "district_id is not a known district"),
+    ],
+    ids=["nul-student", "year-1800", "three-years-ahead", "unknown-district"],
+)
+def test_a_consent_event_breaking_an_input_rule_is_a_dead_letter(
+    event: ConsentEvent, reason: str
+) -> None:
     cluster = _cluster(frozenset({DISTRICT}))
     key = event.student_id or event.district_id
-    cluster.broker.produce(cluster.topics.consent, key.encode(), orjson.dumps(event.to_avro()),
-                           murmur2_partitioner)
+    cluster.broker.produce(
+        cluster.topics.consent, key.encode(), orjson.dumps(event.to_avro()), murmur2_partitioner
+    )
     cluster.drain()
     [why] = _reasons(cluster)
     assert why.startswith(f"invalid: {reason}"), why

@@ -14,7 +14,7 @@ from streams.local.errors import RuntimeProblem
 def _fake_java(tmp_path: Path, name: str, version: str) -> Path:
     java = tmp_path / name / "bin" / "java"
     java.parent.mkdir(parents=True)
-    java.write_text(f'#!/bin/sh\necho \'openjdk version "{version}" 2020-01-01\' >&2\n')
+    java.write_text(f"#!/bin/sh\necho 'openjdk version \"{version}\" 2020-01-01' >&2\n")
     java.chmod(0o755)
     return java
 

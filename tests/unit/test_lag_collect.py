@@ -33,14 +33,25 @@ def failed(code: int) -> Future[Any]:
     return future
 
 
-def description(state: ConsumerGroupState, *members: tuple[str, list[int]]
-                ) -> ConsumerGroupDescription:
+def description(
+    state: ConsumerGroupState, *members: tuple[str, list[int]]
+) -> ConsumerGroupDescription:
     return ConsumerGroupDescription(
-        "g", False,
-        [MemberDescription(member, "client", "/127.0.0.1",
-                           MemberAssignment([TopicPartition(T, p) for p in parts]))
-         for member, parts in members],
-        "range", state, Node(1, "127.0.0.1", 9092))
+        "g",
+        False,
+        [
+            MemberDescription(
+                member,
+                "client",
+                "/127.0.0.1",
+                MemberAssignment([TopicPartition(T, p) for p in parts]),
+            )
+            for member, parts in members
+        ],
+        "range",
+        state,
+        Node(1, "127.0.0.1", 9092),
+    )
 
 
 def offsets(*committed: tuple[int, int]) -> ConsumerGroupTopicPartitions:
@@ -49,8 +60,10 @@ def offsets(*committed: tuple[int, int]) -> ConsumerGroupTopicPartitions:
 
 def test_members_assignments_and_commits() -> None:
     obs = observe_group(
-        "g", done(description(ConsumerGroupState.STABLE, ("m-1", [0, 1]), ("m-2", [2]))),
-        done(offsets((0, 40), (1, -1001), (2, 7))))
+        "g",
+        done(description(ConsumerGroupState.STABLE, ("m-1", [0, 1]), ("m-2", [2]))),
+        done(offsets((0, 40), (1, -1001), (2, 7))),
+    )
     assert obs.state == "STABLE" and obs.members == 2 and obs.error is None
     assert obs.owners == {(T, 0): "m-1", (T, 1): "m-1", (T, 2): "m-2"}
     assert obs.committed == {(T, 0): 40, (T, 2): 7}  # -1001: nothing committed
@@ -63,8 +76,9 @@ def test_a_group_that_cannot_be_described_still_shows_its_offsets() -> None:
 
 
 def test_failed_offsets_and_unknown_groups_are_errors() -> None:
-    obs = observe_group("g", done(description(ConsumerGroupState.EMPTY)),
-                        failed(KafkaError._TIMED_OUT))
+    obs = observe_group(
+        "g", done(description(ConsumerGroupState.EMPTY)), failed(KafkaError._TIMED_OUT)
+    )
     assert obs.error == "cannot read its committed offsets: Local: Timed out"
     gone = observe_group("g", done(description(ConsumerGroupState.DEAD)), done(offsets()))
     assert gone.error == "no such consumer group"

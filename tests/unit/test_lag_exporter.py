@@ -41,9 +41,13 @@ class Rig:
         self.sources: list[FakeSource] = []
         self.clock = Clock()
         self.exporter = LagExporter(
-            connect=lambda: self.conn, open_source=self.open,
-            sampler=LagSampler(LagTracker(Topics())), selection=GroupSelection(),
-            note=self.notes.append, clock=self.clock)
+            connect=lambda: self.conn,
+            open_source=self.open,
+            sampler=LagSampler(LagTracker(Topics())),
+            selection=GroupSelection(),
+            note=self.notes.append,
+            clock=self.clock,
+        )
         self.registry = CollectorRegistry()
         self.registry.register(LagCollector(lambda: self.exporter.latest))
 
@@ -63,8 +67,12 @@ def test_metrics_of_a_round() -> None:
     assert generate_latest(rig.registry) == b""  # nothing before the first round
     rig.exporter.sample()
     v = rig.value
-    part0 = {"consumergroup": "learnwell-v", "topic": TOPIC, "partition": "0",
-             "partner": "learnwell"}
+    part0 = {
+        "consumergroup": "learnwell-v",
+        "topic": TOPIC,
+        "partition": "0",
+        "partner": "learnwell",
+    }
     part1 = {**part0, "partition": "1"}
     assert v("hallpass_lag_exporter_up") == 1
     assert v("kafka_consumergroup_lag", **part0) == 0
@@ -73,9 +81,15 @@ def test_metrics_of_a_round() -> None:
     assert v("kafka_topic_partition_current_offset", topic=TOPIC, partition="1") == 50
     assert v("hallpass_consumergroup_lag_seconds", **part1) == 100.0  # now 1000, record 900
     assert v("hallpass_consumergroup_lag_seconds", **part0) == 0.0
-    statuses = {s: v("hallpass_consumergroup_status", consumergroup="learnwell-v",
-                     partner="learnwell", status=s)
-                for s in ("OK", "WARN", "STALL", "STOP", "ERR")}
+    statuses = {
+        s: v(
+            "hallpass_consumergroup_status",
+            consumergroup="learnwell-v",
+            partner="learnwell",
+            status=s,
+        )
+        for s in ("OK", "WARN", "STALL", "STOP", "ERR")
+    }
     assert statuses == {"OK": 0, "WARN": 0, "STALL": 0, "STOP": 1, "ERR": 0}
     assert v("hallpass_lag_exporter_scrape_duration_seconds") == 0.0  # the fake clock
     assert rig.notes == ["lag exporter: first sample: 1 groups in 0.00s"]
@@ -88,8 +102,10 @@ def test_groups_without_a_partner_have_an_empty_partner_label() -> None:
     rig.exporter.sample()
     labels = {"consumergroup": "billing", "topic": "orders", "partition": "0", "partner": ""}
     assert rig.value("kafka_consumergroup_lag", **labels) == 0
-    assert rig.value("hallpass_consumergroup_status", consumergroup="billing", partner="",
-                     status="OK") == 1
+    assert (
+        rig.value("hallpass_consumergroup_status", consumergroup="billing", partner="", status="OK")
+        == 1
+    )
 
 
 def test_unreachable_cluster_is_up_0_and_one_log_line_then_recovers() -> None:
@@ -100,10 +116,20 @@ def test_unreachable_cluster_is_up_0_and_one_log_line_then_recovers() -> None:
         scrape = rig.exporter.sample()
         assert not scrape.up
     assert rig.value("hallpass_lag_exporter_up") == 0
-    assert rig.value("kafka_consumergroup_lag", consumergroup="learnwell-v", topic=TOPIC,
-                     partition="1", partner="learnwell") is None  # no stale figures
-    assert rig.notes == ["lag exporter: cannot reach Kafka at 127.0.0.1:1: Local: Timed out; "
-                         "hallpass_lag_exporter_up 0 until it answers"]
+    assert (
+        rig.value(
+            "kafka_consumergroup_lag",
+            consumergroup="learnwell-v",
+            topic=TOPIC,
+            partition="1",
+            partner="learnwell",
+        )
+        is None
+    )  # no stale figures
+    assert rig.notes == [
+        "lag exporter: cannot reach Kafka at 127.0.0.1:1: Local: Timed out; "
+        "hallpass_lag_exporter_up 0 until it answers"
+    ]
     rig.clock.now += REMIND_EVERY_S
     rig.exporter.sample()
     assert len(rig.notes) == 2 and rig.notes[1].startswith("lag exporter: still down for 90s")
@@ -112,10 +138,20 @@ def test_unreachable_cluster_is_up_0_and_one_log_line_then_recovers() -> None:
     rig.clock.now += 15
     assert rig.exporter.sample().up
     assert rig.value("hallpass_lag_exporter_up") == 1
-    assert rig.value("kafka_consumergroup_lag", consumergroup="learnwell-v", topic=TOPIC,
-                     partition="1", partner="learnwell") == 30
-    assert rig.notes[2:] == ["lag exporter: Kafka answers again after 105s",
-                             "lag exporter: first sample: 1 groups in 0.00s"]
+    assert (
+        rig.value(
+            "kafka_consumergroup_lag",
+            consumergroup="learnwell-v",
+            topic=TOPIC,
+            partition="1",
+            partner="learnwell",
+        )
+        == 30
+    )
+    assert rig.notes[2:] == [
+        "lag exporter: Kafka answers again after 105s",
+        "lag exporter: first sample: 1 groups in 0.00s",
+    ]
 
 
 def test_a_source_that_fails_mid_run_is_closed_and_opened_again() -> None:
@@ -128,8 +164,16 @@ def test_a_source_that_fails_mid_run_is_closed_and_opened_again() -> None:
     rig.cluster.log_end[(TOPIC, 1)] = 60
     assert rig.exporter.sample().up
     assert len(rig.sources) == 2 and not rig.sources[1].closed
-    assert rig.value("kafka_consumergroup_lag", consumergroup="learnwell-v", topic=TOPIC,
-                     partition="1", partner="learnwell") == 40
+    assert (
+        rig.value(
+            "kafka_consumergroup_lag",
+            consumergroup="learnwell-v",
+            topic=TOPIC,
+            partition="1",
+            partner="learnwell",
+        )
+        == 40
+    )
     assert "Kafka answers again" in rig.notes[-1]
     # the history survived the outage: two samples of the log end
     assert len(rig.exporter.sampler.tracker.history((TOPIC, 1))) == 2
@@ -177,5 +221,7 @@ def test_an_unexpected_failure_is_down_with_its_type_named() -> None:
 
     rig.exporter.open_source = broken
     assert not rig.exporter.sample().up
-    assert rig.notes == ["lag exporter: sampling failed: ValueError: bad config; "
-                         "hallpass_lag_exporter_up 0 until it answers"]
+    assert rig.notes == [
+        "lag exporter: sampling failed: ValueError: bad config; "
+        "hallpass_lag_exporter_up 0 until it answers"
+    ]

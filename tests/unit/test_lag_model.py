@@ -42,15 +42,18 @@ def log_end_at(appends: Sequence[float], t: float) -> int:
     return bisect_right(appends, t)
 
 
-def sampled(appends: Sequence[float], at: Sequence[float], max_points: int = 10_000
-            ) -> LogEndHistory:
-    return reduce(lambda h, t: add_log_end(h, LogEndSample(t, log_end_at(appends, t)),
-                                           max_points), at, ())
+def sampled(
+    appends: Sequence[float], at: Sequence[float], max_points: int = 10_000
+) -> LogEndHistory:
+    return reduce(
+        lambda h, t: add_log_end(h, LogEndSample(t, log_end_at(appends, t)), max_points), at, ()
+    )
 
 
 @given(append_times, sample_times)
 def test_estimate_lies_in_the_sampling_interval_where_the_record_really_arrived(
-        appends: list[float], at: list[float]) -> None:
+    appends: list[float], at: list[float]
+) -> None:
     history = sampled(appends, at)
     for offset, true_time in enumerate(appends):
         before = [t for t in at if log_end_at(appends, t) <= offset]  # record not there yet
@@ -65,11 +68,15 @@ def test_estimate_lies_in_the_sampling_interval_where_the_record_really_arrived(
         assert lo < estimate <= hi
 
 
-@given(st.integers(0, 1000), st.integers(1, 50).map(lambda ms: ms / 10),
-       st.lists(st.integers(1, 200), min_size=2, max_size=20, unique=True).map(sorted),
-       st.integers(0, 200))
-def test_evenly_paced_producer_is_estimated_exactly(start: int, every: float,
-                                                    log_ends: list[int], offset: int) -> None:
+@given(
+    st.integers(0, 1000),
+    st.integers(1, 50).map(lambda ms: ms / 10),
+    st.lists(st.integers(1, 200), min_size=2, max_size=20, unique=True).map(sorted),
+    st.integers(0, 200),
+)
+def test_evenly_paced_producer_is_estimated_exactly(
+    start: int, every: float, log_ends: list[int], offset: int
+) -> None:
     # record k appended at start + k * every; sampled at the instants some records arrived
     history = tuple(LogEndSample(start + (o - 1) * every, o) for o in log_ends)
     estimate = appended_at(history, offset)
@@ -80,8 +87,9 @@ def test_evenly_paced_producer_is_estimated_exactly(start: int, every: float,
 
 
 @given(append_times, sample_times, st.integers(0, 70), st.integers(0, 70))
-def test_older_offsets_are_never_estimated_younger(appends: list[float], at: list[float],
-                                                   a: int, b: int) -> None:
+def test_older_offsets_are_never_estimated_younger(
+    appends: list[float], at: list[float], a: int, b: int
+) -> None:
     history = sampled(appends, at)
     early, late = appended_at(history, min(a, b)), appended_at(history, max(a, b))
     if early is not None and late is not None:
@@ -90,7 +98,8 @@ def test_older_offsets_are_never_estimated_younger(appends: list[float], at: lis
 
 @given(append_times, sample_times, st.integers(2, 6))
 def test_a_bounded_history_answers_like_the_full_one_where_it_answers(
-        appends: list[float], at: list[float], max_points: int) -> None:
+    appends: list[float], at: list[float], max_points: int
+) -> None:
     full, bounded = sampled(appends, at), sampled(appends, at, max_points)
     assert len(bounded) <= max_points
     assert bounded[-1] == full[-1]
@@ -102,12 +111,14 @@ def test_a_bounded_history_answers_like_the_full_one_where_it_answers(
 
 @given(append_times, sample_times)
 def test_history_keeps_runs_of_one_offset_to_their_first_and_last_sample(
-        appends: list[float], at: list[float]) -> None:
+    appends: list[float], at: list[float]
+) -> None:
     history = sampled(appends, at)
     offsets = [s.offset for s in history]
     assert offsets == sorted(offsets)
-    assert all(not (a == b == c) for a, b, c in zip(offsets, offsets[1:], offsets[2:],
-                                                     strict=False))
+    assert all(
+        not (a == b == c) for a, b, c in zip(offsets, offsets[1:], offsets[2:], strict=False)
+    )
     assert history[-1].at == at[-1]
     assert history[0].at == at[0]  # the first sample is kept until the bound pushes it out
 
@@ -120,10 +131,16 @@ def test_history_starts_again_when_the_log_end_goes_back_or_the_clock_does() -> 
         add_log_end(history, LogEndSample(30.0, 9), max_points=1)
 
 
-@given(append_times, sample_times, st.integers(0, 70), times.map(lambda t: t + 1000),
-       st.one_of(st.none(), times))
-def test_lag_seconds(appends: list[float], at: list[float], committed: int, now: float,
-                     record_time: float | None) -> None:
+@given(
+    append_times,
+    sample_times,
+    st.integers(0, 70),
+    times.map(lambda t: t + 1000),
+    st.one_of(st.none(), times),
+)
+def test_lag_seconds(
+    appends: list[float], at: list[float], committed: int, now: float, record_time: float | None
+) -> None:
     history = sampled(appends, at)
     log_end = history[-1].offset
     seconds = lag_seconds(history, committed, log_end, now, record_time)
@@ -151,8 +168,7 @@ def test_a_day_stamp_gives_the_least_age_the_record_can_have() -> None:
     assert lag_seconds(history, 25, 40, now=day + 4_000.0, record_time=day) == 400.0
     # a group stuck since yesterday: at least the time since yesterday's end
     later = (LogEndSample(day + 2 * DAY_S, 40),)
-    assert lag_seconds(later, 25, 40, now=day + 2 * DAY_S + 10, record_time=day) == \
-        DAY_S + 10
+    assert lag_seconds(later, 25, 40, now=day + 2 * DAY_S + 10, record_time=day) == DAY_S + 10
     # a timestamp that is not a whole day is taken as it is
     assert lag_seconds(history, 25, 40, now=day + 4_000.0, record_time=day + 1.5) == 3_998.5
 
@@ -183,31 +199,35 @@ def window(*points: tuple[int, int]) -> tuple[CommitSample, ...]:
     return tuple(CommitSample(10.0 * i, c, e) for i, (c, e) in enumerate(points))
 
 
-@pytest.mark.parametrize(("points", "owned", "expected"), [
-    # caught up now, or at some point of the window
-    ([(5, 5)], False, Status.OK),
-    ([(10, 20), (20, 20)], True, Status.OK),
-    ([(20, 20), (20, 25), (22, 30)], True, Status.OK),
-    # consumers stopped or left: nobody owns the partition, nothing committed since
-    ([(10, 40)], False, Status.STOP),
-    ([(10, 40), (10, 40)], False, Status.STOP),
-    ([(20, 20), (20, 25)], False, Status.STOP),
-    # a member owns it and commits nothing while lag stays
-    ([(10, 40), (10, 40)], True, Status.STALL),
-    ([(10, 40), (10, 45), (10, 50)], True, Status.STALL),
-    # moving but falling behind at every interval
-    ([(10, 20), (15, 30), (20, 40)], True, Status.WARN),
-    # moving and keeping up, or lag growing only sometimes
-    ([(10, 20), (15, 30), (25, 30)], True, Status.OK),
-    ([(10, 20), (15, 30)], True, Status.OK),
-    ([(10, 40)], True, Status.OK),
-    # an owner-less partition that still gets commits (manual assignment): not stopped
-    ([(10, 20), (15, 30), (20, 40)], False, Status.WARN),
-    ([(10, 40), (12, 40)], False, Status.OK),
-    ([], True, Status.OK),
-])
-def test_partition_status_rules(points: list[tuple[int, int]], owned: bool,
-                                expected: Status) -> None:
+@pytest.mark.parametrize(
+    ("points", "owned", "expected"),
+    [
+        # caught up now, or at some point of the window
+        ([(5, 5)], False, Status.OK),
+        ([(10, 20), (20, 20)], True, Status.OK),
+        ([(20, 20), (20, 25), (22, 30)], True, Status.OK),
+        # consumers stopped or left: nobody owns the partition, nothing committed since
+        ([(10, 40)], False, Status.STOP),
+        ([(10, 40), (10, 40)], False, Status.STOP),
+        ([(20, 20), (20, 25)], False, Status.STOP),
+        # a member owns it and commits nothing while lag stays
+        ([(10, 40), (10, 40)], True, Status.STALL),
+        ([(10, 40), (10, 45), (10, 50)], True, Status.STALL),
+        # moving but falling behind at every interval
+        ([(10, 20), (15, 30), (20, 40)], True, Status.WARN),
+        # moving and keeping up, or lag growing only sometimes
+        ([(10, 20), (15, 30), (25, 30)], True, Status.OK),
+        ([(10, 20), (15, 30)], True, Status.OK),
+        ([(10, 40)], True, Status.OK),
+        # an owner-less partition that still gets commits (manual assignment): not stopped
+        ([(10, 20), (15, 30), (20, 40)], False, Status.WARN),
+        ([(10, 40), (12, 40)], False, Status.OK),
+        ([], True, Status.OK),
+    ],
+)
+def test_partition_status_rules(
+    points: list[tuple[int, int]], owned: bool, expected: Status
+) -> None:
     assert partition_status(window(*points), owned) is expected
 
 
@@ -234,8 +254,12 @@ def test_status_properties(samples: tuple[CommitSample, ...], owned: bool) -> No
         assert all(b.lag > a.lag for a, b in pairwise(samples))
     if status is Status.STOP:
         assert not owned
-    if owned and len(samples) >= 2 and all(s.lag > 0 for s in samples) \
-            and len({s.committed for s in samples}) == 1:
+    if (
+        owned
+        and len(samples) >= 2
+        and all(s.lag > 0 for s in samples)
+        and len({s.committed for s in samples}) == 1
+    ):
         assert status is Status.STALL
 
 
@@ -267,8 +291,9 @@ def test_partner_topics_name_their_partner(partner: str, prefix: str) -> None:
     assert partner_of(topics.changes, topics) is None
     if prefix:
         # another deployment's partner topic is not ours
-        assert partner_of(Topics().partner(partner), topics) is None or \
-            Topics().partner(partner).startswith(prefix)
+        assert partner_of(Topics().partner(partner), topics) is None or Topics().partner(
+            partner
+        ).startswith(prefix)
 
 
 def test_partner_examples() -> None:

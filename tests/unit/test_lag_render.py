@@ -13,18 +13,42 @@ from streams.lag.render import COLUMNS, report_json, report_table
 
 TOPIC = "partner.learnwell.students"
 
-REPORT = LagReport(at=1_000.0, samples=1, groups=(
-    GroupLag(group="learnwell-v", state="EMPTY", members=0, status=Status.STOP,
-             partner="learnwell", partitions=(
-                 PartitionLag(TOPIC, 0, "learnwell", 40, 40, 0, 0.0, Status.OK),
-                 PartitionLag(TOPIC, 1, "learnwell", 20, 1050, 1030, 612.34, Status.STOP),
-             )),
-    GroupLag(group="hallpass-processor", state="STABLE", members=1, status=Status.OK,
-             partitions=(PartitionLag("sis.student.changes", 2, None, None, 7, None, None,
-                                      Status.OK, consumer="m-1"),)),
-    GroupLag(group="gone", state="DEAD", members=0, status=Status.ERR, partitions=(),
-             error="no such consumer group"),
-))
+REPORT = LagReport(
+    at=1_000.0,
+    samples=1,
+    groups=(
+        GroupLag(
+            group="learnwell-v",
+            state="EMPTY",
+            members=0,
+            status=Status.STOP,
+            partner="learnwell",
+            partitions=(
+                PartitionLag(TOPIC, 0, "learnwell", 40, 40, 0, 0.0, Status.OK),
+                PartitionLag(TOPIC, 1, "learnwell", 20, 1050, 1030, 612.34, Status.STOP),
+            ),
+        ),
+        GroupLag(
+            group="hallpass-processor",
+            state="STABLE",
+            members=1,
+            status=Status.OK,
+            partitions=(
+                PartitionLag(
+                    "sis.student.changes", 2, None, None, 7, None, None, Status.OK, consumer="m-1"
+                ),
+            ),
+        ),
+        GroupLag(
+            group="gone",
+            state="DEAD",
+            members=0,
+            status=Status.ERR,
+            partitions=(),
+            error="no such consumer group",
+        ),
+    ),
+)
 
 
 def test_table_has_aligned_columns_and_a_row_per_partition() -> None:
@@ -41,7 +65,7 @@ def test_table_has_aligned_columns_and_a_row_per_partition() -> None:
     # text columns start where their header starts, numbers end where their header ends
     header = lines[0]
     for line in lines[1:5]:
-        assert line[header.index("TOPIC"):].split()[0] in (TOPIC, "sis.student.changes", "-")
+        assert line[header.index("TOPIC") :].split()[0] in (TOPIC, "sis.student.changes", "-")
         end = header.index("LOG-END-OFFSET") + len("LOG-END-OFFSET")
         assert line[end - 1] != " " and line[end] == " "
 
@@ -50,15 +74,37 @@ def test_json_carries_every_figure() -> None:
     data = json.loads(json.dumps(report_json(REPORT)))
     learnwell, processor, gone = data["groups"]
     assert learnwell == {
-        "group": "learnwell-v", "partner": "learnwell", "status": "STOP", "state": "EMPTY",
-        "members": 0, "lag": 1030, "lag_seconds": 612.34, "error": None,
+        "group": "learnwell-v",
+        "partner": "learnwell",
+        "status": "STOP",
+        "state": "EMPTY",
+        "members": 0,
+        "lag": 1030,
+        "lag_seconds": 612.34,
+        "error": None,
         "partitions": [
-            {"topic": TOPIC, "partition": 0, "partner": "learnwell", "committed_offset": 40,
-             "log_end_offset": 40, "lag": 0, "lag_seconds": 0.0, "status": "OK",
-             "consumer_id": None},
-            {"topic": TOPIC, "partition": 1, "partner": "learnwell", "committed_offset": 20,
-             "log_end_offset": 1050, "lag": 1030, "lag_seconds": 612.34, "status": "STOP",
-             "consumer_id": None},
+            {
+                "topic": TOPIC,
+                "partition": 0,
+                "partner": "learnwell",
+                "committed_offset": 40,
+                "log_end_offset": 40,
+                "lag": 0,
+                "lag_seconds": 0.0,
+                "status": "OK",
+                "consumer_id": None,
+            },
+            {
+                "topic": TOPIC,
+                "partition": 1,
+                "partner": "learnwell",
+                "committed_offset": 20,
+                "log_end_offset": 1050,
+                "lag": 1030,
+                "lag_seconds": 612.34,
+                "status": "STOP",
+                "consumer_id": None,
+            },
         ],
     }
     assert processor["partitions"][0]["committed_offset"] is None
@@ -72,8 +118,10 @@ def test_empty_report() -> None:
     assert report_table(LagReport(at=0.0, samples=1, groups=())) == "no consumer groups"
 
 
-ENV = {"HALLPASS_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-       "HALLPASS_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1"}
+ENV = {
+    "HALLPASS_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    "HALLPASS_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1",
+}
 
 
 def test_lag_says_when_kafka_cannot_be_reached() -> None:

@@ -31,8 +31,11 @@ def test_one_round_of_a_stopped_group() -> None:
     cluster.group("g", {P0: 40, P1: 20, P2: 0})
     cluster.record_time = {(P1, 20): 400.0, (P2, 0): 100.0}
     g = only(sampler.sample(source, ALL), "g")
-    assert [(p.partition, p.committed, p.log_end, p.lag) for p in g.partitions] == \
-        [(0, 40, 40, 0), (1, 20, 50, 30), (2, 0, 60, 60)]
+    assert [(p.partition, p.committed, p.log_end, p.lag) for p in g.partitions] == [
+        (0, 40, 40, 0),
+        (1, 20, 50, 30),
+        (2, 0, 60, 60),
+    ]
     # one sample: the age comes from the timestamp of the record at the committed offset
     assert [p.lag_seconds for p in g.partitions] == [0.0, 600.0, 900.0]
     assert cluster.record_reads == [[(P1, 20), (P2, 0)]]  # only the lagging partitions
@@ -119,8 +122,11 @@ def test_partner_groups_are_labelled_under_the_topic_prefix() -> None:
     cluster.group("foreign-v", {other: 3})
     cluster.group("mixed", {mine: 3, P0: 3})
     report = sampler.sample(source, ALL)
-    assert {g.group: g.partner for g in report.groups} == \
-        {"learnwell-v": "learnwell", "foreign-v": None, "mixed": "learnwell"}
+    assert {g.group: g.partner for g in report.groups} == {
+        "learnwell-v": "learnwell",
+        "foreign-v": None,
+        "mixed": "learnwell",
+    }
     assert [p.partner for p in only(report, "mixed").partitions] == [None, "learnwell"]
 
 

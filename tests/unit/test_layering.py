@@ -10,15 +10,37 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PURE = sorted([*(REPO / "streams" / "policy").glob("*.py"),
-               REPO / "streams" / "kafka" / "names.py",
-               *(p for p in (REPO / "streams" / "processor").glob("*.py")
-                 if p.stem in ("clock", "decider", "routing", "timers", "messages"))])
+PURE = sorted(
+    [
+        *(REPO / "streams" / "policy").glob("*.py"),
+        REPO / "streams" / "kafka" / "names.py",
+        *(
+            p
+            for p in (REPO / "streams" / "processor").glob("*.py")
+            if p.stem in ("clock", "decider", "routing", "timers", "messages")
+        ),
+    ]
+)
 #: modules that do I/O (or third-party clients that do)
-IO = ("confluent_kafka", "httpx", "requests", "socket", "subprocess", "sqlite3",
-      "streams.kafka.admin", "streams.kafka.wire", "streams.kafka.read_to_end",
-      "streams.kafka.roundtrip", "streams.local", "streams.config", "streams.security",
-      "streams.commands", "streams.cli", "streams.metrics", "connectors")
+IO = (
+    "confluent_kafka",
+    "httpx",
+    "requests",
+    "socket",
+    "subprocess",
+    "sqlite3",
+    "streams.kafka.admin",
+    "streams.kafka.wire",
+    "streams.kafka.read_to_end",
+    "streams.kafka.roundtrip",
+    "streams.local",
+    "streams.config",
+    "streams.security",
+    "streams.commands",
+    "streams.cli",
+    "streams.metrics",
+    "connectors",
+)
 
 
 def module_name(path: Path) -> str:
@@ -46,8 +68,10 @@ def closure(path: Path) -> dict[str, str]:
             if name in seen:
                 continue
             seen[name] = module_name(current)
-            for candidate in (REPO / Path(*name.split("."))).with_suffix(".py"), \
-                    REPO / Path(*name.split(".")) / "__init__.py":
+            for candidate in (
+                (REPO / Path(*name.split("."))).with_suffix(".py"),
+                REPO / Path(*name.split(".")) / "__init__.py",
+            ):
                 if candidate.is_file():
                     todo.append(candidate)
     return seen
@@ -55,17 +79,27 @@ def closure(path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", PURE, ids=module_name)
 def test_pure_modules_do_no_io(path: Path) -> None:
-    bad = {name: via for name, via in closure(path).items()
-           if any(name == io or name.startswith(f"{io}.") for io in IO)}
+    bad = {
+        name: via
+        for name, via in closure(path).items()
+        if any(name == io or name.startswith(f"{io}.") for io in IO)
+    }
     assert not bad, f"{module_name(path)} reaches I/O: " + ", ".join(
-        f"{name} (imported by {via})" for name, via in sorted(bad.items()))
+        f"{name} (imported by {via})" for name, via in sorted(bad.items())
+    )
 
 
 def test_the_pure_core_is_found() -> None:
     assert {module_name(p) for p in PURE} >= {
-        "streams.policy.catalog", "streams.policy.contracts", "streams.policy.consent",
-        "streams.policy.views", "streams.policy.decision", "streams.policy.retention",
-        "streams.kafka.names", "streams.processor.decider"}
+        "streams.policy.catalog",
+        "streams.policy.contracts",
+        "streams.policy.consent",
+        "streams.policy.views",
+        "streams.policy.decision",
+        "streams.policy.retention",
+        "streams.kafka.names",
+        "streams.processor.decider",
+    }
 
 
 def test_the_check_sees_io_through_other_modules() -> None:

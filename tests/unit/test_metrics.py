@@ -36,15 +36,21 @@ class FakeCounts:
 
 def _collector_registry(counts: FakeCounts) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(ProcessorCollector(ProcessorSources(
-        counts=lambda: counts,
-        consumed_by_topic=lambda: {"sis.student.changes": 120, "consent.events": 7},
-        transactions=lambda: 3,
-        last_commit_unix=lambda: 1_790_000_000.5,
-        consent_students=lambda: 5,
-        stripped_per_disclosure={"learnwell": {"special_medical": 4, "assessment": 2},
-                                 "measurely": {"student_name": 3}},
-    )))
+    registry.register(
+        ProcessorCollector(
+            ProcessorSources(
+                counts=lambda: counts,
+                consumed_by_topic=lambda: {"sis.student.changes": 120, "consent.events": 7},
+                transactions=lambda: 3,
+                last_commit_unix=lambda: 1_790_000_000.5,
+                consent_students=lambda: 5,
+                stripped_per_disclosure={
+                    "learnwell": {"special_medical": 4, "assessment": 2},
+                    "measurely": {"student_name": 3},
+                },
+            )
+        )
+    )
     return registry
 
 
@@ -64,28 +70,59 @@ def test_processor_collector_reports_the_handlers_counts_exactly() -> None:
     assert value("hallpass_dead_letters_total", {"reason": "future_dated"}) == 1
     assert value("hallpass_decisions_unchanged_total", {"partner": "learnwell"}) == 5
     assert value("hallpass_decisions_unchanged_total", {"partner": "measurely"}) == 0
-    assert value("hallpass_partial_retractions_total",
-                 {"partner": "carewell-health", "reason": "CONSENT_REVOKED"}) == 3
+    assert (
+        value(
+            "hallpass_partial_retractions_total",
+            {"partner": "carewell-health", "reason": "CONSENT_REVOKED"},
+        )
+        == 3
+    )
     assert value("hallpass_changes_skipped_total", {"reason": "stale"}) == 2
     assert value("hallpass_changes_skipped_total", {"reason": "duplicate"}) == 3
     assert value("hallpass_processor_repartitioned_total") == 7
-    assert value("hallpass_processor_events_consumed_total",
-                 {"topic": "sis.student.changes"}) == 120
-    assert value("hallpass_partner_records_total",
-                 {"partner": "learnwell", "action": "disclosed"}) == 10
-    assert value("hallpass_partner_records_total",
-                 {"partner": "learnwell", "action": "retracted"}) == 3
+    assert (
+        value("hallpass_processor_events_consumed_total", {"topic": "sis.student.changes"}) == 120
+    )
+    assert (
+        value("hallpass_partner_records_total", {"partner": "learnwell", "action": "disclosed"})
+        == 10
+    )
+    assert (
+        value("hallpass_partner_records_total", {"partner": "learnwell", "action": "retracted"})
+        == 3
+    )
     # a partner known from its contract shows zero before its first record
-    assert value("hallpass_partner_records_total",
-                 {"partner": "measurely", "action": "disclosed"}) == 0
-    assert value("hallpass_decisions_withheld_total",
-                 {"partner": "measurely", "reason": "parent_opt_out_all"}) == 2
-    assert value("hallpass_partner_retractions_total",
-                 {"partner": "learnwell", "reason": "student_deleted"}) == 2
-    assert value("hallpass_fields_stripped_total",
-                 {"partner": "learnwell", "category": "special_medical"}) == 40
-    assert value("hallpass_fields_stripped_total",
-                 {"partner": "measurely", "category": "student_name"}) == 0
+    assert (
+        value("hallpass_partner_records_total", {"partner": "measurely", "action": "disclosed"})
+        == 0
+    )
+    assert (
+        value(
+            "hallpass_decisions_withheld_total",
+            {"partner": "measurely", "reason": "parent_opt_out_all"},
+        )
+        == 2
+    )
+    assert (
+        value(
+            "hallpass_partner_retractions_total",
+            {"partner": "learnwell", "reason": "student_deleted"},
+        )
+        == 2
+    )
+    assert (
+        value(
+            "hallpass_fields_stripped_total",
+            {"partner": "learnwell", "category": "special_medical"},
+        )
+        == 40
+    )
+    assert (
+        value(
+            "hallpass_fields_stripped_total", {"partner": "measurely", "category": "student_name"}
+        )
+        == 0
+    )
     assert value("hallpass_dead_letters_total", {"reason": "undecodable"}) == 4
     assert value("hallpass_dead_letters_total", {"reason": "invalid"}) == 0
     assert value("hallpass_processor_transactions_total") == 3
@@ -96,11 +133,19 @@ def test_processor_collector_reports_the_handlers_counts_exactly() -> None:
 def test_collector_reads_counts_at_scrape_time() -> None:
     counts = FakeCounts()
     reg = _collector_registry(counts)
-    assert reg.get_sample_value("hallpass_partner_records_total",
-                                {"partner": "learnwell", "action": "disclosed"}) == 0
+    assert (
+        reg.get_sample_value(
+            "hallpass_partner_records_total", {"partner": "learnwell", "action": "disclosed"}
+        )
+        == 0
+    )
     counts.disclosed["learnwell"] = 7
-    assert reg.get_sample_value("hallpass_partner_records_total",
-                                {"partner": "learnwell", "action": "disclosed"}) == 7
+    assert (
+        reg.get_sample_value(
+            "hallpass_partner_records_total", {"partner": "learnwell", "action": "disclosed"}
+        )
+        == 7
+    )
 
 
 def test_no_label_names_a_student() -> None:
@@ -116,16 +161,20 @@ def test_timings_observe_end_to_end_latency_per_message_and_stages_per_batch() -
     reg = CollectorRegistry()
     timings = ProcessorTimings(reg)
     committed = 1_000_000.0
-    timings.observe_batch([int(committed * 1000) - 200, int(committed * 1000) - 3000, -1],
-                          handle_s=0.02, produce_s=0.01, commit_s=0.3, committed_unix=committed)
+    timings.observe_batch(
+        [int(committed * 1000) - 200, int(committed * 1000) - 3000, -1],
+        handle_s=0.02,
+        produce_s=0.01,
+        commit_s=0.3,
+        committed_unix=committed,
+    )
     value = reg.get_sample_value
     # the record without a timestamp (-1) is not observed
     assert value("hallpass_processor_latency_seconds_count") == 2
     assert value("hallpass_processor_latency_seconds_sum") == pytest.approx(3.2)
     assert value("hallpass_processor_latency_seconds_bucket", {"le": "0.25"}) == 1
     assert value("hallpass_processor_latency_seconds_bucket", {"le": "5.0"}) == 2
-    assert value("hallpass_processor_stage_seconds_sum", {"stage": "commit"}) == \
-        pytest.approx(0.3)
+    assert value("hallpass_processor_stage_seconds_sum", {"stage": "commit"}) == pytest.approx(0.3)
 
 
 def test_connector_metrics_count_reads_publishes_unchanged_and_rejects_by_reason() -> None:
@@ -141,10 +190,20 @@ def test_connector_metrics_count_reads_publishes_unchanged_and_rejects_by_reason
     assert value("hallpass_connector_rows_read_total", {"connector": "oneroster"}) == 10
     assert value("hallpass_connector_records_published_total", {"connector": "oneroster"}) == 6
     assert value("hallpass_connector_records_unchanged_total", {"connector": "oneroster"}) == 2
-    assert value("hallpass_connector_rows_rejected_total",
-                 {"connector": "oneroster", "reason": "users.csv:birthDate"}) == 2
-    assert value("hallpass_connector_rows_rejected_total",
-                 {"connector": "oneroster", "reason": "enrollments.csv:*"}) == 1
+    assert (
+        value(
+            "hallpass_connector_rows_rejected_total",
+            {"connector": "oneroster", "reason": "users.csv:birthDate"},
+        )
+        == 2
+    )
+    assert (
+        value(
+            "hallpass_connector_rows_rejected_total",
+            {"connector": "oneroster", "reason": "enrollments.csv:*"},
+        )
+        == 1
+    )
 
 
 def test_stripped_by_category_counts_every_leaf_a_view_leaves_out() -> None:

@@ -505,7 +505,7 @@ def test_secrets_never_reach_the_rejects_file_and_formulas_are_neutralised(
     assert rows["usr-stu-3"]["password"] == "[redacted]"
     assert rows["usr-stu-3"]["metadata.ssn"] == "[redacted]"
     # a spreadsheet opening the file shows the formula as text instead of running it
-    assert rows["usr-stu-4"]["middleName"] == "'=HYPERLINK(\"http://evil.example\",\"x\")"
+    assert rows["usr-stu-4"]["middleName"] == '\'=HYPERLINK("http://evil.example","x")'
     assert all(not v.startswith(("=", "+", "@")) for r in rows.values() for v in r.values())
 
 
@@ -689,8 +689,7 @@ def test_user_ids_must_be_type_id_pairs(tmp_path: Path) -> None:
     result = read(package)
     # userIds is optional: the bad value is a warning; without it Ava has no key
     assert [w.message for w in result.warnings] == [
-        "users.csv:0:pronouns: 1 row(s) have a value, but no event field carries it: not "
-        "published",
+        "users.csv:0:pronouns: 1 row(s) have a value, but no event field carries it: not published",
         "users.csv:2:userIds: 'stateID=1234567890' is not a list of {type:id} entries: read "
         "as empty (optional)",
     ]

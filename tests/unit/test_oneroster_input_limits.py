@@ -44,11 +44,16 @@ def test_a_date_two_years_ahead_is_read_one_more_day_is_not(tmp_path: Path) -> N
 
     last = latest_date(dt.date.today())
     package = copy_package("bulk", tmp_path)
-    _edit(package / "demographics.csv", "usr-stu-1,,,2013-04-17,",
-          f"usr-stu-1,,,{last.isoformat()},")
+    _edit(
+        package / "demographics.csv", "usr-stu-1,,,2013-04-17,", f"usr-stu-1,,,{last.isoformat()},"
+    )
     assert AVA in {e.key for e in read(package).events}
     package = copy_package("bulk", tmp_path / "later")
-    _edit(package / "demographics.csv", "usr-stu-1,,,2013-04-17,",
-          f"usr-stu-1,,,{(last + dt.timedelta(days=1)).isoformat()},")
-    assert ("demographics.csv:2:birthDate: is more than 2 years ahead"
-            in [r.message for r in read(package).rejects])
+    _edit(
+        package / "demographics.csv",
+        "usr-stu-1,,,2013-04-17,",
+        f"usr-stu-1,,,{(last + dt.timedelta(days=1)).isoformat()},",
+    )
+    assert "demographics.csv:2:birthDate: is more than 2 years ahead" in [
+        r.message for r in read(package).rejects
+    ]

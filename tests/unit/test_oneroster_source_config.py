@@ -20,8 +20,12 @@ SOURCES = Path(__file__).resolve().parents[1] / "data" / "oneroster" / "sources"
 
 
 def load(path: Path) -> SourceConfig:
-    return load_source_config(path, key_fields=KEY_FIELDS, typed_key_fields=TYPED_KEY_FIELDS,
-                              extension_entities=EXTENSION_ENTITIES)
+    return load_source_config(
+        path,
+        key_fields=KEY_FIELDS,
+        typed_key_fields=TYPED_KEY_FIELDS,
+        extension_entities=EXTENSION_ENTITIES,
+    )
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -50,28 +54,36 @@ def test_defaults_without_a_file() -> None:
     assert cfg.district_id is None and cfg.time_zone is dt.UTC
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("district_id: x\n", "source: required"),
-    ("source: Maple SIS\n", "is not a source id"),
-    ("source: m\nstudent_key: {from: username, is: state_id}\n",
-     "student_key.from: 'username' is not one of"),
-    ("source: m\nstudent_key: {from: userIds, is: state_id}\n", "student_key.type: required"),
-    ("source: m\nstudent_key: {from: identifier}\n", "student_key.is: required"),
-    ("source: m\nstudent_key: {from: sourcedId, is: state_id}\n", "always sourced_id"),
-    ("source: m\ndates: {time_zone: Mars/Olympus}\n", "unknown time zone"),
-    ("source: m\ndates: {formats: ['%H:%M']}\n", "is not a date format"),
-    ("source: m\nextensions: {users: {metadata.x: names.nope}}\n", "is not a field"),
-    ("source: m\nextensions: {users: {metadata.x: student_id}}\n", "set by the connector"),
-    ("source: m\nextensions: {classes: {metadata.x: names.first_name}}\n",
-     "mapped for users, demographics only"),
-    ("source: m\nwithdrawals: {max_share: 2}\n", "is not a share between 0 and 1"),
-    ("source: m\ndistrict: x\n", "district: unknown setting"),
-    ("source: m\ndistrict_id: absent\n", "district_id: must not be empty"),
-    ("- a list\n", "expected a mapping"),
-    ("source: [\n", "not valid YAML"),
-])
-def test_bad_configurations_say_file_key_and_reason(tmp_path: Path, text: str,
-                                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("district_id: x\n", "source: required"),
+        ("source: Maple SIS\n", "is not a source id"),
+        (
+            "source: m\nstudent_key: {from: username, is: state_id}\n",
+            "student_key.from: 'username' is not one of",
+        ),
+        ("source: m\nstudent_key: {from: userIds, is: state_id}\n", "student_key.type: required"),
+        ("source: m\nstudent_key: {from: identifier}\n", "student_key.is: required"),
+        ("source: m\nstudent_key: {from: sourcedId, is: state_id}\n", "always sourced_id"),
+        ("source: m\ndates: {time_zone: Mars/Olympus}\n", "unknown time zone"),
+        ("source: m\ndates: {formats: ['%H:%M']}\n", "is not a date format"),
+        ("source: m\nextensions: {users: {metadata.x: names.nope}}\n", "is not a field"),
+        ("source: m\nextensions: {users: {metadata.x: student_id}}\n", "set by the connector"),
+        (
+            "source: m\nextensions: {classes: {metadata.x: names.first_name}}\n",
+            "mapped for users, demographics only",
+        ),
+        ("source: m\nwithdrawals: {max_share: 2}\n", "is not a share between 0 and 1"),
+        ("source: m\ndistrict: x\n", "district: unknown setting"),
+        ("source: m\ndistrict_id: absent\n", "district_id: must not be empty"),
+        ("- a list\n", "expected a mapping"),
+        ("source: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_configurations_say_file_key_and_reason(
+    tmp_path: Path, text: str, message: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(SourceConfigError) as caught:
         load(path)

@@ -35,8 +35,13 @@ class MemoryPublisher:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self._callbacks: list[Callable[[], None]] = []
 
-    def publish(self, topic: str, key: str, record: Mapping[str, Any],
-                on_delivered: Callable[[], None] | None = None) -> None:
+    def publish(
+        self,
+        topic: str,
+        key: str,
+        record: Mapping[str, Any],
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
         assert topic == TOPIC
         self.sent.append((key, dict(record)))
         if on_delivered is not None:
@@ -66,13 +71,12 @@ class Run:
         shutil.copytree(DATA / name, package)
         return read_package(package, store=self.store, fallback_time_ms=7)
 
-    def publish(self, name: str, confirm: bool = False,
-                publisher: MemoryPublisher | None = None
-                ) -> tuple[PackageReadResult, PublishOutcome, dict[str, dict[str, Any]]]:
+    def publish(
+        self, name: str, confirm: bool = False, publisher: MemoryPublisher | None = None
+    ) -> tuple[PackageReadResult, PublishOutcome, dict[str, dict[str, Any]]]:
         result = self.read(name)
         publisher = publisher or MemoryPublisher()
-        outcome = publish_result(result, self.store, publisher, TOPIC,
-                                 confirm_withdrawals=confirm)
+        outcome = publish_result(result, self.store, publisher, TOPIC, confirm_withdrawals=confirm)
         return result, outcome, dict(publisher.sent)
 
 
@@ -117,7 +121,8 @@ def test_delta_of_enrollments_only_changes_the_schedule(run: Run) -> None:
     assert list(sent) == [BEN]
     sections = sent[BEN]["schedule"]["sections"]
     assert [(s["section_id"], s["teacher_name"]) for s in sections] == [
-        ("cls-ela7-2", "Emma Schultz")]  # the teacher from the stored enrollments and users
+        ("cls-ela7-2", "Emma Schultz")
+    ]  # the teacher from the stored enrollments and users
     assert sent[BEN]["names"]["first_name"] == "Ben"
     assert sent[BEN]["occurred_at"] == ms("2026-02-05T08:00:00+00:00")
 
@@ -132,7 +137,10 @@ def test_minimal_delete_finds_the_student_through_the_state(run: Run) -> None:
     assert math[0]["teacher_name"] is None
     chloe = sent[CHLOE]
     assert (chloe["operation"], chloe["district_id"], chloe["school_id"]) == (
-        "DELETE", "3600001", "360000100001")
+        "DELETE",
+        "3600001",
+        "360000100001",
+    )
     assert chloe["occurred_at"] == ms("2026-02-10T16:00:00+00:00")
     assert [w.message for w in result.warnings] == [
         "users.csv:4:*: tobedeleted user 'usr-nobody' is not a known student (not in the "
@@ -156,8 +164,7 @@ def test_bulk_without_a_student_withdraws_it_behind_the_guard(run: Run) -> None:
     # confirmed: the DELETE goes, with the district and school it was published with
     result, outcome, sent = run.publish("bulk_missing_student", confirm=True)
     assert sent[CHLOE]["operation"] == "DELETE" and outcome.withdrawn == 1
-    assert (sent[CHLOE]["district_id"], sent[CHLOE]["school_id"]) == ("3600001",
-                                                                      "360000100001")
+    assert (sent[CHLOE]["district_id"], sent[CHLOE]["school_id"]) == ("3600001", "360000100001")
     # once withdrawn, a re-run withdraws nothing more
     result, outcome, sent = run.publish("bulk_missing_student")
     assert sent == {} and result.withdrawals == [] and outcome.guard is None

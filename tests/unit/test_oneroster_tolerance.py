@@ -34,8 +34,7 @@ TOLERANT_WARNINGS = [
     "manifest.csv:14:*: source.systemName is 'absent': read as not given",
     "orgs.csv:2:parentSourcedId: unknown org 'org-gone' (not in orgs.csv): reference ignored "
     "(optional)",
-    "users.csv:0:*: 5 row(s) end with empty fields beyond the header (a trailing comma): "
-    "ignored",
+    "users.csv:0:*: 5 row(s) end with empty fields beyond the header (a trailing comma): ignored",
     "users.csv:0:grades: 1 user(s) list more than one grade: grade_level carries the first",
     "users.csv:1:*: 2 blank column name(s) at the end of the header: ignored",
     "users.csv:1:metadata.lunchPin: extension column not mapped by the source configuration "
@@ -57,9 +56,12 @@ TOLERANT_WARNINGS = [
 def tolerant(tmp_path: Path) -> PackageReadResult:
     package = tmp_path / "tolerant"
     shutil.copytree(DATA / "tolerant", package)
-    cfg = load_source_config(DATA / "sources" / "oak-hill.yaml", key_fields=KEY_FIELDS,
-                             typed_key_fields=TYPED_KEY_FIELDS,
-                             extension_entities=EXTENSION_ENTITIES)
+    cfg = load_source_config(
+        DATA / "sources" / "oak-hill.yaml",
+        key_fields=KEY_FIELDS,
+        typed_key_fields=TYPED_KEY_FIELDS,
+        extension_entities=EXTENSION_ENTITIES,
+    )
     return read_package(package, config=cfg, fallback_time_ms=7)
 
 
@@ -105,7 +107,8 @@ def test_header_only_file_may_lack_optional_columns(tmp_path: Path) -> None:
     shutil.copytree(DATA / "bulk", package)
     (package / "demographics.csv").write_text("sourcedId,status,dateLastModified\n")
     (package / "enrollments.csv").write_text(
-        "sourcedId,classSourcedId,schoolSourcedId,userSourcedId,role\n")
+        "sourcedId,classSourcedId,schoolSourcedId,userSourcedId,role\n"
+    )
     result = read_package(package, fallback_time_ms=7)
     assert result.rejects == []
     assert len(result.events) == 3
@@ -115,15 +118,23 @@ def test_header_only_file_may_lack_optional_columns(tmp_path: Path) -> None:
 
 
 def test_secret_column_names() -> None:
-    for name in ("password", "Password", "metadata.ssn", "apiToken", "client_secret",
-                 "metadata.lunchPin", "SocialSecurityNumber", "user_passwd"):
+    for name in (
+        "password",
+        "Password",
+        "metadata.ssn",
+        "apiToken",
+        "client_secret",
+        "metadata.lunchPin",
+        "SocialSecurityNumber",
+        "user_passwd",
+    ):
         assert is_secret_column(name), name
     for name in ("classNumber", "pinnedNote", "username", "identifier", "sessions"):
         assert not is_secret_column(name), name
 
 
 def test_formula_cells_are_neutralised() -> None:
-    assert neutralised("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert neutralised('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
     assert neutralised("+1555") == "'+1555"
     assert neutralised("@SUM(A1)") == "'@SUM(A1)"
     assert neutralised("Ava") == "Ava"

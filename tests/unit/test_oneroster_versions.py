@@ -31,16 +31,20 @@ SOURCES = DATA / "sources"
 
 
 def config(name: str) -> SourceConfig:
-    return load_source_config(SOURCES / f"{name}.yaml", key_fields=KEY_FIELDS,
-                              typed_key_fields=TYPED_KEY_FIELDS,
-                              extension_entities=EXTENSION_ENTITIES)
+    return load_source_config(
+        SOURCES / f"{name}.yaml",
+        key_fields=KEY_FIELDS,
+        typed_key_fields=TYPED_KEY_FIELDS,
+        extension_entities=EXTENSION_ENTITIES,
+    )
 
 
 def read(name: str, tmp_path: Path, source: str | None = None, **kwargs: Any) -> PackageReadResult:
     package = tmp_path / name
     shutil.copytree(DATA / name, package)
-    return read_package(package, config=config(source) if source else None,
-                        fallback_time_ms=7, **kwargs)
+    return read_package(
+        package, config=config(source) if source else None, fallback_time_ms=7, **kwargs
+    )
 
 
 def by_key(result: PackageReadResult) -> dict[str, dict[str, Any]]:
@@ -56,15 +60,21 @@ def test_v1_1_package_is_read_with_its_layout(tmp_path: Path) -> None:
     assert mia["district_id"] == "2700123" and mia["school_id"] == "270012300101"
     assert mia["source_system"] == "Birch Lake SIS"
     # identifier is the login in this export: it is neither the state id nor the local id
-    assert mia["identity"] == {"local_student_id": None, "state_student_id": "270000101",
-                               "sourced_id": "bl-u-101", "username": "mia.hansen",
-                               "sis_user_id": "101"}
+    assert mia["identity"] == {
+        "local_student_id": None,
+        "state_student_id": "270000101",
+        "sourced_id": "bl-u-101",
+        "username": "mia.hansen",
+        "sis_user_id": "101",
+    }
     assert mia["enrollment"]["grade_level"] == "04"
     assert [w.message for w in result.warnings] == [
         "users.csv:0:grades: 1 user(s) list more than one grade: grade_level carries the first"
     ]
     assert [(s["section_id"], s["teacher_name"]) for s in mia["schedule"]["sections"]] == [
-        ("bl-cls-4a", "Karin Lind"), ("bl-cls-art", "Ole Dahl")]
+        ("bl-cls-4a", "Karin Lind"),
+        ("bl-cls-art", "Ole Dahl"),
+    ]
     assert [g["guardian_id"] for g in mia["guardians"]] == ["bl-u-901"]
     assert mia["occurred_at"] == int(dt.datetime(2025, 9, 2, 13, tzinfo=dt.UTC).timestamp() * 1000)
 
@@ -102,9 +112,13 @@ def test_v1_0_package_without_manifest(tmp_path: Path) -> None:
     result = read("v1_0", tmp_path, "cedar-creek")
     assert (result.version, result.mode, result.rejects) == ("1.0", "bulk", [])
     assert result.warnings[0].message.startswith(
-        "manifest.csv:0:*: no manifest.csv: read as a OneRoster 1.0 bulk package")
+        "manifest.csv:0:*: no manifest.csv: read as a OneRoster 1.0 bulk package"
+    )
     assert {w.column for w in result.warnings[1:]} == {
-        "metadata.boarding", "metadata.classification", "metadata.gender"}
+        "metadata.boarding",
+        "metadata.classification",
+        "metadata.gender",
+    }
     lena = by_key(result)["TX0088001"]
     # no district org: the configured district
     assert (lena["district_id"], lena["school_id"]) == ("4800555", "480055500101")
@@ -117,7 +131,8 @@ def test_v1_0_package_without_manifest(tmp_path: Path) -> None:
     assert lena["enrollment"]["school_year"] == 2025  # 1.0 sessions: the year the term ends
     # dateLastModified without an offset is in the configured zone (America/Chicago, CDT)
     assert lena["occurred_at"] == int(
-        dt.datetime(2025, 8, 20, 12, 30, tzinfo=dt.UTC).timestamp() * 1000)
+        dt.datetime(2025, 8, 20, 12, 30, tzinfo=dt.UTC).timestamp() * 1000
+    )
 
 
 def test_no_district_anywhere_is_one_message(tmp_path: Path) -> None:
@@ -150,4 +165,5 @@ def test_manifest_without_version_is_detected(tmp_path: Path) -> None:
     assert result.version == "1.1"
     assert result.warnings[0].message == (
         "manifest.csv:0:*: manifest.csv has no oneroster.version: read as OneRoster 1.1 "
-        "(detected from 1.1 users or academicSessions columns)")
+        "(detected from 1.1 users or academicSessions columns)"
+    )

@@ -23,20 +23,27 @@ def _zip(target: Path, extra: list[tuple[str, bytes]], folder: str = "") -> Path
     return target
 
 
-SHADOW = b"sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds," \
+SHADOW = (
+    b"sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,"
     b"givenName,familyName\n"
+)
 
 
-@pytest.mark.parametrize(("name", "phrase"), [
-    ("../users.csv", "climbs out of the package"),
-    ("oneroster/../../users.csv", "climbs out of the package"),
-    ("/tmp/users.csv", "absolute path"),
-    ("C:/export/users.csv", "absolute path"),
-    ("shadow/users.csv", "holds users.csv twice"),
-    ("other/USERS.CSV", "twice"),
-], ids=["dotdot", "nested-dotdot", "absolute", "drive", "duplicate", "duplicate-case"])
-def test_a_zip_whose_entries_could_shadow_a_file_is_refused(tmp_path: Path, name: str,
-                                                             phrase: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "phrase"),
+    [
+        ("../users.csv", "climbs out of the package"),
+        ("oneroster/../../users.csv", "climbs out of the package"),
+        ("/tmp/users.csv", "absolute path"),
+        ("C:/export/users.csv", "absolute path"),
+        ("shadow/users.csv", "holds users.csv twice"),
+        ("other/USERS.CSV", "twice"),
+    ],
+    ids=["dotdot", "nested-dotdot", "absolute", "drive", "duplicate", "duplicate-case"],
+)
+def test_a_zip_whose_entries_could_shadow_a_file_is_refused(
+    tmp_path: Path, name: str, phrase: str
+) -> None:
     archive = _zip(tmp_path / "export.zip", [(name, SHADOW)])
     assert_package_error(archive, phrase, "export.zip")
 

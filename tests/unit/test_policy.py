@@ -112,8 +112,9 @@ def test_nothing_flows_outside_the_contract_dates(now: int, active: bool) -> Non
     decision = run("learnwell", now=now)
     assert isinstance(decision, Disclosed) == active
     if not active:
-        assert decision == Withheld(R.CONTRACT_ENDED if now > NOW_ACTIVE_END
-                                    else R.CONTRACT_NOT_STARTED)
+        assert decision == Withheld(
+            R.CONTRACT_ENDED if now > NOW_ACTIVE_END else R.CONTRACT_NOT_STARTED
+        )
 
 
 def test_a_deleted_student_is_withheld() -> None:

@@ -34,8 +34,9 @@ NOW = int(datetime(2026, 11, 30, 12, 34, 56, 789_000, tzinfo=UTC).timestamp() * 
 HOUR = 3_600_000
 ROUTES = routes_for(sample_contracts())
 BY_PARTNER = {r.partner: r for r in ROUTES}
-BASE = json.loads((REPO / "schemas" / "examples" / "student_record_changed.upsert.json")
-                  .read_text())
+BASE = json.loads(
+    (REPO / "schemas" / "examples" / "student_record_changed.upsert.json").read_text()
+)
 DISTRICT = "NY-280201"
 STUDENTS = [f"NY-{i:03d}" for i in range(12)]
 CAREWELL, LEARNWELL, MEASURELY = "carewell-health", "learnwell", "measurely"
@@ -52,8 +53,13 @@ HEADER_VOCABULARY = ("hallpass.deletion.reason", "hallpass.contract.version")
 
 def change(student: str, at: int, event_id: str, **sections: Any) -> dict[str, Any]:
     record: dict[str, Any] = copy.deepcopy(BASE)
-    record.update(event_id=event_id, student_id=student, occurred_at=at, operation="UPSERT",
-                  district_id=DISTRICT)
+    record.update(
+        event_id=event_id,
+        student_id=student,
+        occurred_at=at,
+        operation="UPSERT",
+        district_id=DISTRICT,
+    )
     for name, value in sections.items():
         record[name] = value
     return record
@@ -67,14 +73,21 @@ class Bus:
         self.cluster.rebalance()
 
     def change(self, record: dict[str, Any]) -> None:
-        self.cluster.broker.produce(self.cluster.topics.changes,
-                                    record["student_id"].encode(), orjson.dumps(record),
-                                    murmur2_partitioner)
+        self.cluster.broker.produce(
+            self.cluster.topics.changes,
+            record["student_id"].encode(),
+            orjson.dumps(record),
+            murmur2_partitioner,
+        )
 
     def consent(self, event: ConsentEvent) -> None:
         key = event.district_id if event.is_district_event else event.student_id or ""
-        self.cluster.broker.produce(self.cluster.topics.consent, key.encode(),
-                                    orjson.dumps(event.to_avro()), murmur2_partitioner)
+        self.cluster.broker.produce(
+            self.cluster.topics.consent,
+            key.encode(),
+            orjson.dumps(event.to_avro()),
+            murmur2_partitioner,
+        )
 
     def settle(self) -> None:
         self.cluster.drain()
@@ -85,23 +98,45 @@ class Bus:
 
     def notices(self, route: PartnerRoute, student: str) -> list[dict[str, Any]]:
         key = route.key(student).encode()
-        return [orjson.loads(r.value) for r in
-                self.cluster.broker.records(self.cluster.topics.notices(route.partner))
-                if r.key == key and r.value is not None]
+        return [
+            orjson.loads(r.value)
+            for r in self.cluster.broker.records(self.cluster.topics.notices(route.partner))
+            if r.key == key and r.value is not None
+        ]
 
     def ledger(self, partner: str | None = None) -> list[dict[str, Any]]:
         return [d for d in self.cluster.ledger() if partner is None or d["partner"] == partner]
 
 
-def grant(student: str, at: int, categories: Iterable[str] = ("special_medical",),
-          expires: int | None = None, event_id: str = "") -> ConsentEvent:
-    return ConsentEvent(event_id or f"grant-{student}-{at}", ConsentKind.GRANT, DISTRICT, at,
-                        student, CAREWELL, frozenset(categories), expires_at=expires)
+def grant(
+    student: str,
+    at: int,
+    categories: Iterable[str] = ("special_medical",),
+    expires: int | None = None,
+    event_id: str = "",
+) -> ConsentEvent:
+    return ConsentEvent(
+        event_id or f"grant-{student}-{at}",
+        ConsentKind.GRANT,
+        DISTRICT,
+        at,
+        student,
+        CAREWELL,
+        frozenset(categories),
+        expires_at=expires,
+    )
 
 
 def revoke(student: str, at: int, categories: Iterable[str] = ()) -> ConsentEvent:
-    return ConsentEvent(f"revoke-{student}-{at}", ConsentKind.REVOKE, DISTRICT, at, student,
-                        CAREWELL, frozenset(categories))
+    return ConsentEvent(
+        f"revoke-{student}-{at}",
+        ConsentKind.REVOKE,
+        DISTRICT,
+        at,
+        student,
+        CAREWELL,
+        frozenset(categories),
+    )
 
 
 def opt_out(student: str, at: int) -> ConsentEvent:
@@ -109,6 +144,7 @@ def opt_out(student: str, at: int) -> ConsentEvent:
 
 
 # --- linkage across partners -------------------------------------------------------------------
+
 
 def unlinkable_values(bus: Bus, route: PartnerRoute, student: str) -> set[tuple[str, str]]:
     """Every value ``route``'s partner got about ``student`` that is not a contracted data
@@ -156,10 +192,13 @@ def test_no_value_outside_the_contract_is_shared_between_two_partners() -> None:
     bus.settle()
     bus.clock.advance(61_000)
     for i, student in enumerate(STUDENTS):
-        bus.change(change(student, NOW - 1, f"c2-{student}",
-                          names={**BASE["names"], "first_name": f"New{i}"}))
-    bus.consent(opt_out(STUDENTS[0], NOW))          # every partner: a retraction
-    bus.consent(revoke(STUDENTS[2], NOW))           # carewell: a retraction
+        bus.change(
+            change(
+                student, NOW - 1, f"c2-{student}", names={**BASE["names"], "first_name": f"New{i}"}
+            )
+        )
+    bus.consent(opt_out(STUDENTS[0], NOW))  # every partner: a retraction
+    bus.consent(revoke(STUDENTS[2], NOW))  # carewell: a retraction
     bus.settle()
 
     joined = 0
@@ -172,7 +211,8 @@ def test_no_value_outside_the_contract_is_shared_between_two_partners() -> None:
             shared = {v for _, v in values_a} & {v for _, v in values_b}
             assert not shared, (
                 f"{a.partner} and {b.partner} both got {sorted(shared)} about {student}: "
-                "a join key across partners")
+                "a join key across partners"
+            )
     assert joined >= len(STUDENTS), "the partners received records of the same students"
     assert bus.notices(BY_PARTNER[LEARNWELL], STUDENTS[0]), "the opt-out sent notices"
     assert bus.notices(BY_PARTNER[CAREWELL], STUDENTS[0])
@@ -185,13 +225,18 @@ def test_a_partners_ids_are_stable_for_the_same_decision_and_unique_per_record()
         bus.change(change(student, NOW - HOUR, f"c-{student}"))
     bus.settle()
     for route in ROUTES:
-        ids = [orjson.loads(r.value)["event_id"] for s in STUDENTS[:4]
-               for r in bus.records(route, s) if r.value is not None]
+        ids = [
+            orjson.loads(r.value)["event_id"]
+            for s in STUDENTS[:4]
+            for r in bus.records(route, s)
+            if r.value is not None
+        ]
         assert len(ids) == len(set(ids))
         assert not {f"c-{s}" for s in STUDENTS} & set(ids), "a source event id reached a partner"
 
 
 # --- nothing sent when nothing changed for the partner --------------------------------------------
+
 
 def views_sent(bus: Bus, route: PartnerRoute, student: str) -> list[dict[str, Any] | None]:
     """The records ``route``'s partner got about ``student``, without the envelope."""
@@ -213,9 +258,13 @@ def test_a_change_outside_a_partners_contract_sends_it_nothing_and_records_nothi
     bus.settle()
     # attendance (measurely's contract) and a nurse's note (never shared) change; learnwell's
     # fields do not
-    second = change(student, NOW - 2 * HOUR, "c-2",
-                    attendance={**BASE["attendance"], "days_absent": 3.0},
-                    restricted={**BASE["restricted"], "health_notes": "new note"})
+    second = change(
+        student,
+        NOW - 2 * HOUR,
+        "c-2",
+        attendance={**BASE["attendance"], "days_absent": 3.0},
+        restricted={**BASE["restricted"], "health_notes": "new note"},
+    )
     bus.change(second)
     # the same content again under a new event id: nothing changes for anyone
     bus.change({**second, "event_id": "c-3", "occurred_at": NOW - HOUR})
@@ -226,10 +275,12 @@ def test_a_change_outside_a_partners_contract_sends_it_nothing_and_records_nothi
     assert len(views_sent(bus, measurely, student)) == 2
     by_event = {(d["event_id"], d["partner"]): d["decision"] for d in bus.ledger()}
     assert by_event == {
-        ("c-1", LEARNWELL): "DISCLOSED", ("c-1", MEASURELY): "DISCLOSED",
+        ("c-1", LEARNWELL): "DISCLOSED",
+        ("c-1", MEASURELY): "DISCLOSED",
         ("c-2", MEASURELY): "DISCLOSED",
         # carewell gets nothing without consent: withheld for a privacy reason, every time
-        ("c-1", CAREWELL): "WITHHELD", ("c-2", CAREWELL): "WITHHELD",
+        ("c-1", CAREWELL): "WITHHELD",
+        ("c-2", CAREWELL): "WITHHELD",
         ("c-3", CAREWELL): "WITHHELD",
     }
     [worker] = bus.cluster.workers
@@ -248,8 +299,14 @@ def test_a_partner_never_gets_the_same_view_twice_in_a_row() -> None:
     for round_ in range(3):
         for i, student in enumerate(STUDENTS):
             grade = f"0{(i + round_ // 2) % 9 + 1}"
-            bus.change(change(student, NOW - HOUR + round_ * 1000 + i, f"c{round_}-{student}",
-                              enrollment={**BASE["enrollment"], "grade_level": grade}))
+            bus.change(
+                change(
+                    student,
+                    NOW - HOUR + round_ * 1000 + i,
+                    f"c{round_}-{student}",
+                    enrollment={**BASE["enrollment"], "grade_level": grade},
+                )
+            )
         bus.consent(grant(STUDENTS[round_], NOW - HOUR))
         bus.settle()
     for route in ROUTES:
@@ -261,12 +318,16 @@ def test_a_partner_never_gets_the_same_view_twice_in_a_row() -> None:
 
 # --- partial revocation is a retraction ---------------------------------------------------------
 
+
 def documented_reasons(schema: str, marker: str) -> set[str]:
     """The reason codes a schema's doc lists after ``marker``."""
     fields = json.loads((REPO / "schemas" / f"{schema}.avsc").read_text())["fields"]
     doc = next(f["doc"] for f in fields if f["name"] == "reason")
-    return set(re.findall(r"\b[A-Z][A-Z_]{3,}\b", doc.split(marker, 1)[1].split(".", 1)[0]
-                          if marker else doc))
+    return set(
+        re.findall(
+            r"\b[A-Z][A-Z_]{3,}\b", doc.split(marker, 1)[1].split(".", 1)[0] if marker else doc
+        )
+    )
 
 
 def assert_reasons_documented(bus: Bus) -> None:
@@ -287,8 +348,7 @@ def test_revoking_one_category_sends_the_reduced_view_and_a_notice_naming_it() -
     student = STUDENTS[0]
     carewell = BY_PARTNER[CAREWELL]
     bus.change(change(student, NOW - HOUR, "c-1"))
-    bus.consent(grant(student, NOW - HOUR, ("student_name", "special_medical"),
-                      event_id="g-1"))
+    bus.consent(grant(student, NOW - HOUR, ("student_name", "special_medical"), event_id="g-1"))
     bus.settle()
     [view] = views_sent(bus, carewell, student)
     assert view and view["special"]["medical_alerts"]
@@ -302,7 +362,8 @@ def test_revoking_one_category_sends_the_reduced_view_and_a_notice_naming_it() -
     assert notice["fields"] == ["special.medical_alerts"]
     retracted = [d for d in bus.ledger(CAREWELL) if d["decision"] == "RETRACTED"]
     assert [(d["reason"], d["categories"], d["fields"]) for d in retracted] == [
-        ("CONSENT_REVOKED", ["special_medical"], ["special.medical_alerts"])]
+        ("CONSENT_REVOKED", ["special_medical"], ["special.medical_alerts"])
+    ]
     assert retracted[0]["partner_student_key"] == carewell.key(student)
     # the same decision disclosed the reduced view
     disclosed = [d for d in bus.ledger(CAREWELL) if d["decision"] == "DISCLOSED"]
@@ -324,8 +385,9 @@ def test_an_expiring_category_is_retracted_by_the_timer_as_expired() -> None:
     carewell = BY_PARTNER[CAREWELL]
     bus.change(change(student, NOW - HOUR, "c-1"))
     bus.consent(grant(student, NOW - HOUR, ("student_name",), event_id="g-name"))
-    bus.consent(grant(student, NOW - HOUR, ("special_medical",), expires=NOW + HOUR,
-                      event_id="g-med"))
+    bus.consent(
+        grant(student, NOW - HOUR, ("special_medical",), expires=NOW + HOUR, event_id="g-med")
+    )
     bus.settle()
     bus.clock.advance(HOUR)
     bus.settle()
@@ -346,7 +408,10 @@ def test_a_directory_opt_out_withdraws_directory_fields_with_a_notice() -> None:
     bus.settle()
     [notice] = bus.notices(learnwell, student)
     assert (notice["reason"], notice["categories"], notice["fields"]) == (
-        "DIRECTORY_OPT_OUT", ["enrollment"], ["enrollment.grade_level"])
+        "DIRECTORY_OPT_OUT",
+        ["enrollment"],
+        ["enrollment.grade_level"],
+    )
     reduced = views_sent(bus, learnwell, student)[-1]
     assert reduced and reduced["enrollment"]["grade_level"] is None
     assert not bus.notices(BY_PARTNER[MEASURELY], student), "measurely's grade is not directory"
@@ -360,8 +425,10 @@ def test_a_contract_version_that_drops_fields_withdraws_them_with_a_notice() -> 
     bus.settle()
     learnwell = BY_PARTNER[LEARNWELL]
     narrowed = dataclasses.replace(
-        learnwell.contract, version=learnwell.contract.version + 1,
-        allow=tuple(a for a in learnwell.contract.allow if a.category != "schedule"))
+        learnwell.contract,
+        version=learnwell.contract.version + 1,
+        allow=tuple(a for a in learnwell.contract.allow if a.category != "schedule"),
+    )
     [new_route] = routes_for([narrowed])
     bus.cluster.routes = [new_route if r.partner == LEARNWELL else r for r in ROUTES]
     [worker] = bus.cluster.workers
@@ -404,19 +471,23 @@ def test_withheld_reasons_are_precise() -> None:
 
 # --- dead letters -------------------------------------------------------------------------------
 
-SECRETS = [BASE["restricted"][k] for k in ("ssn", "other_government_id", "password",
-                                           "health_notes", "counseling_notes")]
+SECRETS = [
+    BASE["restricted"][k]
+    for k in ("ssn", "other_government_id", "password", "health_notes", "counseling_notes")
+]
 
 
 def test_a_decodable_dead_letter_holds_no_never_share_value() -> None:
     bus = Bus()
     wrong_key = change(STUDENTS[0], NOW - HOUR, "c-1")
-    bus.cluster.broker.produce(bus.cluster.topics.changes, b"NY-999", orjson.dumps(wrong_key),
-                               murmur2_partitioner)
+    bus.cluster.broker.produce(
+        bus.cluster.topics.changes, b"NY-999", orjson.dumps(wrong_key), murmur2_partitioner
+    )
     future = change(STUDENTS[1], NOW + 400 * 24 * HOUR, "c-2")
     bus.change(future)
-    bus.cluster.broker.produce(bus.cluster.topics.changes, b"NY-998", b"\x07not json at all",
-                               murmur2_partitioner)
+    bus.cluster.broker.produce(
+        bus.cluster.topics.changes, b"NY-998", b"\x07not json at all", murmur2_partitioner
+    )
     bus.settle()
     dead = bus.cluster.dead_letters()
     assert len(dead) == 3
@@ -448,18 +519,24 @@ def test_a_leaf_of_the_wrong_type_is_a_dead_letter_naming_the_field_not_its_valu
         assert not bus.records(route, STUDENTS[0])
     assert bus.records(BY_PARTNER[LEARNWELL], STUDENTS[1]), "processing went on"
     [worker] = bus.cluster.workers
-    assert all(state.stored(STUDENTS[0]) is None
-               for state in worker.tables.partitions.values()), "the bad record was stored"
+    assert all(state.stored(STUDENTS[0]) is None for state in worker.tables.partitions.values()), (
+        "the bad record was stored"
+    )
 
 
 def test_revoking_a_category_that_program_codes_reveal_retracts_the_codes() -> None:
     """``programs`` may carry IEP, 504 or homeless program codes: revoking the IEP/504
     consent withdraws the codes with the IEP/504 fields, as a retraction naming them."""
     carewell = BY_PARTNER[CAREWELL].contract
-    with_programs = dataclasses.replace(carewell, frozen_fields=None, allow=(
-        *carewell.allow,
-        Allowance(Basis.CONSENT, category="student_program_membership"),
-        Allowance(Basis.CONSENT, category="special_living_situation")))
+    with_programs = dataclasses.replace(
+        carewell,
+        frozen_fields=None,
+        allow=(
+            *carewell.allow,
+            Allowance(Basis.CONSENT, category="student_program_membership"),
+            Allowance(Basis.CONSENT, category="special_living_situation"),
+        ),
+    )
     [route] = routes_for([with_programs])
     bus = Bus()
     bus.cluster.routes = [route if r.partner == CAREWELL else r for r in ROUTES]
@@ -468,8 +545,12 @@ def test_revoking_a_category_that_program_codes_reveal_retracts_the_codes() -> N
     bus.cluster.start_worker()
     bus.cluster.rebalance()
     student = STUDENTS[5]
-    everything = ("student_name", "special_iep_504", "student_program_membership",
-                  "special_living_situation")
+    everything = (
+        "student_name",
+        "special_iep_504",
+        "student_program_membership",
+        "special_living_situation",
+    )
     bus.change(change(student, NOW - HOUR, "c-1"))
     bus.consent(grant(student, NOW - HOUR, everything, event_id="g-1"))
     bus.settle()

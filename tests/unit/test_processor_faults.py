@@ -36,9 +36,12 @@ def test_a_record_of_another_schema_on_the_change_topic_is_a_dead_letter() -> No
     """A consent event written to the change topic (another registered schema): a dead
     letter with its reason, and the next change is decided."""
     bus = Bus()
-    bus.cluster.broker.produce(bus.cluster.topics.changes, b"NY-001",
-                               orjson.dumps(grant("NY-001", NOW - 1000).to_avro()),
-                               lambda key, n: partition_for(key or b"", n))
+    bus.cluster.broker.produce(
+        bus.cluster.topics.changes,
+        b"NY-001",
+        orjson.dumps(grant("NY-001", NOW - 1000).to_avro()),
+        lambda key, n: partition_for(key or b"", n),
+    )
     bus.change(change("NY-002", NOW - 1000, "c-2"))
     bus.settle()
     [(key, reason)] = _dead(bus)
@@ -53,8 +56,7 @@ def test_a_change_too_large_for_a_record_is_a_dead_letter_and_the_tables_keep_no
     nothing stored, the next change decided."""
     bus = Bus()
     worker = bus.cluster.workers[0]
-    worker.handler.settings = dataclasses.replace(worker.handler.settings,
-                                                  max_record_bytes=4400)
+    worker.handler.settings = dataclasses.replace(worker.handler.settings, max_record_bytes=4400)
     bus.change(change("NY-001", NOW - 1000, "c-1", name='"' * 250))
     bus.change(change("NY-002", NOW - 1000, "c-2"))
     bus.settle()
@@ -68,11 +70,13 @@ def test_a_failure_while_deciding_is_a_redacted_dead_letter_and_rolls_the_tables
     """A view encoder that fails for one student (any exception, not only the expected
     kinds): the record is a dead letter without its never-share values, the consent and
     record tables hold nothing of it, and the other students are decided."""
+
     def failing(encode: Callable[[Mapping[str, Any]], bytes]) -> Callable[..., bytes]:
         def encode_view(view: Mapping[str, Any]) -> bytes:
             if "Boom" in orjson.dumps(view).decode():
                 raise RuntimeError("a bug in a view encoder")
             return encode(view)
+
         return encode_view
 
     routes = [dataclasses.replace(r, encode_view=failing(r.encode_view)) for r in ROUTES]
@@ -88,8 +92,9 @@ def test_a_failure_while_deciding_is_a_redacted_dead_letter_and_rolls_the_tables
     secrets = [v for v in BASE["restricted"].values() if isinstance(v, str)]
     assert secrets and not [s for s in secrets if s.encode() in (dead.value or b"")]
     tables = bus.cluster.workers[0].tables
-    assert all(s.stored("NY-001") is None and "NY-001" not in s.holders
-               for s in tables.partitions.values())
+    assert all(
+        s.stored("NY-001") is None and "NY-001" not in s.holders for s in tables.partitions.values()
+    )
     assert bus.holds("learnwell") == {"NY-002"}
 
 
@@ -99,8 +104,13 @@ def test_tables_roll_back_to_a_mark_and_to_the_last_commit() -> None:
     tables.set_clock(0, 5)
     tables.take_changes()
     tables.forget()  # committed
-    before = (dict(tables.partition(0).records), dict(tables.partition(0).consent),
-              tables.partition(0).clock, dict(tables.districts), tables.districts_version)
+    before = (
+        dict(tables.partition(0).records),
+        dict(tables.partition(0).consent),
+        tables.partition(0).clock,
+        dict(tables.districts),
+        tables.districts_version,
+    )
     mark = tables.mark()
     tables.set_record(0, "NY-001", {"student_id": "NY-001", "v": 2})
     tables.set_record(0, "NY-002", {"student_id": "NY-002"})
@@ -113,8 +123,12 @@ def test_tables_roll_back_to_a_mark_and_to_the_last_commit() -> None:
     tables.set_record(1, "NY-003", {"student_id": "NY-003"})
     tables.take_changes()
     tables.rollback()  # the transaction is aborted
-    after = (dict(tables.partition(0).records), dict(tables.partition(0).consent),
-             tables.partition(0).clock, dict(tables.districts))
+    after = (
+        dict(tables.partition(0).records),
+        dict(tables.partition(0).consent),
+        tables.partition(0).clock,
+        dict(tables.districts),
+    )
     assert after == before[:4] and tables.partition(1).records == {}
     assert tables.partition(0).holders == {} and tables.take_changes() == []
 
@@ -127,11 +141,18 @@ def test_garbage_on_one_partition_halts_that_partition_only() -> None:
     bus = Bus()
     topics = bus.cluster.topics
     bad = partition_for(b"NY-GARBAGE", PARTITIONS)
-    students = [s for s in (f"NY-{i:04d}" for i in range(2000))
-                if partition_for(s.encode(), PARTITIONS) != bad][:600]
+    students = [
+        s
+        for s in (f"NY-{i:04d}" for i in range(2000))
+        if partition_for(s.encode(), PARTITIONS) != bad
+    ][:600]
     for _ in range(200):
-        bus.cluster.broker.produce(topics.changes, b"NY-GARBAGE", b"\x07not avro",
-                                   lambda key, n: partition_for(key or b"", n))
+        bus.cluster.broker.produce(
+            topics.changes,
+            b"NY-GARBAGE",
+            b"\x07not avro",
+            lambda key, n: partition_for(key or b"", n),
+        )
     for i, student in enumerate(students):
         bus.change(change(student, NOW - 1000, f"c-{i}"))
     bus.settle()
@@ -161,8 +182,9 @@ class FakeProducer:
     def begin_transaction(self) -> None:
         self._call("begin")
 
-    def send_offsets_to_transaction(self, positions: list[TopicPartition], group_metadata: Any,
-                                    timeout: float) -> None:
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float
+    ) -> None:
         self._call("send_offsets")
 
     def commit_transaction(self, timeout: float) -> None:
@@ -180,18 +202,26 @@ def _run(txn: Transactions) -> bool:
     return txn.run(lambda: None, [TopicPartition("t", 0, 5)], object())
 
 
-RETRIABLE_NOT_COORDINATOR = KafkaError(KafkaError.NOT_COORDINATOR, "not coordinator",
-                                       retriable=True)
+RETRIABLE_NOT_COORDINATOR = KafkaError(
+    KafkaError.NOT_COORDINATOR, "not coordinator", retriable=True
+)
 LOADING = KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, "loading", retriable=True)
 ABORTABLE = KafkaError(KafkaError._STATE, "abortable", txn_requires_abort=True)
 
 
 def test_a_retriable_error_sending_offsets_or_committing_is_tried_again() -> None:
-    producer = FakeProducer(send_offsets=[RETRIABLE_NOT_COORDINATOR, LOADING],
-                            commit=[RETRIABLE_NOT_COORDINATOR])
+    producer = FakeProducer(
+        send_offsets=[RETRIABLE_NOT_COORDINATOR, LOADING], commit=[RETRIABLE_NOT_COORDINATOR]
+    )
     assert _run(_txn(producer))
-    assert producer.calls == ["begin", "send_offsets", "send_offsets", "send_offsets",
-                              "commit", "commit"]
+    assert producer.calls == [
+        "begin",
+        "send_offsets",
+        "send_offsets",
+        "send_offsets",
+        "commit",
+        "commit",
+    ]
 
 
 def test_an_error_that_needs_an_abort_aborts_and_the_batch_is_retried() -> None:
@@ -199,14 +229,17 @@ def test_an_error_that_needs_an_abort_aborts_and_the_batch_is_retried() -> None:
     assert not _run(_txn(producer))
     assert producer.calls == ["begin", "send_offsets", "commit", "abort"]
     # NOT_COORDINATOR that is neither retriable nor abortable (as seen after a broker bounce)
-    plain = FakeProducer(send_offsets=[KafkaError(KafkaError.NOT_COORDINATOR, "x")],
-                         abort=[RETRIABLE_NOT_COORDINATOR])
+    plain = FakeProducer(
+        send_offsets=[KafkaError(KafkaError.NOT_COORDINATOR, "x")],
+        abort=[RETRIABLE_NOT_COORDINATOR],
+    )
     assert not _run(_txn(plain))
     assert plain.calls == ["begin", "send_offsets", "abort", "abort"]
 
 
-@pytest.mark.parametrize("code", [KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
-                                  KafkaError.INVALID_PRODUCER_EPOCH])
+@pytest.mark.parametrize(
+    "code", [KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH]
+)
 def test_a_fenced_worker_exits_with_one_line(code: int) -> None:
     producer = FakeProducer(commit=[KafkaError(code, "fenced", fatal=True)])
     with pytest.raises(ProcessorFenced, match="was fenced") as raised:
@@ -222,8 +255,9 @@ def test_a_fatal_error_exits_and_a_stop_aborts_without_retrying() -> None:
     stopping = FakeProducer(commit=[RETRIABLE_NOT_COORDINATOR] * 50)
     assert not _run(_txn(stopping, stopping=lambda: True))
     assert stopping.calls == ["begin", "send_offsets", "commit", "abort"]
-    nothing_open = FakeProducer(begin=[KafkaError(KafkaError._STATE, "no")],
-                                abort=[KafkaError(KafkaError._STATE, "no txn")])
+    nothing_open = FakeProducer(
+        begin=[KafkaError(KafkaError._STATE, "no")], abort=[KafkaError(KafkaError._STATE, "no txn")]
+    )
     assert not _run(_txn(nothing_open))
 
 
@@ -250,10 +284,15 @@ def test_an_unanswered_registry_is_a_wait_and_a_missing_schema_is_bad_input() ->
     schema = load_schema("consent_changed")
     registry = FakeRegistry(schema)
     data = WireEncoder(registry, "s", schema).encode(grant("NY-1", NOW).to_avro())  # type: ignore[arg-type]
-    decoder = WireDecoder(registry, reader_schema=schema,  # type: ignore[arg-type]
-                          record_name="org.hallpass.consent.ConsentChanged")
-    registry.fail = [httpx.ConnectError("Connection refused"),
-                     SchemaRegistryError(503, 50301, "unavailable")]
+    decoder = WireDecoder(
+        registry,  # type: ignore[arg-type]
+        reader_schema=schema,
+        record_name="org.hallpass.consent.ConsentChanged",
+    )
+    registry.fail = [
+        httpx.ConnectError("Connection refused"),
+        SchemaRegistryError(503, 50301, "unavailable"),
+    ]
     for _ in range(2):
         with pytest.raises(RegistryUnavailable):
             decoder.decode(data)
@@ -267,9 +306,12 @@ def test_an_unanswered_registry_is_a_wait_and_a_missing_schema_is_bad_input() ->
 def test_a_record_of_another_schema_is_bad_input() -> None:
     registry = FakeRegistry(load_schema("student_record_changed"))
     data = WireEncoder(registry, "s", load_schema("student_record_changed")).encode(  # type: ignore[arg-type]
-        change("NY-1", NOW, "c-1"))
-    decoder = WireDecoder(registry,  # type: ignore[arg-type]
-                          record_name="org.hallpass.consent.ConsentChanged")
+        change("NY-1", NOW, "c-1")
+    )
+    decoder = WireDecoder(
+        registry,  # type: ignore[arg-type]
+        record_name="org.hallpass.consent.ConsentChanged",
+    )
     with pytest.raises(WireFormatError, match=r"not a org\.hallpass\.consent\.ConsentChanged"):
         decoder.decode(data)
 

@@ -46,14 +46,17 @@ SEVERITIES = {"critical", "warning"}
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
-        pytest.fail("promtool is not installed: it comes with Debian's prometheus package "
-                    "(sudo apt-get install prometheus), which `make test` installs.")
+        pytest.fail(
+            "promtool is not installed: it comes with Debian's prometheus package "
+            "(sudo apt-get install prometheus), which `make test` installs."
+        )
     return found
 
 
 def run_promtool(promtool: str, *args: str) -> str:
-    result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run(
+        [promtool, *args], capture_output=True, text=True, timeout=120, check=False
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"promtool {' '.join(args)} failed:\n{output}"
     return output
@@ -76,8 +79,10 @@ def test_scrape_config_is_valid_and_scrapes_the_local_stack(promtool: str) -> No
     output = run_promtool(promtool, "check", "config", str(CONFIG))
     # the config's rule_files glob finds the rules, and they are checked with it
     assert "SUCCESS: 1 rule files found" in output, output
-    jobs = {job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
-            for job in load(CONFIG)["scrape_configs"]}
+    jobs = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for job in load(CONFIG)["scrape_configs"]
+    }
     assert jobs == JOBS
 
 

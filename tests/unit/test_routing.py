@@ -82,8 +82,11 @@ def test_partition_is_in_range_and_deterministic(key: bytes, partitions: int) ->
     assert partition_for(key, partitions) == p
 
 
-@given(st.text(max_size=32), st.integers(min_value=1, max_value=64),
-       st.integers(min_value=1, max_value=16))
+@given(
+    st.text(max_size=32),
+    st.integers(min_value=1, max_value=64),
+    st.integers(min_value=1, max_value=16),
+)
 def test_a_key_keeps_its_partition_modulo_a_divisor_of_the_count(
     key: str, partitions: int, factor: int
 ) -> None:

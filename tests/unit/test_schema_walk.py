@@ -59,10 +59,17 @@ def test_containers_are_records_and_arrays_of_records_nulls_aside() -> None:
 
 def test_leaf_paths_are_dotted_and_arrays_of_records_add_brackets() -> None:
     assert [path for path, _ in leaves(SCHEMA, named_types(SCHEMA))] == [
-        "id", "home.city", "mailing.city", "others[].city", "tags", "level",
+        "id",
+        "home.city",
+        "mailing.city",
+        "others[].city",
+        "tags",
+        "level",
     ]
     assert [at.path for at in walk_fields(SCHEMA, named_types(SCHEMA)) if at.container] == [
-        "home", "mailing", "others",
+        "home",
+        "mailing",
+        "others",
     ]
 
 
@@ -74,8 +81,11 @@ def test_a_recursive_record_is_refused() -> None:
 
 
 def test_values_at_a_path_follow_arrays_and_stop_at_nulls() -> None:
-    value = {"home": {"city": "A"}, "mailing": None,
-             "others": [{"city": "B"}, {"city": None}, {"city": "C"}]}
+    value = {
+        "home": {"city": "A"},
+        "mailing": None,
+        "others": [{"city": "B"}, {"city": None}, {"city": "C"}],
+    }
     assert values_at(value, "home.city") == ["A"]
     assert values_at(value, "mailing.city") == []
     assert values_at(value, "others[].city") == ["B", "C"]

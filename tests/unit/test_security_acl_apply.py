@@ -31,8 +31,14 @@ def contracts() -> list[Contract]:
     return load_contracts(CONTRACTS_DIR, field_catalog(load_schema("student_record_changed")))
 
 
-def rule(principal: str, kind: str, name: str, operation: str = "READ",
-         pattern: str = "LITERAL", permission: str = "ALLOW") -> AclRule:
+def rule(
+    principal: str,
+    kind: str,
+    name: str,
+    operation: str = "READ",
+    pattern: str = "LITERAL",
+    permission: str = "ALLOW",
+) -> AclRule:
     return AclRule(f"User:{principal}", kind, pattern, name, operation, permission)
 
 
@@ -48,8 +54,11 @@ def test_a_retired_contract_loses_every_acl_of_its_vendor() -> None:
     kept = [c for c in every if c.partner != "measurely"]
     before = plan_acls(every)
     after = plan_acls(kept)
-    changes = diff_acls(after, before, namespace(after, kept, DEFAULT_TOPICS,
-                                                 recorded={r.principal for r in before}))
+    changes = diff_acls(
+        after,
+        before,
+        namespace(after, kept, DEFAULT_TOPICS, recorded={r.principal for r in before}),
+    )
     assert changes.add == ()
     removed = set(changes.remove)
     assert {r for r in before if r.principal == "User:measurely"} <= removed
@@ -61,8 +70,10 @@ def test_even_an_unrecorded_vendor_loses_access_to_bus_topics() -> None:
     """Without the record (say, ACLs made by hand), the resource rule still applies."""
     kept = [c for c in contracts() if c.partner != "measurely"]
     plan = plan_acls(kept)
-    old = [rule("measurely", "TOPIC", "partner.measurely.students"),
-           rule("measurely", "GROUP", "measurely-", pattern="PREFIXED")]
+    old = [
+        rule("measurely", "TOPIC", "partner.measurely.students"),
+        rule("measurely", "GROUP", "measurely-", pattern="PREFIXED"),
+    ]
     changes = diff_acls(plan, [*plan, *old], namespace(plan, kept, DEFAULT_TOPICS))
     assert changes.remove == (old[0],)  # its group is none of hallpass's names
 
@@ -83,14 +94,17 @@ def test_what_hallpass_does_not_manage_stays() -> None:
 def test_hand_made_grants_on_the_bus_are_removed_and_wildcards_reported() -> None:
     every = contracts()
     plan = plan_acls(every)
-    snoop = [rule("snoop", "TOPIC", "audit.disclosures"),
-             rule("snoop", "TOPIC", "partner.", pattern="PREFIXED"),
-             rule("snoop", "GROUP", "hallpass-processor"),
-             rule("snoop", "TRANSACTIONAL_ID", "hallpass-processor-x", "WRITE")]
+    snoop = [
+        rule("snoop", "TOPIC", "audit.disclosures"),
+        rule("snoop", "TOPIC", "partner.", pattern="PREFIXED"),
+        rule("snoop", "GROUP", "hallpass-processor"),
+        rule("snoop", "TRANSACTIONAL_ID", "hallpass-processor-x", "WRITE"),
+    ]
     wildcard = rule("ops", "TOPIC", "*", "DESCRIBE")
     short_prefix = rule("ops", "TOPIC", "part", pattern="PREFIXED")
-    changes = diff_acls(plan, [*plan, *snoop, wildcard, short_prefix],
-                        namespace(plan, every, DEFAULT_TOPICS))
+    changes = diff_acls(
+        plan, [*plan, *snoop, wildcard, short_prefix], namespace(plan, every, DEFAULT_TOPICS)
+    )
     assert set(changes.remove) == set(snoop)
     assert set(changes.foreign) == {wildcard, short_prefix}
 
@@ -128,9 +142,11 @@ def test_covers_literal_wildcard_and_prefix() -> None:
 
 
 def test_rules_become_bindings_and_back() -> None:
-    for original in [rule("hallpass-sis", "CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE"),
-                     rule("learnwell", "GROUP", "learnwell-", pattern="PREFIXED"),
-                     rule("x", "TRANSACTIONAL_ID", "t", "WRITE", permission="DENY")]:
+    for original in [
+        rule("hallpass-sis", "CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE"),
+        rule("learnwell", "GROUP", "learnwell-", pattern="PREFIXED"),
+        rule("x", "TRANSACTIONAL_ID", "t", "WRITE", permission="DENY"),
+    ]:
         assert from_binding(to_binding(original)) == original
     binding = to_binding(rule("hallpass-sis", "CLUSTER", "kafka-cluster", "IDEMPOTENT_WRITE"))
     assert str(binding.restype) == str(ResourceType.BROKER)  # confluent-kafka's CLUSTER
@@ -138,12 +154,23 @@ def test_rules_become_bindings_and_back() -> None:
     assert (exact.principal, exact.host, exact.name) == ("User:learnwell", "*", "learnwell-")
 
 
-_NAMES = st.sampled_from(["partner.learnwell.students", "partner.x.students", "audit.disclosures",
-                          "orders", "*", "hallpass-processor", "learnwell-", "other"])
+_NAMES = st.sampled_from(
+    [
+        "partner.learnwell.students",
+        "partner.x.students",
+        "audit.disclosures",
+        "orders",
+        "*",
+        "hallpass-processor",
+        "learnwell-",
+        "other",
+    ]
+)
 _RULES = st.builds(
     AclRule,
-    principal=st.sampled_from(["User:learnwell", "User:measurely", "User:ops", "User:snoop",
-                               "User:hallpass-processor"]),
+    principal=st.sampled_from(
+        ["User:learnwell", "User:measurely", "User:ops", "User:snoop", "User:hallpass-processor"]
+    ),
     resource_type=st.sampled_from(["TOPIC", "GROUP", "TRANSACTIONAL_ID", "CLUSTER"]),
     pattern_type=st.sampled_from(["LITERAL", "PREFIXED"]),
     resource_name=_NAMES,
@@ -152,10 +179,14 @@ _RULES = st.builds(
 )
 
 
-@given(plan=st.frozensets(_RULES, max_size=12), broker=st.frozensets(_RULES, max_size=12),
-       recorded=st.frozensets(st.sampled_from(["User:measurely", "User:snoop"])))
+@given(
+    plan=st.frozensets(_RULES, max_size=12),
+    broker=st.frozensets(_RULES, max_size=12),
+    recorded=st.frozensets(st.sampled_from(["User:measurely", "User:snoop"])),
+)
 def test_applying_twice_changes_nothing_and_leaves_the_unmanaged(
-        plan: frozenset[AclRule], broker: frozenset[AclRule], recorded: frozenset[str]) -> None:
+    plan: frozenset[AclRule], broker: frozenset[AclRule], recorded: frozenset[str]
+) -> None:
     every = contracts()
     managed: Namespace = namespace(plan, every, DEFAULT_TOPICS, recorded)
     changes = diff_acls(plan, broker, managed)

@@ -27,20 +27,30 @@ SECRETS = StackSecrets("admin-pw-0123456789", "-broker-pw-0123456789", "registry
 
 
 def broker_config(tls: bool) -> dict[str, str]:
-    return parse_properties(SECURE_BROKER_PROPERTIES.format(
-        kafka=30192, controller=30193, log_dir="/d/kafka",
-        client_protocol="SASL_SSL" if tls else "SASL_PLAINTEXT", broker_user="hallpass-broker",
-        broker_password=SECRETS.broker_password, admin_user="admin",
-        tls=SECURE_TLS.format(tls_dir="/d/tls") if tls else ""))
+    return parse_properties(
+        SECURE_BROKER_PROPERTIES.format(
+            kafka=30192,
+            controller=30193,
+            log_dir="/d/kafka",
+            client_protocol="SASL_SSL" if tls else "SASL_PLAINTEXT",
+            broker_user="hallpass-broker",
+            broker_password=SECRETS.broker_password,
+            admin_user="admin",
+            tls=SECURE_TLS.format(tls_dir="/d/tls") if tls else "",
+        )
+    )
 
 
 def test_the_broker_authenticates_and_denies_by_default() -> None:
     config = broker_config(tls=False)
-    assert config["listener.security.protocol.map"] == \
-        "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    assert (
+        config["listener.security.protocol.map"]
+        == "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT"
+    )
     assert config["listener.name.client.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
-    assert config["authorizer.class.name"] == \
-        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert (
+        config["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
     assert config["allow.everyone.if.no.acl.found"] == "false"
     assert config["super.users"] == "User:admin;User:hallpass-broker"
     assert "ANONYMOUS" not in json.dumps(config)
@@ -59,13 +69,20 @@ def test_tls_wraps_the_client_listener_with_the_local_ca() -> None:
     config = broker_config(tls=True)
     assert config["listener.security.protocol.map"].startswith("CLIENT:SASL_SSL,")
     assert (config["ssl.keystore.type"], config["ssl.keystore.location"]) == (
-        "PEM", "/d/tls/broker.pem")
+        "PEM",
+        "/d/tls/broker.pem",
+    )
     assert config["ssl.truststore.location"] == "/d/tls/ca.pem"
 
 
 def test_scram_credentials_travel_in_an_argument_file() -> None:
-    args = ["kafka.tools.StorageTool", "format", "-c", "/a dir/server.properties",
-            *scram_format_args(SECRETS)]
+    args = [
+        "kafka.tools.StorageTool",
+        "format",
+        "-c",
+        "/a dir/server.properties",
+        *scram_format_args(SECRETS),
+    ]
     text = java_argfile(args)
     assert shlex.split(text) == args  # one quoted argument a line, as the JVM reads them
     assert "SCRAM-SHA-512=[name=admin,iterations=8192,password=admin-pw-0123456789]" in args
@@ -74,8 +91,11 @@ def test_scram_credentials_travel_in_an_argument_file() -> None:
 
 def test_admin_properties_use_librdkafka_names() -> None:
     assert admin_client_properties(SECRETS, None) == {
-        "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": "admin", "sasl.password": SECRETS.admin_password}
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "admin",
+        "sasl.password": SECRETS.admin_password,
+    }
     with_tls = admin_client_properties(SECRETS, Path("/d/tls/ca.pem"))
     assert with_tls["security.protocol"] == "SASL_SSL"
     assert with_tls["ssl.ca.location"] == "/d/tls/ca.pem"
@@ -129,7 +149,8 @@ def test_a_readable_secrets_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_formatting_keeps_the_passwords_off_the_command_line(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stack = LocalStack(tmp_path, env={}, secure=True)
     stack._prepare_security()
     assert stack._secrets is not None

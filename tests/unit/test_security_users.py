@@ -7,10 +7,15 @@ import pytest
 from streams.security.users import UserAdminError, check_password, set_password, user_name
 
 
-@pytest.mark.parametrize(("given", "name"), [
-    ("learnwell", "learnwell"), ("User:learnwell", "learnwell"),
-    ("hallpass-sis", "hallpass-sis"), ("ops@district.example", "ops@district.example"),
-])
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        ("learnwell", "learnwell"),
+        ("User:learnwell", "learnwell"),
+        ("hallpass-sis", "hallpass-sis"),
+        ("ops@district.example", "ops@district.example"),
+    ],
+)
 def test_user_names_and_principals(given: str, name: str) -> None:
     assert user_name(given) == name
 

@@ -18,12 +18,16 @@ from streams.settings import Settings, settings_from
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "deploy" / "contracts"
 #: a port nothing listens on: commands that need the bus fail, those that do not, do not
-CLOSED = {"HALLPASS_BOOTSTRAP_SERVERS": "127.0.0.1:1", "HALLPASS_SCHEMA_REGISTRY_URL":
-          "http://127.0.0.1:1"}
+CLOSED = {
+    "HALLPASS_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    "HALLPASS_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1",
+}
 
 
-def test_defaults_with_an_empty_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            ) -> None:
+def test_defaults_with_an_empty_environment(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     settings = settings_from({})
     assert settings.data_dir == tmp_path / ".hallpass"
@@ -48,20 +52,26 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "HALLPASS_BOOTSTRAP_SERVERS": "kafka:9092",
         "HALLPASS_SCHEMA_REGISTRY_URL": "http://registry:8081/",
         "HALLPASS_SCHEMA_REGISTRY_CA_LOCATION": "/etc/ca.pem",
-        "HALLPASS_CACHE_DIR": "/cache", "JAVA_HOME": "/jdk", "UNRELATED": "x",
+        "HALLPASS_CACHE_DIR": "/cache",
+        "JAVA_HOME": "/jdk",
+        "UNRELATED": "x",
     }
     settings = settings_from(env)
     assert settings.data_dir == tmp_path / "data"
     assert settings.topics == Topics("district7.")
     assert settings.secrets_file == tmp_path / "secrets.json"
     assert settings.metrics_addr == "0.0.0.0"  # noqa: S104
-    assert (settings.topic_settings.replication_factor,
-            settings.topic_settings.min_insync_replicas,
-            settings.topic_settings.tombstone_retention_days) == (3, 2, 40)
+    assert (
+        settings.topic_settings.replication_factor,
+        settings.topic_settings.min_insync_replicas,
+        settings.topic_settings.tombstone_retention_days,
+    ) == (3, 2, 40)
     external = settings.external_connection()
     assert external is not None
-    assert (external.bootstrap_servers, external.schema_registry_url) == \
-        ("kafka:9092", "http://registry:8081")
+    assert (external.bootstrap_servers, external.schema_registry_url) == (
+        "kafka:9092",
+        "http://registry:8081",
+    )
     assert settings.connection().registry_config()["ssl.ca.location"] == "/etc/ca.pem"
     assert settings.local_env == {"HALLPASS_CACHE_DIR": "/cache", "JAVA_HOME": "/jdk"}
 
@@ -70,16 +80,22 @@ def test_flags_win_over_the_environment(tmp_path: Path) -> None:
     security = ClientSecurity(sasl_username="alice")
     settings = settings_from(
         {"HALLPASS_DATA_DIR": "/elsewhere", "HALLPASS_REPLICATION_FACTOR": "3"},
-        data_dir=tmp_path, security=security, replication_factor=1)
+        data_dir=tmp_path,
+        security=security,
+        replication_factor=1,
+    )
     assert settings.data_dir == tmp_path
     assert settings.security is security
     assert settings.topic_settings.replication_factor == 1
 
 
-@pytest.mark.parametrize(("env", "says"), [
-    ({"HALLPASS_TOPIC_PREFIX": "a/b"}, "HALLPASS_TOPIC_PREFIX"),
-    ({"HALLPASS_REPLICATION_FACTOR": "three"}, "HALLPASS_REPLICATION_FACTOR='three'"),
-])
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"HALLPASS_TOPIC_PREFIX": "a/b"}, "HALLPASS_TOPIC_PREFIX"),
+        ({"HALLPASS_REPLICATION_FACTOR": "three"}, "HALLPASS_REPLICATION_FACTOR='three'"),
+    ],
+)
 def test_a_setting_that_cannot_be_used_is_refused(env: dict[str, str], says: str) -> None:
     with pytest.raises(TopicSettingsError, match=says):
         settings_from(env)
@@ -114,10 +130,11 @@ def test_the_group_resolves_the_settings_once(tmp_path: Path) -> None:
 
     main.add_command(probe)
     try:
-        result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "--replication-factor",
-                                           "2", "probe"],
-                                    env={"HALLPASS_TOPIC_PREFIX": "d9.",
-                                         "HALLPASS_PARTNER_SECRETS_FILE": "/s.json"})
+        result = CliRunner().invoke(
+            main,
+            ["--data-dir", str(tmp_path), "--replication-factor", "2", "probe"],
+            env={"HALLPASS_TOPIC_PREFIX": "d9.", "HALLPASS_PARTNER_SECRETS_FILE": "/s.json"},
+        )
     finally:
         main.commands.pop("probe")
     assert result.exit_code == 0, result.output
@@ -129,15 +146,17 @@ def test_the_group_resolves_the_settings_once(tmp_path: Path) -> None:
 
 
 def test_topics_plan_names_the_prefixed_topics() -> None:
-    result = CliRunner().invoke(main, ["topics", "plan", "--contracts", str(CONTRACTS)],
-                                env={"HALLPASS_TOPIC_PREFIX": "d9."})
+    result = CliRunner().invoke(
+        main,
+        ["topics", "plan", "--contracts", str(CONTRACTS)],
+        env={"HALLPASS_TOPIC_PREFIX": "d9."},
+    )
     assert result.exit_code == 0, result.output
     names = [line for line in result.stdout.splitlines() if not line.startswith(" ")]
     assert names and all(name.startswith("d9.") for name in names)
 
 
 def test_status_names_the_cluster_of_the_environment(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "status", "--json"],
-                                env=CLOSED)
+    result = CliRunner().invoke(main, ["--data-dir", str(tmp_path), "status", "--json"], env=CLOSED)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["bootstrap_servers"] == "127.0.0.1:1"

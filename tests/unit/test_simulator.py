@@ -31,12 +31,29 @@ from connectors.simulation.stream import (
 from streams.policy.catalog import load_schema
 
 CONSENT_KINDS = {
-    "GRANT", "REVOKE", "PARTNER_OPT_OUT", "ALL_OPT_OUT", "DIRECTORY_OPT_OUT", "DISTRICT_OPT_OUT",
+    "GRANT",
+    "REVOKE",
+    "PARTNER_OPT_OUT",
+    "ALL_OPT_OUT",
+    "DIRECTORY_OPT_OUT",
+    "DISTRICT_OPT_OUT",
 }
 SECTIONS = (
-    "names", "identity", "demographics", "enrollment", "contact", "guardians", "schedule",
-    "attendance", "assessment", "transcript", "conduct", "programs", "special",
-    "transportation", "restricted",
+    "names",
+    "identity",
+    "demographics",
+    "enrollment",
+    "contact",
+    "guardians",
+    "schedule",
+    "attendance",
+    "assessment",
+    "transcript",
+    "conduct",
+    "programs",
+    "special",
+    "transportation",
+    "restricted",
 )
 
 
@@ -177,8 +194,9 @@ def test_special_indicators_are_close_to_public_figures(large: list[SimEvent]) -
         "homeless": (_share(s["homeless"] for s in special), 0.025),
         "foster care": (_share(s["foster_care"] for s in special), 0.005),
         "food allergy": (
-            _share(any(a.startswith("Food allergy") for a in s["medical_alerts"])
-                   for s in special), 0.08),
+            _share(any(a.startswith("Food allergy") for a in s["medical_alerts"]) for s in special),
+            0.08,
+        ),
         "asthma": (_share("Asthma" in s["medical_alerts"] for s in special), 0.065),
     }
     for name, (observed, target) in expected.items():
@@ -250,8 +268,16 @@ def test_stream_holds_each_kind_of_change_over_a_month(month: list[SimEvent]) ->
             assert values[0]["enrollment"]["entry_date"] > DEFAULT_START
         for before, after in pairwise(values):
             kinds.update(_kinds_of_change(before, after))
-    for kind in ("attendance", "assessment", "conduct", "school move", "withdrawal",
-                 "new student", "contact", "special"):
+    for kind in (
+        "attendance",
+        "assessment",
+        "conduct",
+        "school move",
+        "withdrawal",
+        "new student",
+        "contact",
+        "special",
+    ):
         assert kinds[kind] > 0, f"no {kind} in 30 days: {kinds}"
     # Volume stays reasonable: an attendance event only on an absent or tardy day.
     daily = (sum(1 for e in month if e.topic == CHANGES_TOPIC) - len(roster)) / 30
@@ -276,16 +302,14 @@ def test_stream_holds_each_consent_kind_over_a_month(month: list[SimEvent]) -> N
 
 def test_health_consents_go_to_students_with_those_needs(month: list[SimEvent]) -> None:
     roster = _initial_snapshots(month)
-    grants = [e.value for e in month
-              if e.topic == CONSENT_TOPIC and e.value["kind"] == "GRANT"]
+    grants = [e.value for e in month if e.topic == CONSENT_TOPIC and e.value["kind"] == "GRANT"]
     assert grants
     for grant in grants:
         assert grant["partner"] == "carewell-health"
         assert grant["categories"]
         assert set(grant["categories"]) <= {"special_medical", "special_iep_504"}
         assert grant["expires_at"] > grant["effective_at"]
-        special = roster[grant["student_id"]]["special"] if grant["student_id"] in roster \
-            else None
+        special = roster[grant["student_id"]]["special"] if grant["student_id"] in roster else None
         if special is not None and "special_medical" in grant["categories"]:
             assert special["medical_alerts"]
         if special is not None and "special_iep_504" in grant["categories"]:
@@ -334,9 +358,13 @@ def test_attendance_counts_only_grow(month: list[SimEvent]) -> None:
 
 def test_report_cards_at_the_end_of_the_first_marking_period() -> None:
     events = list(simulate(300, 5, 47))
-    graded = [e.value for e in events if e.topic == CHANGES_TOPIC
-              and e.value["operation"] == "UPSERT"
-              and any(g["term"] == "Q1" for g in e.value["transcript"]["course_grades"])]
+    graded = [
+        e.value
+        for e in events
+        if e.topic == CHANGES_TOPIC
+        and e.value["operation"] == "UPSERT"
+        and any(g["term"] == "Q1" for g in e.value["transcript"]["course_grades"])
+    ]
     assert graded
     first = min(v["occurred_at"] for v in graded)
     eastern = ZoneInfo("America/New_York")
@@ -419,16 +447,19 @@ def test_package_read_back_gives_one_event_per_student(tmp_path: Path) -> None:
         assert value["enrollment"]["grade_level"] == expected["enrollment"]["grade_level"]
         assert value["school_id"] == expected["school_id"]
         assert value["district_id"] == expected["district_id"]
-        assert sorted(s["section_id"] for s in value["schedule"]["sections"]) == \
-            sorted(s["section_id"] for s in expected["schedule"]["sections"])
+        assert sorted(s["section_id"] for s in value["schedule"]["sections"]) == sorted(
+            s["section_id"] for s in expected["schedule"]["sections"]
+        )
 
 
 def test_delta_has_changes_and_a_tobedeleted_student(tmp_path: Path) -> None:
     summary = write_oneroster_delta(800, tmp_path / "delta", seed=6, changes=12)
     assert summary.deleted and summary.updated
     _, manifest = _read_csv(tmp_path / "delta" / "manifest.csv")
-    assert {r["value"] for r in manifest if r["propertyName"].startswith("file.")} == \
-        {"delta", "absent"}
+    assert {r["value"] for r in manifest if r["propertyName"].startswith("file.")} == {
+        "delta",
+        "absent",
+    }
     _, users = _read_csv(tmp_path / "delta" / "users.csv")
     assert all(u["status"] in ("active", "tobedeleted") and u["dateLastModified"] for u in users)
     deleted = {u["identifier"] for u in users if u["status"] == "tobedeleted"}
@@ -438,5 +469,6 @@ def test_delta_has_changes_and_a_tobedeleted_student(tmp_path: Path) -> None:
     assert result.rejects == []
     operations = {e.key: e.operation for e in result.events}
     assert {k for k, op in operations.items() if op == "DELETE"} == set(summary.deleted)
-    assert {k for k, op in operations.items() if op == "UPSERT"} == \
-        set(summary.updated) | set(summary.added)
+    assert {k for k, op in operations.items() if op == "UPSERT"} == set(summary.updated) | set(
+        summary.added
+    )

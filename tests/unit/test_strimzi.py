@@ -51,21 +51,35 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 # Strimzi's ACL vocabulary back to Kafka's, written out here rather than taken from the code
 # under test.
 KAFKA_OPERATION = {
-    "Read": "READ", "Write": "WRITE", "Create": "CREATE", "Delete": "DELETE", "Alter": "ALTER",
-    "Describe": "DESCRIBE", "ClusterAction": "CLUSTER_ACTION",
-    "DescribeConfigs": "DESCRIBE_CONFIGS", "AlterConfigs": "ALTER_CONFIGS",
-    "IdempotentWrite": "IDEMPOTENT_WRITE", "All": "ALL",
+    "Read": "READ",
+    "Write": "WRITE",
+    "Create": "CREATE",
+    "Delete": "DELETE",
+    "Alter": "ALTER",
+    "Describe": "DESCRIBE",
+    "ClusterAction": "CLUSTER_ACTION",
+    "DescribeConfigs": "DESCRIBE_CONFIGS",
+    "AlterConfigs": "ALTER_CONFIGS",
+    "IdempotentWrite": "IDEMPOTENT_WRITE",
+    "All": "ALL",
 }
-KAFKA_RESOURCE = {"topic": "TOPIC", "group": "GROUP", "transactionalId": "TRANSACTIONAL_ID",
-                  "cluster": "CLUSTER"}
+KAFKA_RESOURCE = {
+    "topic": "TOPIC",
+    "group": "GROUP",
+    "transactionalId": "TRANSACTIONAL_ID",
+    "cluster": "CLUSTER",
+}
 KAFKA_PATTERN = {"literal": "LITERAL", "prefix": "PREFIXED"}
 
 
 def _strict(schema: Any) -> Any:
     if isinstance(schema, dict):
         out = {k: _strict(v) for k, v in schema.items()}
-        if ("properties" in out and "additionalProperties" not in out
-                and not out.get("x-kubernetes-preserve-unknown-fields")):
+        if (
+            "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
             out["additionalProperties"] = False
         return out
     if isinstance(schema, list):
@@ -86,8 +100,10 @@ def validator(kind: str) -> Draft7Validator:
 
 def crd_errors(manifest: dict[str, Any]) -> list[str]:
     """Every way ``manifest`` breaks its CRD schema or Kubernetes' naming rules."""
-    errors = [f"{'/'.join(map(str, e.path))}: {e.message}"
-              for e in validator(manifest["kind"]).iter_errors(manifest)]
+    errors = [
+        f"{'/'.join(map(str, e.path))}: {e.message}"
+        for e in validator(manifest["kind"]).iter_errors(manifest)
+    ]
     if manifest["apiVersion"] != "kafka.strimzi.io/v1":
         errors.append(f"apiVersion {manifest['apiVersion']}")
     metadata = manifest["metadata"]
@@ -108,20 +124,31 @@ def rules_of(user: dict[str, Any]) -> set[AclRule]:
     for acl in user["spec"].get("authorization", {}).get("acls", []):
         resource = acl["resource"]
         for operation in acl["operations"]:
-            rules.add(AclRule(
-                principal, KAFKA_RESOURCE[resource["type"]],
-                KAFKA_PATTERN[resource.get("patternType", "literal")],
-                resource.get("name", "kafka-cluster"), KAFKA_OPERATION[operation],
-                acl.get("type", "allow").upper(), acl.get("host", "*"),
-            ))
+            rules.add(
+                AclRule(
+                    principal,
+                    KAFKA_RESOURCE[resource["type"]],
+                    KAFKA_PATTERN[resource.get("patternType", "literal")],
+                    resource.get("name", "kafka-cluster"),
+                    KAFKA_OPERATION[operation],
+                    acl.get("type", "allow").upper(),
+                    acl.get("host", "*"),
+                )
+            )
     return rules
 
 
 def contract(partner: str) -> Contract:
     return Contract(
-        partner=partner, display_name=partner.title(), version=1, purpose="tests",
-        valid_from=date(2026, 1, 1), valid_until=date(2027, 1, 1), laws=("FERPA",),
-        principal=f"User:{partner}", pseudonymous_ids=True,
+        partner=partner,
+        display_name=partner.title(),
+        version=1,
+        purpose="tests",
+        valid_from=date(2026, 1, 1),
+        valid_until=date(2027, 1, 1),
+        laws=("FERPA",),
+        principal=f"User:{partner}",
+        pseudonymous_ids=True,
         allow=(Allowance(Basis.DIRECTORY, category="student_name"),),
     )
 
@@ -137,8 +164,11 @@ def by_name(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {m["metadata"]["name"]: m for m in manifests}
 
 
-def all_manifests(contracts: list[Contract], topics: Topics = DEFAULT_TOPICS,
-                  target: StrimziTarget = DEFAULT_TARGET) -> Iterator[dict[str, Any]]:
+def all_manifests(
+    contracts: list[Contract],
+    topics: Topics = DEFAULT_TOPICS,
+    target: StrimziTarget = DEFAULT_TARGET,
+) -> Iterator[dict[str, Any]]:
     yield from kafka_topics(contracts, topics, target)
     yield from kafka_users(contracts, topics, ROLES, target)
 
@@ -168,11 +198,15 @@ def test_the_crd_check_refuses_what_the_api_server_would() -> None:
 # -- the sample contracts -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [
-    DEFAULT_TARGET,
-    StrimziTarget("prod-kafka", "streaming", 6, TopicSettings(replication_factor=3,
-                                                              min_insync_replicas=2)),
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        DEFAULT_TARGET,
+        StrimziTarget(
+            "prod-kafka", "streaming", 6, TopicSettings(replication_factor=3, min_insync_replicas=2)
+        ),
+    ],
+)
 def test_every_manifest_is_valid_against_the_strimzi_crds(target: StrimziTarget) -> None:
     for manifest in all_manifests(sample_contracts(), target=target):
         assert crd_errors(manifest) == [], manifest["metadata"]["name"]
@@ -183,9 +217,17 @@ def test_every_manifest_is_valid_against_the_strimzi_crds(target: StrimziTarget)
 def test_each_principal_has_a_scram_user_with_exactly_its_planned_acls() -> None:
     contracts = sample_contracts()
     users = by_name(kafka_users(contracts))
-    assert sorted(users) == ["admin", "carewell-health", "hallpass-auditor",
-                             "hallpass-consent", "hallpass-processor", "hallpass-registry",
-                             "hallpass-sis", "learnwell", "measurely"]
+    assert sorted(users) == [
+        "admin",
+        "carewell-health",
+        "hallpass-auditor",
+        "hallpass-consent",
+        "hallpass-processor",
+        "hallpass-registry",
+        "hallpass-sis",
+        "learnwell",
+        "measurely",
+    ]
     assert {u["spec"]["authentication"]["type"] for u in users.values()} == {"scram-sha-512"}
     plan = plan_acls(contracts)
     assert set().union(*(rules_of(u) for u in users.values())) == set(plan)
@@ -196,22 +238,46 @@ def test_each_principal_has_a_scram_user_with_exactly_its_planned_acls() -> None
 
 def test_a_vendor_user_reads_only_its_own_topics_and_groups() -> None:
     learnwell = by_name(kafka_users(sample_contracts()))["learnwell"]
-    assert learnwell["spec"]["authorization"] == {"type": "simple", "acls": [
-        {"type": "allow", "resource": {"type": "group", "name": "learnwell-",
-                                       "patternType": "prefix"},
-         "operations": ["Read"], "host": "*"},
-        {"type": "allow", "resource": {"type": "topic", "name": "partner.learnwell.notices",
-                                       "patternType": "literal"},
-         "operations": ["Describe", "Read"], "host": "*"},
-        {"type": "allow", "resource": {"type": "topic", "name": "partner.learnwell.students",
-                                       "patternType": "literal"},
-         "operations": ["Describe", "Read"], "host": "*"},
-    ]}
+    assert learnwell["spec"]["authorization"] == {
+        "type": "simple",
+        "acls": [
+            {
+                "type": "allow",
+                "resource": {"type": "group", "name": "learnwell-", "patternType": "prefix"},
+                "operations": ["Read"],
+                "host": "*",
+            },
+            {
+                "type": "allow",
+                "resource": {
+                    "type": "topic",
+                    "name": "partner.learnwell.notices",
+                    "patternType": "literal",
+                },
+                "operations": ["Describe", "Read"],
+                "host": "*",
+            },
+            {
+                "type": "allow",
+                "resource": {
+                    "type": "topic",
+                    "name": "partner.learnwell.students",
+                    "patternType": "literal",
+                },
+                "operations": ["Describe", "Read"],
+                "host": "*",
+            },
+        ],
+    }
 
 
 def test_topics_are_those_the_processor_creates_with_their_compaction() -> None:
-    topics = by_name(kafka_topics(sample_contracts(), target=StrimziTarget(
-        partitions=6, settings=TopicSettings(replication_factor=2))))
+    topics = by_name(
+        kafka_topics(
+            sample_contracts(),
+            target=StrimziTarget(partitions=6, settings=TopicSettings(replication_factor=2)),
+        )
+    )
     shape = {
         name: (t["spec"]["partitions"], t["spec"].get("config", {}).get("cleanup.policy"))
         for name, t in topics.items()
@@ -239,27 +305,36 @@ def test_topics_carry_the_retention_the_law_needs_and_its_reason() -> None:
     settings = TopicSettings(min_insync_replicas=2, tombstone_retention_days=40)
     topics = by_name(kafka_topics(sample_contracts(), target=StrimziTarget(settings=settings)))
     config = {name: t["spec"]["config"] for name, t in topics.items()}
-    forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1",
-               "min.insync.replicas": "2"}
+    forever = {
+        "cleanup.policy": "delete",
+        "retention.ms": "-1",
+        "retention.bytes": "-1",
+        "min.insync.replicas": "2",
+    }
     for name in ("consent.events", "audit.disclosures"):
         assert config[name] == forever, name
     assert config["partner.learnwell.notices"] == forever | {"compression.type": "gzip"}
     assert config["partner.learnwell.students"] == {
-        "cleanup.policy": "compact", "delete.retention.ms": str(40 * 86_400_000),
-        "compression.type": "gzip", "min.insync.replicas": "2"}
+        "cleanup.policy": "compact",
+        "delete.retention.ms": str(40 * 86_400_000),
+        "compression.type": "gzip",
+        "min.insync.replicas": "2",
+    }
     assert config["sis.student.changes"]["retention.ms"] == str(7 * 86_400_000)
     assert config["hallpass.processor.repartition"]["retention.ms"] == str(72 * 3_600_000)
     # replication -1: no `replicas`, the cluster's default.replication.factor
     assert not any("replicas" in t["spec"] for t in topics.values())
-    assert all(t["metadata"]["annotations"]["hallpass.io/retention-reason"]
-               for t in topics.values())
+    assert all(
+        t["metadata"]["annotations"]["hallpass.io/retention-reason"] for t in topics.values()
+    )
 
 
 def test_the_committed_example_matches_the_sample_contracts() -> None:
     rendered = render_strimzi(sample_contracts(), source="deploy/contracts")
     for name, text in rendered.items():
         assert (K8S_EXAMPLE / name).read_text() == text, (
-            f"deploy/k8s/{name} is stale: run `hallpass deploy render strimzi`")
+            f"deploy/k8s/{name} is stale: run `hallpass deploy render strimzi`"
+        )
 
 
 # -- names Kubernetes does not take as they are --------------------------------------------
@@ -293,8 +368,11 @@ def test_a_bad_cluster_name_is_refused() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True),
-             unique=True, max_size=5),
+    st.lists(
+        st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True),
+        unique=True,
+        max_size=5,
+    ),
     st.sampled_from(["", "district7.", "T_1-", "a-"]),
 )
 def test_any_contracts_render_valid_manifests_with_the_planned_acls(
@@ -312,24 +390,45 @@ def test_any_contracts_render_valid_manifests_with_the_planned_acls(
     for manifest in [*kafka_topics(contracts, topics), *users]:
         assert crd_errors(manifest) == []
     assert set().union(*(rules_of(u) for u in users)) == set(plan)
-    names = {m["spec"].get("topicName", m["metadata"]["name"])
-             for m in kafka_topics(contracts, topics)}
+    names = {
+        m["spec"].get("topicName", m["metadata"]["name"]) for m in kafka_topics(contracts, topics)
+    }
     assert {r.resource_name for r in plan if r.resource_type == "TOPIC"} - names == {
-        "kafkasql-journal", "kafkasql-snapshots", "registry-events"}  # the registry's own
+        "kafkasql-journal",
+        "kafkasql-snapshots",
+        "registry-events",
+    }  # the registry's own
 
 
 # -- hallpass deploy render strimzi --------------------------------------------------------
 
 
 def test_render_command_writes_the_topics_and_users(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, [
-        "deploy", "render", "strimzi", "--out", str(tmp_path / "k8s"),
-        "--contracts", str(SAMPLE_CONTRACTS), "--cluster", "prod-kafka",
-        "--namespace", "streaming", "--replicas", "2",
-    ], env={"HALLPASS_TOPIC_PREFIX": "", "HALLPASS_MIN_INSYNC_REPLICAS": "2"})
+    result = CliRunner().invoke(
+        main,
+        [
+            "deploy",
+            "render",
+            "strimzi",
+            "--out",
+            str(tmp_path / "k8s"),
+            "--contracts",
+            str(SAMPLE_CONTRACTS),
+            "--cluster",
+            "prod-kafka",
+            "--namespace",
+            "streaming",
+            "--replicas",
+            "2",
+        ],
+        env={"HALLPASS_TOPIC_PREFIX": "", "HALLPASS_MIN_INSYNC_REPLICAS": "2"},
+    )
     assert result.exit_code == 0, result.output
-    target = StrimziTarget("prod-kafka", "streaming",
-                           settings=TopicSettings(replication_factor=2, min_insync_replicas=2))
+    target = StrimziTarget(
+        "prod-kafka",
+        "streaming",
+        settings=TopicSettings(replication_factor=2, min_insync_replicas=2),
+    )
     topics = list(yaml.safe_load_all((tmp_path / "k8s" / "kafka-topics.yaml").read_text()))
     users = list(yaml.safe_load_all((tmp_path / "k8s" / "kafka-users.yaml").read_text()))
     assert topics == kafka_topics(sample_contracts(), target=target)
@@ -338,10 +437,20 @@ def test_render_command_writes_the_topics_and_users(tmp_path: Path) -> None:
 
 
 def test_render_command_refuses_a_bad_namespace(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, [
-        "deploy", "render", "strimzi", "--out", str(tmp_path), "--namespace", "Not OK",
-        "--contracts", str(SAMPLE_CONTRACTS),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "deploy",
+            "render",
+            "strimzi",
+            "--out",
+            str(tmp_path),
+            "--namespace",
+            "Not OK",
+            "--contracts",
+            str(SAMPLE_CONTRACTS),
+        ],
+    )
     assert result.exit_code == 1
     assert "namespace 'Not OK'" in result.stderr
     assert list(tmp_path.iterdir()) == []

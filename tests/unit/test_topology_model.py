@@ -47,16 +47,21 @@ DAY = 24 * HOUR
 T0 = int(datetime(2027, 6, 29, tzinfo=UTC).timestamp() * 1000)
 DISTRICTS = ("NY-1", "NY-2")
 STUDENTS = tuple(f"NY-{100 + i}" for i in range(6))
-BASE = json.loads((REPO / "schemas" / "examples" / "student_record_changed.upsert.json")
-                  .read_text())
+BASE = json.loads(
+    (REPO / "schemas" / "examples" / "student_record_changed.upsert.json").read_text()
+)
 
 
 def contracts() -> list[Any]:
     found = {c.partner: c for c in sample_contracts()}
     # a contract that starts during the run
-    sunrise = dataclasses.replace(found["measurely"], partner="sunrise",
-                                  topic="partner.sunrise.students",
-                                  valid_from=date(2027, 6, 30), principal="User:sunrise")
+    sunrise = dataclasses.replace(
+        found["measurely"],
+        partner="sunrise",
+        topic="partner.sunrise.students",
+        valid_from=date(2027, 6, 30),
+        principal="User:sunrise",
+    )
     return [*found.values(), sunrise]
 
 
@@ -64,20 +69,30 @@ ROUTES = routes_for(contracts())
 PARTNERS = tuple(r.partner for r in ROUTES)
 
 
-def snapshot(student: str, district: str, at: int, variant: int, event_id: str,
-             deleted: bool) -> dict[str, Any]:
+def snapshot(
+    student: str, district: str, at: int, variant: int, event_id: str, deleted: bool
+) -> dict[str, Any]:
     record: dict[str, Any] = copy.deepcopy(BASE)
-    record.update(event_id=event_id, student_id=student, district_id=district,
-                  occurred_at=at, operation="DELETE" if deleted else "UPSERT")
+    record.update(
+        event_id=event_id,
+        student_id=student,
+        district_id=district,
+        occurred_at=at,
+        operation="DELETE" if deleted else "UPSERT",
+    )
     record["names"]["first_name"] = f"Name{variant}"
     record["enrollment"]["grade_level"] = f"0{variant % 9 + 1}"
-    record["special"]["medical_alerts"] = [f"alert-{variant}"] \
-        if "medical_alerts" in record["special"] else record["special"].get("medical_alerts")
+    record["special"]["medical_alerts"] = (
+        [f"alert-{variant}"]
+        if "medical_alerts" in record["special"]
+        else record["special"].get("medical_alerts")
+    )
     record["attendance"]["days_present"] = float(variant)
     return record
 
 
 # --- the scenario ------------------------------------------------------------------------
+
 
 @dataclass
 class Published:
@@ -132,24 +147,31 @@ class Scenario:
         if roll < 0.08 and self.published.changes:
             # the same event again (an SIS retry, a re-run of a connector)
             again = rng.choice(self.published.changes)
-            self.cluster.broker.produce(topic, again["student_id"].encode(),
-                                        orjson.dumps(again), self.partitioner())
+            self.cluster.broker.produce(
+                topic, again["student_id"].encode(), orjson.dumps(again), self.partitioner()
+            )
             return
         at = self.clock.now_ms() - rng.randrange(0, 3 * DAY) + self.ids  # unique per event
-        record = snapshot(student, district_of(student), at, rng.randrange(50),
-                          self.next_id(), deleted=rng.random() < 0.12)
+        record = snapshot(
+            student,
+            district_of(student),
+            at,
+            rng.randrange(50),
+            self.next_id(),
+            deleted=rng.random() < 0.12,
+        )
         if roll < 0.13:
             record["occurred_at"] = int(datetime(2099, 1, 1, tzinfo=UTC).timestamp() * 1000)
             self.published.dead += 1
         elif roll < 0.16:
-            self.cluster.broker.produce(topic, b"NY-999", orjson.dumps(record),
-                                        self.partitioner())
+            self.cluster.broker.produce(topic, b"NY-999", orjson.dumps(record), self.partitioner())
             self.published.dead += 1
             return
         else:
             self.published.changes.append(record)
-        self.cluster.broker.produce(topic, student.encode(), orjson.dumps(record),
-                                    self.partitioner())
+        self.cluster.broker.produce(
+            topic, student.encode(), orjson.dumps(record), self.partitioner()
+        )
 
     def publish_consent(self) -> None:
         rng = self.rng
@@ -157,31 +179,53 @@ class Scenario:
         effective = now + rng.randrange(-2 * DAY, 3 * DAY)
         expires = effective + rng.randrange(HOUR, 3 * DAY) if rng.random() < 0.4 else None
         student = rng.choice(STUDENTS)
-        kind = rng.choice([ConsentKind.GRANT, ConsentKind.GRANT, ConsentKind.REVOKE,
-                           ConsentKind.PARTNER_OPT_OUT, ConsentKind.ALL_OPT_OUT,
-                           ConsentKind.DIRECTORY_OPT_OUT, ConsentKind.DISTRICT_OPT_OUT])
+        kind = rng.choice(
+            [
+                ConsentKind.GRANT,
+                ConsentKind.GRANT,
+                ConsentKind.REVOKE,
+                ConsentKind.PARTNER_OPT_OUT,
+                ConsentKind.ALL_OPT_OUT,
+                ConsentKind.DIRECTORY_OPT_OUT,
+                ConsentKind.DISTRICT_OPT_OUT,
+            ]
+        )
         partner = rng.choice(PARTNERS)
         categories: frozenset[str] = frozenset()
         if kind is ConsentKind.GRANT:
             partner = "carewell-health"
-            categories = frozenset(rng.sample(["special_medical", "special_iep_504"],
-                                              rng.randint(1, 2)))
+            categories = frozenset(
+                rng.sample(["special_medical", "special_iep_504"], rng.randint(1, 2))
+            )
         elif kind is ConsentKind.REVOKE:
             partner = "carewell-health"
         elif kind in (ConsentKind.ALL_OPT_OUT, ConsentKind.DIRECTORY_OPT_OUT):
             partner = None  # type: ignore[assignment]
         if kind is ConsentKind.DISTRICT_OPT_OUT:
             district = rng.choice(DISTRICTS)
-            event = ConsentEvent(self.next_id(), kind, district, effective, None, partner,
-                                 expires_at=expires)
+            event = ConsentEvent(
+                self.next_id(), kind, district, effective, None, partner, expires_at=expires
+            )
             key = district
         else:
-            event = ConsentEvent(self.next_id(), kind, district_of(student), effective,
-                                 student, partner, categories, expires_at=expires)
+            event = ConsentEvent(
+                self.next_id(),
+                kind,
+                district_of(student),
+                effective,
+                student,
+                partner,
+                categories,
+                expires_at=expires,
+            )
             key = student
         self.published.consents.append(event)
-        self.cluster.broker.produce(self.cluster.topics.consent, key.encode(),
-                                    orjson.dumps(event.to_avro()), self.partitioner())
+        self.cluster.broker.produce(
+            self.cluster.topics.consent,
+            key.encode(),
+            orjson.dumps(event.to_avro()),
+            self.partitioner(),
+        )
 
     # -- the run ------------------------------------------------------------------------
     def act(self) -> None:
@@ -224,19 +268,26 @@ class Scenario:
         settled = self.settled.consents
         fresh = [e for e in self.published.consents if e not in set(settled)]
         by_key = {(r.partner, r.key(s)): (r, s) for r in ROUTES for s in STUDENTS}
-        for at, out in self.cluster.committed[self.checked:]:
+        for at, out in self.cluster.committed[self.checked :]:
             route_student = by_key.get((_partner_of(out.topic), (out.key or b"").decode()))
             if out.value is None or route_student is None:
                 continue
             route, student = route_student
             view = orjson.loads(out.value)
             sent = {k for k, v in view.items() if v is not None} - ENVELOPE
-            relevant = [e for e in fresh if e.student_id == student
-                        or (e.is_district_event and e.district_id == district_of(student))]
-            assert any(sent <= permitted_leaves(route, student, [*settled, *chosen], at)
-                       for chosen in subsets(relevant)), (
+            relevant = [
+                e
+                for e in fresh
+                if e.student_id == student
+                or (e.is_district_event and e.district_id == district_of(student))
+            ]
+            assert any(
+                sent <= permitted_leaves(route, student, [*settled, *chosen], at)
+                for chosen in subsets(relevant)
+            ), (
                 f"{route.partner} got {sorted(sent)} of {student} at {at}, which no state "
-                "the settled and published consent and district events allow")
+                "the settled and published consent and district events allow"
+            )
         self.checked = len(self.cluster.committed)
 
     def finish(self) -> None:
@@ -249,14 +300,16 @@ def _partner_of(topic: str) -> str:
     return parts[1] if len(parts) == 3 and parts[2] == "students" else ""
 
 
-def consent_state(events: Sequence[ConsentEvent]) -> tuple[
-        dict[str, StudentConsentHistory], dict[str, DistrictState]]:
+def consent_state(
+    events: Sequence[ConsentEvent],
+) -> tuple[dict[str, StudentConsentHistory], dict[str, DistrictState]]:
     histories: dict[str, StudentConsentHistory] = {}
     districts: dict[str, DistrictState] = {}
     for event in events:
         if event.is_district_event:
-            districts[event.district_id] = districts.get(
-                event.district_id, DistrictState()).apply(event)
+            districts[event.district_id] = districts.get(event.district_id, DistrictState()).apply(
+                event
+            )
         else:
             student = event.student_id or ""
             histories[student] = histories.get(student, StudentConsentHistory()).apply(event)
@@ -272,24 +325,34 @@ def subsets(events: Sequence[ConsentEvent]) -> Iterator[list[ConsentEvent]]:
             yield list(chosen)
 
 
-def permitted_leaves(route: PartnerRoute, student: str, events: Sequence[ConsentEvent],
-                     at: int) -> set[str]:
+def permitted_leaves(
+    route: PartnerRoute, student: str, events: Sequence[ConsentEvent], at: int
+) -> set[str]:
     """The top-level view fields the model lets ``route``'s partner hold of ``student`` at
     ``at`` given ``events``."""
     histories, districts = consent_state(events)
-    record = {**BASE, "student_id": student, "district_id": district_of(student),
-              "operation": "UPSERT"}
-    decision = decide(record, route.contract, route.view,
-                      histories.get(student, StudentConsentHistory()).status_at(at,
-                                                                                route.partner),
-                      districts.get(district_of(student), DistrictState()).opted_out(
-                          at, route.partner), at, route.pseudonym)
+    record = {
+        **BASE,
+        "student_id": student,
+        "district_id": district_of(student),
+        "operation": "UPSERT",
+    }
+    decision = decide(
+        record,
+        route.contract,
+        route.view,
+        histories.get(student, StudentConsentHistory()).status_at(at, route.partner),
+        districts.get(district_of(student), DistrictState()).opted_out(at, route.partner),
+        at,
+        route.pseudonym,
+    )
     if not isinstance(decision, Disclosed):
         return set()
     return {k for k, v in decision.value.items() if v is not None} - ENVELOPE
 
 
 # --- the model ---------------------------------------------------------------------------
+
 
 def model_state(published: Published, now: int) -> dict[str, dict[str, dict[str, Any]]]:
     """partner -> partner key -> view (without per-event fields), from every input at once."""
@@ -304,15 +367,19 @@ def model_state(published: Published, now: int) -> dict[str, dict[str, dict[str,
     expected: dict[str, dict[str, dict[str, Any]]] = {r.partner: {} for r in ROUTES}
     for student, record in latest.items():
         for route in ROUTES:
-            decision = decide(record, route.contract, route.view,
-                              histories.get(student, StudentConsentHistory()).status_at(
-                                  now, route.partner),
-                              districts.get(record["district_id"], DistrictState()).opted_out(
-                                  now, route.partner),
-                              now, route.pseudonym)
+            decision = decide(
+                record,
+                route.contract,
+                route.view,
+                histories.get(student, StudentConsentHistory()).status_at(now, route.partner),
+                districts.get(record["district_id"], DistrictState()).opted_out(now, route.partner),
+                now,
+                route.pseudonym,
+            )
             if isinstance(decision, Disclosed):
-                view = {k: v for k, v in decision.value.items()
-                        if k not in ("event_id", "occurred_at")}
+                view = {
+                    k: v for k, v in decision.value.items() if k not in ("event_id", "occurred_at")
+                }
                 expected[route.partner][decision.partner_student_key] = view
     return expected
 
@@ -324,11 +391,13 @@ def assert_matches_model(cluster: Cluster, published: Published, now: int) -> No
         want = json.loads(json.dumps(expected[route.partner]))
         assert held == want, (
             f"{route.partner} at {now}: holds {sorted(held)}, the model says {sorted(want)}; "
-            f"differing: {sorted(k for k in set(held) | set(want) if held.get(k) != want.get(k))}")
+            f"differing: {sorted(k for k in set(held) | set(want) if held.get(k) != want.get(k))}"
+        )
     assert len(cluster.dead_letters()) >= published.dead
 
 
 # --- the tests ---------------------------------------------------------------------------
+
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
@@ -342,8 +411,11 @@ def test_partner_topics_equal_the_model_whatever_the_topology(case: dict[str, An
     assert len(decisions) == len(set(decisions)), "a decision was recorded twice"
     change_ids = {c["event_id"] for c in scenario.published.changes}
     partial = [d for d in ledger if d["decision"] == "RETRACTED" and d["fields"]]
-    per_event = [(d["event_id"], d["partner"]) for d in ledger
-                 if d["event_id"] in change_ids and d not in partial]
+    per_event = [
+        (d["event_id"], d["partner"])
+        for d in ledger
+        if d["event_id"] in change_ids and d not in partial
+    ]
     assert len(per_event) == len(set(per_event)), "a change was decided twice for a partner"
     disclosed = {d["decision_id"] for d in ledger if d["decision"] == "DISCLOSED"}
     for d in partial:  # a partial retraction comes with the reduced view of its decision
@@ -359,9 +431,15 @@ def assert_sent_only_changes(cluster: Cluster) -> None:
         last: dict[bytes, Any] = {}
         for record in cluster.broker.records(route.contract.topic):
             key = record.key or b""
-            view = None if record.value is None else {
-                k: v for k, v in orjson.loads(record.value).items()
-                if k not in ("event_id", "occurred_at")}
+            view = (
+                None
+                if record.value is None
+                else {
+                    k: v
+                    for k, v in orjson.loads(record.value).items()
+                    if k not in ("event_id", "occurred_at")
+                }
+            )
             assert key in last or view is not None, f"{route.partner}: a tombstone of nothing"
             assert last.get(key, ...) != view, f"{route.partner}: the same record twice in a row"
             last[key] = view
@@ -373,13 +451,15 @@ def assert_ledger_matches_topics(cluster: Cluster) -> None:
     ledger = cluster.ledger()
     for route in ROUTES:
         recorded = Counter(
-            (d["partner_student_key"], d["decision"]) for d in ledger
-            if d["partner"] == route.partner and (
-                d["decision"] == "DISCLOSED"
-                or (d["decision"] == "RETRACTED" and not d["fields"])))
-        sent = Counter(((r.key or b"").decode(),
-                        "DISCLOSED" if r.value is not None else "RETRACTED")
-                       for r in cluster.broker.records(route.contract.topic))
+            (d["partner_student_key"], d["decision"])
+            for d in ledger
+            if d["partner"] == route.partner
+            and (d["decision"] == "DISCLOSED" or (d["decision"] == "RETRACTED" and not d["fields"]))
+        )
+        sent = Counter(
+            ((r.key or b"").decode(), "DISCLOSED" if r.value is not None else "RETRACTED")
+            for r in cluster.broker.records(route.contract.topic)
+        )
         assert recorded == sent, f"{route.partner}: ledger and topic disagree"
 
 

@@ -79,8 +79,9 @@ def leaf_values(value: Mapping[str, Any] | None, record: Mapping[str, Any]) -> d
     """Non-null leaf values of a view value, by path, walking the view schema."""
     if value is None:
         return {}
-    found = {path: values_at(value, path) for path, _ in leaves(record)
-             if path not in ENVELOPE_FIELDS}
+    found = {
+        path: values_at(value, path) for path, _ in leaves(record) if path not in ENVELOPE_FIELDS
+    }
     return {path: values for path, values in found.items() if values}
 
 
@@ -353,8 +354,11 @@ def test_a_new_source_field_reaches_no_partner_until_its_contract_version_is_loc
     assert again is not None and "names.nickname" not in again.fields
 
     assert learnwell.frozen_fields is not None
-    bumped = dataclasses.replace(learnwell, version=learnwell.version + 1,
-                                 frozen_fields=learnwell.frozen_fields | {"names.nickname"})
+    bumped = dataclasses.replace(
+        learnwell,
+        version=learnwell.version + 1,
+        frozen_fields=learnwell.frozen_fields | {"names.nickname"},
+    )
     released = project(record, derive_view(newer, bumped), ALL, "k")
     assert released is not None and released.value["names"]["nickname"] == "Dee"
 
@@ -507,8 +511,13 @@ REVEALING = contract(
 REVEALED_BY_PROGRAMS = frozenset(CATALOG["programs"].reveals)
 
 
-@given(st.sets(st.sampled_from(sorted({"student_program_membership", *REVEALED_BY_PROGRAMS,
-                                        "special_medical"}))))
+@given(
+    st.sets(
+        st.sampled_from(
+            sorted({"student_program_membership", *REVEALED_BY_PROGRAMS, "special_medical"})
+        )
+    )
+)
 def test_program_codes_need_consent_for_every_category_they_can_reveal(
     live: set[str],
 ) -> None:

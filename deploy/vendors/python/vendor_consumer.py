@@ -55,8 +55,9 @@ def plain(value: Any) -> Any:
     if isinstance(value, dt.date):
         return (value - EPOCH.date()).days
     if isinstance(value, dt.time):
-        return (value.hour * 3600 + value.minute * 60 + value.second) * 1000 \
-            + value.microsecond // 1000
+        return (
+            value.hour * 3600 + value.minute * 60 + value.second
+        ) * 1000 + value.microsecond // 1000
     return value
 
 
@@ -75,14 +76,16 @@ def null_out(record: dict[str, Any], path: str) -> bool:
 
 class Reader:
     def __init__(self, kafka: dict[str, str], group: str) -> None:
-        self.consumer = Consumer({
-            **kafka,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",   # never see an aborted or open transaction
-            "enable.partition.eof": True,
-        })
+        self.consumer = Consumer(
+            {
+                **kafka,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",  # never see an aborted or open transaction
+                "enable.partition.eof": True,
+            }
+        )
         self.to_commit: list[TopicPartition] = []
 
     def ends(self, topic: str) -> dict[int, int]:
@@ -91,19 +94,24 @@ class Reader:
         meta = self.consumer.list_topics(topic, timeout=30).topics[topic]
         if meta.error is not None:
             raise SystemExit(f"{topic}: {meta.error}")
-        return {p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in meta.partitions}
+        return {
+            p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in meta.partitions
+        }
 
     def read(self, topic: str, ends: dict[int, int], apply: Callable[[Message], None]) -> None:
         """Apply every record from the group's committed offset up to ``ends``, then commit
         ``ends``."""
         committed = self.consumer.committed([TopicPartition(topic, p) for p in ends], timeout=30)
         start = {tp.partition: tp.offset for tp in committed}
-        low = {p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[0]
-               for p in ends}
+        low = {
+            p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[0]
+            for p in ends
+        }
         todo = {p for p in ends if max(start[p], low[p]) < ends[p]}
-        self.consumer.assign([TopicPartition(topic, p, start[p] if start[p] >= 0 else -2)
-                              for p in todo])
+        self.consumer.assign(
+            [TopicPartition(topic, p, start[p] if start[p] >= 0 else -2) for p in todo]
+        )
         while todo:
             msg = self.consumer.poll(10.0)
             if msg is None:
@@ -111,7 +119,7 @@ class Reader:
             partition = msg.partition() or 0
             err = msg.error()
             if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:   # past the last commit marker
+                if err.code() == KafkaError._PARTITION_EOF:  # past the last commit marker
                     todo.discard(partition)
                     continue
                 raise SystemExit(f"{topic}: {err}")
@@ -121,8 +129,9 @@ class Reader:
             if offset + 1 >= ends[partition]:
                 todo.discard(partition)
         self.consumer.unassign()
-        self.to_commit += [TopicPartition(topic, p, end) for p, end in ends.items()
-                           if end > max(start[p], 0)]
+        self.to_commit += [
+            TopicPartition(topic, p, end) for p, end in ends.items() if end > max(start[p], 0)
+        ]
 
     def commit(self) -> None:
         if self.to_commit:
@@ -135,20 +144,27 @@ class Reader:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--registry", required=True,
-                        help="Confluent-compatible registry URL (Apicurio: .../apis/ccompat/v7)")
+    parser.add_argument(
+        "--registry",
+        required=True,
+        help="Confluent-compatible registry URL (Apicurio: .../apis/ccompat/v7)",
+    )
     parser.add_argument("--partner", required=True)
     parser.add_argument("--topic-prefix", default="")
     parser.add_argument("--group", help="consumer group (default: <partner>-python-vendor)")
     parser.add_argument("--copy", type=Path, required=True, help="local copy (JSON file)")
-    parser.add_argument("--kafka", action="append", default=[], metavar="KEY=VALUE",
-                        help="another Kafka client setting (security)")
+    parser.add_argument(
+        "--kafka",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another Kafka client setting (security)",
+    )
     parser.add_argument("--registry-user-info", default=os.environ.get("REGISTRY_USER_INFO"))
     parser.add_argument("--registry-ca")
     args = parser.parse_args(argv)
 
-    kafka = {"bootstrap.servers": args.bootstrap,
-             **dict(kv.split("=", 1) for kv in args.kafka)}
+    kafka = {"bootstrap.servers": args.bootstrap, **dict(kv.split("=", 1) for kv in args.kafka)}
     registry_conf = {"url": args.registry}
     if args.registry_user_info:
         registry_conf["basic.auth.user.info"] = args.registry_user_info
@@ -158,11 +174,18 @@ def main(argv: list[str] | None = None) -> int:
 
     students_topic = f"{args.topic_prefix}partner.{args.partner}.students"
     notices_topic = f"{args.topic_prefix}partner.{args.partner}.notices"
-    copy: dict[str, dict[str, Any]] = (json.loads(args.copy.read_text())
-                                       if args.copy.exists() else {})
-    summary = {"client": "python confluent-kafka", "partner": args.partner, "upserts": 0,
-               "tombstones": 0, "notices": 0, "records_deleted_by_notices": 0,
-               "fields_deleted_by_notices": 0}
+    copy: dict[str, dict[str, Any]] = (
+        json.loads(args.copy.read_text()) if args.copy.exists() else {}
+    )
+    summary = {
+        "client": "python confluent-kafka",
+        "partner": args.partner,
+        "upserts": 0,
+        "tombstones": 0,
+        "notices": 0,
+        "records_deleted_by_notices": 0,
+        "fields_deleted_by_notices": 0,
+    }
 
     def decoded(msg: Message) -> dict[str, Any]:
         value = decode(msg.value(), SerializationContext(msg.topic() or "", MessageField.VALUE))
@@ -172,16 +195,17 @@ def main(argv: list[str] | None = None) -> int:
         notice = decoded(msg)
         summary["notices"] += 1
         key = notice["partner_student_key"]
-        if not notice["fields"]:                       # the whole record
+        if not notice["fields"]:  # the whole record
             if copy.pop(key, None) is not None:
                 summary["records_deleted_by_notices"] += 1
         elif key in copy:
             summary["fields_deleted_by_notices"] += sum(
-                null_out(copy[key], path) for path in notice["fields"])
+                null_out(copy[key], path) for path in notice["fields"]
+            )
 
     def on_student(msg: Message) -> None:
         key = (msg.key() or b"").decode()
-        if msg.value() is None:                        # tombstone: delete the student
+        if msg.value() is None:  # tombstone: delete the student
             copy.pop(key, None)
             summary["tombstones"] += 1
         else:
@@ -190,12 +214,12 @@ def main(argv: list[str] | None = None) -> int:
 
     reader = Reader(kafka, args.group or f"{args.partner}-python-vendor")
     try:
-        students_end = reader.ends(students_topic)     # 1. note where the students end
+        students_end = reader.ends(students_topic)  # 1. note where the students end
         reader.read(notices_topic, reader.ends(notices_topic), on_notice)  # 2. notices
-        reader.read(students_topic, students_end, on_student)              # 3. students
+        reader.read(students_topic, students_end, on_student)  # 3. students
         tmp = args.copy.with_name(args.copy.name + ".tmp")
         tmp.write_text(json.dumps(copy, sort_keys=True))
-        tmp.replace(args.copy)                         # save the copy, then commit
+        tmp.replace(args.copy)  # save the copy, then commit
         reader.commit()
     finally:
         reader.close()

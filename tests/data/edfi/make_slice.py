@@ -13,13 +13,31 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 NS = "http://ed-fi.org/5.0.0"
-STUDENTS = {"604821", "604837", "604872", "604908", "605231", "605262", "605370", "605387",
-            "605417", "605551"}
-FILES = ["Student.xml", "StudentSchoolAttendance.xml", "StudentSectionAttendance-Tardy.xml",
-         "StudentDiscipline.xml", "StudentProgram.xml", "Contact.xml",
-         "EducationOrganization.xml", "AssessmentMetadata-StateAssessment.xml",
-         "StudentAssessment-StateAssessment.xml", "AssessmentMetadata-ACT.xml",
-         "StudentAssessment-ACT.xml"]
+STUDENTS = {
+    "604821",
+    "604837",
+    "604872",
+    "604908",
+    "605231",
+    "605262",
+    "605370",
+    "605387",
+    "605417",
+    "605551",
+}
+FILES = [
+    "Student.xml",
+    "StudentSchoolAttendance.xml",
+    "StudentSectionAttendance-Tardy.xml",
+    "StudentDiscipline.xml",
+    "StudentProgram.xml",
+    "Contact.xml",
+    "EducationOrganization.xml",
+    "AssessmentMetadata-StateAssessment.xml",
+    "StudentAssessment-StateAssessment.xml",
+    "AssessmentMetadata-ACT.xml",
+    "StudentAssessment-ACT.xml",
+]
 OUT = Path(__file__).with_name("grand-bend")
 
 
@@ -39,8 +57,9 @@ def main(source: Path) -> None:
     tree = ET.parse(source / "Contact.xml")  # noqa: S314 - the Ed-Fi sample
     for element in tree.getroot():
         if element.tag == q("StudentContactAssociation") and student_of(element) in STUDENTS:
-            contacts.add(element.findtext(q("ContactReference/ContactIdentity/ContactUniqueId"))
-                         or "")
+            contacts.add(
+                element.findtext(q("ContactReference/ContactIdentity/ContactUniqueId")) or ""
+            )
             ref = element.find(q("ContactReference"))
             contacts.add("" if ref is None else ref.get("ref") or "")
     discipline = ET.parse(source / "StudentDiscipline.xml")  # noqa: S314
@@ -56,11 +75,15 @@ def main(source: Path) -> None:
         for element in list(root):
             tag = element.tag.split("}")[1]
             if tag == "Contact":
-                keep = bool({element.findtext(q("ContactUniqueId")) or "",
-                             element.get("id") or ""} & contacts - {""})
+                keep = bool(
+                    {element.findtext(q("ContactUniqueId")) or "", element.get("id") or ""}
+                    & contacts - {""}
+                )
             elif tag == "DisciplineIncident":
-                keep = bool({element.get("id") or "",
-                             element.findtext(q("IncidentIdentifier")) or ""} & incidents)
+                keep = bool(
+                    {element.get("id") or "", element.findtext(q("IncidentIdentifier")) or ""}
+                    & incidents
+                )
             elif tag in ("LocalEducationAgency", "StateEducationAgency", "School", "Assessment"):
                 keep = True
             elif tag == "StaffDisciplineIncidentAssociation":
