@@ -70,10 +70,10 @@ test: setup lint ## set up and run every test (starts a real local Kafka + regis
 
 # Slow: stacks of their own (the stack tests on ports 32300-32305 and 32381-32382, a single
 # broker then a 3-broker cluster); `make test` leaves them out (pyproject: -m 'not faults').
-test-faults: setup ## the fault tests: broker, registry and whole-stack kills, `up` recovering
+test-faults: setup ## the fault tests: broker, registry and whole-stack kills, `up` recovering, the input fuzz
 	$(BIN)/pytest -m faults tests/integration/test_stack_recovery.py \
 	  tests/integration/test_cluster_faults.py tests/integration/test_registry_outage.py \
-	  $(PYTEST_ARGS)
+	  tests/integration/test_fuzz_inputs.py $(PYTEST_ARGS)
 
 unit: setup ## only the fast tests of pure logic
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
