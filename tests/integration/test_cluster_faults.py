@@ -377,4 +377,5 @@ def test_faults_lose_and_duplicate_nothing(cluster: OwnStack, tmp_path: Path) ->
             f"{len(missing_elsewhere)} decision ids missing "
             f"(e.g. {sorted(missing_elsewhere)[:3]}), consent events decided "
             f"{len(consent_flt)} against {len(consent_ref)}; not yet known whether lost "
-            "audit records or a reference that is not reproducible")
+            "audit records or a reference that is not reproducible"
+        )
