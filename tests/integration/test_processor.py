@@ -938,7 +938,7 @@ def test_sigkills_change_nothing_partners_or_the_ledger_see(run: BusRun, tmp_pat
         aborted = sum(
             count_records(run.conn, t, "read_uncommitted")
             - count_records(run.conn, t, "read_committed")
-            for t in (topics.audit, topics.state)
+            for t in (topics.audit, topics.state, *map(topics.partner, PARTNERS))
         )
         assert aborted > 0, f"kills (* = open transaction): {log} (seed {seed})"
         print(
