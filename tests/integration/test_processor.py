@@ -54,6 +54,7 @@ from streams.policy.views import ENVELOPE_FIELDS
 from streams.processor.app import apply_contracts, run_processor
 from streams.processor.clock import ManualClock
 from streams.processor.routing import partition_for
+from streams.processor.state import unpack
 from tests.eventually import eventually
 from tests.kafka_helpers import Read, latest_by_key, read_topic
 from tests.processor_helpers import (
@@ -467,7 +468,7 @@ def test_never_share_values_reach_no_output_and_no_state(run: BusRun) -> None:
         for read in run.reads(topic):
             if read.value is None:
                 continue
-            value = json.loads(read.value)
+            value = unpack(read.value)
             leaked = set(_strings(value)) & secrets
             assert not leaked, f"never-share values in {topic}: {sorted(leaked)[:5]}"
             if (read.key or b"").startswith(b"r|"):

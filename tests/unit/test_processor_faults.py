@@ -50,20 +50,54 @@ def test_a_record_of_another_schema_on_the_change_topic_is_a_dead_letter() -> No
 
 
 def test_a_change_too_large_for_a_record_is_a_dead_letter_and_the_tables_keep_nothing() -> None:
-    """A change whose JSON changelog entry would be over the largest record the processor
-    writes (1 MB in production, where MSG_SIZE_TOO_LARGE crashed every restart; 4,400 bytes
-    here, with a name of 250 quotes that JSON escapes): a dead letter naming the limit,
-    nothing stored, the next change decided."""
+    """A change whose changelog entry would be over the largest record the processor writes
+    (1 MB in production, where MSG_SIZE_TOO_LARGE crashed every restart; 3,450 bytes here,
+    which a name of 250 characters crosses): a dead letter naming the limit, nothing stored,
+    the next change decided."""
+    bus = Bus()
+    worker = bus.cluster.workers[0]
+    worker.handler.settings = dataclasses.replace(worker.handler.settings, max_record_bytes=3450)
+    bus.change(change("NY-001", NOW - 1000, "c-1", name="x" * 250))
+    bus.change(change("NY-002", NOW - 1000, "c-2"))
+    bus.settle()
+    [(key, reason)] = _dead(bus)
+    assert key == b"NY-001" and reason.startswith(b"too_large: ") and b"3450" in reason
+    assert bus.holds("learnwell") == {"NY-002"}
+    assert all(s.stored("NY-001") is None for s in worker.tables.partitions.values())
+
+
+def test_the_changelog_stores_a_record_compactly_where_json_would_escape_it() -> None:
+    """The changelog entry is binary, its strings raw: a name of 250 quotes, which JSON
+    escapes to 500 bytes and which made the entry over 4,400 bytes as JSON, is stored and
+    decided like any other (issue 16: "binary, not escaped JSON")."""
     bus = Bus()
     worker = bus.cluster.workers[0]
     worker.handler.settings = dataclasses.replace(worker.handler.settings, max_record_bytes=4400)
     bus.change(change("NY-001", NOW - 1000, "c-1", name='"' * 250))
-    bus.change(change("NY-002", NOW - 1000, "c-2"))
     bus.settle()
-    [(key, reason)] = _dead(bus)
-    assert key == b"NY-001" and reason.startswith(b"too_large: ") and b"4400" in reason
-    assert bus.holds("learnwell") == {"NY-002"}
-    assert all(s.stored("NY-001") is None for s in worker.tables.partitions.values())
+    assert _dead(bus) == []
+    assert bus.holds("learnwell") == {"NY-001"}
+    [stored] = [s.stored("NY-001") for s in worker.tables.partitions.values() if s.stored("NY-001")]
+    assert stored is not None and stored["names"]["first_name"] == '"' * 250
+
+
+def test_a_changelog_written_as_json_by_an_older_version_is_still_read() -> None:
+    """Restoring from a changelog written before the binary format: records and holdings
+    written as JSON are read as they were."""
+    record = change("NY-001", NOW - 1000, "c-1")
+    tables = Tables()
+    state = tables.partition(0)
+    state.load(b"r|NY-001", orjson.dumps(record))
+    state.load(b"p|NY-001", orjson.dumps([["learnwell", 7, ["student_id"]]]))
+    assert state.stored("NY-001") == record
+    assert state.students_of_district(record["district_id"]) == ["NY-001"]
+    assert state.holders["NY-001"] == (("learnwell", 7, ("student_id",)),)
+    tables.set_record(0, "NY-002", record)
+    [written] = [c for c in tables.take_changes() if c.key == b"r|NY-002"]
+    assert written.value is not None and not written.value.startswith(b"{")
+    assert len(written.value) < len(orjson.dumps(record))
+    state.load(b"r|NY-002", written.value)
+    assert sorted(state.students_of_district(record["district_id"])) == ["NY-001", "NY-002"]
 
 
 def test_a_failure_while_deciding_is_a_redacted_dead_letter_and_rolls_the_tables_back() -> None:
