@@ -11,6 +11,8 @@ CHANGES = "sis.student.changes"
 CONSENT = "consent.events"
 AUDIT = "audit.disclosures"
 CHANGES_DLQ = "sis.student.changes.dlq"
+#: one marker per replayed dead letter (``hallpass dlq replay``, streams/processor/dlq_tool.py)
+CHANGES_DLQ_REPLAYED = CHANGES_DLQ + ".replayed"
 PROCESSOR_STATE = "hallpass.processor.state"
 PROCESSOR_DISTRICTS = "hallpass.processor.districts"
 #: records that arrived on another partition than their student's, forwarded to it
@@ -29,6 +31,11 @@ def partner_topic(partner: str) -> str:
 
 def notices_topic(partner: str) -> str:
     return f"partner.{partner}.notices"
+
+
+def acks_topic(partner: str) -> str:
+    """Where the partner acknowledges each deletion notice (only its vendor writes it)."""
+    return f"partner.{partner}.acks"
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,10 @@ class Topics:
         return self.name(CHANGES_DLQ)
 
     @property
+    def changes_dlq_replayed(self) -> str:
+        return self.name(CHANGES_DLQ_REPLAYED)
+
+    @property
     def state(self) -> str:
         return self.name(PROCESSOR_STATE)
 
@@ -83,6 +94,9 @@ class Topics:
 
     def notices(self, partner: str) -> str:
         return self.name(notices_topic(partner))
+
+    def acks(self, partner: str) -> str:
+        return self.name(acks_topic(partner))
 
 
 #: The unprefixed names.

@@ -10,18 +10,21 @@ topic                       cleanup  retention                        why
 consent.events              delete   forever                          the parents' decisions
 audit.disclosures           delete   forever                          record of disclosures
 partner.<id>.notices        delete   forever                          what a partner was told
+partner.<id>.acks           delete   forever                          that it deleted (proof)
 partner.<id>.students       compact  tombstones >= a vendor outage    a vendor learns deletions
 hallpass.processor.state    compact  (latest per key)                 the processor's tables
 hallpass.processor.districts compact (latest per key)                 the global table
 hallpass.acl.principals     compact  (latest per key)                 who ``acl apply`` manages
 sis.student.changes         delete   bounded (7 days)                 raw records
 sis.student.changes.dlq     delete   bounded (14 days)                raw records, for repair
+sis.student.changes.dlq.replayed compact (latest per key)             replay exactly once
 hallpass.processor.repartition delete short (3 days)                  raw records in transit
 ==========================  =======  ===============================  ==========================
 
-The topics vendors read are stored gzip-compressed (``compression.type=gzip``, the broker
-recompresses what the processor writes with lz4): gzip is the one codec every mainstream
-client reads without a plugin (kafkajs reads no other), see the vendor guide.
+The topics vendors read (and the acknowledgements they write) are stored gzip-compressed
+(``compression.type=gzip``, the broker recompresses what the processor writes with lz4): gzip
+is the one codec every mainstream client reads without a plugin (kafkajs reads no other), see
+the vendor guide.
 
 Replication factor and ``min.insync.replicas`` come from :class:`TopicSettings`, resolved once
 from the environment (or flags) by the command; the default is the cluster's own default
@@ -150,6 +153,8 @@ class Role(StrEnum):
     REPARTITION = "repartition"
     PARTNER = "partner"
     NOTICES = "notices"
+    ACKS = "acks"
+    CHANGES_DLQ_REPLAYED = "changes_dlq_replayed"
     ACL_PRINCIPALS = "acl_principals"
 
 
@@ -187,6 +192,14 @@ POLICIES: tuple[TopicPolicy, ...] = (
         "delete",
         "forever",
         "proof of what each partner was told to delete (Ed Law 2-d: return or destroy)",
+    ),
+    TopicPolicy(
+        Role.ACKS,
+        "partner.<id>.acks",
+        "delete",
+        "forever",
+        "the partner's acknowledgement of each deletion notice, written by its vendor "
+        "alone: the proof that it deleted (Ed Law 2-d), kept as long as the notices",
     ),
     TopicPolicy(
         Role.PARTNER,
@@ -239,6 +252,16 @@ POLICIES: tuple[TopicPolicy, ...] = (
         single_partition=True,
     ),
     TopicPolicy(
+        Role.CHANGES_DLQ_REPLAYED,
+        "sis.student.changes.dlq.replayed",
+        "compact",
+        "latest per key",
+        "one marker per replayed dead letter (keyed by its DLQ position), so `hallpass dlq "
+        "replay` writes each record back once; holds no student data; admin only, like the "
+        "DLQ",
+        single_partition=True,
+    ),
+    TopicPolicy(
         Role.REPARTITION,
         "hallpass.processor.repartition",
         "delete",
@@ -282,7 +305,7 @@ def topic_config(role: Role, settings: TopicSettings) -> dict[str, str]:
             "retention.ms": str(settings.repartition_retention_hours * HOUR_MS),
             "retention.bytes": FOREVER,
         }
-    if role in (Role.PARTNER, Role.NOTICES):
+    if role in (Role.PARTNER, Role.NOTICES, Role.ACKS):
         config["compression.type"] = VENDOR_COMPRESSION
     if settings.min_insync_replicas is not None:
         config["min.insync.replicas"] = str(settings.min_insync_replicas)
@@ -314,6 +337,7 @@ def bus_topic_specs(
         Role.STATE: topics.state,
         Role.DISTRICTS: topics.districts,
         Role.REPARTITION: topics.repartition,
+        Role.CHANGES_DLQ_REPLAYED: topics.changes_dlq_replayed,
     }
     return [spec(role, name, partitions, settings) for role, name in names.items()]
 
@@ -324,12 +348,13 @@ def partner_topic_specs(
     topics: Topics = DEFAULT_TOPICS,
     settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
 ) -> list[TopicSpec]:
-    """Each partner's two topics; ``partners`` are (partner id, its students topic under the
-    deployment's prefix)."""
+    """Each partner's three topics (its view, its deletion notices, its acknowledgements);
+    ``partners`` are (partner id, its students topic under the deployment's prefix)."""
     specs = []
     for partner, students_topic in partners:
         specs.append(spec(Role.PARTNER, students_topic, partitions, settings))
         specs.append(spec(Role.NOTICES, topics.notices(partner), partitions, settings))
+        specs.append(spec(Role.ACKS, topics.acks(partner), partitions, settings))
     return specs
 
 

@@ -29,8 +29,9 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from streams.config import Connection
 from streams.errors import HallpassError
 from streams.kafka.admin import ensure_topics
-from streams.kafka.names import Topics, TopicSpec
+from streams.kafka.names import Topics
 from streams.kafka.read_to_end import nonempty_from_start, read_to_end, topic_partitions
+from streams.policy.retention import Role, TopicSettings, spec
 
 #: the marker topic of replayed dead letters, under the topic prefix
 REPLAYED_SUFFIX = ".replayed"
@@ -144,7 +145,7 @@ def read_dead_letters(
 
 
 def replayed_topic(topics: Topics) -> str:
-    return topics.changes_dlq + REPLAYED_SUFFIX
+    return topics.changes_dlq_replayed
 
 
 def read_replayed(conn: Connection, topics: Topics, timeout_s: float = 120.0) -> set[str]:
@@ -242,20 +243,11 @@ class ReplayResult:
 def _ensure_marker_topic(
     conn: Connection, topics: Topics, replication_factor: int, min_insync: int | None
 ) -> None:
-    config = {"cleanup.policy": "compact"}
-    if min_insync is not None:
-        config["min.insync.replicas"] = str(min_insync)
+    """The marker topic as :mod:`streams.policy.retention` configures it (compacted, one
+    partition, with its reason)."""
+    settings = TopicSettings(replication_factor=replication_factor, min_insync_replicas=min_insync)
     ensure_topics(
-        conn,
-        [
-            TopicSpec(
-                replayed_topic(topics),
-                1,
-                config,
-                replication_factor,
-                "which dead letters were replayed (exactly once)",
-            )
-        ],
+        conn, [spec(Role.CHANGES_DLQ_REPLAYED, replayed_topic(topics), 1, settings)]
     )
 
 

@@ -59,6 +59,7 @@ from streams.security.acl_plan import (
     TOPIC,
     TRANSACTIONAL_ID,
     AclRule,
+    acks_topic_of,
     partner_topics,
 )
 
@@ -115,6 +116,7 @@ def namespace(
     ]
     for contract in contracts:
         topic_names.extend(partner_topics(contract, topics))
+        topic_names.append(acks_topic_of(contract, topics))
     ids = [topics.name("hallpass")]
     prefixes: dict[str, list[str]] = {
         TOPIC: topic_names,

@@ -9,11 +9,17 @@ Deny by default; every principal gets exactly what its job needs:
   notices topic, the audit ledger and the dead-letter topic, under its own consumer groups
   and transactional ids;
 - each vendor (the ``principal`` of its contract) reads and describes its own partner topic
-  and notices topic, and uses consumer groups named ``<partner>-...``; nothing else;
-- the auditor reads the audit ledger;
+  and notices topic, writes (and describes) its own acknowledgements topic
+  ``partner.<id>.acks`` and nothing else writes it (the proof of deletion is the vendor's
+  word alone), and uses consumer groups named ``<partner>-...``; nothing else: it cannot
+  read any acknowledgements, its own included;
+- the auditor reads the audit ledger and every partner's notices and acknowledgements
+  (``hallpass retractions``, the deletion acknowledgement metrics);
 - the schema registry keeps its KafkaSQL storage topics.
 
-The admin is a super user of the broker and needs no ACL. Every topic of the bus and the
+The admin is a super user of the broker and needs no ACL; the dead-letter replay markers
+(``sis.student.changes.dlq.replayed``, ``hallpass dlq replay``) are the admin's alone, like
+the dead letters themselves. Every topic of the bus and the
 processor's group and transactional ids take the deployment's topic prefix (:class:`Topics`);
 vendor, auditor and registry groups are named by code that does not take it, so neither do
 their ACLs.
@@ -144,7 +150,7 @@ def plan_acls(
     rules.update(sis_connector_rules(roles.sis_connector, topics))
     rules.update(consent_source_rules(roles.consent_source, topics))
     rules.update(processor_rules(roles.processor, contracts, topics))
-    rules.update(auditor_rules(roles.auditor, topics))
+    rules.update(auditor_rules(roles.auditor, topics, contracts))
     rules.update(registry_rules(roles.registry))
     for contract in contracts:
         rules.update(vendor_rules(contract, topics))
@@ -156,11 +162,19 @@ def partner_topics(contract: Contract, topics: Topics = DEFAULT_TOPICS) -> tuple
     return topics.name(contract.topic), topics.notices(contract.partner)
 
 
+def acks_topic_of(contract: Contract, topics: Topics = DEFAULT_TOPICS) -> str:
+    """The contract's acknowledgements topic under the deployment's prefix."""
+    return topics.acks(contract.partner)
+
+
 def vendor_rules(contract: Contract, topics: Topics = DEFAULT_TOPICS) -> list[AclRule]:
-    """Read and describe its own two topics; read (join, commit) its own groups."""
+    """Read and describe its own two topics; write its own acknowledgements (a Kafka 3+
+    broker lets a producer with WRITE on a topic be idempotent: no cluster ACL); read (join,
+    commit) its own groups."""
     who = contract.principal
     return [
         *_topic(who, partner_topics(contract, topics), READ, DESCRIBE),
+        *_topic(who, (acks_topic_of(contract, topics),), WRITE, DESCRIBE),
         AclRule(who, GROUP, PREFIXED, vendor_group_prefix(contract.partner), READ),
     ]
 
@@ -206,10 +220,18 @@ def processor_rules(
     ]
 
 
-def auditor_rules(principal: str, topics: Topics = DEFAULT_TOPICS) -> list[AclRule]:
-    """Read the audit ledger (``hallpass disclosures``)."""
+def auditor_rules(
+    principal: str, topics: Topics = DEFAULT_TOPICS, contracts: Sequence[Contract] = ()
+) -> list[AclRule]:
+    """Read the audit ledger (``hallpass disclosures``) and each partner's deletion notices
+    and acknowledgements (``hallpass retractions``)."""
+    proofs = [
+        topic
+        for c in contracts
+        for topic in (topics.notices(c.partner), acks_topic_of(c, topics))
+    ]
     return [
-        *_topic(principal, (topics.audit,), READ, DESCRIBE),
+        *_topic(principal, (topics.audit, *proofs), READ, DESCRIBE),
         AclRule(principal, GROUP, PREFIXED, AUDITOR_GROUP_PREFIX, READ),
     ]
 
@@ -271,6 +293,7 @@ def _topic_clashes(contracts: Sequence[Contract], topics: Topics) -> list[str]:
         topics.state,
         topics.districts,
         topics.repartition,
+        topics.changes_dlq_replayed,
         REGISTRY_JOURNAL_TOPIC,
         REGISTRY_SNAPSHOTS_TOPIC,
         REGISTRY_EVENTS_TOPIC,
@@ -278,7 +301,7 @@ def _topic_clashes(contracts: Sequence[Contract], topics: Topics) -> list[str]:
     owner: dict[str, str] = {}
     problems = []
     for contract in contracts:
-        for topic in partner_topics(contract, topics):
+        for topic in (*partner_topics(contract, topics), acks_topic_of(contract, topics)):
             if topic in bus:
                 problems.append(f"partner {contract.partner}: {topic} is a bus topic")
             first = owner.setdefault(topic, contract.partner)

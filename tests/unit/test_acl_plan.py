@@ -40,6 +40,8 @@ REGISTRY_TOPICS = ("kafkasql-journal", "kafkasql-snapshots", "registry-events")
 # The whole plan for deploy/contracts, as a reviewer reads it.
 EXPECTED_SAMPLE_PLAN = """
 User:carewell-health    GROUP            PREFIXED carewell-health-                 READ
+User:carewell-health    TOPIC            LITERAL  partner.carewell-health.acks     DESCRIBE
+User:carewell-health    TOPIC            LITERAL  partner.carewell-health.acks     WRITE
 User:carewell-health    TOPIC            LITERAL  partner.carewell-health.notices  DESCRIBE
 User:carewell-health    TOPIC            LITERAL  partner.carewell-health.notices  READ
 User:carewell-health    TOPIC            LITERAL  partner.carewell-health.students DESCRIBE
@@ -47,6 +49,18 @@ User:carewell-health    TOPIC            LITERAL  partner.carewell-health.studen
 User:hallpass-auditor   GROUP            PREFIXED hallpass-disclosures-            READ
 User:hallpass-auditor   TOPIC            LITERAL  audit.disclosures                DESCRIBE
 User:hallpass-auditor   TOPIC            LITERAL  audit.disclosures                READ
+User:hallpass-auditor   TOPIC            LITERAL  partner.carewell-health.acks     DESCRIBE
+User:hallpass-auditor   TOPIC            LITERAL  partner.carewell-health.acks     READ
+User:hallpass-auditor   TOPIC            LITERAL  partner.carewell-health.notices  DESCRIBE
+User:hallpass-auditor   TOPIC            LITERAL  partner.carewell-health.notices  READ
+User:hallpass-auditor   TOPIC            LITERAL  partner.learnwell.acks           DESCRIBE
+User:hallpass-auditor   TOPIC            LITERAL  partner.learnwell.acks           READ
+User:hallpass-auditor   TOPIC            LITERAL  partner.learnwell.notices        DESCRIBE
+User:hallpass-auditor   TOPIC            LITERAL  partner.learnwell.notices        READ
+User:hallpass-auditor   TOPIC            LITERAL  partner.measurely.acks           DESCRIBE
+User:hallpass-auditor   TOPIC            LITERAL  partner.measurely.acks           READ
+User:hallpass-auditor   TOPIC            LITERAL  partner.measurely.notices        DESCRIBE
+User:hallpass-auditor   TOPIC            LITERAL  partner.measurely.notices        READ
 User:hallpass-consent   CLUSTER          LITERAL  kafka-cluster                    IDEMPOTENT_WRITE
 User:hallpass-consent   TOPIC            LITERAL  consent.events                   DESCRIBE
 User:hallpass-consent   TOPIC            LITERAL  consent.events                   WRITE
@@ -105,11 +119,15 @@ User:hallpass-sis       CLUSTER          LITERAL  kafka-cluster                 
 User:hallpass-sis       TOPIC            LITERAL  sis.student.changes              DESCRIBE
 User:hallpass-sis       TOPIC            LITERAL  sis.student.changes              WRITE
 User:learnwell          GROUP            PREFIXED learnwell-                       READ
+User:learnwell          TOPIC            LITERAL  partner.learnwell.acks           DESCRIBE
+User:learnwell          TOPIC            LITERAL  partner.learnwell.acks           WRITE
 User:learnwell          TOPIC            LITERAL  partner.learnwell.notices        DESCRIBE
 User:learnwell          TOPIC            LITERAL  partner.learnwell.notices        READ
 User:learnwell          TOPIC            LITERAL  partner.learnwell.students       DESCRIBE
 User:learnwell          TOPIC            LITERAL  partner.learnwell.students       READ
 User:measurely          GROUP            PREFIXED measurely-                       READ
+User:measurely          TOPIC            LITERAL  partner.measurely.acks           DESCRIBE
+User:measurely          TOPIC            LITERAL  partner.measurely.acks           WRITE
 User:measurely          TOPIC            LITERAL  partner.measurely.notices        DESCRIBE
 User:measurely          TOPIC            LITERAL  partner.measurely.notices        READ
 User:measurely          TOPIC            LITERAL  partner.measurely.students       DESCRIBE
@@ -183,6 +201,7 @@ def bus_topic_names(topics: Topics) -> list[str]:
         topics.changes_dlq,
         topics.state,
         topics.districts,
+        topics.changes_dlq_replayed,
         *REGISTRY_TOPICS,
     ]
 
@@ -311,6 +330,26 @@ def test_auditor_reads_the_ledger_with_the_disclosures_reader_group() -> None:
     assert not allows(rules, auditor, "TOPIC", "sis.student.changes", "READ")
 
 
+def test_only_the_vendor_writes_its_acknowledgements_and_only_the_auditor_reads_them() -> None:
+    """Issue 19, proof of deletion: partner.<id>.acks carries the vendor's word alone."""
+    contracts = sample_contracts()
+    rules = plan_acls(contracts, Topics("x."))
+    principals = {r.principal for r in rules}
+    for c in contracts:
+        acks = f"x.partner.{c.partner}.acks"
+        writers = {p for p in principals if allows(rules, p, "TOPIC", acks, "WRITE")}
+        readers = {p for p in principals if allows(rules, p, "TOPIC", acks, "READ")}
+        assert writers == {c.principal}, acks
+        assert readers == {ROLES.auditor}, acks
+        assert allows(rules, ROLES.auditor, "TOPIC", f"x.partner.{c.partner}.notices", "READ")
+        for other in contracts:
+            if other is not c:
+                assert not allows(rules, other.principal, "TOPIC", acks, "DESCRIBE")
+    # the dead-letter replay markers are the admin's (a super user) alone
+    replayed = "x.sis.student.changes.dlq.replayed"
+    assert not any(allows(rules, p, "TOPIC", replayed, "DESCRIBE") for p in principals)
+
+
 def test_registry_keeps_its_kafkasql_storage() -> None:
     rules = plan_acls(sample_contracts())
     registry = ROLES.registry
@@ -327,7 +366,7 @@ def test_registry_keeps_its_kafkasql_storage() -> None:
 
 
 @given(contract_sets, deployments)
-def test_each_vendor_gets_exactly_its_own_two_topics_and_group_prefix(
+def test_each_vendor_reads_its_own_two_topics_writes_its_acks_and_has_its_group_prefix(
     contracts: list[Contract], topics: Topics
 ) -> None:
     rules = planned(contracts, topics)
@@ -338,6 +377,8 @@ def test_each_vendor_gets_exactly_its_own_two_topics_and_group_prefix(
             AclRule(c.principal, "TOPIC", "LITERAL", mine, "DESCRIBE"),
             AclRule(c.principal, "TOPIC", "LITERAL", notices, "READ"),
             AclRule(c.principal, "TOPIC", "LITERAL", notices, "DESCRIBE"),
+            AclRule(c.principal, "TOPIC", "LITERAL", topics.acks(c.partner), "WRITE"),
+            AclRule(c.principal, "TOPIC", "LITERAL", topics.acks(c.partner), "DESCRIBE"),
             AclRule(c.principal, "GROUP", "PREFIXED", vendor_group_prefix(c.partner), "READ"),
         }
 
@@ -349,7 +390,7 @@ def test_no_vendor_reaches_a_name_another_principal_uses(
     rules = planned(contracts, topics)
     for c in contracts:
         others = [o for o in contracts if o is not c]
-        theirs = [t for o in others for t in own_topics(o, topics)]
+        theirs = [t for o in others for t in (*own_topics(o, topics), topics.acks(o.partner))]
         foreign_topics = [*bus_topic_names(topics), *theirs]
         foreign_groups = [
             topics.processor_group,
@@ -390,10 +431,15 @@ def test_retiring_a_contract_removes_its_vendor_and_the_processors_writes_to_its
     gone = set(before) - set(after)
     assert set(after) <= set(before)
     mine = set(own_topics(retired, topics))
+    proofs = (topics.notices(retired.partner), topics.acks(retired.partner))
     assert gone == {r for r in before if r.principal == retired.principal} | {
         AclRule(ROLES.processor, "TOPIC", "LITERAL", topic, op)
         for topic in mine
         for op in ("WRITE", "DESCRIBE")
+    } | {
+        AclRule(ROLES.auditor, "TOPIC", "LITERAL", t, op)
+        for t in proofs
+        for op in ("READ", "DESCRIBE")
     }
 
 
@@ -486,7 +532,7 @@ def test_acl_plan_prints_one_aligned_row_per_acl() -> None:
     ]
     starts = {line.index("LITERAL") for line in lines[1:] if "LITERAL" in line}
     assert len(starts) == 1  # aligned
-    assert "75 ACLs for 8 principals" in err
+    assert "93 ACLs for 8 principals" in err
 
 
 def test_acl_plan_json_is_the_plan() -> None:

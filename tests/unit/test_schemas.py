@@ -34,6 +34,7 @@ EXPECTED_NAMES = {
     "consent_changed": "org.hallpass.consent.ConsentChanged",
     "disclosure_record": "org.hallpass.audit.DisclosureRecord",
     "deletion_notice": "org.hallpass.partner.DeletionNotice",
+    "deletion_ack": "org.hallpass.partner.DeletionAck",
 }
 
 # Fields a writer must always set; every other field needs a default (BACKWARD compatibility).
@@ -74,6 +75,7 @@ REQUIRED = {
         "contract_version",
         "retracted_at",
     },
+    "deletion_ack": {"notice_id", "partner", "partner_student_key", "deleted_at"},
 }
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))

@@ -236,7 +236,7 @@ def test_each_principal_has_a_scram_user_with_exactly_its_planned_acls() -> None
     assert "authorization" not in users["admin"]["spec"]  # a super user of the Kafka resource
 
 
-def test_a_vendor_user_reads_only_its_own_topics_and_groups() -> None:
+def test_a_vendor_user_reads_only_its_own_topics_and_groups_and_writes_its_acks() -> None:
     learnwell = by_name(kafka_users(sample_contracts()))["learnwell"]
     assert learnwell["spec"]["authorization"] == {
         "type": "simple",
@@ -245,6 +245,16 @@ def test_a_vendor_user_reads_only_its_own_topics_and_groups() -> None:
                 "type": "allow",
                 "resource": {"type": "group", "name": "learnwell-", "patternType": "prefix"},
                 "operations": ["Read"],
+                "host": "*",
+            },
+            {
+                "type": "allow",
+                "resource": {
+                    "type": "topic",
+                    "name": "partner.learnwell.acks",
+                    "patternType": "literal",
+                },
+                "operations": ["Describe", "Write"],
                 "host": "*",
             },
             {
@@ -287,15 +297,19 @@ def test_topics_are_those_the_processor_creates_with_their_compaction() -> None:
         "consent.events": (6, "delete"),
         "audit.disclosures": (6, "delete"),
         "sis.student.changes.dlq": (1, "delete"),
+        "sis.student.changes.dlq.replayed": (1, "compact"),
         "hallpass.processor.state": (6, "compact"),
         "hallpass.processor.districts": (1, "compact"),
         "hallpass.processor.repartition": (6, "delete"),
         "partner.carewell-health.students": (6, "compact"),
         "partner.carewell-health.notices": (6, "delete"),
+        "partner.carewell-health.acks": (6, "delete"),
         "partner.learnwell.students": (6, "compact"),
         "partner.learnwell.notices": (6, "delete"),
+        "partner.learnwell.acks": (6, "delete"),
         "partner.measurely.students": (6, "compact"),
         "partner.measurely.notices": (6, "delete"),
+        "partner.measurely.acks": (6, "delete"),
     }
     assert {t["spec"]["replicas"] for t in topics.values()} == {2}
     assert not any("topicName" in t["spec"] for t in topics.values())
@@ -314,6 +328,11 @@ def test_topics_carry_the_retention_the_law_needs_and_its_reason() -> None:
     for name in ("consent.events", "audit.disclosures"):
         assert config[name] == forever, name
     assert config["partner.learnwell.notices"] == forever | {"compression.type": "gzip"}
+    assert config["partner.learnwell.acks"] == forever | {"compression.type": "gzip"}
+    assert config["sis.student.changes.dlq.replayed"] == {
+        "cleanup.policy": "compact",
+        "min.insync.replicas": "2",
+    }
     assert config["partner.learnwell.students"] == {
         "cleanup.policy": "compact",
         "delete.retention.ms": str(40 * 86_400_000),

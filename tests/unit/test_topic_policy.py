@@ -29,7 +29,7 @@ def by_name(settings: TopicSettings = DEFAULT_TOPIC_SETTINGS) -> dict[str, dict[
     return {s.name: dict(s.config) for s in specs}
 
 
-def test_consents_ledger_and_notices_are_kept_forever_and_never_compacted() -> None:
+def test_consents_ledger_notices_and_acks_are_kept_forever_and_never_compacted() -> None:
     config = by_name()
     forever = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
     for name in ("consent.events", "audit.disclosures"):
@@ -38,6 +38,9 @@ def test_consents_ledger_and_notices_are_kept_forever_and_never_compacted() -> N
         "partner.learnwell.notices",
         "partner.measurely.notices",
         "partner.carewell-health.notices",
+        "partner.learnwell.acks",
+        "partner.measurely.acks",
+        "partner.carewell-health.acks",
     ):
         assert config[name] == forever | {"compression.type": "gzip"}, name
 
@@ -56,6 +59,8 @@ def test_changelogs_compact_and_raw_topics_have_a_bounded_retention() -> None:
     config = by_name()
     assert config["hallpass.processor.state"] == {"cleanup.policy": "compact"}
     assert config["hallpass.processor.districts"] == {"cleanup.policy": "compact"}
+    # the DLQ replay markers (issue 16): one per replayed dead letter, the latest is enough
+    assert config["sis.student.changes.dlq.replayed"] == {"cleanup.policy": "compact"}
     for name, days in (
         ("sis.student.changes", 7),
         ("sis.student.changes.dlq", 14),
