@@ -16,6 +16,7 @@ single one out.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,16 @@ class Counters:
 
     def bump(self, table: dict[Any, int], key: Any) -> None:
         table[key] = table.get(key, 0) + 1
+
+    def snapshot(self) -> Counters:
+        """A copy, to go back to when the batch counted since is not committed."""
+        return copy.deepcopy(self)
+
+    def restore(self, snapshot: Counters) -> None:
+        """Back to ``snapshot`` in place (the emitter and the metrics hold this object): a
+        batch that is rolled back and decided again is counted once."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, copy.deepcopy(getattr(snapshot, name)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from streams.errors import HallpassError
 from streams.kafka.read_to_end import nonempty_from_start, read_to_end
 from streams.kafka.wire import RegistryUnavailable
 from streams.processor.dlq import TooManyInvalidError
-from streams.processor.emitter import DAY_MS
+from streams.processor.emitter import DAY_MS, Counters
 from streams.processor.messages import Output
 from streams.processor.state import DISTRICT_TOPIC, STATE_TOPIC, StateChange, Tables
 
@@ -228,6 +228,8 @@ class BatchObserver(Protocol):
 class Handler(Protocol):
     #: input partitions to pause, and why (their recent records were mostly invalid)
     halted: dict[tuple[str, int], str]
+    #: what was decided, for progress lines and metrics (restored when a batch is undone)
+    counters: Counters
 
     def prepare(self, batch: Sequence[Message]) -> None: ...
 
@@ -586,11 +588,15 @@ class ProcessorLoop:
                 time.monotonic() - found[0],
             )
 
-    def _roll_back(self, batch: Sequence[Message], halted_before: set[tuple[str, int]]) -> None:
+    def _roll_back(
+        self, batch: Sequence[Message], halted_before: set[tuple[str, int]], counted: Counters
+    ) -> None:
         """Undo a batch that is not committed: the tables as committed (and what the handler
-        derives from them), halts it caused forgotten, its inputs sought back to where it
-        started (the committed positions), so the batch is decided again, once."""
+        derives from them), halts it caused forgotten, its counts taken back, its inputs
+        sought back to where it started (the committed positions), so the batch is decided
+        (and counted) again, once."""
         self.tables.rollback()
+        self.handler.counters.restore(counted)
         self.handler.on_restored(self.tables)
         for where in set(self.handler.halted) - halted_before:
             self.handler.resume(*where)
@@ -611,6 +617,7 @@ class ProcessorLoop:
         self._last_tick = time.monotonic()
         if not self._assigned:
             return
+        counted = self.handler.counters.snapshot()
         outputs = self.handler.tick(self.tables)
         changes = self.tables.take_changes()
         if not outputs and not changes:
@@ -618,6 +625,7 @@ class ProcessorLoop:
             return
         if not self._txn.run(lambda: self._produce_all(outputs, changes), [], None):
             self.tables.rollback()
+            self.handler.counters.restore(counted)
             self.handler.on_restored(self.tables)  # the timers it popped come back
             self._last_tick = 0.0
             return
@@ -667,15 +675,16 @@ class ProcessorLoop:
             self.stats.first_batch_at = time.monotonic()
         started = time.monotonic()
         halted_before = set(self.handler.halted)
+        counted = self.handler.counters.snapshot()
         try:
             self.handler.prepare(batch)
             outputs, handled_to = self._decide(batch)
         except RegistryUnavailable as exc:
-            self._roll_back(batch, halted_before)
+            self._roll_back(batch, halted_before, counted)
             self._wait("schema_registry", str(exc))
             return
         except _Stopping:
-            self._roll_back(batch, halted_before)
+            self._roll_back(batch, halted_before, counted)
             return
         self._answered("schema_registry")
         handled = time.monotonic()
@@ -692,7 +701,7 @@ class ProcessorLoop:
             produced = time.monotonic()
 
         if not self._txn.run(produce, offsets, self._consumer.consumer_group_metadata()):
-            self._roll_back(batch, halted_before)
+            self._roll_back(batch, halted_before, counted)
             if self._running:
                 self._wait("kafka", "the transaction was aborted")
             return

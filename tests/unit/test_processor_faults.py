@@ -15,13 +15,14 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from streams.config import Connection
 from streams.kafka.wire import RegistryUnavailable, WireDecoder, WireEncoder, WireFormatError
 from streams.policy.catalog import load_schema
 from streams.policy.consent import StudentConsentHistory
-from streams.processor.loop import ProcessorFenced, TransactionFailed, Transactions
+from streams.processor.loop import ProcessorFenced, ProcessorLoop, TransactionFailed, Transactions
 from streams.processor.routing import partition_for
 from streams.processor.state import Tables
-from tests.processor_harness import NEVER_SHARE, Cluster
+from tests.processor_harness import NEVER_SHARE, Cluster, _Msg
 from tests.unit.test_handler import BASE, NOW, ROUTES, Bus, change, dlq_reason, grant
 
 PARTITIONS = 4
@@ -351,3 +352,48 @@ def test_a_record_of_another_schema_is_bad_input() -> None:
 
 
 assert NEVER_SHARE  # the harness strips them (the redaction test relies on it)
+
+
+class _FailsOnce:
+    """Transactions whose first commit fails (the batch is aborted), the next ones succeed."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def run(self, produce: Callable[[], None], offsets: Any, group: Any) -> bool:
+        self.runs += 1
+        if self.runs == 1:
+            return False
+        produce()
+        return True
+
+
+def test_a_batch_aborted_and_decided_again_is_counted_once() -> None:
+    """The loop's counts (the metrics' source) after a batch whose transaction was aborted and
+    which was then decided again: each record counted once, as after one clean commit."""
+    clean, retried = Bus(), Bus()
+    for bus in (clean, retried):
+        for student in ("NY-001", "NY-002", "NY-003"):
+            bus.change(change(student, NOW - 1000, f"c-{student}"))
+    clean.settle()
+
+    worker = retried.cluster.workers[0]
+    changes = retried.cluster.topics.changes
+    records = [r for p in range(PARTITIONS) for r in retried.cluster.broker.log(changes, p)]
+    loop = ProcessorLoop(
+        Connection(bootstrap_servers="127.0.0.1:1", schema_registry_url="http://127.0.0.1:1"),
+        [changes],
+        worker.handler,
+    )
+    try:
+        loop.tables = worker.tables
+        loop._txn = _FailsOnce()  # type: ignore[assignment]
+        loop._produce_all = lambda outputs, changes: None  # type: ignore[method-assign]
+        batch = [_Msg(r) for r in records]
+        loop._process(batch)  # type: ignore[arg-type]  # aborted: rolled back
+        loop._process(batch)  # type: ignore[arg-type]  # decided again, committed
+    finally:
+        loop._close()
+    assert len(records) == 3
+    assert worker.handler.counters == clean.cluster.workers[0].handler.counters
+    assert worker.handler.counters.changes == 3
