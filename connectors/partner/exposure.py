@@ -136,7 +136,9 @@ def family_letters(
 
 
 def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%B %d, %Y")
+    """``November 3, 2026``: the day without a leading zero."""
+    day = datetime.fromtimestamp(ms / 1000, UTC)
+    return f"{day:%B} {day.day}, {day:%Y}"
 
 
 def _safe_name(student_id: str) -> str:

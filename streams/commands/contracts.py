@@ -20,7 +20,7 @@ from streams.policy.contracts import (
     lock_contracts,
     review_contracts,
 )
-from streams.policy.pages import contract_page, index_page, page_name
+from streams.policy.pages import contract_page, field_words, index_page, page_name
 from streams.processor.app import apply_contracts
 from streams.settings import ENV_SECRETS_FILE
 
@@ -138,14 +138,15 @@ def contracts_publish(contracts_dir: Path, out_dir: Path, district: str) -> None
     receives about students, in plain words and under which basis, and its Parents' Bill of
     Rights supplemental information (NY Ed Law 2-d, 8 NYCRR 121.3), which `contracts check`
     requires of every contract under NY-Ed-Law-2-d."""
-    catalog = field_catalog(load_schema("student_record_changed"))
+    schema = load_schema("student_record_changed")
+    catalog, words = field_catalog(schema), field_words(schema)
     loaded = Context.valid_contracts(contracts_dir)
     today = dt.date.today().isoformat()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for contract in loaded:
             (out_dir / page_name(contract)).write_text(
-                contract_page(contract, catalog, district, today), encoding="utf-8"
+                contract_page(contract, catalog, district, today, words), encoding="utf-8"
             )
         (out_dir / "index.html").write_text(index_page(loaded, district, today), encoding="utf-8")
     except OSError as exc:
