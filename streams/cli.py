@@ -19,6 +19,7 @@ from streams.commands import (
     lag,
     process,
     publish,
+    retractions,
     roundtrip,
     runtime,
     topics,
@@ -271,6 +272,7 @@ for command in (
     process.process,
     disclosures.disclosures,
     disclosures.exposure,
+    retractions.retractions,
     vendor.vendor,
     dlq.dlq,
     # operations

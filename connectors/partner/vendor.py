@@ -1,5 +1,6 @@
 """A vendor's side of the bus: read a partner topic with ``read_committed`` through the
-registry, keep a local copy keyed by the partner's student key, delete on tombstones.
+registry, keep a local copy keyed by the partner's student key, delete on tombstones, and
+acknowledge each deletion notice once the deletion is committed (:func:`pull_partner`).
 
 This is what a vendor runs (and what the tests and the demo use to see what a vendor sees).
 Any Confluent-compatible client works the same way; see the README's vendor section.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +19,13 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from connectors.partner.acks import AckWriter
 from streams.config import Connection
 from streams.errors import HallpassError
+from streams.kafka.names import Topics
 from streams.kafka.read_to_end import TopicUnreadableError, read_to_end, topic_partitions
 from streams.kafka.wire import WireDecoder
+from streams.policy.catalog import load_schema
 
 
 @dataclass
@@ -28,6 +33,9 @@ class SyncReport:
     upserts: int = 0
     deletes: int = 0
     delete_reasons: dict[str, int] = field(default_factory=dict)
+    #: deletion notices read, and acknowledged on partner.<id>.acks
+    notices: int = 0
+    acknowledged: int = 0
 
 
 class VendorCopyError(HallpassError, RuntimeError):
@@ -122,6 +130,73 @@ def sync_partner_topic(
         copy.commit()
         if report.upserts or report.deletes:
             consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return report
+
+
+def pull_partner(
+    conn: Connection,
+    topics: Topics,
+    partner: str,
+    copy: VendorCopy,
+    group_id: str,
+    ack: bool = True,
+    timeout_s: float = 60.0,
+) -> SyncReport:
+    """What a vendor does: sync the partner topic into ``copy`` and acknowledge each deletion
+    notice once its deletion is committed.
+
+    The notices are read first (to their end, not yet committed), then the partner topic:
+    hallpass writes a notice and its tombstone (or reduced view) in one transaction, so
+    every notice read has its deletion in the partner topic read after it. Once the copy is
+    committed, each notice is acknowledged on ``partner.<id>.acks`` (the time of that commit
+    as ``deleted_at``), and only then is the group's position on the notices committed. A
+    crash in between acknowledges again on the next pull, which is harmless."""
+    notices_topic = topics.notices(partner)
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+    )
+    try:
+        notices: list[dict[str, Any]] = []
+        ends: dict[int, int] = {}
+        numbers = topic_partitions(consumer, notices_topic) if ack else None
+        if numbers:
+            decoder = WireDecoder(
+                SchemaRegistryClient(conn.registry_config()),
+                reader_schema=load_schema("deletion_notice"),
+            )
+            partitions = [TopicPartition(notices_topic, p) for p in numbers]
+            start = [
+                TopicPartition(notices_topic, tp.partition, tp.offset if tp.offset >= 0 else -2)
+                for tp in consumer.committed(partitions, timeout=30)
+            ]
+            for msg in read_to_end(consumer, start, timeout_s):
+                ends[msg.partition() or 0] = (msg.offset() or 0) + 1
+                if msg.value() is not None:
+                    notices.append(decoder.decode(msg.value()))
+        report = sync_partner_topic(conn, topics.partner(partner), copy, group_id, timeout_s)
+        report.notices = len(notices)
+        if notices:
+            deleted_at = int(time.time() * 1000)  # the copy holds the deletions from now on
+            writer = AckWriter(conn, topics, partner)
+            for notice in notices:
+                writer.ack(notice, deleted_at, note="hallpass vendor pull")
+            writer.flush()
+            report.acknowledged = len(notices)
+        if ends:
+            consumer.commit(
+                offsets=[TopicPartition(notices_topic, p, o) for p, o in sorted(ends.items())],
+                asynchronous=False,
+            )
     finally:
         consumer.close()
     return report

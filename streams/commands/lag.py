@@ -114,6 +114,13 @@ def lag(
 @click.option(
     "--timeout", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help=TIMEOUT_HELP
 )
+@click.option(
+    "--deletion-acks",
+    is_flag=True,
+    help="Also serve the deletion notices each partner has not acknowledged "
+    "(hallpass_deletion_acks_outstanding, hallpass_deletion_ack_oldest_outstanding_seconds); "
+    "needs the registry and READ on partner.<id>.notices and .acks (the auditor's rights).",
+)
 @pass_context
 def lag_exporter(
     ctx: Context,
@@ -122,6 +129,7 @@ def lag_exporter(
     groups: tuple[str, ...],
     window: int,
     timeout: float,
+    deletion_acks: bool,
 ) -> None:
     """Serve consumer lag as Prometheus metrics until stopped (SIGTERM or Ctrl-C).
 
@@ -129,7 +137,8 @@ def lag_exporter(
     kafka_topic_partition_current_offset, plus hallpass_consumergroup_lag_seconds,
     hallpass_consumergroup_status, hallpass_lag_exporter_up (0 while Kafka cannot be
     reached) and hallpass_lag_exporter_scrape_duration_seconds. Partner groups carry a
-    partner label.
+    partner label. With --deletion-acks, per partner the deletion notices not acknowledged
+    yet and the age of the oldest (read incrementally each interval).
     """
     from streams.lag.collect import KafkaOffsets
     from streams.lag.exporter import LagCollector, LagExporter
@@ -138,7 +147,7 @@ def lag_exporter(
 
     if metrics_port <= 0:
         raise click.UsageError("the exporter serves metrics: give --metrics-port a port")
-    conn = ctx.connection(registry=False)
+    conn = ctx.connection(registry=deletion_acks)
     exporter = LagExporter(
         connect=lambda: conn,
         open_source=lambda c: KafkaOffsets(c, timeout_s=min(timeout, interval)),
@@ -148,17 +157,29 @@ def lag_exporter(
     )
     registry = CollectorRegistry()
     registry.register(LagCollector(lambda: exporter.latest))
+    stop = threading.Event()
+    watcher_thread = None
+    if deletion_acks:
+        from connectors.partner.acks import AckCollector, AckWatcher
+
+        watcher = AckWatcher(lambda: conn, ctx.topics(), progress)
+        registry.register(AckCollector(lambda: watcher.latest))
+        watcher_thread = threading.Thread(
+            target=watcher.run, args=(interval, stop), name="deletion-acks", daemon=True
+        )
+        watcher_thread.start()
     url = serve_metrics(registry, metrics_port, ctx.settings.metrics_addr)
     which = ", ".join(groups) if groups else "every consumer group"
     progress(
         f"lag exporter: metrics on {url}; sampling {which} on "
         f"{conn.bootstrap_servers} every {interval:g}s"
     )
-    stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
         exporter.run(interval, stop)
     finally:
         exporter.close()
+        if watcher_thread is not None:
+            watcher_thread.join(timeout=30)
     progress("lag exporter: stopped")

@@ -30,21 +30,31 @@ def vendor() -> None:
 @click.option(
     "--show", type=int, default=1, show_default=True, help="Print this many records of the copy."
 )
+@click.option(
+    "--ack/--no-ack",
+    default=True,
+    show_default=True,
+    help="Acknowledge each deletion notice on partner.<PARTNER>.acks once the deletion is "
+    "committed in the local copy (the proof of deletion hallpass reports on).",
+)
 @pass_context
 def vendor_pull(
-    ctx: Context, partner: str, group_id: str | None, copy_path: Path | None, show: int
+    ctx: Context, partner: str, group_id: str | None, copy_path: Path | None, show: int, ack: bool
 ) -> None:
     """Read partner.<PARTNER>.students (read_committed) into a local copy; tombstones
-    delete."""
-    from connectors.partner.vendor import VendorCopy, sync_partner_topic
+    delete. Then acknowledge each deletion notice of partner.<PARTNER>.notices on
+    partner.<PARTNER>.acks (notice id and when it was deleted); acknowledging a notice
+    twice is harmless."""
+    from connectors.partner.vendor import VendorCopy, pull_partner
 
     copy = VendorCopy(copy_path or ctx.data_dir / f"vendor-{partner}.sqlite")
-    report = sync_partner_topic(
-        ctx.connection(), ctx.topics().partner(partner), copy, group_id or f"{partner}-vendor"
+    report = pull_partner(
+        ctx.connection(), ctx.topics(), partner, copy, group_id or f"{partner}-vendor", ack=ack
     )
+    acked = f"; acknowledged {report.acknowledged} deletion notices" if ack else ""
     click.echo(
         f"{partner}: {report.upserts} upserts, {report.deletes} deletions "
-        f"{report.delete_reasons or ''}; local copy holds {len(copy)} students"
+        f"{report.delete_reasons or ''}; local copy holds {len(copy)} students{acked}"
     )
     for _, (key, record) in zip(range(show), copy.records(), strict=False):
         click.echo(json.dumps({"key": key, **record}, indent=2, default=str))

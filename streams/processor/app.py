@@ -129,6 +129,9 @@ def apply_contracts(
         WireEncoder(
             registry, f"{topics.notices(contract.partner)}-value", load_schema("deletion_notice")
         )
+        # the vendor writes its acknowledgements with this schema; its registry credentials
+        # are read-only, so it is registered here (issue 19)
+        WireEncoder(registry, f"{topics.acks(contract.partner)}-value", load_schema("deletion_ack"))
     applied = []
     for contract in contracts:
         view_schema = derive_view_schema(source, contract)

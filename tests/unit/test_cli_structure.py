@@ -3,7 +3,8 @@ captured in tests/fixtures/cli_help before the commands became module-level clic
 added explicitly in streams/cli.py (issue 18). Changed on purpose since: the global flags
 --connect-timeout, --debug and --log-format (issue 15) and `contracts publish` (issue 19),
 recaptured in the fixtures; ISO times on the consent commands, `consent import`, `exposure`
-and the disclosure report's --contracts (issue 19)."""
+and the disclosure report's --contracts (issue 19); proof of deletion: `retractions`,
+`vendor pull --ack/--no-ack` and `lag-exporter --deletion-acks` (issue 19)."""
 
 from __future__ import annotations
 

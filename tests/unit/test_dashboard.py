@@ -3,7 +3,8 @@
 Metric names are read out of every PromQL expression (dashboard panels, its variables, alert
 and recording rules) and compared with the names the code registers: the processor's
 collector and timings and the connectors' counters (``streams.metrics``), and the lag
-exporter's collector (``streams.lag.exporter``), each built with a fresh registry. Recording
+exporter's collectors (``streams.lag.exporter``, and the deletion acknowledgements of
+``connectors.partner.acks``), each built with a fresh registry. Recording
 rules defined in deploy/prometheus/rules and the series Prometheus makes itself (``up``,
 ``ALERTS``) count as known too.
 """
@@ -24,6 +25,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
+from connectors.partner.acks import AckCollector, AckSnapshot
 from streams.lag.exporter import LagCollector, Scrape
 from streams.lag.model import LagReport
 from streams.metrics import (
@@ -152,6 +154,7 @@ def exported_names() -> set[str]:
         lambda: Scrape(up=True, duration_s=0.0, report=LagReport(at=0.0, samples=1, groups=()))
     )
     registry.register(lag)
+    registry.register(AckCollector(lambda: AckSnapshot(outstanding={}, stray=0)))
     return sample_names(registry.collect())
 
 

@@ -38,6 +38,7 @@ ALERTS = {
     "HallpassRejectedRowsIncreasing",
     "HallpassProcessingLatencyHigh",
     "HallpassLagExporterDown",
+    "HallpassDeletionUnacknowledged",  # proof of deletion outstanding too long (issue 19)
 }
 SEVERITIES = {"critical", "warning"}
 
