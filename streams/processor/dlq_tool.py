@@ -246,9 +246,7 @@ def _ensure_marker_topic(
     """The marker topic as :mod:`streams.policy.retention` configures it (compacted, one
     partition, with its reason)."""
     settings = TopicSettings(replication_factor=replication_factor, min_insync_replicas=min_insync)
-    ensure_topics(
-        conn, [spec(Role.CHANGES_DLQ_REPLAYED, replayed_topic(topics), 1, settings)]
-    )
+    ensure_topics(conn, [spec(Role.CHANGES_DLQ_REPLAYED, replayed_topic(topics), 1, settings)])
 
 
 def transactional_id(topics: Topics) -> str:

@@ -226,9 +226,7 @@ def auditor_rules(
     """Read the audit ledger (``hallpass disclosures``) and each partner's deletion notices
     and acknowledgements (``hallpass retractions``)."""
     proofs = [
-        topic
-        for c in contracts
-        for topic in (topics.notices(c.partner), acks_topic_of(c, topics))
+        topic for c in contracts for topic in (topics.notices(c.partner), acks_topic_of(c, topics))
     ]
     return [
         *_topic(principal, (topics.audit, *proofs), READ, DESCRIBE),
