@@ -25,6 +25,7 @@ from streams.kafka.reachability import ENV_CONNECT_TIMEOUT
 from streams.local.artifacts import ENV_CACHE_DIR, ENV_JAVA_HOME, ENV_KAFKA_HOME
 from streams.metrics import ENV_METRICS_ADDR
 from streams.policy.input_limits import ENV_KNOWN_DISTRICTS, known_districts_from
+from streams.policy.majority import ENV_AGE_OF_MAJORITY, MajorityAges, majority_ages_from
 from streams.policy.retention import (
     DEFAULT_TOPIC_SETTINGS,
     TopicSettings,
@@ -80,6 +81,10 @@ class Settings:
     #: ``HALLPASS_KNOWN_DISTRICTS``: the districts the processor accepts records of (empty:
     #: any; streams.policy.input_limits)
     known_districts: frozenset[str] = frozenset()
+    #: ``HALLPASS_AGE_OF_MAJORITY``: the age at which a student's consent rights pass from
+    #: the guardians to the student (34 CFR 99.5), per district (default 18;
+    #: streams.policy.majority)
+    majority_ages: MajorityAges = field(default_factory=MajorityAges)
 
     @property
     def secrets_file(self) -> Path:
@@ -170,6 +175,7 @@ def settings_from(
         log_format=_log_format(run.log_format or env.get(ENV_LOG_FORMAT, "") or "text"),
         client_id=f"hallpass-{run.command}" if run.command else "hallpass",
         known_districts=known_districts_from(env.get(ENV_KNOWN_DISTRICTS)),
+        majority_ages=majority_ages_from(env.get(ENV_AGE_OF_MAJORITY)),
     )
 
 

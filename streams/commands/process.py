@@ -141,6 +141,7 @@ def process(
         future_skew_ms=int(future_skew_hours * 3_600_000),
         topic_settings=ctx.topic_settings(),
         known_districts=ctx.settings.known_districts,
+        majority_ages=ctx.settings.majority_ages,
     )
     elapsed = time.monotonic() - started
     counters = handler.counters

@@ -16,6 +16,24 @@ Semantics, applied per student (``StudentConsentHistory``) and per district (``D
   matters, so the same set of events gives the same status whatever order they were applied in.
   Re-applying an event id is idempotent.
 
+Provenance and the age of majority (FERPA 99.30, 99.5):
+
+* A ``GRANT`` records who gave it (``granted_by``: ``GUARDIAN`` with a ``guardian_id``, or
+  ``ELIGIBLE_STUDENT``), when it was signed (``signed_at``), how (``method``) and a document
+  reference (``document_ref``). :func:`provenance_problem` names what a grant lacks; the
+  consent commands, the CSV import and the processor refuse such a grant (the processor
+  dead-letters it). Histories written before provenance existed still load: a grant without
+  ``granted_by`` counts as a guardian's.
+* ``majority_at`` (``status_at``'s argument, from :mod:`streams.policy.majority`) is the
+  instant the student reaches the age of majority, None when unknown (no birth date): the
+  student is then treated as a minor. Before it, guardian grants count and the student's
+  own grants do not yet; from it on, only the eligible student's own grants count (a grant
+  the student signed earlier counts from then).
+* A ``REVOKE`` withdraws every earlier grant of its partner and categories, whoever gave
+  either, except that a guardian's revoke effective at or after the majority instant
+  withdraws only guardian grants (which no longer count): from then on the rights are the
+  student's (99.5(a)). A revoke without ``granted_by`` withdraws everything.
+
 ``compact(horizon_ms)`` drops the events that can no longer change the status at any time at or
 after the horizon, whatever events arrive later; histories stay bounded by the state in force.
 """
@@ -29,7 +47,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from streams.errors import HallpassError
 from streams.policy.catalog import CATEGORIES
@@ -59,6 +77,28 @@ _NEEDS_PARTNER = frozenset(
 )
 _NO_PARTNER = frozenset({ConsentKind.ALL_OPT_OUT, ConsentKind.DIRECTORY_OPT_OUT})
 _HAS_CATEGORIES = frozenset({ConsentKind.GRANT, ConsentKind.REVOKE})
+
+
+class GrantedBy(StrEnum):
+    """Who gave (or withdrew) a consent."""
+
+    #: a parent or guardian of a minor student (``guardian_id`` names them)
+    GUARDIAN = "GUARDIAN"
+    #: the student, once of age (34 CFR 99.5: the rights pass to the student at majority)
+    ELIGIBLE_STUDENT = "ELIGIBLE_STUDENT"
+
+
+class SigningMethod(StrEnum):
+    """How a written consent was signed (99.30(d) allows electronic signatures)."""
+
+    PAPER = "PAPER"
+    PORTAL = "PORTAL"
+    EMAIL = "EMAIL"
+    OTHER = "OTHER"
+
+
+#: the provenance a GRANT must carry, in the order a missing one is named
+PROVENANCE_FIELDS = ("granted_by", "guardian_id", "signed_at", "method", "document_ref")
 
 
 class InvalidConsentEventError(HallpassError, ValueError):
@@ -91,6 +131,12 @@ class ConsentEvent:
     expires_at: int | None = None
     recorded_by: str = ""
     source_system: str = ""
+    #: provenance (GRANT; ``granted_by`` also on a REVOKE: who withdrew it)
+    granted_by: GrantedBy | None = None
+    guardian_id: str | None = None
+    signed_at: int | None = None
+    method: SigningMethod | None = None
+    document_ref: str | None = None
 
     def __post_init__(self) -> None:
         if not self.event_id:
@@ -110,6 +156,30 @@ class ConsentEvent:
         unknown = self.categories - CATEGORIES
         if unknown:
             raise InvalidConsentEventError(f"unknown categories: {sorted(unknown)}")
+        if self.granted_by is not None and not isinstance(self.granted_by, GrantedBy):
+            raise InvalidConsentEventError("granted_by is not GUARDIAN or ELIGIBLE_STUDENT")
+        if self.method is not None and not isinstance(self.method, SigningMethod):
+            raise InvalidConsentEventError(
+                f"method is not one of {', '.join(m.value for m in SigningMethod)}"
+            )
+        if self.kind not in _HAS_CATEGORIES and self.granted_by is not None:
+            raise InvalidConsentEventError(f"{self.kind} takes no granted_by")
+        if self.kind is not ConsentKind.GRANT and any(
+            v is not None
+            for v in (self.guardian_id, self.signed_at, self.method, self.document_ref)
+        ):
+            raise InvalidConsentEventError(
+                f"{self.kind} takes no guardian_id, signed_at, method or document_ref"
+            )
+        if self.granted_by is GrantedBy.ELIGIBLE_STUDENT and self.guardian_id is not None:
+            raise InvalidConsentEventError(
+                "guardian_id is only for a grant given by a guardian (granted_by GUARDIAN)"
+            )
+
+    @property
+    def by_guardian(self) -> bool:
+        """A grant or revoke of a guardian (one without ``granted_by`` counts as one)."""
+        return self.granted_by is not GrantedBy.ELIGIBLE_STUDENT
 
     @property
     def sort_key(self) -> tuple[int, str]:
@@ -125,6 +195,7 @@ class ConsentEvent:
         try:
             kind = ConsentKind(value["kind"])
             expires = value.get("expires_at")
+            signed = value.get("signed_at")
             # ConsentChanged: categories are ignored by kinds other than GRANT and REVOKE.
             categories = (value.get("categories") or ()) if kind in _HAS_CATEGORIES else ()
             return cls(
@@ -139,6 +210,11 @@ class ConsentEvent:
                 expires_at=None if expires is None else to_epoch_ms(expires),
                 recorded_by=_shared(str(value.get("recorded_by", ""))),
                 source_system=_shared(str(value.get("source_system", ""))),
+                granted_by=_enum(GrantedBy, value.get("granted_by")),
+                guardian_id=value.get("guardian_id"),
+                signed_at=None if signed is None else to_epoch_ms(signed),
+                method=_enum(SigningMethod, value.get("method")),
+                document_ref=value.get("document_ref"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, InvalidConsentEventError):
@@ -159,6 +235,11 @@ class ConsentEvent:
             "expires_at": self.expires_at,
             "recorded_by": self.recorded_by,
             "source_system": self.source_system,
+            "granted_by": None if self.granted_by is None else self.granted_by.value,
+            "guardian_id": self.guardian_id,
+            "signed_at": self.signed_at,
+            "method": None if self.method is None else self.method.value,
+            "document_ref": self.document_ref,
         }
 
     def _row(self) -> list[Any]:
@@ -174,14 +255,28 @@ class ConsentEvent:
             self.expires_at,
             self.recorded_by,
             self.source_system,
+            *self._provenance_row(),
         ]
+
+    def _provenance_row(self) -> list[Any]:
+        """The provenance columns; none at all without provenance, so a history written
+        before provenance existed serialises (and compares) as it did."""
+        row = [
+            None if self.granted_by is None else self.granted_by.value,
+            self.guardian_id,
+            self.signed_at,
+            None if self.method is None else self.method.value,
+            self.document_ref,
+        ]
+        return row if any(v is not None for v in row) else []
 
     def _canonical(self) -> str:
         return json.dumps(self._row(), separators=(",", ":"))
 
     @classmethod
     def _from_row(cls, row: list[Any]) -> ConsentEvent:
-        (eid, kind, district, eff, student, partner, cats, purpose, exp, by, source) = row
+        (eid, kind, district, eff, student, partner, cats, purpose, exp, by, source) = row[:11]
+        granted_by, guardian, signed, method, document = (row[11:] or [None] * 5)[:5]
         return cls(
             event_id=eid,
             kind=ConsentKind(kind),
@@ -194,7 +289,64 @@ class ConsentEvent:
             expires_at=None if exp is None else int(exp),
             recorded_by=_shared(by),
             source_system=_shared(source),
+            granted_by=_enum(GrantedBy, granted_by),
+            guardian_id=guardian,
+            signed_at=None if signed is None else int(signed),
+            method=_enum(SigningMethod, method),
+            document_ref=document,
         )
+
+
+def provenance_problem(event: ConsentEvent) -> str | None:
+    """What a GRANT lacks of its provenance (FERPA 99.30: who signed, when, how, and the
+    document), naming the missing fields and never a value; None when complete or
+    when the event is not a grant."""
+    missing = missing_provenance(event)
+    if not missing:
+        return None
+    why = (
+        "a guardian's grant names the guardian"
+        if missing == ("guardian_id",)
+        else "a consent grant records who gave it (granted_by, and guardian_id for a "
+        "guardian), when it was signed (signed_at), how (method) and the signed document "
+        "(document_ref)"
+    )
+    return f"GRANT without provenance: {', '.join(missing)} missing ({why})"
+
+
+def missing_provenance(event: ConsentEvent) -> tuple[str, ...]:
+    """The provenance fields (:data:`PROVENANCE_FIELDS`) a GRANT lacks; () for other kinds."""
+    if event.kind is not ConsentKind.GRANT:
+        return ()
+    return tuple(
+        name
+        for name, value in (
+            ("granted_by", event.granted_by),
+            (
+                "guardian_id",
+                event.guardian_id if event.granted_by is GrantedBy.GUARDIAN else "n/a",
+            ),
+            ("signed_at", event.signed_at),
+            ("method", event.method),
+            ("document_ref", event.document_ref),
+        )
+        if value is None or (isinstance(value, str) and not value.strip())
+    )
+
+
+_E = TypeVar("_E", GrantedBy, SigningMethod)
+
+
+def _enum(kind: type[_E], value: Any) -> _E | None:
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidConsentEventError(
+            f"{'granted_by' if kind is GrantedBy else 'method'} is not one of "
+            f"{', '.join(m.value for m in kind)}"
+        ) from None
 
 
 # Memory: a worker holds the consent histories of up to millions of students. The same few
@@ -233,6 +385,16 @@ class ConsentStatus:
     parent_opted_out_partner: bool = False
     directory_opt_out: bool = False
     live_consent_categories: frozenset[str] = frozenset()
+
+
+def revoke_spares_student(event: ConsentEvent, majority_at: int | None) -> bool:
+    """Whether a REVOKE leaves the student's own grants standing: a guardian's revoke
+    effective at or after the student came of age (the rights are the student's then)."""
+    return (
+        event.granted_by is GrantedBy.GUARDIAN
+        and majority_at is not None
+        and event.effective_at >= majority_at
+    )
 
 
 def _in_force(event: ConsentEvent | None, now_ms: int) -> bool:
@@ -283,11 +445,15 @@ class StudentConsentHistory:
         events = _insert(self.events, event)
         return self if events is None else StudentConsentHistory(events)
 
-    def status_at(self, now_ms: int, partner: str) -> ConsentStatus:
+    def status_at(self, now_ms: int, partner: str, majority_at: int | None = None) -> ConsentStatus:
+        """The student's status for ``partner`` at ``now_ms``; ``majority_at``: when the
+        student comes of age (None: unknown, treated as a minor)."""
         all_out: ConsentEvent | None = None
         partner_out: ConsentEvent | None = None
         directory_out: ConsentEvent | None = None
-        live_until: dict[str, int] = {}
+        #: per category, until when a grant of the guardian (or of the student) counts
+        guardian_until: dict[str, int] = {}
+        student_until: dict[str, int] = {}
         for event in self.events:
             if event.effective_at > now_ms:
                 break
@@ -295,22 +461,29 @@ class StudentConsentHistory:
             if kind is ConsentKind.GRANT:
                 if event.partner == partner:
                     until = _FOREVER if event.expires_at is None else event.expires_at
+                    live_until = guardian_until if event.by_guardian else student_until
                     for category in event.categories:
                         if until > live_until.get(category, -_FOREVER):
                             live_until[category] = until
             elif kind is ConsentKind.REVOKE:
                 if event.partner == partner:
-                    if event.categories:
-                        for category in event.categories:
-                            live_until.pop(category, None)
-                    else:
-                        live_until.clear()
+                    withdrawn = [guardian_until]
+                    if not revoke_spares_student(event, majority_at):
+                        withdrawn.append(student_until)
+                    for live_until in withdrawn:
+                        if event.categories:
+                            for category in event.categories:
+                                live_until.pop(category, None)
+                        else:
+                            live_until.clear()
             elif kind is ConsentKind.ALL_OPT_OUT:
                 all_out = event
             elif kind is ConsentKind.DIRECTORY_OPT_OUT:
                 directory_out = event
             elif kind is ConsentKind.PARTNER_OPT_OUT and event.partner == partner:
                 partner_out = event
+        of_age = majority_at is not None and now_ms >= majority_at
+        live_until = student_until if of_age else guardian_until
         return ConsentStatus(
             partner=partner,
             parent_opted_out_all=_in_force(all_out, now_ms),
@@ -329,13 +502,25 @@ class StudentConsentHistory:
         horizon) applied to the compacted history gives what it gives to the full one.
         """
         seen_scopes: set[tuple[str, str | None]] = set()
+        # later revokes by the horizon: those that withdraw every grant (``revoked_all``,
+        # ``revoked``), and a guardian's, that may spare the student's own grants (its
+        # majority is not known here), which surely withdraw only guardian grants and revokes
         revoked_all: set[str] = set()
         revoked: set[tuple[str, str]] = set()
+        guardian_revoked_all: set[str] = set()
+        guardian_revoked: set[tuple[str, str]] = set()
         #: (partner, category) with a later grant or revoke about it, by the horizon
         mentioned: set[tuple[str, str]] = set()
 
-        def covered(partner: str, category: str) -> bool:
-            return partner in revoked_all or (partner, category) in revoked
+        def covered(partner: str, category: str, guardian_only: bool = False) -> bool:
+            return (
+                partner in revoked_all
+                or (partner, category) in revoked
+                or (
+                    guardian_only
+                    and (partner in guardian_revoked_all or (partner, category) in guardian_revoked)
+                )
+            )
 
         def said_later(partner: str, category: str) -> bool:
             return partner in revoked_all or (partner, category) in mentioned
@@ -347,10 +532,16 @@ class StudentConsentHistory:
                 expired = event.expires_at is not None and (
                     event.expires_at <= horizon_ms or event.expires_at <= event.effective_at
                 )
-                keep = not expired and not all(covered(partner, c) for c in event.categories)
+                guardian = event.by_guardian
+                keep = not expired and not all(
+                    covered(partner, c, guardian) for c in event.categories
+                )
                 if keep_endings and not keep:
                     keep = not all(said_later(partner, c) for c in event.categories)
             elif event.kind is ConsentKind.REVOKE:
+                # a revoke is redundant only under a later one that withdraws everything: a
+                # later guardian's revoke may come after the majority and spare what this
+                # one withdraws (a student's grant signed before it)
                 if event.categories:
                     keep = not all(covered(partner, c) for c in event.categories)
                 else:
@@ -361,11 +552,15 @@ class StudentConsentHistory:
                 kept.append(event)
             if event.effective_at <= horizon_ms:
                 if event.kind is ConsentKind.REVOKE:
+                    spares = event.granted_by is GrantedBy.GUARDIAN
                     if event.categories:
-                        revoked.update((partner, c) for c in event.categories)
-                        mentioned.update((partner, c) for c in event.categories)
+                        (guardian_revoked if spares else revoked).update(
+                            (partner, c) for c in event.categories
+                        )
+                        if not spares:  # a guardian's may not count (after the majority)
+                            mentioned.update((partner, c) for c in event.categories)
                     else:
-                        revoked_all.add(partner)
+                        (guardian_revoked_all if spares else revoked_all).add(partner)
                 elif event.kind is ConsentKind.GRANT:
                     mentioned.update((partner, c) for c in event.categories)
                 else:

@@ -6,7 +6,8 @@ the time, it returns either what to disclose or why nothing is disclosed. Checks
 order, the first that applies giving the reason: the contract has not started or has ended;
 the student was deleted; the district opted out of the partner; the parent opted out of all
 sharing; the parent opted out of this partner; no field the contract allows is permitted for
-this student, because consent was revoked, expired or never given, or the parent opted out of
+this student, because consent was revoked, expired, given by a guardian of a student who has
+come of age since, or never given, or the parent opted out of
 directory disclosure. The reasons are those the audit and deletion schemas document.
 
 Per field (DESIGN, legal basis): ``directory`` fields are dropped when the parent opted out of
@@ -50,6 +51,9 @@ class WithheldReason(StrEnum):
     NO_CONSENT = "NO_CONSENT"
     CONSENT_REVOKED = "CONSENT_REVOKED"
     CONSENT_EXPIRED = "CONSENT_EXPIRED"
+    #: the student came of age (34 CFR 99.5): the guardian's consent no longer counts, the
+    #: student's own is needed
+    MAJORITY_REACHED = "MAJORITY_REACHED"
     #: the parent opted out of directory disclosure (99.37)
     DIRECTORY_OPT_OUT = "DIRECTORY_OPT_OUT"
     #: a new contract version (or student schema) no longer allows fields the partner holds
@@ -59,6 +63,7 @@ class WithheldReason(StrEnum):
 #: how a consent category stops being live, most telling first
 CONSENT_ENDINGS = (
     WithheldReason.CONSENT_REVOKED,
+    WithheldReason.MAJORITY_REACHED,
     WithheldReason.CONSENT_EXPIRED,
     WithheldReason.NO_CONSENT,
 )

@@ -29,6 +29,7 @@ from streams.metrics import ProcessorCollector, ProcessorSources, ProcessorTimin
 from streams.policy.catalog import FieldInfo, field_catalog, load_schema, never_share_paths
 from streams.policy.contracts import Contract, load_contracts
 from streams.policy.decision import partner_key, partner_reference
+from streams.policy.majority import DEFAULT_MAJORITY_AGES, MajorityAges
 from streams.policy.retention import (
     DEFAULT_TOPIC_SETTINGS,
     TopicDrift,
@@ -317,6 +318,7 @@ def build_handler(
     clock: Clock | None = None,
     future_skew_ms: int = 86_400_000,
     known_districts: frozenset[str] = frozenset(),
+    majority_ages: MajorityAges = DEFAULT_MAJORITY_AGES,
 ) -> BusHandler:
     source = load_schema("student_record_changed")
     catalog = field_catalog(source)
@@ -392,6 +394,7 @@ def build_handler(
             field_categories={p: info.category for p, info in catalog.items()},
             change_schema=source,
             known_districts=known_districts,
+            majority_ages=majority_ages,
         ),
         clock=clock,
     )
@@ -493,13 +496,22 @@ def run_processor(
     future_skew_ms: int = 86_400_000,
     topic_settings: TopicSettings = DEFAULT_TOPIC_SETTINGS,
     known_districts: frozenset[str] = frozenset(),
+    majority_ages: MajorityAges = DEFAULT_MAJORITY_AGES,
 ) -> tuple[LoopStats, BusHandler]:
     """Run the processor until stopped (SIGTERM) or, with ``until_idle``, caught up. With a
     ``metrics`` registry, its counters and timings are exposed there."""
     partitions = check_copartitioned(conn, topics, topic_settings)
     keys = read_partner_secrets(secrets_file, contract_partners(contracts_dir))
     handler = build_handler(
-        conn, contracts_dir, keys, topics, partitions, clock, future_skew_ms, known_districts
+        conn,
+        contracts_dir,
+        keys,
+        topics,
+        partitions,
+        clock,
+        future_skew_ms,
+        known_districts,
+        majority_ages,
     )
     member = f"{topics.processor_group}-{socket.gethostname()}-{worker}"
     settings = LoopSettings(

@@ -10,7 +10,13 @@ from typing import Any
 
 import orjson
 
-from streams.policy.consent import ConsentKind, ConsentStatus, DistrictState, StudentConsentHistory
+from streams.policy.consent import (
+    ConsentKind,
+    ConsentStatus,
+    DistrictState,
+    StudentConsentHistory,
+    revoke_spares_student,
+)
 from streams.policy.contracts import Basis, Contract
 from streams.policy.decision import (
     CONSENT_ENDINGS,
@@ -63,26 +69,37 @@ class DecisionInputs:
 
 
 def inputs_at(
-    route: PartnerRoute, history: StudentConsentHistory, district: DistrictState, now: int
+    route: PartnerRoute,
+    history: StudentConsentHistory,
+    district: DistrictState,
+    now: int,
+    majority_at: int | None = None,
 ) -> DecisionInputs:
     """The decision inputs of one student for one partner at processing time ``now``: the
-    consent events and district opt-outs in force then (effective, not expired)."""
-    status = history.status_at(now, route.partner)
+    consent events and district opt-outs in force then (effective, not expired), and whose
+    consent counts (``majority_at``: when the student comes of age, None if unknown)."""
+    status = history.status_at(now, route.partner, majority_at)
     ended = route.view.consent_categories - status.live_consent_categories
     return DecisionInputs(
         status,
         district.opted_out(now, route.partner),
         route.contract.is_active(now),
-        consent_endings(history, route.partner, ended, now) if ended else (),
+        consent_endings(history, route.partner, ended, now, majority_at) if ended else (),
     )
 
 
 def consent_endings(
-    history: StudentConsentHistory, partner: str, categories: frozenset[str], now: int
+    history: StudentConsentHistory,
+    partner: str,
+    categories: frozenset[str],
+    now: int,
+    majority_at: int | None = None,
 ) -> tuple[tuple[str, WithheldReason], ...]:
     """Why each of ``categories`` (not live at ``now``) has no consent: the last event about
-    it was a revoke (CONSENT_REVOKED), a grant that has expired since (CONSENT_EXPIRED), or
+    it was a revoke (CONSENT_REVOKED), a guardian's grant still unexpired while the student
+    has come of age (MAJORITY_REACHED), a grant that has expired since (CONSENT_EXPIRED), or
     there was none (NO_CONSENT)."""
+    of_age = majority_at is not None and now >= majority_at
     last: dict[str, WithheldReason] = {}
     for event in history.events:
         if event.effective_at > now:
@@ -90,9 +107,18 @@ def consent_endings(
         if event.partner != partner:
             continue
         if event.kind is ConsentKind.GRANT:
+            reason = WithheldReason.CONSENT_EXPIRED
+            if event.expires_at is None or now < event.expires_at:
+                if event.by_guardian and of_age:
+                    reason = WithheldReason.MAJORITY_REACHED
+                elif not event.by_guardian and not of_age:
+                    reason = WithheldReason.NO_CONSENT  # the student's, before it counts
+
             for category in event.categories & categories:
-                last[category] = WithheldReason.CONSENT_EXPIRED
+                last[category] = reason
         elif event.kind is ConsentKind.REVOKE:
+            if of_age and revoke_spares_student(event, majority_at):
+                continue  # a guardian's revoke after the majority changes nothing that counts
             for category in (event.categories or categories) & categories:
                 last[category] = WithheldReason.CONSENT_REVOKED
     return tuple(sorted((c, last.get(c, WithheldReason.NO_CONSENT)) for c in categories))

@@ -17,6 +17,11 @@ the loop hands in records and produces what comes back.
   view only when it differs from the one it holds (a re-send would tell it that something
   outside its contract changed); the ledger records disclosures, retractions and withholdings
   for a privacy reason, and the rest is counted (``Counters.unchanged``).
+* **Age of majority.** A student's guardian grants stop counting at the instant the student
+  comes of age (``HandlerSettings.majority_ages``, from the birth date of the latest record:
+  ``streams.policy.majority``); a timer is scheduled then for every student with a record
+  and a consent history, so partners lose what a guardian's consent gave them on the
+  birthday even when no event arrives (reason MAJORITY_REACHED).
 * **Reconciling.** Consent events, timers (``tick``) and district events followed from the
   global table decide again and send only what changes what a partner holds (each holding is
   kept as a fingerprint of the view sent).
@@ -38,6 +43,7 @@ from streams.kafka.wire import RegistryUnavailable, WireFormatError
 from streams.policy.consent import ConsentEvent, DistrictState, StudentConsentHistory
 from streams.policy.decision import Decision, Disclosed, Withheld, WithheldReason
 from streams.policy.input_limits import MAX_RECORD_BYTES as MAX_INPUT_BYTES
+from streams.policy.majority import DEFAULT_MAJORITY_AGES, MajorityAges, record_majority_at
 from streams.policy.schema_walk import holders, last_name
 from streams.processor.clock import Clock, MonotonicNow, WallClock
 from streams.processor.decider import (
@@ -109,6 +115,8 @@ class HandlerSettings:
     max_record_bytes: int = MAX_RECORD_BYTES
     #: districts a record may belong to (``HALLPASS_KNOWN_DISTRICTS``); empty: any
     known_districts: frozenset[str] = frozenset()
+    #: the age of majority per district (``HALLPASS_AGE_OF_MAJORITY``; default 18)
+    majority_ages: MajorityAges = DEFAULT_MAJORITY_AGES
 
 
 def strip_paths(record: dict[str, Any], paths: Sequence[str]) -> dict[str, Any]:
@@ -288,6 +296,10 @@ class BusHandler:
         """Rebuild what is derived from the tables (timer heaps) after a restore."""
         for number, state in tables.partitions.items():
             self.timers.rebuild(number, state.consent, state.clock)
+            for student, history in state.consent.items():
+                self._schedule_majority(
+                    number, student, self._majority_at(state.record(student)), history, state.clock
+                )
             self._districts_seen.pop(number, None)
             # a partition taken over from a worker further along the global table: what it
             # already acted on is on the global topic, so this worker knows it now instead
@@ -508,9 +520,10 @@ class BusHandler:
         district = tables.districts.get(str(record.get("district_id")), DistrictState())
         held = holdings_by_partner(state.holders.get(student, ()))
         subject = Subject(student, record.get("district_id"), origin, event_id, "")
+        majority = self._majority_at(record)
         outputs: list[Output] = []
         for route in self.routes:
-            inputs = inputs_at(route, history, district, now)
+            inputs = inputs_at(route, history, district, now, majority)
             decision = decide_at(route, record, inputs, now)
             if not self._tells_partner(route, decision, held):
                 continue
@@ -527,7 +540,24 @@ class BusHandler:
         # the tables only once every view is encoded (a failure above is a dead letter)
         tables.set_record(partition, student, record)
         tables.set_holders(partition, student, held)
+        self._schedule_majority(partition, student, majority, history, now)
         return outputs
+
+    def _majority_at(self, record: Mapping[str, Any] | None) -> int | None:
+        return record_majority_at(record, self.settings.majority_ages)
+
+    def _schedule_majority(
+        self,
+        partition: int,
+        student: str,
+        majority: int | None,
+        history: StudentConsentHistory,
+        now: int,
+    ) -> None:
+        """A timer at the student's coming of age, when guardian grants stop counting and
+        the student's own start to (only a student with a consent history has either)."""
+        if majority is not None and majority > now and history.events:
+            self.timers.schedule(partition, majority, student)
 
     def _tells_partner(
         self, route: PartnerRoute, decision: Decision, held: Mapping[str, Holding]
@@ -563,6 +593,9 @@ class BusHandler:
         for due in (event.effective_at, event.expires_at):
             if due is not None and due > now:
                 self.timers.schedule(partition, due, student)
+        self._schedule_majority(
+            partition, student, self._majority_at(state.record(student)), after, now
+        )
         return self._reconcile(
             partition, student, tables, now, origin, event.event_id, history_before=before
         )
@@ -591,13 +624,14 @@ class BusHandler:
         district = tables.districts.get(str(record.get("district_id")), DistrictState())
         held = holdings_by_partner(state.holders.get(student, ()))
         subject = Subject(student, record.get("district_id"), origin, event_id, "")
+        majority = self._majority_at(record)
         outputs: list[Output] = []
         for route in self.routes:
             if only is not None and route.partner != only:
                 continue
-            inputs = inputs_at(route, history, district, now)
+            inputs = inputs_at(route, history, district, now, majority)
             if history_before is not None and _same(
-                inputs, inputs_at(route, history_before, district, now)
+                inputs, inputs_at(route, history_before, district, now, majority)
             ):
                 continue
             decision = decide_at(route, record, inputs, now)

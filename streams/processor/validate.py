@@ -273,4 +273,8 @@ def consent_refused(
     if found is not None:
         return f"effective_at {found}"
     found = district_problem(event.district_id, known_districts)
-    return f"district_id {found}" if found else None
+    if found:
+        return f"district_id {found}"
+    from streams.policy.consent import provenance_problem
+
+    return provenance_problem(event)

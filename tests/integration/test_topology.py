@@ -37,6 +37,7 @@ from streams.processor.routing import partition_for
 from tests.java_producer import java_produce
 from tests.kafka_helpers import latest_by_key, read_topic
 from tests.processor_helpers import Expected, cli_env, drop_prefix, non_null_leaves
+from tests.provenance import GUARDIAN_SIGNED
 
 pytestmark = pytest.mark.kafka
 
@@ -137,6 +138,7 @@ def consent(
         expires_at=expires,
         recorded_by="t-guardian",
         source_system="t-parent-portal",
+        **(GUARDIAN_SIGNED if kind is ConsentKind.GRANT else {}),
     ).to_avro()
     return value
 

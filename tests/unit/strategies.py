@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from streams.policy.catalog import CATEGORIES, SPECIAL_CATEGORIES, FieldInfo
-from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.consent import ConsentEvent, ConsentKind, GrantedBy
 from streams.policy.contracts import Allowance, Basis, Contract
 
 SORTED_CATEGORIES = sorted(CATEGORIES)
@@ -231,6 +231,13 @@ def student_events(
     if kind in (ConsentKind.GRANT, ConsentKind.REVOKE, ConsentKind.PARTNER_OPT_OUT):
         partner = draw(st.sampled_from(list(partners)))
     ids = event_ids if event_ids is not None else st.uuids().map(str)
+    # who gave a grant (None: an event from before provenance, a guardian's) or a revoke
+    # (None: withdraws every grant)
+    granted_by = (
+        draw(st.sampled_from([None, GrantedBy.GUARDIAN, GrantedBy.ELIGIBLE_STUDENT]))
+        if kind in (ConsentKind.GRANT, ConsentKind.REVOKE)
+        else None
+    )
     return ConsentEvent(
         event_id=draw(ids),
         kind=kind,
@@ -242,6 +249,7 @@ def student_events(
         expires_at=expires,
         recorded_by="test",
         source_system="test",
+        granted_by=granted_by,
     )
 
 

@@ -19,6 +19,7 @@ from streams.policy.consent import (
     ConsentKind,
     ConsentStatus,
     DistrictState,
+    GrantedBy,
     InvalidConsentEventError,
     StudentConsentHistory,
     to_epoch_ms,
@@ -368,9 +369,27 @@ def test_from_bytes_refuses_the_other_kind_of_state() -> None:
 # --- properties ---------------------------------------------------------------------------------
 
 
-def reference_status(events: list[ConsentEvent], now: int, partner: str) -> ConsentStatus:
-    """The consent rules written out literally, one event against every other."""
+def reference_status(
+    events: list[ConsentEvent], now: int, partner: str, majority: int | None = None
+) -> ConsentStatus:
+    """The consent rules written out literally, one event against every other. Whose
+    grants count: the guardian's before the student comes of age (``majority``, None:
+    never), the student's own from then on; a guardian's revoke dated from the majority on
+    withdraws no grant of the student."""
     effective = [e for e in events if e.effective_at <= now]
+    of_age = majority is not None and now >= majority
+
+    def counts(grant: ConsentEvent) -> bool:
+        by_student = grant.granted_by is GrantedBy.ELIGIBLE_STUDENT
+        return by_student if of_age else not by_student
+
+    def withdraws(revoke: ConsentEvent, grant: ConsentEvent) -> bool:
+        guardian_after_majority = (
+            revoke.granted_by is GrantedBy.GUARDIAN
+            and majority is not None
+            and revoke.effective_at >= majority
+        )
+        return not (guardian_after_majority and grant.granted_by is GrantedBy.ELIGIBLE_STUDENT)
 
     def key(e: ConsentEvent) -> tuple[int, str]:
         return (e.effective_at, e.event_id)
@@ -382,7 +401,7 @@ def reference_status(events: list[ConsentEvent], now: int, partner: str) -> Cons
 
     live: set[str] = set()
     for grant in effective:
-        if grant.kind is not K.GRANT or grant.partner != partner:
+        if grant.kind is not K.GRANT or grant.partner != partner or not counts(grant):
             continue
         if grant.expires_at is not None and now >= grant.expires_at:
             continue
@@ -392,6 +411,7 @@ def reference_status(events: list[ConsentEvent], now: int, partner: str) -> Cons
                 and r.partner == partner
                 and key(r) > key(grant)
                 and (not r.categories or category in r.categories)
+                and withdraws(r, grant)
                 for r in effective
             )
             if not revoked:
@@ -411,13 +431,19 @@ ALL_CATEGORIES = frozenset({"student_name", "special_medical", "assessment", "co
 short_ids = st.text(alphabet="ab", min_size=1, max_size=2)
 colliding_event_lists = st.lists(student_events(event_ids=short_ids), max_size=12)
 times = st.integers(-1, 30)
+#: when the student comes of age (None: no birth date, a minor)
+majorities = st.none() | st.integers(-1, 30)
 
 
-@given(event_lists, times)
-def test_status_follows_the_rules_written_out(events: list[ConsentEvent], now: int) -> None:
+@given(event_lists, times, majorities)
+def test_status_follows_the_rules_written_out(
+    events: list[ConsentEvent], now: int, majority: int | None
+) -> None:
     history = StudentConsentHistory.of(events)
     for partner in PARTNERS:
-        assert history.status_at(now, partner) == reference_status(events, now, partner)
+        assert history.status_at(now, partner, majority) == reference_status(
+            events, now, partner, majority
+        )
 
 
 @given(colliding_event_lists, st.randoms(use_true_random=False))
@@ -430,9 +456,13 @@ def test_the_same_events_in_any_order_give_the_same_history(
     assert StudentConsentHistory.of([*events, *shuffled]) == StudentConsentHistory.of(events)
 
 
-@given(event_lists, event_lists, times, st.integers(0, 10))
+@given(event_lists, event_lists, times, st.integers(0, 10), majorities)
 def test_compaction_changes_nothing_from_the_horizon_on_even_for_late_events(
-    early: list[ConsentEvent], late: list[ConsentEvent], horizon: int, later: int
+    early: list[ConsentEvent],
+    late: list[ConsentEvent],
+    horizon: int,
+    later: int,
+    majority: int | None,
 ) -> None:
     compacted = StudentConsentHistory.of(early).compact(horizon)
     for event in late:
@@ -440,12 +470,18 @@ def test_compaction_changes_nothing_from_the_horizon_on_even_for_late_events(
     full = StudentConsentHistory.of([*early, *late])
     for now in (horizon, horizon + later):
         for partner in PARTNERS:
-            assert compacted.status_at(now, partner) == full.status_at(now, partner)
+            assert compacted.status_at(now, partner, majority) == full.status_at(
+                now, partner, majority
+            )
 
 
-@given(event_lists, event_lists, times, st.integers(0, 10))
+@given(event_lists, event_lists, times, st.integers(0, 10), majorities)
 def test_compaction_keeping_endings_also_keeps_why_a_category_has_no_consent(
-    early: list[ConsentEvent], late: list[ConsentEvent], horizon: int, later: int
+    early: list[ConsentEvent],
+    late: list[ConsentEvent],
+    horizon: int,
+    later: int,
+    majority: int | None,
 ) -> None:
     compacted = StudentConsentHistory.of(early).compact(horizon, keep_endings=True)
     for event in late:
@@ -453,10 +489,12 @@ def test_compaction_keeping_endings_also_keeps_why_a_category_has_no_consent(
     full = StudentConsentHistory.of([*early, *late])
     for now in (horizon, horizon + later):
         for partner in PARTNERS:
-            assert compacted.status_at(now, partner) == full.status_at(now, partner)
-            assert consent_endings(compacted, partner, ALL_CATEGORIES, now) == consent_endings(
-                full, partner, ALL_CATEGORIES, now
+            assert compacted.status_at(now, partner, majority) == full.status_at(
+                now, partner, majority
             )
+            assert consent_endings(
+                compacted, partner, ALL_CATEGORIES, now, majority
+            ) == consent_endings(full, partner, ALL_CATEGORIES, now, majority)
 
 
 @given(event_lists)
@@ -468,7 +506,13 @@ def test_compaction_keeps_a_history_bounded_by_what_is_in_force(
     opt_out_scopes = [(e.kind, e.partner) for e in kept if e.kind not in (K.GRANT, K.REVOKE)]
     assert len(opt_out_scopes) == len(set(opt_out_scopes))
     assert not [e for e in kept if e.kind is K.GRANT and e.expires_at is not None]
-    revoke_all = [e.partner for e in kept if e.kind is K.REVOKE and not e.categories]
+    # a revoke that withdraws every grant of a partner is kept once; a guardian's may be
+    # dated after the student's majority and spare the student's grants, so is not folded
+    revoke_all = [
+        e.partner
+        for e in kept
+        if e.kind is K.REVOKE and not e.categories and e.granted_by is not GrantedBy.GUARDIAN
+    ]
     assert len(revoke_all) == len(set(revoke_all))
 
 

@@ -28,6 +28,7 @@ from tests.processor_harness import (
     routes_for,
     sample_contracts,
 )
+from tests.provenance import GUARDIAN_SIGNED
 
 NOW = int(datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp() * 1000)
 HOUR, DAY = 3_600_000, 86_400_000
@@ -64,6 +65,7 @@ def grant(student: str, at: int, expires: int | None = None, event_id: str = "")
         "carewell-health",
         frozenset({"special_medical"}),
         expires_at=expires,
+        **GUARDIAN_SIGNED,
     )
 
 

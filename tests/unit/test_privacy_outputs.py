@@ -29,6 +29,7 @@ from tests.processor_harness import (
     routes_for,
     sample_contracts,
 )
+from tests.provenance import GUARDIAN_SIGNED, STUDENT_SIGNED
 
 NOW = int(datetime(2026, 11, 30, 12, 34, 56, 789_000, tzinfo=UTC).timestamp() * 1000)
 HOUR = 3_600_000
@@ -124,6 +125,7 @@ def grant(
         CAREWELL,
         frozenset(categories),
         expires_at=expires,
+        **GUARDIAN_SIGNED,
     )
 
 
@@ -564,4 +566,50 @@ def test_revoking_a_category_that_program_codes_reveal_retracts_the_codes() -> N
     assert notice["reason"] == "CONSENT_REVOKED"
     assert "programs" in notice["fields"]
     assert {"special_iep_504", "student_program_membership"} <= set(notice["categories"])
+    assert_reasons_documented(bus)
+
+
+def test_coming_of_age_retracts_what_a_guardians_consent_gave_until_the_student_grants() -> None:
+    """34 CFR 99.5 (issue 19): on the 18th birthday, with no event to carry it, the partner
+    holding what a guardian's grant allowed gets a tombstone and a notice (MAJORITY_REACHED,
+    also in the ledger); the student's own grant brings the view back."""
+    bus = Bus()
+    student, route = STUDENTS[7], BY_PARTNER[CAREWELL]
+    born = (datetime(2008, 12, 1, tzinfo=UTC).date() - datetime(1970, 1, 1).date()).days
+    birthday = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000)
+    record = change(student, NOW - HOUR, "c-1")
+    record["demographics"] = {**record["demographics"], "birth_date": born}
+    bus.change(record)
+    bus.consent(grant(student, NOW - HOUR, ("special_medical", "student_name")))
+    bus.settle()
+    assert views_sent(bus, route, student)[-1] is not None
+    bus.clock.set(birthday - 1)
+    bus.settle()
+    assert views_sent(bus, route, student)[-1] is not None, "still a minor"
+    bus.clock.set(birthday)
+    bus.settle()
+    assert views_sent(bus, route, student)[-1] is None, "no tombstone at the birthday"
+    assert bus.notices(route, student)[-1]["reason"] == "MAJORITY_REACHED"
+    [retracted] = [d for d in bus.ledger(CAREWELL) if d["decision"] == "RETRACTED"]
+    assert retracted["reason"] == "MAJORITY_REACHED"
+    # a guardian's new grant changes nothing now; the student's own brings the view back
+    bus.consent(grant(student, birthday + HOUR, ("special_medical", "student_name"), event_id="g2"))
+    bus.clock.set(birthday + 2 * HOUR)
+    bus.settle()
+    assert views_sent(bus, route, student)[-1] is None
+    bus.consent(
+        ConsentEvent(
+            "g-student",
+            ConsentKind.GRANT,
+            DISTRICT,
+            birthday + 2 * HOUR,
+            student,
+            CAREWELL,
+            frozenset({"special_medical", "student_name"}),
+            **STUDENT_SIGNED,
+        )
+    )
+    bus.settle()
+    back = views_sent(bus, route, student)[-1]
+    assert back is not None and back.get("names") is not None
     assert_reasons_documented(bus)

@@ -27,8 +27,15 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.policy.consent import ConsentEvent, ConsentKind, DistrictState, StudentConsentHistory
+from streams.policy.consent import (
+    ConsentEvent,
+    ConsentKind,
+    DistrictState,
+    GrantedBy,
+    StudentConsentHistory,
+)
 from streams.policy.decision import Disclosed, decide
+from streams.policy.majority import MajorityAges, record_majority_at
 from streams.processor.clock import ManualClock
 from streams.processor.decider import PartnerRoute
 from streams.processor.handlers import SOURCE_HEADER
@@ -40,6 +47,7 @@ from tests.processor_harness import (
     routes_for,
     sample_contracts,
 )
+from tests.provenance import GUARDIAN_SIGNED, STUDENT_SIGNED
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -47,6 +55,11 @@ DAY = 24 * HOUR
 T0 = int(datetime(2027, 6, 29, tzinfo=UTC).timestamp() * 1000)
 DISTRICTS = ("NY-1", "NY-2")
 STUDENTS = tuple(f"NY-{100 + i}" for i in range(6))
+#: a student who turns 18 a day into the run (34 CFR 99.5): from then on only the student's
+#: own grants count, and partners lose what a guardian's grant gave them with no event to
+#: carry it; the others are minors (the example record's birth date)
+COMING_OF_AGE = "NY-105"
+BORN_18_YEARS_BEFORE_DAY_2 = (date(2009, 6, 30) - date(1970, 1, 1)).days
 BASE = json.loads(
     (REPO / "schemas" / "examples" / "student_record_changed.upsert.json").read_text()
 )
@@ -88,6 +101,8 @@ def snapshot(
         else record["special"].get("medical_alerts")
     )
     record["attendance"]["days_present"] = float(variant)
+    if student == COMING_OF_AGE:
+        record["demographics"]["birth_date"] = BORN_18_YEARS_BEFORE_DAY_2
     return record
 
 
@@ -115,6 +130,19 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 
 def district_of(student: str) -> str:
     return DISTRICTS[int(student[-1]) % 2]
+
+
+def provenance(kind: ConsentKind, rng: random.Random) -> dict[str, Any]:
+    """A grant signed by a guardian or by the student; a revoke by either or unsaid."""
+    if kind is ConsentKind.GRANT:
+        return rng.choice([GUARDIAN_SIGNED, GUARDIAN_SIGNED, STUDENT_SIGNED])
+    if kind is ConsentKind.REVOKE:
+        return {"granted_by": rng.choice([None, GrantedBy.GUARDIAN, GrantedBy.ELIGIBLE_STUDENT])}
+    return {}
+
+
+def majority(record: dict[str, Any]) -> int | None:
+    return record_majority_at(record, MajorityAges())
 
 
 class Scenario:
@@ -217,6 +245,7 @@ class Scenario:
                 partner,
                 categories,
                 expires_at=expires,
+                **provenance(kind, rng),
             )
             key = student
         self.published.consents.append(event)
@@ -331,17 +360,14 @@ def permitted_leaves(
     """The top-level view fields the model lets ``route``'s partner hold of ``student`` at
     ``at`` given ``events``."""
     histories, districts = consent_state(events)
-    record = {
-        **BASE,
-        "student_id": student,
-        "district_id": district_of(student),
-        "operation": "UPSERT",
-    }
+    record = snapshot(student, district_of(student), at, 0, "model", deleted=False)
     decision = decide(
         record,
         route.contract,
         route.view,
-        histories.get(student, StudentConsentHistory()).status_at(at, route.partner),
+        histories.get(student, StudentConsentHistory()).status_at(
+            at, route.partner, majority(record)
+        ),
         districts.get(district_of(student), DistrictState()).opted_out(at, route.partner),
         at,
         route.pseudonym,
@@ -371,7 +397,9 @@ def model_state(published: Published, now: int) -> dict[str, dict[str, dict[str,
                 record,
                 route.contract,
                 route.view,
-                histories.get(student, StudentConsentHistory()).status_at(now, route.partner),
+                histories.get(student, StudentConsentHistory()).status_at(
+                    now, route.partner, majority(record)
+                ),
                 districts.get(record["district_id"], DistrictState()).opted_out(now, route.partner),
                 now,
                 route.pseudonym,
