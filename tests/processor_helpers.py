@@ -28,6 +28,7 @@ from streams.policy.consent import (
     StudentConsentHistory,
 )
 from streams.policy.contracts import Basis, Contract
+from streams.policy.majority import MajorityAges, record_majority_at
 from streams.policy.schema_walk import leaves
 from tests.eventually import eventually
 
@@ -128,7 +129,12 @@ class Expected:
         return set(self.district_of)
 
     def status(self, student: str, partner: str) -> ConsentStatus:
-        return self.histories.get(student, StudentConsentHistory()).status_at(self.end, partner)
+        """At the end; whose consent counts follows the student's age (DESIGN: the rights
+        pass to the student at 18, 34 CFR 99.5; the record's birth date, midnight UTC)."""
+        majority = record_majority_at(self.records.get(student), MajorityAges())
+        return self.histories.get(student, StudentConsentHistory()).status_at(
+            self.end, partner, majority
+        )
 
     def district_opted_out(self, student: str, partner: str) -> bool:
         state = self.districts.get(self.district_of[student], DistrictState())

@@ -29,6 +29,7 @@ from connectors.simulation.consent import (
     PRIVACY_OFFICE,
     REGISTRAR_SYSTEM,
     Kind,
+    Provenance,
     consent_value,
 )
 from connectors.simulation.district import (
@@ -47,6 +48,7 @@ from connectors.simulation.district import (
     person_name,
     random_address,
 )
+from streams.policy.majority import DEFAULT_MAJORITY_AGE, majority_at
 
 #: Topic of student record changes (same as ``streams.kafka.names.CHANGES``).
 CHANGES_TOPIC: Final = "sis.student.changes"
@@ -107,6 +109,23 @@ _DAY_MS: Final[int] = 86_400_000
 Handler = Callable[[int, int, Any, Any], "SimEvent | None"]
 #: A planned change of a day: (time, sequence number, handler, student or None, payload).
 _Action = tuple[int, int, Handler, "Student | None", Any]
+
+
+def _provenance(
+    student: Student, guardian: dict[str, Any] | None, source: str, event_id: str, at: int
+) -> Provenance:
+    """A grant's provenance (no draw from the engine's random stream): the student signs it
+    when of age at ``at`` (18: the simulator assumes the default age of majority), else the
+    guardian who recorded it (the first one for the registrar's paper forms)."""
+    portal = source == PARENT_PORTAL
+    of_age = (majority_at(student.birth_date, DEFAULT_MAJORITY_AGE) or at + 1) <= at
+    return Provenance(
+        granted_by="ELIGIBLE_STUDENT" if of_age or guardian is None else "GUARDIAN",
+        guardian_id=None if of_age or guardian is None else str(guardian["guardian_id"]),
+        signed_at=at,
+        method="PORTAL" if portal else "PAPER",
+        document_ref=f"{'portal-submission' if portal else 'scanned-form'}:{event_id[:13]}",
+    )
 
 
 def poisson(rng: random.Random, mean: float) -> int:
@@ -252,8 +271,9 @@ class Engine:
     def _consent(self, kind: Kind, student: Student, payload: Any, at: int) -> SimEvent:
         rng = self.rng
         district = student.district
+        signer = student.guardians[0] if student.guardians else None
         if rng.random() < 0.75 and student.guardians:
-            guardian = student.guardians[int(rng.random() * len(student.guardians))]
+            guardian = signer = student.guardians[int(rng.random() * len(student.guardians))]
             recorded_by, source = f"guardian:{guardian['guardian_id']}", PARENT_PORTAL
         else:
             recorded_by, source = f"registrar@{student.school.school_id}", REGISTRAR_SYSTEM
@@ -280,8 +300,10 @@ class Engine:
                 student.health_grants.pop(category, None)
         elif kind == "PARTNER_OPT_OUT":
             partner = str(payload)
+        event_id = self._event_id()
+        provenance = _provenance(student, signer, source, event_id, at) if kind == "GRANT" else None
         value = consent_value(
-            event_id=self._event_id(),
+            event_id=event_id,
             kind=kind,
             student_id=student.state_id,
             district_id=district.district_id,
@@ -292,6 +314,7 @@ class Engine:
             categories=categories,
             purpose=purpose,
             expires_at=expires,
+            provenance=provenance,
         )
         return SimEvent(CONSENT_TOPIC, student.state_id, value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 #: Sample partners of the local deployment (deploy/contracts/<partner>.yaml).
@@ -25,6 +26,22 @@ Kind = Literal[
 ]
 
 
+GrantedBy = Literal["GUARDIAN", "ELIGIBLE_STUDENT"]
+Method = Literal["PAPER", "PORTAL", "EMAIL", "OTHER"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who gave a grant, when it was signed, how and the signed document (FERPA 99.30);
+    every field None for the kinds that carry none."""
+
+    granted_by: GrantedBy | None = None
+    guardian_id: str | None = None
+    signed_at: int | None = None
+    method: Method | None = None
+    document_ref: str | None = None
+
+
 def consent_value(
     *,
     event_id: str,
@@ -38,7 +55,9 @@ def consent_value(
     categories: list[str] | None = None,
     purpose: str | None = None,
     expires_at: int | None = None,
+    provenance: Provenance | None = None,
 ) -> dict[str, Any]:
+    given = provenance or Provenance()
     return {
         "event_id": event_id,
         "kind": kind,
@@ -51,4 +70,9 @@ def consent_value(
         "expires_at": expires_at,
         "recorded_by": recorded_by,
         "source_system": source_system,
+        "granted_by": given.granted_by,
+        "guardian_id": given.guardian_id,
+        "signed_at": given.signed_at,
+        "method": given.method,
+        "document_ref": given.document_ref,
     }

@@ -10,7 +10,13 @@ import click
 
 from streams.commands.context import Context, pass_context, progress
 from streams.commands.options import INSTANT
-from streams.policy.consent import ConsentEvent, ConsentKind
+from streams.policy.consent import (
+    ConsentEvent,
+    ConsentKind,
+    GrantedBy,
+    SigningMethod,
+    missing_provenance,
+)
 
 
 @click.group()
@@ -70,7 +76,30 @@ def _event(
     )
 
 
-@consent.command("grant")
+GRANTED_BY = {"guardian": GrantedBy.GUARDIAN, "student": GrantedBy.ELIGIBLE_STUDENT}
+METHODS = {m.value.lower(): m for m in SigningMethod}
+#: the option of each provenance field, to name what a grant lacks
+PROVENANCE_OPTIONS = {
+    "granted_by": "--granted-by",
+    "guardian_id": "--guardian-id",
+    "signed_at": "--signed-at",
+    "method": "--method",
+    "document_ref": "--document-ref",
+}
+
+GRANT_HELP = """A written consent to PARTNER for some categories, with its provenance (FERPA
+99.30): who gave it (--granted-by guardian with --guardian-id, or --granted-by student once
+the student is of age), when it was signed (--signed-at), how (--method) and a reference to
+the signed document (--document-ref). A grant without them is refused.
+
+Age of majority (34 CFR 99.5): from the student's 18th birthday (the birth date of the
+student's record, midnight UTC; another age per district with HALLPASS_AGE_OF_MAJORITY)
+a guardian's grant no longer counts: partners holding what it allowed get a retraction
+(reason MAJORITY_REACHED) until the student grants it with --granted-by student. A
+student's own grant counts only from that birthday on."""
+
+
+@consent.command("grant", help=GRANT_HELP)
 @click.option("--student", required=True)
 @click.option("--partner", required=True)
 @click.option(
@@ -87,6 +116,36 @@ def _event(
     default=None,
     help="When the consent expires (ISO date or date-time, or epoch ms); none = no expiry.",
 )
+@click.option(
+    "--granted-by",
+    type=click.Choice(sorted(GRANTED_BY)),
+    required=True,
+    help="Who gave the consent: a guardian (name them with --guardian-id), or the student "
+    "once of age (an eligible student).",
+)
+@click.option(
+    "--guardian-id",
+    default=None,
+    help="The guardian's id in the SIS (the record's guardians[].guardian_id); required "
+    "with --granted-by guardian.",
+)
+@click.option(
+    "--signed-at",
+    type=INSTANT,
+    required=True,
+    help="When the consent form was signed: an ISO date or date-time, or epoch ms.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(sorted(METHODS)),
+    required=True,
+    help="How it was signed: a paper form, the parent portal, email, or another way.",
+)
+@click.option(
+    "--document-ref",
+    required=True,
+    help="A reference to the signed document (scan or portal submission id), never its contents.",
+)
 @with_common
 @pass_context
 def grant(
@@ -96,25 +155,42 @@ def grant(
     categories: tuple[str, ...],
     purpose: str | None,
     expires_at: int | None,
+    granted_by: str,
+    guardian_id: str | None,
+    signed_at: int,
+    method: str,
+    document_ref: str,
     district: str,
     effective_at: int | None,
     recorded_by: str,
 ) -> None:
-    """A parent grants written consent to PARTNER for some categories."""
-    _publish_consent(
-        ctx,
-        _event(
-            ConsentKind.GRANT,
-            district,
-            effective_at,
-            recorded_by,
-            student_id=student,
-            partner=partner,
-            categories=frozenset(categories),
-            purpose=purpose,
-            expires_at=expires_at,
-        ),
+    event = _event(
+        ConsentKind.GRANT,
+        district,
+        effective_at,
+        recorded_by,
+        student_id=student,
+        partner=partner,
+        categories=frozenset(categories),
+        purpose=purpose,
+        expires_at=expires_at,
+        granted_by=GRANTED_BY[granted_by],
+        guardian_id=guardian_id or None,
+        signed_at=signed_at,
+        method=METHODS[method],
+        document_ref=document_ref,
     )
+    missing = missing_provenance(event)
+    if missing:
+        raise click.UsageError(
+            f"a consent grant needs {', '.join(PROVENANCE_OPTIONS[m] for m in missing)}: "
+            + (
+                "a guardian's grant names the guardian (their id in the SIS)"
+                if missing == ("guardian_id",)
+                else "who gave it, when it was signed, how, and the signed document (FERPA 99.30)"
+            )
+        )
+    _publish_consent(ctx, event)
 
 
 @consent.command("revoke")
@@ -126,6 +202,14 @@ def grant(
     multiple=True,
     help="Category revoked (repeat; none = every category of the partner).",
 )
+@click.option(
+    "--granted-by",
+    type=click.Choice(sorted(GRANTED_BY)),
+    default=None,
+    help="Who revokes: a guardian, or the student once of age. A guardian's revoke dated "
+    "after the student's coming of age leaves the student's own grants standing; without "
+    "this option the revoke withdraws every grant.",
+)
 @with_common
 @pass_context
 def revoke(
@@ -133,11 +217,12 @@ def revoke(
     student: str,
     partner: str,
     categories: tuple[str, ...],
+    granted_by: str | None,
     district: str,
     effective_at: int | None,
     recorded_by: str,
 ) -> None:
-    """A parent revokes a consent."""
+    """A guardian or the eligible student revokes a consent."""
     _publish_consent(
         ctx,
         _event(
@@ -148,6 +233,7 @@ def revoke(
             student_id=student,
             partner=partner,
             categories=frozenset(categories),
+            granted_by=None if granted_by is None else GRANTED_BY[granted_by],
         ),
     )
 
@@ -218,8 +304,10 @@ CONSENT_IMPORT_EXIT_CODES = (
 def import_(ctx: Context, path: Path, dry_run: bool) -> None:
     """Publish a CSV file of consent decisions, one event per row (columns: kind,
     student_id, district_id, partner, categories separated by ';', effective_at, expires_at,
-    purpose, recorded_by; times as ISO dates or date-times, or epoch ms). Rows that cannot
-    become an event go to FILE.rejects.csv with the line, column and reason."""
+    purpose, recorded_by, and for a grant its provenance: granted_by (guardian or student),
+    guardian_id, signed_at, method (paper, portal, email, other), document_ref; times as ISO
+    dates or date-times, or epoch ms). Rows that cannot become an event (a grant without
+    its provenance among them) go to FILE.rejects.csv with the line, column and reason."""
     from connectors.source.consent_csv import read_consent_csv
     from connectors.source.publisher import EventPublisher
     from connectors.source.rejects import rejects_path_for, write_rejects

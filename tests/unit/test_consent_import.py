@@ -13,12 +13,14 @@ from click.testing import CliRunner
 
 from connectors.source.consent_csv import ConsentFileError, read_consent_csv
 from streams.cli import main
-from streams.policy.consent import ConsentKind
+from streams.policy.consent import ConsentKind, GrantedBy, SigningMethod
 from streams.policy.instants import InstantError, parse_instant
 
 SEPT_1 = int(datetime(2026, 9, 1, tzinfo=UTC).timestamp() * 1000)
-GOOD = """kind,student_id,district_id,partner,categories,effective_at,expires_at,recorded_by
-grant,NY-1,NY-280201,carewell-health,special_medical;student_name,2026-09-01,2027-06-30,nurse
+GOOD = """kind,student_id,district_id,partner,categories,effective_at,expires_at,recorded_by,\
+granted_by,guardian_id,signed_at,method,document_ref
+grant,NY-1,NY-280201,carewell-health,special_medical;student_name,2026-09-01,2027-06-30,nurse,\
+guardian,G-77,2026-08-28,paper,scan-0042
 revoke,NY-2,NY-280201,carewell-health,,2026-09-01T12:00:00Z,,parent portal
 opt-out,NY-3,NY-280201,,,2026-09-01T08:00:00-04:00,,office
 opt-out,NY-4,NY-280201,learnwell,,1788220800000,,office
@@ -65,6 +67,13 @@ def test_every_kind_of_row_becomes_its_event(tmp_path: Path) -> None:
     assert grant.categories == {"special_medical", "student_name"}
     assert grant.effective_at == SEPT_1 and grant.recorded_by == "nurse"
     assert grant.expires_at == int(datetime(2027, 6, 30, tzinfo=UTC).timestamp() * 1000)
+    assert (grant.granted_by, grant.guardian_id, grant.method, grant.document_ref) == (
+        GrantedBy.GUARDIAN,
+        "G-77",
+        SigningMethod.PAPER,
+        "scan-0042",
+    )
+    assert grant.signed_at == int(datetime(2026, 8, 28, tzinfo=UTC).timestamp() * 1000)
     assert found.events[2].effective_at == SEPT_1 + 12 * 3_600_000
     # the same file read again gives the same event ids (a re-import changes nothing)
     assert [e.event_id for e in read_consent_csv(path).events] == [e.event_id for e in found.events]
@@ -91,6 +100,31 @@ def test_bad_rows_are_rejected_with_line_column_and_reason(tmp_path: Path) -> No
     ]
     assert "special_medicl" in found.rejects[0].reason
     assert [e.student_id for e in found.events] == ["NY-9"]
+
+
+def test_a_grant_without_its_provenance_is_rejected_naming_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "consents.csv"
+    header = GOOD.splitlines()[0]
+    path.write_text(
+        header
+        + "\n"
+        + "grant,NY-1,NY-280201,carewell-health,special_medical,2026-09-01,,x\n"
+        + "grant,NY-2,NY-280201,carewell-health,special_medical,2026-09-01,,x,guardian,,"
+        "2026-08-28,portal,sub-1\n"
+        + "grant,NY-3,NY-280201,carewell-health,special_medical,2026-09-01,,x,student,,"
+        "2026-08-28,fax,sub-2\n"
+        + "grant,NY-4,NY-280201,carewell-health,special_medical,2026-09-01,,x,student,,"
+        "2026-08-28,email,sub-3\n" + "opt-out,NY-5,NY-280201,,,2026-09-01,,x\n"
+    )
+    found = read_consent_csv(path)
+    assert [(r.line, r.column) for r in found.rejects] == [
+        (2, "granted_by"),
+        (3, "guardian_id"),
+        (4, "method"),
+    ]
+    assert "granted_by, signed_at, method, document_ref missing" in found.rejects[0].reason
+    assert [e.student_id for e in found.events] == ["NY-4", "NY-5"]
+    assert found.events[0].granted_by is GrantedBy.ELIGIBLE_STUDENT
 
 
 def test_a_file_without_the_columns_is_one_message(tmp_path: Path) -> None:
@@ -131,3 +165,24 @@ def test_the_cli_checks_a_file_and_writes_its_rejects(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "2026-09-01T08:30:00Z" in result.output
+
+
+GRANT = ["consent", "grant", "--student", "NY-1", "--district", "D", "--partner", "learnwell"]
+PROVENANCE = ["--signed-at", "2026-08-28", "--method", "paper", "--document-ref", "scan-1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--granted-by", "guardian", *PROVENANCE], "--guardian-id"),
+        (["--granted-by", "guardian", "--guardian-id", "G-1", *PROVENANCE[2:]], "--signed-at"),
+        (PROVENANCE, "--granted-by"),
+    ],
+)
+def test_the_cli_refuses_a_grant_without_provenance_before_publishing(
+    args: list[str], named: str
+) -> None:
+    result = CliRunner().invoke(main, [*GRANT, "--category", "student_name", *args])
+    assert result.exit_code == 2, result.output
+    assert named in result.output
+    assert "published" not in result.output
