@@ -94,6 +94,7 @@ from tests.benchmarks.results import (
     write_results,
 )
 from tests.processor_helpers import ProcessorProcess
+from tests.provenance import GUARDIAN_SIGNED
 
 SCENARIOS = ("publisher", "relay", "codec", "processor", "metrics", "workers", "latency", "scale")
 Section = dict[str, Any]
@@ -573,6 +574,7 @@ def produce_consent_state(bench: Bench, topics: Topics, students: int) -> None:
             student_id=student,
             partner="carewell-health",
             categories=frozenset({"special_medical"}),
+            **GUARDIAN_SIGNED,
         )
         value = encoder.encode(event.to_avro())
         while True:
