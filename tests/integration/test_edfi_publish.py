@@ -270,6 +270,16 @@ def test_each_partner_view_is_filled_from_ed_fi_and_health_data_only_with_consen
             "enrollment",
             "--effective-at",
             str(now_ms - 1_800_000),
+            "--granted-by",
+            "guardian",
+            "--guardian-id",
+            "edfi-parent-1",
+            "--signed-at",
+            str(now_ms - 1_800_000),
+            "--method",
+            "paper",
+            "--document-ref",
+            "scan-1",
         )
         run_processor(
             bus,
