@@ -1,7 +1,9 @@
 """Time-driven decisions: when something comes due with no event to carry it.
 
-Consent grants and opt-outs that take effect later, expiries, contract starts and ends and
-scheduled district opt-outs (and their lifts) act at their time on every worker. Each
+Consent grants and opt-outs that take effect later, expiries, a student's coming of age
+(when guardian grants stop counting: scheduled by the handler from the record's birth date),
+contract starts and ends and scheduled district opt-outs (and their lifts) act at their time
+on every worker. Each
 partition remembers the processing time up to which it acted (its ``clock`` in the tables,
 written in the same transaction as what it caused); a timer fires for what came due after it.
 Per-student due times live in a heap per partition, rebuilt from the consent histories after
