@@ -16,8 +16,10 @@ from tests.processor_helpers import hallpass
 pytestmark = pytest.mark.kafka
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "deploy" / "contracts"
-FILE = """kind,student_id,district_id,partner,categories,effective_at,recorded_by
-grant,NY-1,NY-280201,carewell-health,special_medical;student_name,2026-09-01,nurse
+FILE = """kind,student_id,district_id,partner,categories,effective_at,recorded_by,granted_by,\
+guardian_id,signed_at,method,document_ref
+grant,NY-1,NY-280201,carewell-health,special_medical;student_name,2026-09-01,nurse,guardian,\
+par-5521,2026-08-28,paper,scan-0042
 opt-out,NY-2,NY-280201,,,2026-09-01T08:00:00-04:00,office
 district-opt-out,,NY-280201,measurely,,2026-09-01,board
 """
@@ -38,3 +40,8 @@ def test_a_consent_file_lands_on_the_consent_topic_once(
     assert sorted({(r.key or b"").decode() for r in reads}) == ["NY-1", "NY-2", "NY-280201"]
     grant = next(e for e in events if e["kind"] == "GRANT")
     assert sorted(grant["categories"]) == ["special_medical", "student_name"]
+    assert (grant["granted_by"], grant["guardian_id"], grant["method"]) == (
+        "GUARDIAN",
+        "par-5521",
+        "PAPER",
+    )
