@@ -8,7 +8,11 @@ import io
 import json
 
 import pytest
+from click.testing import CliRunner
+from prometheus_client import CollectorRegistry
 
+from connectors.partner.acks import AckCollector, AckSnapshot
+from streams.cli import main
 from streams.policy.retractions import (
     Ack,
     AgeError,
@@ -134,3 +138,24 @@ def test_the_report_as_table_csv_and_json() -> None:
     out = json.loads(render(list(rows), NOW, "json", outstanding_by_partner(rows)))
     assert [r["status"] for r in out["retractions"]] == ["acknowledged", "outstanding"]
     assert out["outstanding"] == {"learnwell": {"count": 1, "oldest_age_seconds": 435_600}}
+
+
+def test_the_exporter_serves_outstanding_acks_per_partner_aged_at_scrape_time() -> None:
+    rows = join(NOTICES, [ack("learnwell", "n1", 61), ack("learnwell", "n2", 96)]).retractions
+    snapshot = AckSnapshot(outstanding_by_partner(rows), stray=1)
+    registry = CollectorRegistry()
+    registry.register(AckCollector(lambda: snapshot, now_ms=lambda: NOW))
+    get = registry.get_sample_value
+    assert get("hallpass_deletion_acks_outstanding", {"partner": "measurely"}) == 2
+    assert get("hallpass_deletion_acks_outstanding", {"partner": "learnwell"}) == 0
+    oldest = "hallpass_deletion_ack_oldest_outstanding_seconds"
+    assert get(oldest, {"partner": "measurely"}) == (NOW - 50 * DAY_MS) / 1000
+    assert get(oldest, {"partner": "learnwell"}) == 0
+    assert get("hallpass_deletion_acks_stray") == 1
+
+
+def test_a_bad_age_is_one_line_without_a_traceback() -> None:
+    result = CliRunner().invoke(main, ["retractions", "--older-than", "a month"])
+    assert result.exit_code == 2
+    assert "write a number and a unit, e.g. 30d" in result.output
+    assert "Traceback" not in result.output
