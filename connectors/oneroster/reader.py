@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-import fastavro
 from fastavro.validation import ValidationError, validate
 
 from connectors.oneroster.columns import KNOWN_FILES, READ_ORDER, ParseOptions
@@ -54,6 +53,7 @@ from connectors.oneroster.tables import (
     entity_changes,
     read_tables,
 )
+from connectors.source.avro import SchemaEncoder
 from connectors.source.config import SourceConfig
 from connectors.source.rejects import (
     WHOLE_ROW,
@@ -436,14 +436,18 @@ def _schema_reject(draft: Draft, parsed: Any) -> Reject:
 
 
 def _validated(
-    drafts: Iterable[Draft], parsed: Any, rejects: list[Reject], sourced_ids: dict[str, str]
+    drafts: Iterable[Draft],
+    encoder: SchemaEncoder,
+    rejects: list[Reject],
+    sourced_ids: dict[str, str],
 ) -> list[StudentEvent]:
-    """Valid drafts as events (the rest rejected); records each event's source record id."""
+    """Valid drafts as events (the rest rejected); records each event's source record id.
+    ``encoder.valid`` is fastavro's validation, about ten times faster on a valid event."""
     events: list[StudentEvent] = []
     for draft in drafts:
         sourced = draft.value.pop("_sourced_id", draft.student.sourced_id)
-        if not _is_valid(draft.value, parsed):
-            rejects.append(_schema_reject(draft, parsed))
+        if not encoder.valid(draft.value):
+            rejects.append(_schema_reject(draft, encoder.parsed))
             continue
         value = draft.value
         content = _finish(value)
@@ -550,10 +554,10 @@ def read_package(
     if schema is None:
         schema = load_schema("student_record_changed")
     rejects = [*tables.rejects, *out.rejects]
-    parsed = fastavro.parse_schema(dict(schema))
+    encoder = SchemaEncoder(schema)
     sourced: dict[str, str] = {}
-    events = _validated(drafts, parsed, rejects, sourced)
-    withdrawn = _validated(withdrawals, parsed, rejects, sourced)
+    events = _validated(drafts, encoder, rejects, sourced)
+    withdrawn = _validated(withdrawals, encoder, rejects, sourced)
     rejects.sort(key=_order)
     warnings.sort(key=_order)
     rejects_path: Path | None = None

@@ -7,6 +7,7 @@ away, :meth:`EventPublisher.close` reports how much was acknowledged and raises.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,10 +16,11 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from connectors.source.avro import SchemaEncoder
 from streams.config import Connection
 from streams.errors import HallpassError
 from streams.kafka.names import CHANGES, CONSENT, Topics
-from streams.kafka.wire import WireEncoder
+from streams.kafka.wire import MAGIC, WireEncoder
 from streams.metrics import ConnectorMetrics
 from streams.policy.catalog import load_schema
 
@@ -29,6 +31,11 @@ SIS_TOPICS: Mapping[str, str] = {
 }
 
 OnDelivered = Callable[[], None]
+
+
+def wire_header(schema_id: int) -> bytes:
+    """The Confluent wire format's header: the magic byte and the 4-byte schema id."""
+    return struct.pack(">bI", MAGIC, schema_id)
 
 
 def sis_topics(topics: Topics) -> dict[str, str]:
@@ -66,10 +73,13 @@ class EventPublisher:
     ) -> None:
         self.metrics = metrics
         registry = SchemaRegistryClient(conn.registry_config())
-        self._encoders = {
-            topic: WireEncoder(registry, f"{topic}-value", load_schema(stem))
-            for topic, stem in topics.items()
-        }
+        self._encoders: dict[str, SchemaEncoder] = {}
+        for topic, stem in topics.items():
+            schema = load_schema(stem)
+            registered = WireEncoder(registry, f"{topic}-value", schema)
+            # the same bytes as WireEncoder's, written by a writer generated for the schema
+            # (issue 17: about six times faster on a student record)
+            self._encoders[topic] = SchemaEncoder(schema, wire_header(registered.schema_id))
         self._producer = Producer(
             conn.kafka_config(
                 {
