@@ -6,12 +6,18 @@
 // decodes the Confluent wire format (byte 0, a 4-byte big-endian schema id, the Avro body)
 // with the writer schema from GET <registry>/schemas/ids/<id>, keeps a local copy (a JSON
 // file) keyed by the record key, deletes a student on a tombstone, applies deletion notices
-// (the whole record when `fields` is empty, else the named fields become null), commits the
-// group's offsets once the copy is saved and prints a JSON summary.
+// (the whole record when `fields` is empty, else the named fields become null), saves the copy,
+// acknowledges each notice on partner.<id>.acks (the proof of deletion: a DeletionAck,
+// schemas/deletion_ack.avsc, encoded with avsc in the Confluent wire format under the schema id
+// the district registered for partner.<id>.acks-value, from
+// GET <registry>/subjects/<subject>/versions/latest), commits the group's offsets once the
+// acknowledgements are written and prints a JSON summary.
 //
 // One run reads to the end and stops: the students topic's end is noted first, then notices
 // are read to their end, then students up to the noted end, so every notice is applied before
-// the tombstone or reduced view of its transaction and before anything newer.
+// the tombstone or reduced view of its transaction and before anything newer. A crash after the
+// copy is saved and before the offsets are committed acknowledges those notices again on the
+// next run, which is harmless (the first acknowledgement counts).
 //
 // kafkajs decompresses only gzip without plugins: the topics must be gzip (or uncompressed),
 // see the README's vendor guide. An LZ4 batch fails with "LZ4 compression not implemented".
@@ -58,6 +64,27 @@ class Registry {
       this.types.set(id, avro.Type.forSchema(JSON.parse(schema), { wrapUnions: false }))
     }
     return this.types.get(id)
+  }
+
+  // The id and schema registered last under `subject` (nothing is registered: a vendor's
+  // registry user is read-only).
+  async latest(subject) {
+    const url = `${this.url}/subjects/${encodeURIComponent(subject)}/versions/latest`
+    const response = await fetch(url, { headers: this.headers })
+    if (!response.ok) {
+      throw new Error(`registry: ${subject}: HTTP ${response.status} ` +
+        '(the district registers it: hallpass contracts apply)')
+    }
+    const { id, schema } = await response.json()
+    return { id, type: avro.Type.forSchema(JSON.parse(schema), { wrapUnions: false }) }
+  }
+
+  // A record in the Confluent wire format: byte 0, the schema id (4 bytes, big-endian), the
+  // Avro body.
+  static encode(id, type, value) {
+    const header = Buffer.alloc(5)
+    header.writeUInt32BE(id, 1)
+    return Buffer.concat([header, type.toBuffer(value)])
   }
 
   async decode(buffer) {
@@ -126,6 +153,32 @@ async function readTopic(kafka, admin, group, topic, ends, lows, apply) {
     .map(([partition, end]) => ({ partition, offset: String(end) }))
 }
 
+// Acknowledge each notice on the acks topic, keyed like the notice; resolves once every
+// acknowledgement is written (rejects if one is not: then nothing is committed).
+async function acknowledge(kafka, registry, topic, partner, notices, deletedAt, note) {
+  const { id, type } = await registry.latest(`${topic}-value`)
+  const producer = kafka.producer({ idempotent: true })
+  await producer.connect()
+  try {
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: notices.map(notice => ({
+        key: notice.partner_student_key,
+        value: Registry.encode(id, type, {
+          notice_id: notice.event_id,
+          partner,
+          partner_student_key: notice.partner_student_key,
+          deleted_at: deletedAt,
+          note,
+        }),
+      })),
+    })
+  } finally {
+    await producer.disconnect()
+  }
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2))
   const registry = new Registry(args.registry, args.registryUserInfo, args.ca)
@@ -140,11 +193,13 @@ async function main() {
   })
   const studentsTopic = `${args.topicPrefix}partner.${args.partner}.students`
   const noticesTopic = `${args.topicPrefix}partner.${args.partner}.notices`
+  const acksTopic = `${args.topicPrefix}partner.${args.partner}.acks`
   const copy = fs.existsSync(args.copy) ? JSON.parse(fs.readFileSync(args.copy, 'utf8')) : {}
   const summary = {
     client: 'node kafkajs', partner: args.partner, upserts: 0, tombstones: 0, notices: 0,
-    records_deleted_by_notices: 0, fields_deleted_by_notices: 0,
+    records_deleted_by_notices: 0, fields_deleted_by_notices: 0, acknowledged: 0,
   }
+  const applied = [] // the notices to acknowledge once the copy is saved
 
   const admin = kafka.admin()
   await admin.connect()
@@ -155,6 +210,7 @@ async function main() {
       notices.ends, notices.lows, async message => {
         const notice = await registry.decode(message.value)
         summary.notices += 1
+        applied.push(notice)
         const key = notice.partner_student_key
         if (notice.fields.length === 0) { // the whole record
           if (key in copy) summary.records_deleted_by_notices += 1
@@ -177,7 +233,13 @@ async function main() {
         }
       })
     fs.writeFileSync(`${args.copy}.tmp`, JSON.stringify(copy))
-    fs.renameSync(`${args.copy}.tmp`, args.copy) // save the copy, then commit
+    fs.renameSync(`${args.copy}.tmp`, args.copy) // save the copy, acknowledge, then commit
+    if (applied.length) {
+      const deletedAt = Date.now() // the copy holds the deletions from now on
+      await acknowledge(kafka, registry, acksTopic, args.partner, applied, deletedAt,
+        summary.client)
+      summary.acknowledged = applied.length
+    }
     for (const [topic, partitions] of [[noticesTopic, noticeCommits],
       [studentsTopic, studentCommits]]) {
       if (partitions.length) await admin.setOffsets({ groupId: args.group, topic, partitions })

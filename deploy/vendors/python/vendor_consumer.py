@@ -4,14 +4,19 @@ Reads ``partner.<id>.notices`` and ``partner.<id>.students`` (``isolation.level`
 ``read_committed``), decodes each record through the schema registry with confluent-kafka's
 ``AvroDeserializer`` (Confluent wire format, any Confluent-compatible registry), keeps a local
 copy (a JSON file) keyed by the record key, deletes a student on a tombstone, applies deletion
-notices (the whole record when ``fields`` is empty, else the named fields become null), commits
-the group's offsets once the copy is saved, and prints a JSON summary.
+notices (the whole record when ``fields`` is empty, else the named fields become null), saves the
+copy, acknowledges each notice on ``partner.<id>.acks`` (the proof of deletion: a
+``DeletionAck``, schemas/deletion_ack.avsc, encoded with ``AvroSerializer`` under the schema the
+district registered for ``partner.<id>.acks-value``), commits the group's offsets once the
+acknowledgements are written, and prints a JSON summary.
 
 One run reads to the end of both topics and stops; run it on a schedule (at least as often as
 the topic keeps tombstones, 30 days by default). The order makes notices safe to apply: the
 students topic's end is noted first, then notices are read to their end, then students up to
 the noted end. A notice comes in the same transaction as its tombstone or reduced view, so
 every notice is applied before that record and before anything newer about the student.
+A crash after the copy is saved and before the offsets are committed applies and acknowledges
+those notices again on the next run, which is harmless (the first acknowledgement counts).
 
     pip install 'confluent-kafka[avro]'
     python vendor_consumer.py --bootstrap 127.0.0.1:9092 \\
@@ -29,13 +34,14 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -141,6 +147,47 @@ class Reader:
         self.consumer.close()
 
 
+class Acknowledger:
+    """Writes a ``DeletionAck`` for each applied notice on ``partner.<id>.acks``, keyed like
+    the notice, with the schema id registered for the topic's value subject (a vendor's
+    registry user is read-only: nothing is registered)."""
+
+    def __init__(
+        self, kafka: dict[str, str], registry: SchemaRegistryClient, topic: str, partner: str
+    ) -> None:
+        self.topic, self.partner = topic, partner
+        self.encode = AvroSerializer(  # the latest schema of <topic>-value: its id and its text
+            registry, None, conf={"auto.register.schemas": False, "use.latest.version": True}
+        )
+        self.producer = Producer({**kafka, "enable.idempotence": True, "acks": "all"})
+        self.failed: list[str] = []
+
+    def ack(self, notice: dict[str, Any], deleted_at_ms: int, note: str) -> None:
+        key = str(notice["partner_student_key"])
+        value = {
+            "notice_id": str(notice["event_id"]),
+            "partner": self.partner,
+            "partner_student_key": key,
+            "deleted_at": deleted_at_ms,
+            "note": note,
+        }
+        encoded = self.encode(value, SerializationContext(self.topic, MessageField.VALUE))
+        self.producer.produce(self.topic, key=key.encode(), value=encoded, on_delivery=self.done)
+        self.producer.poll(0)
+
+    def done(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self.failed.append(str(err))
+
+    def flush(self) -> None:
+        """Wait until every acknowledgement is written; exit (committing nothing) if any was
+        not."""
+        left = self.producer.flush(60)
+        if left or self.failed:
+            problem = self.failed[0] if self.failed else f"{left} not delivered in 60s"
+            raise SystemExit(f"{self.topic}: {problem}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", required=True)
@@ -170,10 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         registry_conf["basic.auth.user.info"] = args.registry_user_info
     if args.registry_ca:
         registry_conf["ssl.ca.location"] = args.registry_ca
-    decode = AvroDeserializer(SchemaRegistryClient(registry_conf))
+    registry = SchemaRegistryClient(registry_conf)
+    decode = AvroDeserializer(registry)
 
     students_topic = f"{args.topic_prefix}partner.{args.partner}.students"
     notices_topic = f"{args.topic_prefix}partner.{args.partner}.notices"
+    acks_topic = f"{args.topic_prefix}partner.{args.partner}.acks"
     copy: dict[str, dict[str, Any]] = (
         json.loads(args.copy.read_text()) if args.copy.exists() else {}
     )
@@ -185,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         "notices": 0,
         "records_deleted_by_notices": 0,
         "fields_deleted_by_notices": 0,
+        "acknowledged": 0,
     }
+    applied: list[dict[str, Any]] = []  # the notices to acknowledge once the copy is saved
 
     def decoded(msg: Message) -> dict[str, Any]:
         value = decode(msg.value(), SerializationContext(msg.topic() or "", MessageField.VALUE))
@@ -194,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_notice(msg: Message) -> None:
         notice = decoded(msg)
         summary["notices"] += 1
+        applied.append(notice)
         key = notice["partner_student_key"]
         if not notice["fields"]:  # the whole record
             if copy.pop(key, None) is not None:
@@ -219,7 +271,14 @@ def main(argv: list[str] | None = None) -> int:
         reader.read(students_topic, students_end, on_student)  # 3. students
         tmp = args.copy.with_name(args.copy.name + ".tmp")
         tmp.write_text(json.dumps(copy, sort_keys=True))
-        tmp.replace(args.copy)  # save the copy, then commit
+        tmp.replace(args.copy)  # save the copy, then acknowledge, then commit
+        if applied:
+            deleted_at = int(time.time() * 1000)  # the copy holds the deletions from now on
+            acks = Acknowledger(kafka, registry, acks_topic, args.partner)
+            for notice in applied:
+                acks.ack(notice, deleted_at, note=str(summary["client"]))
+            acks.flush()
+            summary["acknowledged"] = len(applied)
         reader.commit()
     finally:
         reader.close()

@@ -4,10 +4,12 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.NullNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.ByteArrayOutputStream;
 import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URI;
+import java.net.URLEncoder;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
@@ -26,17 +28,26 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
+import java.util.concurrent.Future;
 import org.apache.avro.Schema;
 import org.apache.avro.generic.GenericData;
 import org.apache.avro.generic.GenericDatumReader;
+import org.apache.avro.generic.GenericDatumWriter;
+import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.BinaryEncoder;
 import org.apache.avro.io.DecoderFactory;
+import org.apache.avro.io.EncoderFactory;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.PartitionInfo;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
  * A vendor's consumer of its hallpass partner topics with the Apache Kafka Java client.
@@ -46,12 +57,18 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
  * big-endian schema id, the Avro body) with the writer schema from the registry's Confluent API
  * ({@code GET /schemas/ids/{id}}), keeps a local copy (a JSON file) keyed by the record key,
  * deletes a student on a tombstone, applies deletion notices (the whole record when
- * {@code fields} is empty, else the named fields become null), commits the group's offsets once
- * the copy is saved and prints a JSON summary.
+ * {@code fields} is empty, else the named fields become null), saves the copy, acknowledges each
+ * notice on {@code partner.<id>.acks} (the proof of deletion: a {@code DeletionAck},
+ * schemas/deletion_ack.avsc, encoded with Apache Avro in the Confluent wire format under the
+ * schema id the district registered for {@code partner.<id>.acks-value}, fetched with
+ * {@code GET /subjects/{subject}/versions/latest}), commits the group's offsets once the
+ * acknowledgements are written and prints a JSON summary.
  *
  * <p>One run reads to the end and stops: the students topic's end is noted first, then notices
  * are read to their end, then students up to the noted end, so every notice is applied before
- * the tombstone or reduced view of its transaction and before anything newer.
+ * the tombstone or reduced view of its transaction and before anything newer. A crash after the
+ * copy is saved and before the offsets are committed acknowledges those notices again on the next
+ * run, which is harmless (the first acknowledgement counts).
  *
  * <pre>
  * java -jar hallpass-vendor-consumer.jar --bootstrap 127.0.0.1:9092 \
@@ -101,6 +118,68 @@ public final class VendorConsumer {
     Schema schema = new Schema.Parser().parse(JSON.readTree(response.body()).get("schema").asText());
     schemas.put(id, schema);
     return schema;
+  }
+
+  /** The id and schema registered last under {@code subject} (nothing is registered: a
+   * vendor's registry user is read-only). */
+  JsonNode latest(String subject) throws IOException, InterruptedException {
+    String path = "/subjects/" + URLEncoder.encode(subject, StandardCharsets.UTF_8)
+        + "/versions/latest";
+    HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(registry + path))
+        .header("Accept", "application/vnd.schemaregistry.v1+json")
+        .timeout(Duration.ofSeconds(30));
+    if (registryAuth != null) {
+      request.header("Authorization", registryAuth);
+    }
+    HttpResponse<String> response = http.send(request.build(), HttpResponse.BodyHandlers.ofString());
+    if (response.statusCode() != 200) {
+      throw new IOException("registry: " + subject + ": HTTP " + response.statusCode()
+          + " (the district registers it: hallpass contracts apply)");
+    }
+    return JSON.readTree(response.body());
+  }
+
+  /** A record in the Confluent wire format: byte 0, the schema id (4 bytes, big-endian), the
+   * Avro body. */
+  static byte[] encode(int schemaId, Schema schema, GenericRecord record) throws IOException {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    out.write(0);
+    out.write(ByteBuffer.allocate(4).putInt(schemaId).array());
+    BinaryEncoder encoder = EncoderFactory.get().binaryEncoder(out, null);
+    new GenericDatumWriter<GenericRecord>(schema).write(record, encoder);
+    encoder.flush();
+    return out.toByteArray();
+  }
+
+  /** Acknowledges each notice on the acks topic, keyed like the notice; returns once every
+   * acknowledgement is written (an exception if one is not: then nothing is committed). */
+  void acknowledge(Properties base, String topic, String partner, List<ObjectNode> notices,
+      long deletedAt, String note) throws Exception {
+    JsonNode registered = latest(topic + "-value");
+    int schemaId = registered.get("id").asInt();
+    Schema schema = new Schema.Parser().parse(registered.get("schema").asText());
+    Properties config = new Properties();
+    config.putAll(base);
+    config.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true");
+    config.put(ProducerConfig.ACKS_CONFIG, "all");
+    try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(config,
+        new ByteArraySerializer(), new ByteArraySerializer())) {
+      List<Future<?>> sent = new ArrayList<>();
+      for (ObjectNode notice : notices) {
+        String key = notice.get("partner_student_key").asText();
+        GenericRecord ack = new GenericData.Record(schema);
+        ack.put("notice_id", notice.get("event_id").asText());
+        ack.put("partner", partner);
+        ack.put("partner_student_key", key);
+        ack.put("deleted_at", deletedAt);
+        ack.put("note", note);
+        sent.add(producer.send(new ProducerRecord<>(topic,
+            key.getBytes(StandardCharsets.UTF_8), encode(schemaId, schema, ack))));
+      }
+      for (Future<?> done : sent) {
+        done.get(); // throws if the broker did not take it
+      }
+    }
   }
 
   /** A Confluent-framed Avro value as JSON (dates and timestamps as the ints they are). */
@@ -195,13 +274,15 @@ public final class VendorConsumer {
     }
     String partner = args.get("partner");
     String prefix = args.getOrDefault("topic-prefix", "");
-    Properties kafka = new Properties();
+    Properties base = new Properties(); // the connection: the consumer's and the producer's
     if (args.containsKey("client-properties")) {
       try (InputStream in = new FileInputStream(args.get("client-properties"))) {
-        kafka.load(in);
+        base.load(in);
       }
     }
-    kafka.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args.get("bootstrap"));
+    base.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, args.get("bootstrap"));
+    Properties kafka = new Properties();
+    kafka.putAll(base);
     kafka.put(ConsumerConfig.GROUP_ID_CONFIG, args.getOrDefault("group", partner + "-java-vendor"));
     kafka.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
     kafka.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
@@ -212,6 +293,8 @@ public final class VendorConsumer {
         ? (ObjectNode) JSON.readTree(copyFile.toFile()) : JSON.createObjectNode();
     Map<String, Object> summary = new LinkedHashMap<>();
     int[] upserts = {0}, tombstones = {0}, notices = {0}, wholeDeleted = {0}, fieldsDeleted = {0};
+    List<ObjectNode> applied = new ArrayList<>(); // to acknowledge once the copy is saved
+    String client = "java kafka-clients";
 
     String registryUserInfo = args.getOrDefault("registry-user-info",
         System.getenv("REGISTRY_USER_INFO"));
@@ -219,10 +302,12 @@ public final class VendorConsumer {
     try {
       String students = prefix + "partner." + partner + ".students";
       String noticesTopic = prefix + "partner." + partner + ".notices";
+      String acksTopic = prefix + "partner." + partner + ".acks";
       Map<TopicPartition, Long> studentsEnd = vendor.ends(students); // 1. where students end
       vendor.read(vendor.ends(noticesTopic), record -> {               // 2. notices
         ObjectNode notice = vendor.decode(record.value());
         notices[0]++;
+        applied.add(notice);
         String key = notice.get("partner_student_key").asText();
         JsonNode fields = notice.get("fields");
         if (fields.isEmpty()) { // the whole record
@@ -245,20 +330,25 @@ public final class VendorConsumer {
       });
       Path tmp = copyFile.resolveSibling(copyFile.getFileName() + ".tmp");
       JSON.writeValue(tmp.toFile(), copy);
-      Files.move(tmp, copyFile, StandardCopyOption.REPLACE_EXISTING); // save, then commit
+      Files.move(tmp, copyFile, StandardCopyOption.REPLACE_EXISTING); // save, acknowledge,
+      if (!applied.isEmpty()) {                                         // then commit
+        long deletedAt = System.currentTimeMillis(); // the copy holds the deletions from now on
+        vendor.acknowledge(base, acksTopic, partner, applied, deletedAt, client);
+      }
       if (!vendor.toCommit.isEmpty()) {
         vendor.consumer.commitSync(vendor.toCommit);
       }
     } finally {
       vendor.consumer.close();
     }
-    summary.put("client", "java kafka-clients");
+    summary.put("client", client);
     summary.put("partner", partner);
     summary.put("upserts", upserts[0]);
     summary.put("tombstones", tombstones[0]);
     summary.put("notices", notices[0]);
     summary.put("records_deleted_by_notices", wholeDeleted[0]);
     summary.put("fields_deleted_by_notices", fieldsDeleted[0]);
+    summary.put("acknowledged", applied.size());
     summary.put("students_held", copy.size());
     System.out.println(JSON.writeValueAsString(summary));
   }
