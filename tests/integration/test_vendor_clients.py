@@ -7,6 +7,13 @@ after the initial load, and after parents' opt-outs (a directory opt-out narrows
 a notice naming fields; an opt-out of all sharing: a tombstone and a whole-record notice). Each
 copy must equal, key for key and field for field, what ``hallpass vendor pull`` holds.
 
+Proof of deletion: each consumer acknowledges every notice it applied on partner.<id>.acks
+(a DeletionAck in the Confluent wire format under the schema id registered for
+``partner.<id>.acks-value``, its note naming the client). ``hallpass vendor pull`` runs with
+``--no-ack`` here, so every acknowledgement on the topic is a consumer's: after the opt-outs
+``hallpass retractions --unacknowledged`` lists the new notices until the consumers run, and
+nothing after; each consumer's acknowledgements decode and name every notice once.
+
 Compression: the processor writes LZ4; kafkajs reads only gzip without plugins, so the bus
 creates partner topics with a topic-level ``compression.type=gzip`` (the broker recompresses;
 streams/policy/retention.py), and the kafkajs consumer reads them with no setting of its own.
@@ -35,13 +42,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
     ConfigResource,
     ResourceType,
 )
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.config import Connection
+from streams.kafka.wire import WireDecoder
+from tests.eventually import eventually
 from tests.processor_helpers import count_records, drop_prefix, hallpass
 
 try:  # the package layout of the streams/connectors refactor
@@ -221,7 +232,8 @@ class Vendors:
         return runs
 
     def pull(self, partner: str) -> tuple[dict[str, Any], str]:
-        """``hallpass vendor pull``: its copy and its report line."""
+        """``hallpass vendor pull --no-ack``: its copy and its report line (the consumers
+        alone acknowledge)."""
         copy = self.work / f"hallpass-{partner}.sqlite"
         result = hallpass(
             self.conn,
@@ -237,6 +249,7 @@ class Vendors:
             f"{partner}-hallpass-{self.group}",
             "--show",
             "0",
+            "--no-ack",
         )
         db = sqlite3.connect(copy)
         try:
@@ -244,6 +257,22 @@ class Vendors:
         finally:
             db.close()
         return records, result.stdout
+
+    def unacknowledged(self, partner: str) -> dict[str, Any]:
+        """``hallpass retractions --partner P --unacknowledged --format json``."""
+        out = hallpass(
+            self.conn,
+            self.topics,
+            self.work,
+            "retractions",
+            "--partner",
+            partner,
+            "--unacknowledged",
+            "--format",
+            "json",
+        )
+        parsed: dict[str, Any] = json.loads(out.stdout)
+        return parsed
 
 
 @dataclass
@@ -254,6 +283,10 @@ class Outcome:
     pulled_second: dict[str, Any]
     pull_reports: list[str]
     notices: int
+    #: ``hallpass retractions --unacknowledged`` after the opt-outs, before and after the
+    #: consumers' second run
+    unacknowledged_before: dict[str, Any]
+    unacknowledged_after: dict[str, Any]
 
 
 def topic_compression(conn: Connection, topic: str) -> str:
@@ -332,14 +365,55 @@ def outcome(vendors: Vendors) -> Outcome:
         )
     hallpass(conn, topics, work, "process", "--until-idle", "--contracts", str(CONTRACTS))
     lap("opt-outs processed")
+    before = vendors.unacknowledged(PARTNER)
 
     second = vendors.sync(PARTNER)
     pulled_second, report_second = vendors.pull(PARTNER)
     lap("second sync: " + ", ".join(f"{c} {r.seconds:.1f}s" for c, r in second.items()))
+    after = vendors.unacknowledged(PARTNER)
     notices = count_records(conn, topics.notices(PARTNER), "read_committed")
     return Outcome(
-        first, second, pulled_first, pulled_second, [report_first, report_second], notices
+        first,
+        second,
+        pulled_first,
+        pulled_second,
+        [report_first, report_second],
+        notices,
+        before,
+        after,
     )
+
+
+def records(conn: Connection, topic: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every record of ``topic`` (read_committed, to its end), read
+    independently of the code under test."""
+    consumer = Consumer(
+        conn.kafka_config(
+            {
+                "group.id": f"t-read-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+    )
+    found: list[tuple[bytes, bytes]] = []
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, -2) for p in partitions])
+        pending = set(partitions)
+
+        def done() -> bool:
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                if msg.error() is not None:
+                    pending.discard(msg.partition())
+                elif msg.value() is not None:
+                    found.append((msg.key() or b"", msg.value() or b""))
+            return not pending
+
+        eventually(done, 60, lambda: f"did not reach the end of {topic}", interval_s=0)
+    finally:
+        consumer.close()
+    return found
 
 
 def _pull_counts(report: str) -> tuple[int, int]:
@@ -379,6 +453,55 @@ def test_each_client_applies_tombstones_and_notices(outcome: Outcome, client: st
     assert second["fields_deleted_by_notices"] >= 1, second
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+def test_each_client_acknowledges_every_notice_it_applied(
+    vendors: Vendors, outcome: Outcome, client: str
+) -> None:
+    """Its acknowledgements are DeletionAcks under the schema id the district registered for
+    the acks topic, keyed like the notices, one per notice, each naming its notice."""
+    conn, topics = vendors.conn, vendors.topics
+    registry = SchemaRegistryClient(conn.registry_config())
+    decode = WireDecoder(registry).decode
+    notices = {
+        n["event_id"]: n for n in (decode(v) for _, v in records(conn, topics.notices(PARTNER)))
+    }
+    assert len(notices) == outcome.notices >= 3, "the opt-outs sent notices"
+    registered = registry.get_latest_version(f"{topics.acks(PARTNER)}-value").schema_id
+    name = outcome.first[client].summary["client"]
+    acks = []
+    for key, value in records(conn, topics.acks(PARTNER)):
+        assert value[0] == 0 and int.from_bytes(value[1:5], "big") == registered
+        ack = decode(value)
+        if ack["note"] == name:
+            acks.append((key, ack))
+    assert sorted(a["notice_id"] for _, a in acks) == sorted(notices), (
+        f"{client} should acknowledge each notice once"
+    )
+    now_ms = time.time() * 1000
+    for key, ack in acks:
+        notice = notices[ack["notice_id"]]
+        assert ack["partner"] == PARTNER
+        assert ack["partner_student_key"] == notice["partner_student_key"] == key.decode()
+        assert notice["retracted_at"] <= ack["deleted_at"] <= now_ms
+    runs = (outcome.first[client].summary, outcome.second[client].summary)
+    assert [r["acknowledged"] for r in runs] == [r["notices"] for r in runs]
+
+
+def test_retractions_lists_nothing_unacknowledged_once_the_clients_ran(
+    outcome: Outcome,
+) -> None:
+    """The opt-outs' notices are outstanding until the consumers run (``vendor pull`` does
+    not acknowledge here), and none is after."""
+    opted_out = outcome.second["python"].summary["notices"]
+    before = outcome.unacknowledged_before
+    assert len(before["retractions"]) == opted_out >= 3
+    assert {r["partner"] for r in before["retractions"]} == {PARTNER}
+    assert before["outstanding"][PARTNER]["count"] == opted_out
+    after = outcome.unacknowledged_after
+    assert after["retractions"] == []
+    assert after["outstanding"][PARTNER]["count"] == 0
+
+
 def test_the_clients_agree_on_every_count(outcome: Outcome) -> None:
     for runs in (outcome.first, outcome.second):
         summaries = [{k: v for k, v in r.summary.items() if k != "client"} for r in runs.values()]
@@ -398,6 +521,9 @@ def test_kafkajs_reads_partner_topics_as_the_bus_creates_them(
         argv, capture_output=True, text=True, timeout=300, env={**os.environ, **env}, check=False
     )
     assert result.returncode == 0, result.stderr
-    held = json.loads(result.stdout.strip().splitlines()[-1])["students_held"]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
     pulled, _ = vendors.pull(LZ4_PARTNER)
-    assert held == len(pulled)
+    assert summary["students_held"] == len(pulled)
+    # it acknowledged what it read: nothing of this partner is outstanding
+    assert summary["acknowledged"] == summary["notices"]
+    assert vendors.unacknowledged(LZ4_PARTNER)["retractions"] == []
