@@ -143,7 +143,8 @@ workers, given the Secret, would then refuse to start).
 {{/*
 The volumes of a hallpass pod: (dict "root" $ "user" "hallpass-processor" "partnerSecrets" true)
 Kafka password from the Secret Strimzi's User Operator writes for `user`; the registry's
-user-info; the partners' pseudonym secrets when `partnerSecrets`. The data volume is an
+user-info (the writer's, or the read-only user's with "registryUser" "reader"); the partners'
+pseudonym secrets when `partnerSecrets`. The data volume is an
 emptyDir unless "data" names a volume source.
 */}}
 {{- define "hallpass.volumes" -}}
@@ -160,7 +161,7 @@ emptyDir unless "data" names a volume source.
       - secret:
           name: {{ include "hallpass.registrySecret" .root }}
           items:
-            - key: writer.user-info
+            - key: {{ printf "%s.user-info" (default "writer" .registryUser) }}
               path: registry.user-info
 {{- end }}
 {{- if .partnerSecrets }}
