@@ -406,8 +406,127 @@ def test_users_have_exactly_the_acls_of_acl_plan(with_partners: bool, tmp_path: 
     assert one(render(values), "Kafka")["spec"]["kafka"]["authorization"]["superUsers"] == ["admin"]
     if with_partners:
         assert set(PARTNERS) <= set(users)
-    # the chart's one addition: the lag exporter may only describe
-    assert {rule[4] for rule in acl_rules(exporter)} == {"DESCRIBE"}
+    # the chart's one addition, the lag exporter: it describes, and reads only the proofs of
+    # deletion the auditor reads (every partner's notices and acks), never the ledger
+    proofs = {r[3] for r in plan if r[0] == "User:hallpass-auditor" and r[1] == "TOPIC"}
+    proofs.discard("audit.disclosures")
+    assert exporter_reads(exporter) == proofs
+    assert {rule[4] for rule in acl_rules(exporter)} == {"DESCRIBE", "READ"}
+
+
+def exporter_reads(user: dict[str, Any]) -> set[str]:
+    """The topics the user may read (literal names: a pattern would fail the caller)."""
+    reads = {r for r in acl_rules(user) if r[1] == "TOPIC" and r[4] == "READ"}
+    assert {r[2] for r in reads} <= {"LITERAL"} and "*" not in {r[3] for r in reads}
+    return {r[3] for r in reads}
+
+
+def may_read(user: dict[str, Any], topic: str) -> bool:
+    """Whether an ACL of ``user`` lets it read ``topic`` (literal, wildcard or prefix)."""
+    return any(
+        r[1] == "TOPIC"
+        and r[4] in {"READ", "ALL"}
+        and (r[3] in {topic, "*"} if r[2] == "LITERAL" else topic.startswith(r[3]))
+        for r in acl_rules(user)
+    )
+
+
+def check_exporter_follows_deletion_acks(
+    docs: list[dict[str, Any]], prefix: str = "", partners: tuple[str, ...] = PARTNERS
+) -> None:
+    """`lag-exporter --deletion-acks`, and its user may read every partner's notices and acks
+    and join the follower's groups (connectors/partner/acks.py READER_GROUP_PREFIX, never
+    under the topic prefix), but read no students topic; it decodes as the registry's
+    read-only user."""
+    (exporter,) = [
+        d for d in docs if d["kind"] == "Deployment" and "lag-exporter" in d["metadata"]["name"]
+    ]
+    pod = exporter["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert "--deletion-acks" in container["args"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HALLPASS_SASL_USERNAME"] == LAG_EXPORTER_USER
+    assert (
+        env["HALLPASS_SCHEMA_REGISTRY_USER_INFO_FILE"] == "/run/hallpass/private/registry.user-info"
+    )
+    secrets = {v["name"]: v for v in pod["volumes"]}["secrets"]["projected"]["sources"]
+    registry_keys = [
+        item["key"]
+        for source in secrets
+        if source["secret"]["name"].endswith("-registry-users")
+        for item in source["secret"]["items"]
+    ]
+    assert registry_keys == ["reader.user-info"]
+
+    user = of_kind(docs, "KafkaUser")[LAG_EXPORTER_USER]
+    proofs = {f"{prefix}partner.{p}.{kind}" for p in partners for kind in ("notices", "acks")}
+    assert exporter_reads(user) == proofs
+    rules = acl_rules(user)
+    for topic in proofs:
+        assert (
+            f"User:{LAG_EXPORTER_USER}",
+            "TOPIC",
+            "LITERAL",
+            topic,
+            "DESCRIBE",
+            "ALLOW",
+            "*",
+        ) in rules
+    students = [
+        t["spec"].get("topicName", name)
+        for name, t in of_kind(docs, "KafkaTopic").items()
+        if t["spec"].get("topicName", name).endswith(".students")
+    ]
+    assert sorted(students) == sorted(f"{prefix}partner.{p}.students" for p in partners)
+    for topic in students:
+        assert not may_read(user, topic), topic
+        assert not any(r[3] == topic for r in rules), topic
+    groups = {r[2:5] for r in rules if r[1] == "GROUP" and r[4] == "READ"}
+    assert groups == {("PREFIXED", "hallpass-disclosures-retractions-", "READ")}
+
+
+def test_the_lag_exporter_exports_deletion_acknowledgements_by_default() -> None:
+    """lagExporter.deletionAcks (on by default): the exporter serves the outstanding deletion
+    notices per partner that HallpassDeletionUnacknowledged watches."""
+    check_exporter_follows_deletion_acks(render(THREE_PARTNERS))
+    # no partner yet: the flag and the group, no topic to read
+    check_exporter_follows_deletion_acks(render(), partners=())
+
+
+def test_the_lag_exporter_follows_deletion_acks_under_a_topic_prefix(tmp_path: Path) -> None:
+    """The partners' topics as generate.py writes them for a deployment with a topic prefix;
+    the follower's groups are never prefixed."""
+    values = tmp_path / "prefixed.values.yaml"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "deploy" / "helm" / "generate.py"),
+            "--contracts",
+            str(REPO / "deploy" / "contracts"),
+            "--out",
+            str(values),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("HALLPASS_")},
+            "HALLPASS_TOPIC_PREFIX": "d7.",
+        },
+    )
+    docs = render((values, THREE_PARTNERS[1]))
+    check_exporter_follows_deletion_acks(docs, prefix="d7.")
+
+
+def test_without_deletion_acks_the_lag_exporter_only_describes() -> None:
+    docs = render(THREE_PARTNERS, ("lagExporter.deletionAcks=false",))
+    (exporter,) = [
+        d for d in docs if d["kind"] == "Deployment" and "lag-exporter" in d["metadata"]["name"]
+    ]
+    assert "--deletion-acks" not in exporter["spec"]["template"]["spec"]["containers"][0]["args"]
+    user = of_kind(docs, "KafkaUser")[LAG_EXPORTER_USER]
+    assert {rule[4] for rule in acl_rules(user)} == {"DESCRIBE"}
 
 
 def test_generated_files_are_current() -> None:
