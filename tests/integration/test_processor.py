@@ -50,6 +50,7 @@ from streams.policy.contracts import (
     resolve_allowances,
 )
 from streams.policy.decision import WithheldReason, partner_key
+from streams.policy.majority import MajorityAges, record_majority_at
 from streams.policy.views import ENVELOPE_FIELDS
 from streams.processor.app import apply_contracts, run_processor
 from streams.processor.clock import ManualClock
@@ -70,6 +71,7 @@ from tests.processor_helpers import (
     non_null_leaves,
     schema_leaf_paths,
 )
+from tests.provenance import GUARDIAN_SIGNED, STUDENT_SIGNED
 
 pytestmark = pytest.mark.kafka
 
@@ -990,6 +992,7 @@ def test_a_district_opt_out_binds_the_students_of_every_partition(run: BusRun) -
     others = sorted(s for s in snapshots if partition_for(s.encode(), 3) != x)
     a, b = others[:4], others[4:8]
     assert len(b) == 4
+    before, after = opt_out_at - 60_000, opt_out_at + 60_000
     grants = [
         ConsentEvent(
             event_id=f"t-grant-{student}",
@@ -1001,10 +1004,16 @@ def test_a_district_opt_out_binds_the_students_of_every_partition(run: BusRun) -
             categories=frozenset({"student_name"}),
             recorded_by="t",
             source_system="t",
+            # signed by whoever holds the right then (34 CFR 99.5: the student at 18)
+            **(
+                STUDENT_SIGNED
+                if (record_majority_at(snapshots[student].value, MajorityAges()) or before + 1)
+                <= before
+                else GUARDIAN_SIGNED
+            ),
         ).to_avro()
         for student in a
     ]
-    before, after = opt_out_at - 60_000, opt_out_at + 60_000
     try:
         apply_contracts(run.conn, run.contracts_dir, topics, secrets_file=run.secrets_file)
         publish(
