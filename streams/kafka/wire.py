@@ -134,10 +134,16 @@ class WireDecoder:
         registry: SchemaRegistryClient,
         reader_schema: Mapping[str, Any] | None = None,
         record_name: str | None = None,
+        expected_schema: Mapping[str, Any] | None = None,
     ) -> None:
         """``record_name``: the full name every writer schema must have (the input topic's
-        record); a record written with another schema is bad input."""
+        record); a record written with another schema is bad input. ``expected_schema``:
+        the schema the consumer checks records against; :meth:`conforms` says which records
+        were written with exactly that schema (their decoded values have its types)."""
         self._registry = registry
+        self._expected = _canonical(expected_schema) if expected_schema is not None else None
+        #: schema ids whose writer schema is ``expected_schema`` (parsing canonical form)
+        self._conforming: set[int] = set()
         self._reader = (
             parse(without_logical_types(reader_schema)) if reader_schema is not None else None
         )
@@ -171,7 +177,18 @@ class WireDecoder:
                 f"schema id {schema_id} is a {name}, not a "
                 f"{self._record_name} (the schema of this topic)"
             )
+        if self._expected is not None and _canonical(schema) == self._expected:
+            self._conforming.add(schema_id)
         return parsed
+
+    def conforms(self, data: bytes | None) -> bool:
+        """Was ``data`` (already decoded) written with exactly the expected schema? Then the
+        decoder gave every field the type that schema gives it, and a check of the decoded
+        record's types against it can be skipped."""
+        if data is None or len(data) < _HEADER.size:
+            return False
+        magic, schema_id = _HEADER.unpack_from(data)
+        return magic == MAGIC and schema_id in self._conforming
 
     def prime(self, subject: str) -> int:
         """Fetch and cache every registered version of ``subject`` (an input topic's
@@ -244,6 +261,12 @@ class WireDecoder:
         if not isinstance(record, dict):
             raise WireFormatError("the Avro body is not a record")
         return record
+
+
+def _canonical(schema: Any) -> str:
+    """A schema's Parsing Canonical Form (names, types, fields and order; no docs, defaults
+    or logical types, which do not change the types a decoder gives)."""
+    return str(fastavro.schema.to_parsing_canonical_form(parse(without_logical_types(schema))))
 
 
 def _lookup_failure(what: str, exc: BaseException) -> Exception:

@@ -346,7 +346,7 @@ def build_handler(
                 reference=functools.partial(_reference, secret),
             )
         )
-    change_decoder = WireDecoder(registry, record_name=_full_name(source))
+    change_decoder = WireDecoder(registry, record_name=_full_name(source), expected_schema=source)
     consent_schema = load_schema("consent_changed")
     consent_decoder = WireDecoder(
         registry, reader_schema=consent_schema, record_name=_full_name(consent_schema)
@@ -385,6 +385,7 @@ def build_handler(
             encode_dead_change=change_decoder.reencode,
             prefetch_change=change_decoder.prefetch,
             prefetch_consent=consent_decoder.prefetch,
+            change_conforms=change_decoder.conforms,
         ),
         HandlerSettings(
             partitions=partitions,

@@ -202,13 +202,16 @@ def change_rules(
         text_problem,
         today_utc,
     )
-    from streams.policy.schema_walk import last_name, leaves, values_at
+    from streams.policy.schema_walk import last_name, leaves
 
-    rules = [
-        (path, kind)
-        for path, f in leaves(schema)
-        if (kind := _leaf_kind(last_name(path), f.get("type"))) is not None
-    ]
+    # the rules grouped by the record that holds their leaves (one walk to it per group)
+    grouped: dict[str, list[tuple[str, str, str]]] = {}
+    for path, f in leaves(schema):
+        name = last_name(path)
+        kind = _leaf_kind(name, f.get("type"))
+        if kind is not None:
+            grouped.setdefault(path.rpartition(".")[0], []).append((name, kind, path))
+    groups = [(_holders_of(parent), rules) for parent, rules in grouped.items()]
 
     def problem_of(kind: str, value: Any, today: Any) -> str | None:
         if isinstance(value, list):
@@ -233,15 +236,43 @@ def change_rules(
             if found is not None:
                 return f"{name} {found}"
         today = today_utc(now_ms)
-        for path, kind in rules:
-            for value in values_at(change, path):
-                found = problem_of(kind, value, today)
-                if found is not None:
-                    return f"{path} {found}"
+        for holders_in, rules in groups:
+            for holder in holders_in(change):
+                get = holder.get
+                for name, kind, path in rules:
+                    value = get(name)
+                    if value is not None:
+                        found = problem_of(kind, value, today)
+                        if found is not None:
+                            return f"{path} {found}"
         found = district_problem(change.get("district_id"), known_districts)
         return f"district_id {found}" if found else None
 
     return refused
+
+
+def _holders_of(parent: str) -> Callable[[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The records at ``parent`` (``a``, ``a[].b``; ``""``: the change itself) in a change,
+    compiled once: one per array item on the way, none below a null (as
+    ``schema_walk.holders``)."""
+    steps = [(part.removesuffix("[]"), part.endswith("[]")) for part in parent.split(".") if part]
+
+    def holders_in(change: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        current: list[Any] = [change]
+        for name, is_array in steps:
+            below: list[Any] = []
+            for item in current:
+                child = item.get(name) if isinstance(item, Mapping) else None
+                if child is None:
+                    continue
+                if not is_array:
+                    below.append(child)
+                elif isinstance(child, list):
+                    below.extend(child)
+            current = below
+        return [item for item in current if isinstance(item, Mapping)]
+
+    return holders_in
 
 
 def consent_refused(

@@ -351,6 +351,36 @@ def test_a_record_of_another_schema_is_bad_input() -> None:
         decoder.decode(data)
 
 
+def test_only_records_written_with_the_student_schema_itself_skip_the_type_check() -> None:
+    """The decoder says a change conforms (its types are the schema's by construction, the
+    handler's type check is skipped) only for the student schema itself, docs and defaults
+    aside; a record of another version (a field of another type) is still checked."""
+    schema = load_schema("student_record_changed")
+    record = change("NY-1", NOW, "c-1")
+    same = WireEncoder(FakeRegistry(schema), "s", schema).encode(record)  # type: ignore[arg-type]
+    decoder = WireDecoder(FakeRegistry(schema), expected_schema=schema)  # type: ignore[arg-type]
+    assert decoder.decode(same)["student_id"] == "NY-1" and decoder.conforms(same)
+    assert not decoder.conforms(b"\x00\x00\x00\x00\x02" + same[5:])  # not decoded: unknown
+    assert not decoder.conforms(None) and not decoder.conforms(b"{}")
+
+    documented = orjson.loads(orjson.dumps(schema))
+    documented["doc"] = "the same schema, documented otherwise"
+    decoder = WireDecoder(FakeRegistry(documented), expected_schema=schema)  # type: ignore[arg-type]
+    decoder.decode(same)
+    assert decoder.conforms(same)
+
+    other = orjson.loads(orjson.dumps(schema))
+    [names] = [f for f in other["fields"] if f["name"] == "names"]
+    inner = names["type"][1] if isinstance(names["type"], list) else names["type"]
+    [first] = [f for f in inner["fields"] if f["name"] == "first_name"]
+    first["type"] = ["null", "long"]  # another version: a name of another type
+    record["names"]["first_name"] = 7
+    data = WireEncoder(FakeRegistry(other), "s", other).encode(record)  # type: ignore[arg-type]
+    decoder = WireDecoder(FakeRegistry(other), expected_schema=schema)  # type: ignore[arg-type]
+    assert decoder.decode(data)["names"]["first_name"] == 7
+    assert not decoder.conforms(data)
+
+
 assert NEVER_SHARE  # the harness strips them (the redaction test relies on it)
 
 
