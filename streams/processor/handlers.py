@@ -298,11 +298,16 @@ class BusHandler:
     def on_restored(self, tables: Tables) -> None:
         """Rebuild what is derived from the tables (timer heaps) after a restore."""
         for number, state in tables.partitions.items():
-            self.timers.rebuild(number, state.consent, state.clock)
-            for student, history in state.consent.items():
-                self._schedule_majority(
-                    number, student, self._majority_at(state.record(student)), history, state.clock
-                )
+            # from the due times kept beside each history: no history is decoded
+            self.timers.drop(number)
+            for student, events, dues in state.consent.dues():
+                for due in dues:
+                    if due > state.clock:
+                        self.timers.schedule(number, due, student)
+                if events and student in state.records:
+                    majority = self._majority_at(state.record(student))
+                    if majority is not None and majority > state.clock:
+                        self.timers.schedule(number, majority, student)
             self._districts_seen.pop(number, None)
             # a partition taken over from a worker further along the global table: what it
             # already acted on is on the global topic, so this worker knows it now instead

@@ -15,8 +15,9 @@ followed but had not yet acted on before a crash is acted on after the restore.
 
 from __future__ import annotations
 
+import struct
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,10 +76,124 @@ def pack(value: Any) -> bytes:
 
 
 def unpack(value: bytes) -> Any:
-    """A table value from :func:`pack`, or from an older changelog (JSON)."""
+    """A table value from :func:`pack` or :func:`consent_value` (its history's rows), or
+    from an older changelog (JSON)."""
     if value[:1] == _BINARY:
         return ormsgpack.unpackb(memoryview(value)[1:])
+    if value[:1] == _CONSENT_FORMAT:
+        return orjson.loads(memoryview(value)[_consent_body(value) :])
     return orjson.loads(value)
+
+
+#: first byte of a consent history value: then the number of its events and of its due
+#: times, the due times (every effective and expiry time of its events), then the history
+#: (``StudentConsentHistory.to_bytes``). A restore schedules the timers from the due times
+#: without decoding a history; histories written before it (JSON) are still read.
+_CONSENT_FORMAT = b"\x02"
+_CONSENT_HEAD = struct.Struct(">cHH")
+_DUE = struct.Struct(">q")
+
+
+def consent_value(history: StudentConsentHistory) -> bytes:
+    """A consent history as the consent table keeps it and its changelog holds it."""
+    dues = sorted(
+        {t for e in history.events for t in (e.effective_at, e.expires_at) if t is not None}
+    )
+    head = _CONSENT_HEAD.pack(_CONSENT_FORMAT, len(history.events), len(dues))
+    return head + b"".join(_DUE.pack(t) for t in dues) + history.to_bytes()
+
+
+def _consent_body(value: bytes) -> int:
+    dues: int = _CONSENT_HEAD.unpack_from(value)[2]
+    return _CONSENT_HEAD.size + dues * _DUE.size
+
+
+def consent_history(value: bytes) -> StudentConsentHistory:
+    """The history of a consent table value (or of an older changelog's JSON)."""
+    if value[:1] == _CONSENT_FORMAT:
+        return StudentConsentHistory.from_bytes(value[_consent_body(value) :])
+    return StudentConsentHistory.from_bytes(value)
+
+
+class ConsentTable(MutableMapping[str, StudentConsentHistory]):
+    """student -> consent history, each kept as its changelog bytes (:func:`consent_value`)
+    and decoded when a decision asks for it: a million students' histories take a fraction
+    of the memory of their objects, and a restore decodes none."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    #: decoded histories kept for the students asked for lately (a change event asks for
+    #: its student's history more than once); emptied when full
+    DECODED = 4096
+
+    def __init__(self) -> None:
+        self._raw: dict[str, bytes] = {}
+        self._decoded: dict[str, tuple[bytes, StudentConsentHistory]] = {}
+
+    def __getitem__(self, student: str) -> StudentConsentHistory:
+        return self._history(student, self._raw[student])
+
+    def get(self, student: str, default: Any = None) -> Any:
+        value = self._raw.get(student)
+        return default if value is None else self._history(student, value)
+
+    def _history(self, student: str, value: bytes) -> StudentConsentHistory:
+        found = self._decoded.get(student)
+        if found is not None and found[0] is value:
+            return found[1]
+        history = consent_history(value)
+        if len(self._decoded) >= self.DECODED:
+            self._decoded.clear()
+        self._decoded[student] = (value, history)
+        return history
+
+    def __setitem__(self, student: str, history: StudentConsentHistory) -> None:
+        self._raw[student] = consent_value(history)
+
+    def __delitem__(self, student: str) -> None:
+        del self._raw[student]
+
+    def __contains__(self, student: object) -> bool:
+        return student in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def raw(self, student: str) -> bytes | None:
+        return self._raw.get(student)
+
+    def put_raw(self, student: str, value: bytes | None) -> None:
+        """Keep ``value`` as it is (None removes the student)."""
+        if value is None:
+            self._raw.pop(student, None)
+        else:
+            self._raw[student] = value
+
+    def dues(self) -> Iterator[tuple[str, int, tuple[int, ...]]]:
+        """Per student, the number of events and every due time of its history, read from
+        the value's head (older values are decoded)."""
+        for student, value in self._raw.items():
+            if value[:1] == _CONSENT_FORMAT:
+                _, events, count = _CONSENT_HEAD.unpack_from(value)
+                at = _CONSENT_HEAD.size
+                times = struct.unpack_from(f">{count}q", value, at) if count else ()
+                yield student, events, times
+            else:
+                history = consent_history(value)
+                times = tuple(
+                    sorted(
+                        {
+                            t
+                            for e in history.events
+                            for t in (e.effective_at, e.expires_at)
+                            if t is not None
+                        }
+                    )
+                )
+                yield student, len(history.events), times
 
 
 def _district_needles(district: str) -> tuple[bytes, bytes]:
@@ -111,7 +226,7 @@ class Mark:
 class PartitionState:
     """The student tables of one input partition."""
 
-    consent: dict[str, StudentConsentHistory] = field(default_factory=dict)
+    consent: ConsentTable = field(default_factory=ConsentTable)
     #: student -> latest record, kept as its changelog bytes (:func:`pack`): a fraction of the
     #: memory of the decoded dicts, and restore needs no decoding; decoded when a decision
     #: needs it
@@ -158,9 +273,9 @@ class PartitionState:
         kind, student = key[:2], sys.intern(key[2:].decode())
         if kind == _CONSENT:
             if value is None:
-                self.consent.pop(student, None)
+                self.consent.put_raw(student, None)
             else:
-                self.consent[student] = StudentConsentHistory.from_bytes(value)
+                self.consent.put_raw(student, value)
         elif kind == _RECORD:
             if value is None:
                 self.records.pop(student, None)
@@ -247,12 +362,13 @@ class Tables:
 
     # writes: memory first, then the changelog record for the same transaction
     def set_consent(self, partition: int, student: str, history: StudentConsentHistory) -> None:
-        self._remember(self.partition(partition).consent, student)
-        self.partition(partition).consent[student] = history
+        table = self.partition(partition).consent
+        old = table.raw(student)
+        self._journal.append(lambda: table.put_raw(student, old))
+        value = consent_value(history)
+        table.put_raw(student, value)
         self._pending.append(
-            StateChange(
-                self.state_topic, partition, _CONSENT + student.encode(), history.to_bytes()
-            )
+            StateChange(self.state_topic, partition, _CONSENT + student.encode(), value)
         )
 
     def set_record(self, partition: int, student: str, record: dict[str, Any]) -> None:

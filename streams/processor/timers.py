@@ -6,9 +6,9 @@ contract starts and ends and scheduled district opt-outs (and their lifts) act a
 on every worker. Each
 partition remembers the processing time up to which it acted (its ``clock`` in the tables,
 written in the same transaction as what it caused); a timer fires for what came due after it.
-Per-student due times live in a heap per partition, rebuilt from the consent histories after
-a restore; contract and district dates are few and read from the contracts and the global
-district table.
+Per-student due times live in a heap per partition, rebuilt after a restore from the due
+times the consent table keeps beside each history (no history decoded); contract and
+district dates are few and read from the contracts and the global district table.
 """
 
 from __future__ import annotations
@@ -37,13 +37,6 @@ class StudentTimers:
             for due in (event.effective_at, event.expires_at):
                 if due is not None and due > after_ms:
                     self.schedule(partition, due, student)
-
-    def rebuild(
-        self, partition: int, histories: Mapping[str, StudentConsentHistory], after_ms: int
-    ) -> None:
-        self._heaps[partition] = []
-        for student, history in histories.items():
-            self.schedule_history(partition, student, history, after_ms)
 
     def drop(self, partition: int) -> None:
         self._heaps.pop(partition, None)

@@ -41,7 +41,7 @@ from streams.config import Connection
 from streams.kafka.admin import ensure_topics
 from streams.kafka.names import ENV_TOPIC_PREFIX, Topics, TopicSpec
 from streams.kafka.wire import WireDecoder
-from streams.policy.consent import StudentConsentHistory
+from streams.processor.state import consent_history
 from tests.kafka_helpers import latest_by_key, read_topic
 from tests.local_stack_helpers import (
     CONTROLLER_PORT,
@@ -294,7 +294,7 @@ def _consent_histories(conn: Connection, topics: Topics) -> dict[str, frozenset[
     histories: dict[str, frozenset[str]] = {}
     for key, value in latest_by_key(read_topic(conn, topics.state)).items():
         if key.startswith(b"c|") and value is not None:
-            events = StudentConsentHistory.from_bytes(value).events
+            events = consent_history(value).events
             histories[key[2:].decode()] = frozenset(e.event_id for e in events)
     return histories
 

@@ -101,6 +101,49 @@ def test_a_changelog_written_as_json_by_an_older_version_is_still_read() -> None
     assert sorted(state.students_of_district(record["district_id"])) == ["NY-001", "NY-002"]
 
 
+def test_consent_histories_are_kept_as_bytes_and_a_restore_decodes_none() -> None:
+    """The consent table keeps each history as its changelog bytes with its due times in
+    front: a restore schedules the timers from those (no history decoded), a history is
+    decoded when asked for, and a history written as JSON by an older version is read."""
+    later = grant("NY-1", NOW + 5000)
+    history = StudentConsentHistory((grant("NY-1", NOW - 1000), later))
+    tables = Tables()
+    tables.set_consent(0, "NY-1", history)
+    [written] = tables.take_changes()
+    assert written.value is not None and written.value[:1] == b"\x02"
+    restored = Tables().partition(0)
+    restored.load(b"c|NY-1", written.value)
+    restored.load(b"c|NY-2", StudentConsentHistory((grant("NY-2", NOW),)).to_bytes())  # JSON
+    assert restored.consent["NY-1"] == history and restored.consent.get("NY-3") is None
+    assert {s: (n, dues) for s, n, dues in restored.consent.dues()} == {
+        "NY-1": (2, (NOW - 1000, NOW + 5000)),
+        "NY-2": (1, (NOW,)),
+    }
+    bus = Bus()
+    worker = bus.cluster.workers[0]
+    number = partition_for(b"NY-1", PARTITIONS)
+    worker.tables.partition(number).load(b"c|NY-1", written.value)
+    worker.tables.partition(number).clock = NOW  # acted on up to now: only the later grant
+    worker.handler.on_restored(worker.tables)
+    assert worker.handler.timers.pop_due(number, NOW + 4999) == {}
+    assert worker.handler.timers.pop_due(number, NOW + 5000) == {"NY-1": NOW + 5000}
+
+
+def test_a_consent_write_rolled_back_leaves_the_history_as_committed() -> None:
+    tables = Tables()
+    first = StudentConsentHistory((grant("NY-1", NOW - 1000),))
+    tables.set_consent(0, "NY-1", first)
+    tables.take_changes()
+    tables.forget()
+    tables.set_consent(
+        0, "NY-1", StudentConsentHistory((grant("NY-1", NOW - 1000), grant("NY-1", NOW)))
+    )
+    tables.set_consent(0, "NY-2", first)
+    tables.rollback()
+    assert tables.partition(0).consent["NY-1"] == first
+    assert "NY-2" not in tables.partition(0).consent
+
+
 def test_a_failure_while_deciding_is_a_redacted_dead_letter_and_rolls_the_tables_back() -> None:
     """A view encoder that fails for one student (any exception, not only the expected
     kinds): the record is a dead letter without its never-share values, the consent and
