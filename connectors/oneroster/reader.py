@@ -53,7 +53,6 @@ from connectors.oneroster.tables import (
     entity_changes,
     read_tables,
 )
-from connectors.source.avro import SchemaEncoder
 from connectors.source.config import SourceConfig
 from connectors.source.rejects import (
     WHOLE_ROW,
@@ -63,6 +62,7 @@ from connectors.source.rejects import (
     write_rejects,
 )
 from connectors.source.state import Delivered, EntityChanges, SourceStateStore, fingerprint
+from streams.kafka.avro_writer import SchemaEncoder
 from streams.policy.catalog import load_schema
 
 _EVENT_ID_NAMESPACE: Final[uuid.UUID] = uuid.UUID("6f1c2a52-3d0e-4b8e-9a57-0c6e3f1b9d41")

@@ -16,9 +16,9 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connectors.source.avro import SchemaEncoder
 from streams.config import Connection
 from streams.errors import HallpassError
+from streams.kafka.avro_writer import SchemaEncoder
 from streams.kafka.names import CHANGES, CONSENT, Topics
 from streams.kafka.wire import MAGIC, WireEncoder
 from streams.metrics import ConnectorMetrics

@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from streams.errors import HallpassError
+from streams.kafka.avro_writer import SchemaEncoder
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -111,14 +112,14 @@ class WireEncoder:
             if refused is not None:
                 raise refused from exc
             raise
-        self._parsed = parse(schema if logical_types else without_logical_types(schema))
         self._header = _HEADER.pack(MAGIC, self.schema_id)
+        # fastavro's bytes and errors, by a writer generated for the schema (issue 17)
+        self._encoder = SchemaEncoder(
+            schema if logical_types else without_logical_types(schema), self._header
+        )
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        out = io.BytesIO()
-        out.write(self._header)
-        fastavro.schemaless_writer(out, self._parsed, record)
-        return out.getvalue()
+        return self._encoder.encode(record)
 
 
 class WireDecoder:

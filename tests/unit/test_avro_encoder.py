@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.simulation.stream import simulate
-from connectors.source.avro import SchemaEncoder, _varint
+from streams.kafka.avro_writer import SchemaEncoder, _varint
 from streams.policy.catalog import load_schema
 from tests.unit.strategies import records_of, student_schemas
 

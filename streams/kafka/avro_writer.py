@@ -1,4 +1,5 @@
-"""Avro binary encoding specialised to one schema: the publishers' hot path (issue 17).
+"""Avro binary encoding specialised to one schema: the publishers' and the processor's hot path
+(issue 17).
 
 fastavro's ``schemaless_writer`` validates every ``["null", record]`` union it meets by
 walking the whole record below it, so a student record (14 such unions, two levels deep, about
