@@ -65,11 +65,19 @@ def test_targets_say_met_not_met_or_not_measured() -> None:
     found = {
         t["path"]: t["met"]
         for t in targets(
-            {"processor": {"3": {"events_per_s": summary([12_000.0]), "ratio_to_codec": 0.4}}}
+            {
+                "processor": {
+                    "3": {"events_per_s": summary([12_000.0]), "ratio_to_relay": 0.4},
+                    "10": {"events_per_s": summary([7_000.0])},
+                },
+                "scale": {"1000000": {"rss_bytes": summary([600.0 * 2**20])}},
+            }
         )
     }
     assert found["processor.3.events_per_s"] is True
-    assert found["processor.3.ratio_to_codec"] is False
+    assert found["processor.3.ratio_to_relay"] is False
+    assert found["processor.10.events_per_s"] is True
+    assert found["scale.1000000.rss_bytes"] is False
     assert found["latency.p99_s"] is None
 
 
