@@ -58,6 +58,7 @@ from streams.kafka.wire import WireDecoder, WireEncoder
 from streams.policy.catalog import field_catalog, load_schema
 from streams.policy.consent import ConsentEvent, ConsentKind
 from streams.policy.contracts import load_contracts
+from streams.policy.decision import partner_reference
 from streams.processor.app import (
     apply_contracts,
     build_handler,
@@ -438,6 +439,10 @@ def latency_once(bench: Bench, topics: Topics, rate: int, seconds: float) -> dic
     total = min(int(rate * seconds), len(changes))  # each event id sent once
     ids = [str(decoder.decode(ev.value)["event_id"]) for ev in changes[:total]]
     id_of_value = {ev.value: ids[i] for i, ev in enumerate(changes[:total])}
+    # a partner's record carries its own id for the decision (one per event and partner,
+    # made with the partner's secret), never the source event's: map it back
+    secret = load_partner_secrets(bench.secrets, ["measurely"], lambda _m: None)["measurely"]
+    id_of_view = {partner_reference(f"view|{i}:measurely", secret): i for i in ids}
     sent: dict[str, float] = {}
     received: dict[str, dict[str, float]] = {partner_topic: {}, topics.changes: {}}
     try:
@@ -481,7 +486,7 @@ def latency_once(bench: Bench, topics: Topics, rate: int, seconds: float) -> dic
                 event_id = (
                     id_of_value.get(value)
                     if topic == topics.changes
-                    else str(decoder.decode(value)["event_id"])
+                    else id_of_view.get(str(decoder.decode(value)["event_id"]))
                 )
                 seen = received[topic]
                 if event_id in sent and event_id not in seen:
