@@ -15,7 +15,7 @@ Pure: no I/O, nothing imported from the rest of hallpass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,23 +178,29 @@ def leaves(
 def holders(value: Any, path: str) -> Iterator[Mapping[str, Any]]:
     """The records inside a value that hold the last name of ``path`` (one per array item on
     the way; none below a null). ``path``'s last name is :func:`last_name`."""
-    *parents, _ = path.split(".")
-    current: list[Any] = [value]
-    for part in parents:
-        name, is_array = part.removesuffix("[]"), part.endswith("[]")
-        below: list[Any] = []
-        for item in current:
-            child = item.get(name) if isinstance(item, Mapping) else None
-            if child is None:
-                continue
-            if not is_array:
-                below.append(child)
-            elif isinstance(child, list):
-                below.extend(child)
-        current = below
-    for item in current:
-        if isinstance(item, Mapping):
-            yield item
+    yield from holders_of(path)(value)
+
+
+def holders_of(path: str) -> Callable[[Any], list[Mapping[str, Any]]]:
+    """:func:`holders` for one ``path``, compiled once (for a walk repeated per record)."""
+    steps = [(part.removesuffix("[]"), part.endswith("[]")) for part in path.split(".")[:-1]]
+
+    def holders_in(value: Any) -> list[Mapping[str, Any]]:
+        current: list[Any] = [value]
+        for name, is_array in steps:
+            below: list[Any] = []
+            for item in current:
+                child = item.get(name) if isinstance(item, Mapping) else None
+                if child is None:
+                    continue
+                if not is_array:
+                    below.append(child)
+                elif isinstance(child, list):
+                    below.extend(child)
+            current = below
+        return [item for item in current if isinstance(item, Mapping)]
+
+    return holders_in
 
 
 def last_name(path: str) -> str:

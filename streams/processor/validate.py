@@ -202,7 +202,7 @@ def change_rules(
         text_problem,
         today_utc,
     )
-    from streams.policy.schema_walk import last_name, leaves
+    from streams.policy.schema_walk import holders_of, last_name, leaves
 
     # the rules grouped by the record that holds their leaves (one walk to it per group)
     grouped: dict[str, list[tuple[str, str, str]]] = {}
@@ -211,7 +211,7 @@ def change_rules(
         kind = _leaf_kind(name, f.get("type"))
         if kind is not None:
             grouped.setdefault(path.rpartition(".")[0], []).append((name, kind, path))
-    groups = [(_holders_of(parent), rules) for parent, rules in grouped.items()]
+    groups = [(holders_of(rules[0][2]), rules) for rules in grouped.values()]
 
     def problem_of(kind: str, value: Any, today: Any) -> str | None:
         if isinstance(value, list):
@@ -249,30 +249,6 @@ def change_rules(
         return f"district_id {found}" if found else None
 
     return refused
-
-
-def _holders_of(parent: str) -> Callable[[Mapping[str, Any]], list[Mapping[str, Any]]]:
-    """The records at ``parent`` (``a``, ``a[].b``; ``""``: the change itself) in a change,
-    compiled once: one per array item on the way, none below a null (as
-    ``schema_walk.holders``)."""
-    steps = [(part.removesuffix("[]"), part.endswith("[]")) for part in parent.split(".") if part]
-
-    def holders_in(change: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        current: list[Any] = [change]
-        for name, is_array in steps:
-            below: list[Any] = []
-            for item in current:
-                child = item.get(name) if isinstance(item, Mapping) else None
-                if child is None:
-                    continue
-                if not is_array:
-                    below.append(child)
-                elif isinstance(child, list):
-                    below.extend(child)
-            current = below
-        return [item for item in current if isinstance(item, Mapping)]
-
-    return holders_in
 
 
 def consent_refused(
