@@ -30,7 +30,7 @@ from streams.config import Connection
 from streams.errors import HallpassError
 from streams.kafka.names import Topics
 from streams.kafka.read_to_end import read_to_end, topic_partitions
-from streams.kafka.wire import WireDecoder, WireEncoder
+from streams.kafka.wire import WireDecoder, WireEncoder, WireFormatError
 from streams.policy.catalog import load_schema
 from streams.policy.retractions import Ack, Join, Notice, Outstanding, join, outstanding_by_partner
 
@@ -167,21 +167,27 @@ def read_retractions(
 # -- writing acknowledgements (the vendor) -----------------------------------------------
 
 
+class AckSchemaMissing(HallpassError, LookupError):
+    """The acknowledgement schema is not registered for this partner's acks topic."""
+
+
 class AckWriter:
     """Acknowledges notices on ``partner.<id>.acks`` (idempotent producer, acks=all)."""
 
     def __init__(self, conn: Connection, topics: Topics, partner: str) -> None:
         self.partner = partner
         self.topic = topics.acks(partner)
-        schema = load_schema("deletion_ack")
         registry = SchemaRegistryClient(conn.registry_config())
         subject = f"{self.topic}-value"
-        try:  # a vendor's registry credentials are read-only: `contracts apply` registered it
-            self.encoder = WireEncoder(registry, subject, schema, register=False)
-        except HallpassError:
-            raise
-        except Exception:
-            self.encoder = WireEncoder(registry, subject, schema)
+        # a vendor's registry credentials are read-only: `contracts apply` registered the
+        # schema, and the latest version is read (a lookup is a POST, refused to readers)
+        try:
+            self.encoder = WireEncoder.latest(registry, subject)
+        except WireFormatError as exc:
+            raise AckSchemaMissing(
+                f"no acknowledgement schema is registered under {subject} ({exc}): the "
+                "district's admin registers it with `hallpass contracts apply`"
+            ) from exc
         self.producer = Producer(
             conn.kafka_config({"enable.idempotence": True, "acks": "all", "linger.ms": 20})
         )

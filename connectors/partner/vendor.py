@@ -24,7 +24,7 @@ from streams.config import Connection
 from streams.errors import HallpassError
 from streams.kafka.names import Topics
 from streams.kafka.read_to_end import TopicUnreadableError, read_to_end, topic_partitions
-from streams.kafka.wire import WireDecoder
+from streams.kafka.wire import WireDecoder, WireFormatError
 from streams.policy.catalog import load_schema
 
 
@@ -36,6 +36,8 @@ class SyncReport:
     #: deletion notices read, and acknowledged on partner.<id>.acks
     notices: int = 0
     acknowledged: int = 0
+    #: records on the notices topic that are not deletion notices (not acknowledged)
+    unreadable: int = 0
 
 
 class VendorCopyError(HallpassError, RuntimeError):
@@ -168,6 +170,7 @@ def pull_partner(
     try:
         notices: list[dict[str, Any]] = []
         ends: dict[int, int] = {}
+        unreadable = 0
         numbers = topic_partitions(consumer, notices_topic) if ack else None
         if numbers:
             decoder = WireDecoder(
@@ -181,10 +184,15 @@ def pull_partner(
             ]
             for msg in read_to_end(consumer, start, timeout_s):
                 ends[msg.partition() or 0] = (msg.offset() or 0) + 1
-                if msg.value() is not None:
+                if msg.value() is None:
+                    continue
+                try:
                     notices.append(decoder.decode(msg.value()))
+                except WireFormatError:
+                    unreadable += 1  # not a notice: nothing to delete, nothing to acknowledge
         report = sync_partner_topic(conn, topics.partner(partner), copy, group_id, timeout_s)
         report.notices = len(notices)
+        report.unreadable = unreadable
         if notices:
             deleted_at = int(time.time() * 1000)  # the copy holds the deletions from now on
             writer = AckWriter(conn, topics, partner)

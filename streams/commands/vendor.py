@@ -52,6 +52,11 @@ def vendor_pull(
         ctx.connection(), ctx.topics(), partner, copy, group_id or f"{partner}-vendor", ack=ack
     )
     acked = f"; acknowledged {report.acknowledged} deletion notices" if ack else ""
+    if report.unreadable:
+        acked += (
+            f"; {report.unreadable} record(s) on the notices topic are not deletion notices "
+            "(not Avro of the registry: skipped, not acknowledged; tell the district)"
+        )
     click.echo(
         f"{partner}: {report.upserts} upserts, {report.deletes} deletions "
         f"{report.delete_reasons or ''}; local copy holds {len(copy)} students{acked}"

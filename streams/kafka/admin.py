@@ -16,7 +16,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from confluent_kafka.cimpl import NewTopic
 
 from streams.config import Connection
+from streams.errors import HallpassError
 from streams.kafka.names import TopicSpec
+
+
+class TopicCreationRefused(HallpassError, PermissionError):
+    """The cluster refused to create a topic this principal may not create."""
 
 
 def ensure_topics(
@@ -43,7 +48,14 @@ def ensure_topics(
             future.result()
             created.append(name)
         except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            error = exc.args[0].name()
+            if error == "TOPIC_AUTHORIZATION_FAILED":
+                raise TopicCreationRefused(
+                    f"not allowed to create topic {name}: create it as the admin "
+                    "(`hallpass contracts apply` or `hallpass topics check --fix`), or grant "
+                    "this principal CREATE on it (`hallpass acl plan`)"
+                ) from exc
+            if error != "TOPIC_ALREADY_EXISTS":
                 raise
     _await_metadata(admin, [t.topic for t in wanted], timeout_s)
     return created

@@ -121,6 +121,26 @@ class WireEncoder:
     def encode(self, record: Mapping[str, Any]) -> bytes:
         return self._encoder.encode(record)
 
+    @classmethod
+    def latest(cls, registry: SchemaRegistryClient, subject: str) -> WireEncoder:
+        """An encoder for the latest version registered under ``subject``, found with a
+        read (GET): for a client whose registry credentials are read-only (a vendor), which
+        may neither register nor look a schema up (a POST)."""
+        try:
+            found = registry.get_latest_version(subject)
+        except Exception as exc:
+            raise _lookup_failure(f"subject {subject}", exc) from exc
+        if found.schema_id is None or found.schema is None:
+            raise WireFormatError(f"the registry gave no schema for {subject}")
+        encoder = cls.__new__(cls)
+        encoder.subject = subject
+        encoder.schema_id = found.schema_id
+        encoder._header = _HEADER.pack(MAGIC, found.schema_id)
+        encoder._encoder = SchemaEncoder(
+            json.loads(found.schema.schema_str or "{}"), encoder._header
+        )
+        return encoder
+
 
 class WireDecoder:
     """Decodes Confluent-framed Avro of any schema id, fetching each writer schema once.

@@ -425,7 +425,16 @@ def check_copartitioned(
     start if the inputs, the repartition topic and the state changelog do not have the same
     number of partitions: the state of partition p lives in changelog partition p, and the
     worker that owns p reads partition p of every input. Returns that number."""
-    ensure_topics(conn, bus_topics(input_partitions(conn, topics), topics, settings))
+    # the processor's own topics: not the DLQ replay markers, which only the admin's `dlq
+    # replay` writes (the processor has no right to create them on a secure cluster)
+    ensure_topics(
+        conn,
+        [
+            spec
+            for spec in bus_topics(input_partitions(conn, topics), topics, settings)
+            if spec.name != topics.changes_dlq_replayed
+        ],
+    )
     names = [topics.changes, topics.consent, topics.repartition, topics.state]
     counts = partition_counts(conn, names)
     changes = counts[topics.changes]
